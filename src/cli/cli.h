@@ -1,0 +1,73 @@
+/*
+ * cli: the operator and auditor commands, one file each.  wharf.c holds the
+ * command table; every command gets the global options already parsed.
+ *
+ * Exit codes (documented in wharf(1) and the README):
+ *   0  success
+ *   1  the command worked and found problems (check: invalid config;
+ *      verify: tampering; ingest/once: a file was rejected or failed)
+ *   2  usage error
+ *   3  configuration could not be loaded
+ *   4  operational failure (ledger, disk, network)
+ *   5  another wharf server holds the state directory
+ */
+#ifndef WHARF_CLI_H
+#define WHARF_CLI_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "ledger/ledger.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_PROBLEMS = 1,
+    EXIT_USAGE = 2,
+    EXIT_CONFIG = 3,
+    EXIT_FAILURE_OP = 4,
+    EXIT_LOCKED = 5,
+};
+
+struct cli {
+    const char *config_path; /* -c */
+    struct wharf_config cfg;
+    bool cfg_loaded;
+    struct ledger *ledger;
+};
+
+struct command {
+    const char *name;
+    int (*fn)(struct cli *c, int argc, char **argv);
+    const char *usage;   /* "wharf status [--json]" */
+    const char *summary; /* one line */
+};
+
+int cli_main(int argc, char **argv);
+extern const struct command commands[];
+
+/* Load config (exit code on failure, printing the problems). */
+int cli_config(struct cli *c);
+/* Load config and open the ledger. */
+int cli_ledger(struct cli *c);
+/* True when argv holds -h/--help; prints the command's usage. */
+bool cli_wants_help(const struct command *cmd, int argc, char **argv);
+const struct command *cli_find(const char *name);
+void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The commands. */
+int cmd_check(struct cli *c, int argc, char **argv);
+int cmd_once(struct cli *c, int argc, char **argv);
+int cmd_run(struct cli *c, int argc, char **argv);
+int cmd_ingest(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_intakes(struct cli *c, int argc, char **argv);
+int cmd_show(struct cli *c, int argc, char **argv);
+int cmd_rejects(struct cli *c, int argc, char **argv);
+int cmd_replay(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_trust(struct cli *c, int argc, char **argv);
+int cmd_pause(struct cli *c, int argc, char **argv);
+int cmd_resume(struct cli *c, int argc, char **argv);
+
+#endif

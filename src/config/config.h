@@ -1,0 +1,193 @@
+/*
+ * config: wharf.yaml and the profiles, as typed structs.
+ *
+ * config_load reads wharf.yaml (or the built-in defaults when there is none),
+ * profiles_load reads every profiles/<name>.yaml.  Both report every problem
+ * they find into a struct diags (file:line:column: key.path: what is wrong
+ * and what would be valid) and keep going; a profile with any problem is not
+ * returned.  Unknown keys are errors.
+ *
+ * All defaults live in defaults.h, documented there and in
+ * docs/configuration.md.
+ */
+#ifndef WHARF_CONFIG_H
+#define WHARF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/diag.h"
+#include "config/node.h"
+
+enum source_type { SOURCE_SPOOL, SOURCE_SFTP };
+enum after_action { AFTER_DELETE, AFTER_MOVE, AFTER_LEAVE };
+enum data_format { FORMAT_AUTO, FORMAT_CSV, FORMAT_XML };
+enum on_invalid { ON_INVALID_REJECT, ON_INVALID_SPLIT };
+enum dup_policy { DUP_SKIP, DUP_REJECT, DUP_LOAD };
+enum target_type { TARGET_SQLITE };
+enum load_mode { LOAD_APPEND, LOAD_REPLACE, LOAD_UPSERT };
+enum order_by { ORDER_NONE, ORDER_NAME, ORDER_MTIME };
+enum header_match { HEADER_EXACT, HEADER_ANY_ORDER };
+
+struct strlist {
+    char **v;
+    size_t n;
+};
+
+struct source_conf {
+    enum source_type type;
+    char *path;          /* spool dir, or remote dir */
+    char *pattern;       /* glob on the file name */
+    bool recursive;
+    struct strlist ignore; /* globs of names never taken */
+    int64_t stable_for_ms; /* 0: not used */
+    char *done_file;       /* "{name}.done", NULL: not used */
+    int64_t min_age_ms;
+    enum after_action after;
+    char *after_dir;
+    /* sftp */
+    char *host;
+    int port;
+    char *user;
+    char *key_file;
+    char *passphrase_file;
+    char *password_file;
+    char *known_hosts;
+    int64_t timeout_ms;
+    int max_transfers;
+};
+
+struct schedule_conf {
+    int64_t every_ms; /* 0 when cron is used */
+    char *cron;
+    char *timezone;
+};
+
+struct expect_conf {
+    uint8_t days;   /* bit 0 = Sunday */
+    int by_minutes; /* minutes after local midnight */
+    int64_t missing_after_ms;
+    char *timezone;
+};
+
+struct csv_conf {
+    bool dialect_pinned;
+    char delimiter;
+    char quote;
+    bool header;
+    char *schema;             /* Table Schema file, relative to schemas_dir */
+    struct node *inline_fields; /* inline `fields:` (a seq), owned */
+    enum header_match header_match;
+    bool header_case_insensitive;
+};
+
+struct xml_field {
+    char *column;
+    char *path; /* "child", "child/grand", "@attr" */
+};
+
+struct xml_conf {
+    char *schema; /* XSD, relative to schemas_dir */
+    char *record; /* "/orders/order" */
+    struct xml_field *fields;
+    size_t n_fields;
+};
+
+struct target_conf {
+    enum target_type type;
+    char *path;
+    char *table;
+    enum load_mode mode;
+    struct strlist key; /* upsert key columns */
+};
+
+struct limits_conf {
+    uint64_t max_bytes;   /* expanded bytes per intake */
+    double max_ratio;     /* expanded / compressed */
+    uint64_t max_entries; /* archive members */
+    uint64_t max_line;    /* bytes per CSV record */
+    uint64_t max_field;   /* bytes per field */
+    uint64_t max_errors;  /* errors kept in a report */
+    uint64_t max_depth;   /* XML nesting */
+};
+
+struct retry_conf {
+    int max_attempts;
+    int64_t backoff_ms;     /* first delay */
+    int64_t backoff_max_ms; /* cap */
+};
+
+struct profile {
+    char *name;
+    char *file; /* the YAML it came from */
+    bool enabled;
+    struct source_conf source;
+    struct schedule_conf schedule;
+    struct expect_conf *expect;
+    size_t n_expect;
+    char *encoding; /* "auto" or a charset name */
+    enum data_format format;
+    struct csv_conf csv;
+    struct xml_conf xml;
+    struct target_conf target;
+    enum on_invalid on_invalid;
+    uint64_t max_invalid_count; /* split: 0 = no count limit */
+    double max_invalid_pct;     /* split: <0 = no percent limit */
+    enum dup_policy duplicates;
+    bool archive_parts_independent;
+    struct limits_conf limits;
+    struct retry_conf retry;
+    enum order_by order;
+    int concurrency;
+};
+
+struct wharf_config {
+    char *file; /* NULL when built-in defaults are used */
+    char *state_dir;
+    char *profiles_dir;
+    char *schemas_dir;
+    int workers;
+    char *ledger_type; /* "sqlite" */
+    char *ledger_path; /* default <state_dir>/ledger.db */
+    char *known_hosts; /* global known_hosts for sftp sources */
+    char *alert;       /* command run with an event as JSON on stdin */
+    int log_json;      /* -1 auto, 0 text, 1 json */
+    /* derived */
+    char *work_dir, *archive_dir, *rejects_dir, *quarantine_dir;
+};
+
+struct profile_set {
+    struct profile **v;
+    size_t n;
+};
+
+/* path NULL: ./wharf.yaml if present, else defaults. Returns 0 when clean. */
+int config_load(const char *path, struct wharf_config *cfg, struct diags *d);
+void config_free(struct wharf_config *cfg);
+
+/* Load profiles from cfg->profiles_dir; names NULL/n==0 means all.
+ * Returns 0 when every requested profile loaded clean. */
+int profiles_load(const struct wharf_config *cfg, char **names, size_t n, struct profile_set *set,
+                  struct diags *d);
+/* Fill a zeroed profile with every default (defaults.h); tests build
+ * profiles this way and then set what they need. */
+void profile_defaults(struct profile *p);
+void config_defaults(struct wharf_config *cfg, const char *state_dir);
+
+/* Parse one profile file. NULL when it has problems (added to d). */
+struct profile *profile_load(const struct wharf_config *cfg, const char *path, struct diags *d);
+void profile_free(struct profile *p);
+void profiles_free(struct profile_set *set);
+struct profile *profiles_find(const struct profile_set *set, const char *name);
+
+/* Resolve a schema reference under schemas_dir; refuses absolute paths and
+ * "..".  Returns malloc'd path or NULL. */
+char *config_schema_path(const struct wharf_config *cfg, const char *ref);
+
+/* A SQL identifier wharf accepts from a profile: [A-Za-z_][A-Za-z0-9_]{0,62}. */
+bool ident_valid(const char *s);
+/* fnmatch-style glob syntax check (balanced brackets, no '/'). */
+bool glob_valid(const char *s);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * defaults: every default value of wharf.yaml and of a profile, in one
+ * place.  docs/configuration.md lists the same values for operators.
+ */
+#ifndef WHARF_DEFAULTS_H
+#define WHARF_DEFAULTS_H
+
+/* wharf.yaml */
+#define DEF_STATE_DIR    "var"
+#define DEF_PROFILES_DIR "profiles"
+#define DEF_SCHEMAS_DIR  "schemas"
+#define DEF_WORKERS      2
+#define DEF_LEDGER_TYPE  "sqlite"
+#define DEF_LEDGER_FILE  "ledger.db" /* under state_dir */
+
+/* profile: source */
+#define DEF_PATTERN        "*"
+#define DEF_IGNORE         ".*", "*.tmp", "*.part", "*.partial", "*.filepart", "*~"
+#define DEF_STABLE_FOR_MS  10000 /* used when neither stable_for nor done_file is given */
+#define DEF_SFTP_PORT      22
+#define DEF_SFTP_TIMEOUT_MS 30000
+#define DEF_MAX_TRANSFERS  4
+
+/* profile: schedule */
+#define DEF_EVERY_MS 30000
+#define DEF_TIMEZONE "UTC"
+#define DEF_MISSING_AFTER_MS (2 * 3600 * 1000) /* late at `by`, missing 2h later */
+
+/* profile: processing */
+#define DEF_ENCODING "auto"
+
+/* profile: limits */
+#define DEF_MAX_BYTES   (10ULL * 1024 * 1024 * 1024) /* 10 GiB expanded */
+#define DEF_MAX_RATIO   200.0
+#define DEF_MAX_ENTRIES 10000
+#define DEF_MAX_LINE    (1024 * 1024) /* 1 MiB per CSV record */
+#define DEF_MAX_FIELD   (256 * 1024)
+#define DEF_MAX_ERRORS  100
+#define DEF_MAX_DEPTH   256
+
+/* profile: retry of transient failures */
+#define DEF_MAX_ATTEMPTS    8
+#define DEF_BACKOFF_MS      1000
+#define DEF_BACKOFF_MAX_MS  (15 * 60 * 1000)
+
+#define DEF_CONCURRENCY 1
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * ledger: the durable record of every intake, its state transitions and
+ * events, the sightings that decide completeness, and the hash chain over
+ * sealed bags.  SQLite now (ledger_sqlite.c); PostgreSQL later for several
+ * nodes sharing work.  Nothing backend-specific leaks out of this header.
+ *
+ * States (see pipeline.c for what each step does):
+ *
+ *   found -> taken -> inspected -> validated -> loaded -> sealed -> done
+ *                         \            \
+ *                          +------------+--> rejected -> sealed -> done
+ *   any unfinished state -> failed (parked for the operator; replayable)
+ *   found -> skipped (duplicate content)
+ *
+ * Every transition is a compare-and-set (from -> to) committed durably
+ * before the caller acts on the outside world.
+ */
+#ifndef WHARF_LEDGER_H
+#define WHARF_LEDGER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "util/ids.h"
+#include "util/sha256.h"
+
+enum intake_state {
+    ST_FOUND,
+    ST_TAKEN,
+    ST_INSPECTED,
+    ST_VALIDATED,
+    ST_LOADED,
+    ST_REJECTED,
+    ST_SEALED,
+    ST_DONE,
+    ST_FAILED,
+    ST__COUNT
+};
+
+const char *state_name(enum intake_state s);
+int state_parse(const char *s, enum intake_state *out);
+
+enum outcome { OUT_NONE, OUT_LOADED, OUT_REJECTED, OUT_DUPLICATE };
+const char *outcome_name(enum outcome o);
+
+struct intake {
+    char id[ID_LEN];
+    char *profile;
+    char *source;      /* "spool:/path" or "sftp://user@host:port/path" */
+    char *path;        /* relative path in the source */
+    char *name;        /* original file name */
+    uint64_t size;
+    int64_t mtime_ns;
+    char sha256[SHA256_HEX_LEN]; /* "" until taken */
+    enum intake_state state;
+    enum intake_state failed_from; /* for ST_FAILED: where it stopped */
+    enum outcome outcome;
+    int attempts;
+    int64_t next_attempt_ms;
+    char *last_error;
+    int64_t created_ms, updated_ms;
+    uint64_t rows;
+    char *bag;          /* bag directory once sealed */
+    char *replay_of;    /* intake id this one replays */
+    char *replayed_by;  /* newest replay of this one */
+    json_t *info;       /* evidence: encoding, format, target... (object) */
+};
+
+struct intake_filter {
+    const char *profile;
+    int state;          /* -1: any */
+    bool unfinished;    /* not done / failed */
+    bool rejects;       /* outcome rejected and not replayed */
+    int64_t since_ms;   /* sealed at or after; 0: any */
+    int64_t limit;      /* 0: all */
+};
+
+struct chain_link {
+    int64_t seq;
+    char intake[ID_LEN];
+    char tagmanifest[SHA256_HEX_LEN];
+    char prev[SHA256_HEX_LEN];
+    char link[SHA256_HEX_LEN];
+    int64_t time_ms;
+};
+
+typedef int (*intake_fn)(void *ctx, const struct intake *in);
+typedef int (*event_fn)(void *ctx, int64_t time_ms, const char *kind, const char *detail_json);
+typedef int (*chain_fn)(void *ctx, const struct chain_link *cl);
+
+struct ledger;
+
+struct ledger_ops {
+    int (*claim)(struct ledger *l, struct intake *in, struct werr *e);
+    int (*transition)(struct ledger *l, const char *id, enum intake_state from,
+                      enum intake_state to, const char *kind, json_t *detail, struct werr *e);
+    int (*update)(struct ledger *l, const struct intake *in, struct werr *e);
+    int (*event)(struct ledger *l, const char *id, const char *kind, json_t *detail,
+                 struct werr *e);
+    int (*get)(struct ledger *l, const char *id, struct intake *out, struct werr *e);
+    int (*list)(struct ledger *l, const struct intake_filter *f, intake_fn fn, void *ctx,
+                struct werr *e);
+    int (*events)(struct ledger *l, const char *id, event_fn fn, void *ctx, struct werr *e);
+    int (*find_loaded)(struct ledger *l, const char *profile, const char *sha256,
+                       char id[ID_LEN], struct werr *e);
+    int (*sighting)(struct ledger *l, const char *profile, const char *path, uint64_t size,
+                    int64_t mtime_ns, int64_t now_ms, int64_t *first_seen_ms, struct werr *e);
+    int (*sightings_prune)(struct ledger *l, const char *profile, int64_t before_ms,
+                           struct werr *e);
+    int (*chain_append)(struct ledger *l, const char *id, const char *tagmanifest,
+                        struct chain_link *out, struct werr *e);
+    int (*chain_walk)(struct ledger *l, chain_fn fn, void *ctx, struct werr *e);
+    int (*kv_get)(struct ledger *l, const char *key, char **value, struct werr *e);
+    int (*kv_set)(struct ledger *l, const char *key, const char *value, struct werr *e);
+    int (*check)(struct ledger *l, char **result, struct werr *e);
+    void (*close)(struct ledger *l);
+};
+
+struct ledger {
+    const struct ledger_ops *ops;
+    void *impl;
+};
+
+/* Opens (creating and migrating) the ledger at path. */
+struct ledger *ledger_open_sqlite(const char *path, struct werr *e);
+
+/* Claim a drop: inserts the intake in state found.  The claim key
+ * (profile, source, path, size, mtime) is unique: returns 1 when claimed
+ * (in->id filled), 0 when someone already claimed that drop, -1 on error. */
+static inline int ledger_claim(struct ledger *l, struct intake *in, struct werr *e)
+{
+    return l->ops->claim(l, in, e);
+}
+/* Compare-and-set: returns 1 when moved, 0 when the intake was not in
+ * `from` (someone else moved it), -1 on error.  Records an event of `kind`
+ * with detail (stolen; may be NULL). */
+static inline int ledger_transition(struct ledger *l, const char *id, enum intake_state from,
+                                    enum intake_state to, const char *kind, json_t *detail,
+                                    struct werr *e)
+{
+    return l->ops->transition(l, id, from, to, kind, detail, e);
+}
+/* Writes the mutable fields (sha256, attempts, next attempt, last error,
+ * rows, bag, outcome, info, replay links) of an intake. */
+static inline int ledger_update(struct ledger *l, const struct intake *in, struct werr *e)
+{
+    return l->ops->update(l, in, e);
+}
+static inline int ledger_event(struct ledger *l, const char *id, const char *kind,
+                               json_t *detail, struct werr *e)
+{
+    return l->ops->event(l, id, kind, detail, e);
+}
+/* 1 found, 0 no such intake (a unique prefix of an id is accepted), -1 error. */
+static inline int ledger_get(struct ledger *l, const char *id, struct intake *out,
+                             struct werr *e)
+{
+    return l->ops->get(l, id, out, e);
+}
+static inline int ledger_list(struct ledger *l, const struct intake_filter *f, intake_fn fn,
+                              void *ctx, struct werr *e)
+{
+    return l->ops->list(l, f, fn, ctx, e);
+}
+static inline int ledger_events(struct ledger *l, const char *id, event_fn fn, void *ctx,
+                                struct werr *e)
+{
+    return l->ops->events(l, id, fn, ctx, e);
+}
+/* 1 when content with this sha256 was already loaded for the profile (id
+ * filled), 0 when not. */
+static inline int ledger_find_loaded(struct ledger *l, const char *profile, const char *sha256,
+                                     char id[ID_LEN], struct werr *e)
+{
+    return l->ops->find_loaded(l, profile, sha256, id, e);
+}
+/* Record that (path, size, mtime) was seen now; *first_seen_ms is when it was
+ * first seen with this size and mtime. */
+static inline int ledger_sighting(struct ledger *l, const char *profile, const char *path,
+                                  uint64_t size, int64_t mtime_ns, int64_t now_ms,
+                                  int64_t *first_seen_ms, struct werr *e)
+{
+    return l->ops->sighting(l, profile, path, size, mtime_ns, now_ms, first_seen_ms, e);
+}
+static inline int ledger_sightings_prune(struct ledger *l, const char *profile,
+                                         int64_t before_ms, struct werr *e)
+{
+    return l->ops->sightings_prune(l, profile, before_ms, e);
+}
+/* link = sha256(prev link || tag manifest sha256), prev of the first = 64 '0'. */
+static inline int ledger_chain_append(struct ledger *l, const char *id, const char *tagmanifest,
+                                      struct chain_link *out, struct werr *e)
+{
+    return l->ops->chain_append(l, id, tagmanifest, out, e);
+}
+static inline int ledger_chain_walk(struct ledger *l, chain_fn fn, void *ctx, struct werr *e)
+{
+    return l->ops->chain_walk(l, fn, ctx, e);
+}
+/* Small persistent settings (pause flags, SLA alert marks). *value NULL when absent. */
+static inline int ledger_kv_get(struct ledger *l, const char *key, char **value, struct werr *e)
+{
+    return l->ops->kv_get(l, key, value, e);
+}
+static inline int ledger_kv_set(struct ledger *l, const char *key, const char *value,
+                                struct werr *e)
+{
+    return l->ops->kv_set(l, key, value, e);
+}
+/* Integrity check of the store itself; *result "ok" when fine. */
+static inline int ledger_check(struct ledger *l, char **result, struct werr *e)
+{
+    return l->ops->check(l, result, e);
+}
+static inline void ledger_close(struct ledger *l)
+{
+    if (l)
+        l->ops->close(l);
+}
+
+void intake_clear(struct intake *in);
+json_t *intake_json(const struct intake *in);
+
+/* link = sha256(prev || tagmanifest) as hex, the chain's one formula. */
+void chain_link_compute(const char *prev, const char *tagmanifest, char out[SHA256_HEX_LEN]);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * bag: a sealed intake on disk, a BagIt (RFC 8493) directory:
+ *
+ *   <dir>/bagit.txt               BagIt-Version: 1.0 / Tag-File-Character-Encoding: UTF-8
+ *   <dir>/bag-info.txt            Bagging-Date, Payload-Oxum, External-Identifier, Wharf-*
+ *   <dir>/data/<original name>    the original bytes, as received
+ *   <dir>/manifest-sha256.txt     "<sha256>  data/<name>" per payload file
+ *   <dir>/report.json, report.txt (rejects; tag files)
+ *   <dir>/tagmanifest-sha256.txt  sha256 of every tag file above
+ *
+ * bag_seal builds the bag in a temp directory beside dir, fsyncs every file
+ * and directory, and renames it into place: a bag either exists whole or
+ * not at all.  It is idempotent: when dir already exists (a crash after the
+ * rename, before the ledger knew), it is verified and its tag manifest hash
+ * returned.
+ */
+#ifndef WHARF_BAG_H
+#define WHARF_BAG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "report.h"
+#include "util/err.h"
+#include "util/sha256.h"
+
+struct bag_file {
+    const char *name;     /* "data/orders.csv" (payload) or "report.json" (tag file) */
+    const char *src_path; /* copy from this file, or */
+    const char *content;  /* write this literal content */
+    size_t len;
+};
+
+struct bag_kv {
+    const char *key; /* "Wharf-Profile" */
+    const char *value;
+};
+
+int bag_seal(const char *dir, const struct bag_file *files, size_t n, const struct bag_kv *info,
+             size_t n_info, char tagmanifest_sha[SHA256_HEX_LEN], struct werr *e);
+/* Re-hash every file against both manifests, check Payload-Oxum and that no
+ * payload file is missing or unlisted.  0: intact, 1: problems added to rep,
+ * -1: could not check (e). tagmanifest_sha receives the tag manifest's hash. */
+int bag_verify(const char *dir, char tagmanifest_sha[SHA256_HEX_LEN], struct report *rep,
+               struct werr *e);
+/* BagIt path encoding of a file name for manifests: %, CR, LF percent-encoded. */
+char *bag_encode_path(const char *name);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * source: where drops are found.  One implementation per backend (spool.c,
+ * sftp.c) behind this table of function pointers.
+ *
+ * A source only lists, fetches and finishes; deciding whether a drop is
+ * complete (stable_for, done_file, min_age) and whether it is new is the
+ * same for every backend and lives in source.c over the ledger.
+ *
+ * A drop is identified by (path, size, mtime): a re-used name with new
+ * content is a new drop, and files sharing one mtime are never confused.
+ */
+#ifndef WHARF_SOURCE_H
+#define WHARF_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "util/err.h"
+#include "util/sha256.h"
+
+struct ledger;
+
+struct drop {
+    char *path; /* relative to the source root ("sub/orders_1.csv") */
+    char *name; /* base name */
+    uint64_t size;
+    int64_t mtime_ns;
+    bool has_done;   /* its done file exists */
+    char *done_path; /* relative path of the done file, when configured */
+    char *unsafe;    /* not NULL: why it must be quarantined (symlink, FIFO, hard link...) */
+};
+
+struct drop_list {
+    struct drop *v;
+    size_t n, cap;
+};
+
+struct source;
+
+struct source_ops {
+    const char *name;
+    int (*open)(struct source *s, struct werr *e);
+    /* Every name matching the pattern and not ignored, with unsafe ones
+     * marked (they are quarantined by the caller, never opened). */
+    int (*list)(struct source *s, struct drop_list *out, struct werr *e);
+    /* Bring the drop's bytes into dest (a new file; the backend writes it
+     * durably), checking the content still matches size and mtime.
+     * sha256 and bytes describe what was written.  A spool may rename instead
+     * of copying when the file is not needed afterwards (after: delete). */
+    int (*fetch)(struct source *s, const struct drop *d, const char *dest,
+                 char sha256[SHA256_HEX_LEN], uint64_t *bytes, struct werr *e);
+    /* Apply `after:` (delete | move | leave) once sealed.  Idempotent: a drop
+     * already gone is success. */
+    int (*finish)(struct source *s, const struct drop *d, struct werr *e);
+    /* Move an unsafe entry aside (spool: into quarantine_dir). */
+    int (*quarantine)(struct source *s, const struct drop *d, const char *qdir, struct werr *e);
+    void (*close)(struct source *s);
+};
+
+struct source {
+    const struct source_ops *ops;
+    const struct wharf_config *cfg;
+    const struct profile *profile;
+    void *impl;
+};
+
+extern const struct source_ops source_spool_ops;
+extern const struct source_ops source_sftp_ops;
+
+int source_open(struct source *s, const struct wharf_config *cfg, const struct profile *p,
+                struct werr *e);
+void source_close(struct source *s);
+
+/* Of the listed drops, which are complete now: applies stable_for (with the
+ * ledger's sightings), done_file and min_age.  Complete drops are moved to
+ * the front of the list; returns their count. */
+size_t source_ready(struct ledger *l, const struct profile *p, struct drop_list *list,
+                    int64_t now_ms);
+void drop_list_add(struct drop_list *l, const struct drop *d);
+void drop_list_free(struct drop_list *l);
+void drop_free(struct drop *d);
+/* Expand "{name}.done" for a name. */
+char *done_name(const char *pattern, const char *name);
+bool name_ignored(const struct profile *p, const char *name);
+
+#endif

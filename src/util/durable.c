@@ -1,0 +1,290 @@
+/*
+ * durable: crash-safe file writes (see durable.h for the rule).
+ */
+#include "util/durable.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/xmalloc.h"
+
+int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int dfile_open(struct dfile *f, const char *path, mode_t mode, bool hashing, struct werr *e)
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    int tries;
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->path = xstrdup(path);
+    for (tries = 0; tries < 100; tries++) {
+        unsigned char r[8];
+        char suffix[9];
+        int i;
+        for (i = 0; i < 8; i++)
+            r[i] = (unsigned char)rand();
+        for (i = 0; i < 8; i++)
+            suffix[i] = alnum[r[i] % 36];
+        suffix[8] = 0;
+        free(f->tmp);
+        f->tmp = xasprintf("%s.tmp-%s", path, suffix);
+        f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (f->fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (f->fd < 0) {
+        werr_sys(e, "%s: create", f->tmp);
+        free(f->tmp);
+        free(f->path);
+        f->tmp = f->path = NULL;
+        return -1;
+    }
+    f->hashing = hashing;
+    if (hashing)
+        sha256_init(&f->hash);
+    return 0;
+}
+
+int dfile_write(struct dfile *f, const void *buf, size_t len, struct werr *e)
+{
+    if (write_all(f->fd, buf, len) < 0) {
+        werr_sys(e, "%s: write", f->path);
+        return -1;
+    }
+    if (f->hashing)
+        sha256_update(&f->hash, buf, len);
+    f->bytes += len;
+    return 0;
+}
+
+int dfile_commit(struct dfile *f, char hex[SHA256_HEX_LEN], struct werr *e)
+{
+    int r = -1;
+    if (fsync(f->fd) < 0) {
+        werr_sys(e, "%s: fsync", f->path);
+        e->transient = false; /* never retried on this descriptor */
+        goto out;
+    }
+    if (close(f->fd) < 0) {
+        f->fd = -1;
+        werr_sys(e, "%s: close", f->path);
+        goto out;
+    }
+    f->fd = -1;
+    if (rename(f->tmp, f->path) < 0) {
+        werr_sys(e, "%s: rename", f->path);
+        goto out;
+    }
+    free(f->tmp);
+    f->tmp = NULL;
+    if (fsync_parent(f->path, e) < 0)
+        goto out;
+    if (f->hashing) {
+        if (hex)
+            sha256_final(&f->hash, hex);
+        else
+            sha256_abort(&f->hash);
+        f->hashing = false;
+    }
+    r = 0;
+out:
+    dfile_abort(f);
+    return r;
+}
+
+void dfile_abort(struct dfile *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    if (f->tmp)
+        unlink(f->tmp);
+    if (f->hashing)
+        sha256_abort(&f->hash);
+    f->hashing = false;
+    free(f->tmp);
+    free(f->path);
+    f->tmp = f->path = NULL;
+}
+
+int durable_write(const char *path, const void *data, size_t len, struct werr *e)
+{
+    struct dfile f;
+    if (dfile_open(&f, path, 0644, false, e) < 0)
+        return -1;
+    if (dfile_write(&f, data, len, e) < 0) {
+        dfile_abort(&f);
+        return -1;
+    }
+    return dfile_commit(&f, NULL, e);
+}
+
+int fsync_dir(const char *dir, struct werr *e)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        werr_sys(e, "%s: open directory", dir);
+        return -1;
+    }
+    if (fsync(fd) < 0) {
+        werr_sys(e, "%s: fsync directory", dir);
+        e->transient = false;
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int fsync_parent(const char *path, struct werr *e)
+{
+    char *copy = xstrdup(path);
+    int r = fsync_dir(dirname(copy), e);
+    free(copy);
+    return r;
+}
+
+int durable_rename(const char *from, const char *to, struct werr *e)
+{
+    char *a, *b;
+    int r = 0;
+    if (rename(from, to) < 0) {
+        werr_sys(e, "rename %s -> %s", from, to);
+        return -1;
+    }
+    a = xstrdup(from);
+    b = xstrdup(to);
+    if (fsync_dir(dirname(b), e) < 0)
+        r = -1;
+    else if (strcmp(dirname(a), b) != 0 && fsync_dir(a, e) < 0)
+        r = -1;
+    free(a);
+    free(b);
+    return r;
+}
+
+int durable_unlink(const char *path, struct werr *e)
+{
+    if (unlink(path) < 0 && errno != ENOENT) {
+        werr_sys(e, "%s: unlink", path);
+        return -1;
+    }
+    return fsync_parent(path, e);
+}
+
+int mkdirs(const char *path, mode_t mode, struct werr *e)
+{
+    char *p = xstrdup(path), *s;
+    int r = -1;
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+        p[--len] = 0;
+    for (s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, mode) == 0) {
+                if (fsync_parent(p, e) < 0)
+                    goto out;
+            } else if (errno != EEXIST) {
+                werr_sys(e, "%s: mkdir", p);
+                goto out;
+            } else {
+                struct stat st;
+                if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                    werr_set(e, "%s: exists and is not a directory", p);
+                    goto out;
+                }
+            }
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    r = 0;
+out:
+    free(p);
+    return r;
+}
+
+static int rmtree_at(int dirfd, const char *name, const char *shown, struct werr *e)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : (werr_sys(e, "%s", shown), -1);
+    if (S_ISDIR(st.st_mode)) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+        if (fd < 0)
+            return werr_sys(e, "%s", shown), -1;
+        d = fdopendir(fd);
+        if (!d) {
+            close(fd);
+            return werr_sys(e, "%s", shown), -1;
+        }
+        while (r == 0 && (de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            r = rmtree_at(dirfd(d), de->d_name, shown, e);
+        }
+        closedir(d);
+        if (r < 0)
+            return -1;
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            return werr_sys(e, "%s: rmdir", shown), -1;
+        return 0;
+    }
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return werr_sys(e, "%s: unlink", shown), -1;
+    return 0;
+}
+
+int rmtree(const char *path, struct werr *e)
+{
+    return rmtree_at(AT_FDCWD, path, path, e);
+}
+
+int copy_fd(int src, struct dfile *dst, struct werr *e)
+{
+    static __thread char buf[1 << 17];
+    for (;;) {
+        ssize_t n = read(src, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            werr_sys(e, "read");
+            return -1;
+        }
+        if (n == 0)
+            return 0;
+        if (dfile_write(dst, buf, (size_t)n, e) < 0)
+            return -1;
+    }
+}

@@ -1,0 +1,76 @@
+/*
+ * log: one line per call, written with a single write(2) so lines from
+ * several threads never interleave.
+ */
+#include "util/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/durable.h"
+#include "util/parse.h"
+#include "util/xmalloc.h"
+
+static int json_mode = -1;
+static enum log_level min_level = LOG_INFO;
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void log_init(int json, enum log_level min)
+{
+    json_mode = json < 0 ? !isatty(2) : json;
+    min_level = min;
+}
+
+void wlog(enum log_level level, const char *profile, const char *intake, const char *event,
+          json_t *fields, const char *fmt, ...)
+{
+    char msg[2048], ts[32];
+    va_list ap;
+    char *line = NULL;
+
+    if (level < min_level) {
+        json_decref(fields);
+        return;
+    }
+    if (json_mode < 0)
+        json_mode = !isatty(2);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    format_time_ms(now_ms(), ts);
+
+    if (json_mode) {
+        json_t *o = json_object();
+        json_object_set_new(o, "time", json_string(ts));
+        json_object_set_new(o, "level", json_string(level_names[level]));
+        if (profile)
+            json_object_set_new(o, "profile", json_string(profile));
+        if (intake)
+            json_object_set_new(o, "intake", json_string(intake));
+        if (event)
+            json_object_set_new(o, "event", json_string(event));
+        json_object_set_new(o, "message", json_string(msg));
+        if (fields)
+            json_object_set(o, "fields", fields);
+        char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        line = s ? xasprintf("%s\n", s) : NULL;
+        free(s);
+        json_decref(o);
+    } else {
+        char *f = fields && json_object_size(fields) ? json_dumps(fields, JSON_COMPACT) : NULL;
+        line = xasprintf("%.12s %-5s %s%s%s%s%s%s %s%s%s\n", ts + 11, level_names[level],
+                         profile ? profile : "", profile ? " " : "", intake ? intake : "",
+                         intake ? " " : "", event ? event : "", event ? ":" : "", msg,
+                         f ? " " : "", f ? f : "");
+        free(f);
+    }
+    json_decref(fields);
+    if (line) {
+        write_all(2, line, strlen(line));
+        free(line);
+    }
+}

@@ -1,0 +1,85 @@
+/*
+ * validate: checks one part against the profile's schema and, when asked,
+ * hands every valid record to a callback as a typed row.
+ *
+ * A validator is compiled once per profile (Table Schema for CSV, XSD plus
+ * the shredding map for XML) and reused for every intake; `wharf check`
+ * compiles them to report schema problems.
+ *
+ * validator_run streams the part (bounded memory whatever its size):
+ *  - every problem goes into rep (capped there, counted always);
+ *  - fn, when not NULL, is called for every valid row in order;
+ *  - invalid_csv, when not NULL (on_invalid: split), receives each invalid
+ *    record followed by its errors.
+ * Returns 0 when the part was read to the end (res and rep tell how it
+ * went), -1 when it could not be (e filled), or fn's -1.
+ */
+#ifndef WHARF_VALIDATE_H
+#define WHARF_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "report.h"
+#include "util/err.h"
+
+enum col_type { COL_TEXT, COL_INTEGER, COL_REAL };
+
+struct column {
+    char *name;
+    enum col_type type;
+    bool required;
+};
+
+struct columns {
+    struct column *v;
+    size_t n;
+};
+
+enum val_kind { VAL_NULL, VAL_TEXT, VAL_INT, VAL_REAL };
+
+struct value {
+    enum val_kind kind;
+    int64_t i;
+    double d;
+    const char *s; /* VAL_TEXT: valid until the callback returns */
+    size_t len;
+};
+
+struct row {
+    const struct value *v; /* one per column, in struct columns order */
+    size_t n;
+    uint64_t line; /* where the record starts */
+};
+
+typedef int (*row_fn)(void *ctx, const struct row *row, struct werr *e);
+
+struct validate_input {
+    const char *path;    /* UTF-8 normalised part */
+    const char *display; /* name for messages */
+    enum data_format format;
+    char delimiter, quote;
+    bool header;
+};
+
+struct validate_result {
+    uint64_t records; /* data records seen */
+    uint64_t valid;
+    uint64_t invalid;
+    bool structural; /* a problem that makes the whole part unusable (bad XML, bad header) */
+};
+
+struct validator;
+
+struct validator *validator_compile(const struct wharf_config *cfg, const struct profile *p,
+                                    struct diags *d);
+void validator_free(struct validator *v);
+/* The target's columns for a format. */
+const struct columns *validator_columns(const struct validator *v, enum data_format f);
+int validator_run(struct validator *v, const struct validate_input *in, struct report *rep,
+                  row_fn fn, void *ctx, const char *invalid_csv, struct validate_result *res,
+                  struct werr *e);
+
+#endif
