@@ -1,10 +1,33 @@
 /*
- * wharf: main() and the command table, nothing else.
+ * wharf: main() and the command table, nothing else.  Each command lives
+ * in src/cli/<command>.c; `wharf --help` lists exactly this table.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "cli/cli.h"
+
+const struct command commands[] = {
+    {"run", cmd_run, "wharf [-c FILE] run", "the server, in the foreground (systemd runs it)"},
+    {"once", cmd_once, "wharf once [PROFILE...]",
+     "poll every enabled profile once, process what is complete, exit"},
+    {"ingest", cmd_ingest, "wharf ingest -p PROFILE FILE...", "push files through a profile now"},
+    {"check", cmd_check, "wharf check [PROFILE...]",
+     "validate wharf.yaml, profiles and schemas; report every problem"},
+    {"status", cmd_status, "wharf status [--json]",
+     "per profile: health, last success, backlog, rejects"},
+    {"intakes", cmd_intakes, "wharf intakes [-p PROFILE] [--state STATE] [--limit N] [--json]",
+     "list intakes"},
+    {"show", cmd_show, "wharf show INTAKE [--json]", "one file's whole journey, event by event"},
+    {"rejects", cmd_rejects, "wharf rejects [-p PROFILE] [--json]",
+     "rejected files waiting for a fix and a replay"},
+    {"replay", cmd_replay, "wharf replay INTAKE... | -p PROFILE --all",
+     "re-run rejected or failed intakes under the current profile"},
+    {"verify", cmd_verify, "wharf verify [--json] [INTAKE...]",
+     "re-hash sealed bags and check the hash chain"},
+    {"export", cmd_export, "wharf export --since DATE [--format csv|json]",
+     "the manifest record of every sealed intake"},
+    {"pause", cmd_pause, "wharf pause PROFILE", "stop polling a profile (the server honours it)"},
+    {"resume", cmd_resume, "wharf resume PROFILE", "poll a paused profile again"},
+    {0},
+};
 
 int main(int argc, char **argv)
 {

@@ -70,4 +70,13 @@ int cmd_trust(struct cli *c, int argc, char **argv);
 int cmd_pause(struct cli *c, int argc, char **argv);
 int cmd_resume(struct cli *c, int argc, char **argv);
 
+
+/* Load profiles (all, or the named ones); problems are printed to stderr.
+ * Returns 0 when all loaded clean, EXIT_CONFIG when some could not be
+ * loaded (the good ones are still in set). */
+int cli_profiles(struct cli *c, char **names, size_t n, struct profile_set *set);
+/* A one-line human summary of an intake's outcome. */
+void cli_print_outcome(struct cli *c, const char *id);
+/* Print as JSON (pretty) to stdout and decref. */
+void cli_print_json(json_t *j);
 #endif

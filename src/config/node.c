@@ -192,3 +192,15 @@ const char *node_kind_name(enum node_kind k)
 {
     return k == NODE_SCALAR ? "a scalar" : k == NODE_SEQ ? "a list" : "a mapping";
 }
+
+void node_set_file(struct node *n, const char *file)
+{
+    if (!n)
+        return;
+    n->file = file;
+    for (size_t i = 0; i < n->n; i++) {
+        node_set_file(n->items[i], file);
+        if (n->keynodes)
+            node_set_file(n->keynodes[i], file);
+    }
+}

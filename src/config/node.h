@@ -36,5 +36,7 @@ void node_free(struct node *n);
 /* Map lookup; NULL when absent. */
 struct node *node_get(const struct node *map, const char *key);
 const char *node_kind_name(enum node_kind k);
+/* Point every node of a subtree at file (when detaching it from its root). */
+void node_set_file(struct node *n, const char *file);
 
 #endif

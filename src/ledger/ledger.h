@@ -148,6 +148,8 @@ static inline int ledger_update(struct ledger *l, const struct intake *in, struc
 {
     return l->ops->update(l, in, e);
 }
+/* Records an event of `kind` for the intake; detail is stolen (may be NULL),
+ * as in ledger_transition. */
 static inline int ledger_event(struct ledger *l, const char *id, const char *kind,
                                json_t *detail, struct werr *e)
 {
@@ -225,5 +227,9 @@ json_t *intake_json(const struct intake *in);
 
 /* link = sha256(prev || tagmanifest) as hex, the chain's one formula. */
 void chain_link_compute(const char *prev, const char *tagmanifest, char out[SHA256_HEX_LEN]);
+
+/* Added with the SQLite backend: the inverse of outcome_name (0, or -1 when
+ * s names no outcome). */
+int outcome_parse(const char *s, enum outcome *out);
 
 #endif

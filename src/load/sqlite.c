@@ -1,6 +1,813 @@
-/* STUB: replaced by the SQLite target (issue 3). */
+/*
+ * sqlite target: loads one intake's rows into a SQLite table in one
+ * transaction together with its row in wharf_loads (see target.h).
+ *
+ * Owns the connection and the prepared insert statement (struct sq in
+ * t->impl); close frees both.  Identifiers (table, columns, upsert keys)
+ * come from profiles: they are checked with ident_valid(), names starting
+ * with "_wharf" or "sqlite_" are refused, and they are always written
+ * double-quoted.  Values are always bound, never spliced into SQL.
+ *
+ * begin, in one IMMEDIATE transaction (so a rollback also undoes a table
+ * it created):
+ *   1. CREATE TABLE "t" (typed columns, "_wharf_intake" TEXT NOT NULL) and
+ *      an index on "_wharf_intake" when the table is absent; otherwise check
+ *      that every needed column exists with a compatible declared type (and
+ *      add "_wharf_intake" to a table that lacks it);
+ *   2. upsert: create the UNIQUE index on the key for a table we created,
+ *      else require one that covers exactly the key;
+ *   3. replace: DELETE FROM "t";
+ *   4. prepare the INSERT (.. ON CONFLICT (key) DO UPDATE for upsert).
+ * With no columns (nothing of the intake was loadable) begin only opens the
+ * transaction: commit still records the intake in wharf_loads.
+ *
+ * What can fail: the database cannot be opened or written (SQLITE_BUSY,
+ * SQLITE_LOCKED, SQLITE_FULL are marked transient), a refused identifier, a
+ * table whose columns do not fit, a constraint violated by a row.
+ */
 #include "load/target.h"
-static int sq_open(struct target *t, const struct wharf_config *cfg, const struct profile *p, struct werr *e)
-{ (void)t; (void)cfg; (void)p; werr_set(e, "sqlite target: not implemented"); return -1; }
-static void sq_close(struct target *t) { (void)t; }
-const struct target_ops target_sqlite_ops = { .name = "sqlite", .open = sq_open, .close = sq_close };
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/parse.h"
+#include "util/xmalloc.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+struct sq {
+    sqlite3 *db;
+    char *path;
+    char *table;
+    const char *profile;
+    sqlite3_stmt *ins;
+    size_t ncols; /* value parameters of ins; the intake is ncols + 1 */
+    bool active;  /* between begin and commit/rollback */
+};
+
+/* A growable SQL text; only identifiers and fixed words go in here. */
+struct sqlbuf {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_add(struct sqlbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = xrealloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n + 1);
+    b->len += n;
+}
+
+/* Double-quoted identifier; embedded quotes doubled (they never pass
+ * ident_ok, this is the belt to its braces). */
+static void sb_ident(struct sqlbuf *b, const char *id)
+{
+    char one[2] = {0, 0};
+    sb_add(b, "\"");
+    for (; *id; id++) {
+        one[0] = *id;
+        sb_add(b, *id == '"' ? "\"\"" : one);
+    }
+    sb_add(b, "\"");
+}
+
+static bool rc_transient(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_FULL;
+}
+
+/* "<path>: <what>: <sqlite message>", transient per the result code. */
+static void sq_fail(struct werr *e, struct sq *s, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void sq_fail(struct werr *e, struct sq *s, int rc, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    werr_set(e, "%s: %s: %s", s->path, what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    e->transient = rc_transient(rc);
+}
+
+static int sq_exec(struct sq *s, const char *sql, const char *what, struct werr *e)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        sq_fail(e, s, rc, "%s", what);
+        return -1;
+    }
+    return 0;
+}
+
+static int sq_prepare(struct sq *s, const char *sql, sqlite3_stmt **st, const char *what,
+                      struct werr *e)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        sq_fail(e, s, rc, "%s", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* An identifier wharf writes into SQL: ident_valid() and not one of the
+ * names SQLite or wharf reserve for themselves. */
+static int ident_ok(const char *id, const char *what, struct werr *e)
+{
+    if (!id || !ident_valid(id)) {
+        werr_set(e,
+                 "%s \"%s\" is not a valid identifier (letters, digits and _, not starting "
+                 "with a digit, at most 63 characters)",
+                 what, id ? id : "");
+        return -1;
+    }
+    if (!strncasecmp(id, "_wharf", 6) || !strncasecmp(id, "sqlite_", 7)) {
+        werr_set(e, "%s \"%s\" is reserved (names starting with _wharf or sqlite_ are not allowed)",
+                 what, id);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *type_sql(enum col_type t)
+{
+    switch (t) {
+    case COL_INTEGER:
+        return "INTEGER";
+    case COL_REAL:
+        return "REAL";
+    case COL_TEXT:
+        break;
+    }
+    return "TEXT";
+}
+
+enum affinity { AFF_TEXT, AFF_NUMERIC, AFF_INTEGER, AFF_REAL, AFF_BLOB };
+
+/* SQLite's column affinity rules (datatype3.html, 3.1). */
+static enum affinity affinity_of(const char *decl)
+{
+    if (!decl || !*decl)
+        return AFF_BLOB;
+    if (strcasestr(decl, "INT"))
+        return AFF_INTEGER;
+    if (strcasestr(decl, "CHAR") || strcasestr(decl, "CLOB") || strcasestr(decl, "TEXT"))
+        return AFF_TEXT;
+    if (strcasestr(decl, "BLOB"))
+        return AFF_BLOB;
+    if (strcasestr(decl, "REAL") || strcasestr(decl, "FLOA") || strcasestr(decl, "DOUB"))
+        return AFF_REAL;
+    return AFF_NUMERIC;
+}
+
+/* Would a value of type t be stored unchanged in a column declared decl?
+ * TEXT into a numeric column would turn "007" into 7; INTEGER into REAL
+ * loses digits above 2^53; REAL into INTEGER silently truncates 2.0 to 2. */
+static bool type_compatible(enum col_type t, const char *decl)
+{
+    enum affinity a = affinity_of(decl);
+    switch (t) {
+    case COL_TEXT:
+        return a == AFF_TEXT || a == AFF_BLOB;
+    case COL_INTEGER:
+        return a == AFF_INTEGER || a == AFF_NUMERIC || a == AFF_BLOB;
+    case COL_REAL:
+        return a == AFF_REAL || a == AFF_NUMERIC || a == AFF_BLOB;
+    }
+    return false;
+}
+
+static int sq_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
+                   struct werr *e)
+{
+    static const char loads_sql[] = "CREATE TABLE wharf_loads ("
+                                    " intake TEXT PRIMARY KEY,"
+                                    " profile TEXT NOT NULL,"
+                                    " tbl TEXT NOT NULL,"
+                                    " rows INTEGER NOT NULL,"
+                                    " sha256 TEXT,"
+                                    " time_ms INTEGER NOT NULL)";
+    struct sq *s = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc, r = -1;
+    (void)cfg;
+    if (!p->target.path || !*p->target.path) {
+        werr_set(e, "profile %s: sqlite target: no path", p->name ? p->name : "?");
+        return -1;
+    }
+    if (ident_ok(p->target.table, "target table", e) < 0) {
+        werr_prefix(e, "profile %s", p->name ? p->name : "?");
+        return -1;
+    }
+    s = xcalloc(1, sizeof *s);
+    s->path = xstrdup(p->target.path);
+    s->table = xstrdup(p->target.table);
+    s->profile = p->name ? p->name : "";
+    rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        sq_fail(e, s, rc, "open");
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (sq_exec(s, "PRAGMA journal_mode=WAL", "journal_mode=WAL", e) < 0 ||
+        sq_exec(s, "PRAGMA synchronous=FULL", "synchronous=FULL", e) < 0)
+        goto out;
+    /* Look before creating: CREATE .. IF NOT EXISTS would want the write lock
+     * even when another process is busy loading into this database. */
+    if (sq_prepare(s, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='wharf_loads'", &st,
+                   "read schema", e) < 0)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "read schema");
+        goto out;
+    }
+    if (rc == SQLITE_DONE && sq_exec(s, loads_sql, "create wharf_loads", e) < 0)
+        goto out;
+    t->impl = s;
+    s = NULL;
+    r = 0;
+out:
+    sqlite3_finalize(st);
+    if (s) {
+        sqlite3_close(s->db);
+        free(s->path);
+        free(s->table);
+        free(s);
+    }
+    return r;
+}
+
+static int sq_loaded(struct target *t, const char *intake, uint64_t *rows, struct werr *e)
+{
+    struct sq *s = t->impl;
+    sqlite3_stmt *st = NULL;
+    int rc, r = -1;
+    if (sq_prepare(s, "SELECT rows FROM wharf_loads WHERE intake = ?1", &st, "read wharf_loads",
+                   e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, intake, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (rows)
+            *rows = (uint64_t)sqlite3_column_int64(st, 0);
+        r = 1;
+    } else if (rc == SQLITE_DONE) {
+        r = 0;
+    } else {
+        sq_fail(e, s, rc, "read wharf_loads for %s", intake);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+struct tcol {
+    char *name;
+    char *type;
+    bool notnull, has_default;
+    int pk;
+};
+
+struct tinfo {
+    struct tcol *v;
+    size_t n;
+};
+
+static void tinfo_free(struct tinfo *ti)
+{
+    size_t i;
+    for (i = 0; i < ti->n; i++) {
+        free(ti->v[i].name);
+        free(ti->v[i].type);
+    }
+    free(ti->v);
+    memset(ti, 0, sizeof *ti);
+}
+
+/* The table's columns; ti->n == 0 when the table does not exist. */
+static int table_info(struct sq *s, struct tinfo *ti, struct werr *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    memset(ti, 0, sizeof *ti);
+    if (sq_prepare(s,
+                   "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk"
+                   " FROM pragma_table_info(?1)",
+                   &st, "read table columns", e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        struct tcol *c;
+        ti->v = xrealloc(ti->v, (ti->n + 1) * sizeof *ti->v);
+        c = &ti->v[ti->n++];
+        c->name = xstrdup(name ? name : "");
+        c->type = xstrdup(type ? type : "");
+        c->notnull = sqlite3_column_int(st, 2) != 0;
+        c->has_default = sqlite3_column_int(st, 3) != 0;
+        c->pk = sqlite3_column_int(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "read columns of table \"%s\"", s->table);
+        tinfo_free(ti);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct tcol *tinfo_find(const struct tinfo *ti, const char *name)
+{
+    size_t i;
+    for (i = 0; i < ti->n; i++)
+        if (!strcasecmp(ti->v[i].name, name))
+            return &ti->v[i];
+    return NULL;
+}
+
+static int create_table(struct sq *s, const struct columns *cols, struct werr *e)
+{
+    struct sqlbuf b = {0};
+    size_t i;
+    int r = -1;
+    sb_add(&b, "CREATE TABLE ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " (");
+    for (i = 0; i < cols->n; i++) {
+        sb_ident(&b, cols->v[i].name);
+        sb_add(&b, " ");
+        sb_add(&b, type_sql(cols->v[i].type));
+        sb_add(&b, ", ");
+    }
+    sb_add(&b, "\"_wharf_intake\" TEXT NOT NULL)");
+    if (sq_exec(s, b.s, "create table", e) < 0) {
+        werr_prefix(e, "table \"%s\"", s->table);
+        goto out;
+    }
+    r = 0;
+out:
+    free(b.s);
+    return r;
+}
+
+static int create_intake_index(struct sq *s, struct werr *e)
+{
+    struct sqlbuf b = {0}, name = {0};
+    int r;
+    sb_add(&name, s->table);
+    sb_add(&name, "__wharf_intake");
+    sb_add(&b, "CREATE INDEX IF NOT EXISTS ");
+    sb_ident(&b, name.s);
+    sb_add(&b, " ON ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " (\"_wharf_intake\")");
+    r = sq_exec(s, b.s, "create intake index", e);
+    free(b.s);
+    free(name.s);
+    return r;
+}
+
+/* An existing table must hold every column with a compatible type, and
+ * must not demand values wharf does not have (NOT NULL without default). */
+static int check_table(struct sq *s, const struct tinfo *ti, const struct columns *cols,
+                       struct werr *e)
+{
+    size_t i, j;
+    for (i = 0; i < cols->n; i++) {
+        const struct tcol *c = tinfo_find(ti, cols->v[i].name);
+        if (!c) {
+            werr_set(e,
+                     "%s: table \"%s\" has no column \"%s\" (needed: %s); add it with "
+                     "ALTER TABLE \"%s\" ADD COLUMN \"%s\" %s",
+                     s->path, s->table, cols->v[i].name, type_sql(cols->v[i].type), s->table,
+                     cols->v[i].name, type_sql(cols->v[i].type));
+            return -1;
+        }
+        if (!type_compatible(cols->v[i].type, c->type)) {
+            werr_set(e, "%s: table \"%s\" column \"%s\" is declared %s, the schema needs %s",
+                     s->path, s->table, c->name, *c->type ? c->type : "without a type",
+                     type_sql(cols->v[i].type));
+            return -1;
+        }
+    }
+    for (j = 0; j < ti->n; j++) {
+        const struct tcol *c = &ti->v[j];
+        bool ours = !strcasecmp(c->name, "_wharf_intake");
+        for (i = 0; !ours && i < cols->n; i++)
+            ours = !strcasecmp(c->name, cols->v[i].name);
+        if (!ours && c->notnull && !c->has_default && !c->pk) {
+            werr_set(e,
+                     "%s: table \"%s\" column \"%s\" is NOT NULL without a default, and the "
+                     "schema has no such field",
+                     s->path, s->table, c->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int add_intake_column(struct sq *s, struct werr *e)
+{
+    struct sqlbuf b = {0};
+    int r;
+    sb_add(&b, "ALTER TABLE ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " ADD COLUMN \"_wharf_intake\" TEXT");
+    r = sq_exec(s, b.s, "add column _wharf_intake", e);
+    free(b.s);
+    return r;
+}
+
+static bool is_key(const struct strlist *key, const char *name)
+{
+    size_t i;
+    for (i = 0; i < key->n; i++)
+        if (!strcasecmp(key->v[i], name))
+            return true;
+    return false;
+}
+
+/* Does a UNIQUE index (or the INTEGER PRIMARY KEY) cover exactly the key
+ * columns?  ON CONFLICT (key) needs one. */
+static int key_index_exists(struct sq *s, const struct tinfo *ti, const struct strlist *key,
+                            struct werr *e)
+{
+    sqlite3_stmt *il = NULL, *ii = NULL;
+    int rc = SQLITE_DONE, found = 0;
+    size_t j, npk = 0;
+    for (j = 0; j < ti->n; j++)
+        npk += ti->v[j].pk > 0;
+    if (key->n == 1 && npk == 1) {
+        const struct tcol *c = tinfo_find(ti, key->v[0]);
+        if (c && c->pk && !strcasecmp(c->type, "INTEGER"))
+            return 1; /* rowid alias: never listed among the indexes */
+    }
+    if (sq_prepare(s, "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0",
+                   &il, "read indexes", e) < 0 ||
+        sq_prepare(s, "SELECT name FROM pragma_index_info(?1)", &ii, "read index", e) < 0) {
+        found = -1;
+        goto out;
+    }
+    sqlite3_bind_text(il, 1, s->table, -1, SQLITE_STATIC);
+    while (!found && (rc = sqlite3_step(il)) == SQLITE_ROW) {
+        size_t n = 0;
+        bool all = true;
+        sqlite3_reset(ii);
+        sqlite3_bind_text(ii, 1, (const char *)sqlite3_column_text(il, 0), -1, SQLITE_TRANSIENT);
+        while ((rc = sqlite3_step(ii)) == SQLITE_ROW) {
+            const char *c = (const char *)sqlite3_column_text(ii, 0);
+            n++;
+            if (!c || !is_key(key, c))
+                all = false; /* an expression, or a column beyond the key */
+        }
+        if (rc != SQLITE_DONE)
+            break;
+        if (all && n == key->n)
+            found = 1;
+    }
+    if (!found && rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "read indexes of table \"%s\"", s->table);
+        found = -1;
+    }
+out:
+    sqlite3_finalize(il);
+    sqlite3_finalize(ii);
+    return found;
+}
+
+static int create_key_index(struct sq *s, const struct strlist *key, struct werr *e)
+{
+    struct sqlbuf b = {0}, name = {0};
+    size_t i;
+    int r;
+    sb_add(&name, s->table);
+    sb_add(&name, "__wharf_key");
+    sb_add(&b, "CREATE UNIQUE INDEX ");
+    sb_ident(&b, name.s);
+    sb_add(&b, " ON ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " (");
+    for (i = 0; i < key->n; i++) {
+        if (i)
+            sb_add(&b, ", ");
+        sb_ident(&b, key->v[i]);
+    }
+    sb_add(&b, ")");
+    r = sq_exec(s, b.s, "create unique index on the upsert key", e);
+    free(b.s);
+    free(name.s);
+    return r;
+}
+
+/* INSERT INTO "t" ("a", "b", "_wharf_intake") VALUES (?1, ?2, ?3)
+ *   [ON CONFLICT ("k") DO UPDATE SET "a" = excluded."a", ..] */
+static char *insert_sql(struct sq *s, const struct columns *cols, const struct strlist *key,
+                        bool upsert)
+{
+    struct sqlbuf b = {0};
+    char num[32];
+    size_t i;
+    sb_add(&b, "INSERT INTO ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " (");
+    for (i = 0; i < cols->n; i++) {
+        sb_ident(&b, cols->v[i].name);
+        sb_add(&b, ", ");
+    }
+    sb_add(&b, "\"_wharf_intake\") VALUES (");
+    for (i = 0; i <= cols->n; i++) {
+        snprintf(num, sizeof num, "%s?%zu", i ? ", " : "", i + 1);
+        sb_add(&b, num);
+    }
+    sb_add(&b, ")");
+    if (upsert) {
+        sb_add(&b, " ON CONFLICT (");
+        for (i = 0; i < key->n; i++) {
+            if (i)
+                sb_add(&b, ", ");
+            sb_ident(&b, key->v[i]);
+        }
+        sb_add(&b, ") DO UPDATE SET ");
+        for (i = 0; i < cols->n; i++) {
+            if (is_key(key, cols->v[i].name))
+                continue;
+            sb_ident(&b, cols->v[i].name);
+            sb_add(&b, " = excluded.");
+            sb_ident(&b, cols->v[i].name);
+            sb_add(&b, ", ");
+        }
+        sb_add(&b, "\"_wharf_intake\" = excluded.\"_wharf_intake\"");
+    }
+    return b.s;
+}
+
+/* Every identifier checked before the database is touched. */
+static int check_names(struct sq *s, const struct columns *cols, const struct profile *p,
+                       struct werr *e)
+{
+    size_t i, j;
+    for (i = 0; i < cols->n; i++) {
+        if (ident_ok(cols->v[i].name, "column", e) < 0) {
+            werr_prefix(e, "table \"%s\"", s->table);
+            return -1;
+        }
+        for (j = 0; j < i; j++)
+            if (!strcasecmp(cols->v[i].name, cols->v[j].name)) {
+                werr_set(e, "table \"%s\": column \"%s\" appears twice", s->table, cols->v[i].name);
+                return -1;
+            }
+    }
+    if (p->target.mode != LOAD_UPSERT)
+        return 0;
+    if (p->target.key.n == 0) {
+        werr_set(e, "table \"%s\": mode upsert needs target.key", s->table);
+        return -1;
+    }
+    for (i = 0; i < p->target.key.n; i++) {
+        const char *k = p->target.key.v[i];
+        bool present = false;
+        if (ident_ok(k, "upsert key column", e) < 0) {
+            werr_prefix(e, "table \"%s\"", s->table);
+            return -1;
+        }
+        for (j = 0; j < cols->n; j++)
+            present = present || !strcasecmp(k, cols->v[j].name);
+        if (!present) {
+            werr_set(e, "table \"%s\": upsert key column \"%s\" is not a field of the schema",
+                     s->table, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void sq_rollback(struct target *t)
+{
+    struct sq *s = t->impl;
+    if (!s)
+        return;
+    sqlite3_finalize(s->ins);
+    s->ins = NULL;
+    s->active = false;
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int sq_begin(struct target *t, const char *intake, const struct columns *cols,
+                    struct werr *e)
+{
+    struct sq *s = t->impl;
+    const struct profile *p = t->profile;
+    struct tinfo ti = {0};
+    char *sql = NULL;
+    bool created = false;
+    int rc, r = -1;
+    if (s->active || !sqlite3_get_autocommit(s->db)) {
+        werr_set(e, "%s: begin: a load is already in progress", s->path);
+        return -1;
+    }
+    if (check_names(s, cols, p, e) < 0)
+        goto out;
+    if (sq_exec(s, "BEGIN IMMEDIATE", "begin", e) < 0)
+        goto out;
+    s->active = true;
+    if (cols->n == 0) { /* nothing to load: the table is left alone, only wharf_loads */
+        r = 0;
+        goto out;
+    }
+    if (table_info(s, &ti, e) < 0)
+        goto fail;
+    if (ti.n == 0) {
+        if (create_table(s, cols, e) < 0)
+            goto fail;
+        created = true;
+    } else {
+        if (check_table(s, &ti, cols, e) < 0)
+            goto fail;
+        if (!tinfo_find(&ti, "_wharf_intake") && add_intake_column(s, e) < 0)
+            goto fail;
+    }
+    if (create_intake_index(s, e) < 0)
+        goto fail;
+    if (p->target.mode == LOAD_UPSERT) {
+        if (created) {
+            if (create_key_index(s, &p->target.key, e) < 0)
+                goto fail;
+        } else {
+            int k = key_index_exists(s, &ti, &p->target.key, e);
+            if (k < 0)
+                goto fail;
+            if (k == 0) {
+                werr_set(e,
+                         "%s: table \"%s\" has no UNIQUE index on exactly the upsert key; "
+                         "create one (CREATE UNIQUE INDEX .. ON \"%s\" (key columns))",
+                         s->path, s->table, s->table);
+                goto fail;
+            }
+        }
+    }
+    if (p->target.mode == LOAD_REPLACE) {
+        struct sqlbuf b = {0};
+        sb_add(&b, "DELETE FROM ");
+        sb_ident(&b, s->table);
+        rc = sq_exec(s, b.s, "replace: delete old rows", e);
+        free(b.s);
+        if (rc < 0)
+            goto fail;
+    }
+    sql = insert_sql(s, cols, &p->target.key, p->target.mode == LOAD_UPSERT);
+    if (sq_prepare(s, sql, &s->ins, "prepare insert", e) < 0)
+        goto fail;
+    s->ncols = cols->n;
+    rc = sqlite3_bind_text(s->ins, (int)cols->n + 1, intake, -1, SQLITE_TRANSIENT);
+    if (rc != SQLITE_OK) {
+        sq_fail(e, s, rc, "bind intake");
+        goto fail;
+    }
+    r = 0;
+    goto out;
+fail:
+    sq_rollback(t);
+out:
+    tinfo_free(&ti);
+    free(sql);
+    return r;
+}
+
+/* The hot loop: bind, step, reset; no allocation.  Text is bound
+ * SQLITE_STATIC: it lives until this call returns, and every parameter is
+ * bound again before the next step. */
+static int sq_insert(struct target *t, const struct row *row, struct werr *e)
+{
+    struct sq *s = t->impl;
+    size_t i;
+    int rc = SQLITE_OK;
+    if (!s->ins) {
+        werr_set(e, "%s: insert outside a load", s->path);
+        return -1;
+    }
+    if (row->n != s->ncols) {
+        werr_set(e, "%s: line %llu: %zu values for %zu columns", s->path,
+                 (unsigned long long)row->line, row->n, s->ncols);
+        return -1;
+    }
+    for (i = 0; i < row->n && rc == SQLITE_OK; i++) {
+        const struct value *v = &row->v[i];
+        int idx = (int)i + 1;
+        switch (v->kind) {
+        case VAL_NULL:
+            rc = sqlite3_bind_null(s->ins, idx);
+            break;
+        case VAL_INT:
+            rc = sqlite3_bind_int64(s->ins, idx, v->i);
+            break;
+        case VAL_REAL:
+            rc = sqlite3_bind_double(s->ins, idx, v->d);
+            break;
+        case VAL_TEXT:
+            if (v->len > INT_MAX) {
+                werr_set(e, "%s: line %llu: value of column %zu is too long", s->path,
+                         (unsigned long long)row->line, i + 1);
+                return -1;
+            }
+            rc = sqlite3_bind_text(s->ins, idx, v->s ? v->s : "", (int)v->len, SQLITE_STATIC);
+            break;
+        }
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s->ins);
+    sqlite3_reset(s->ins);
+    if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+        sq_fail(e, s, rc, "table \"%s\": insert line %llu", s->table,
+                (unsigned long long)row->line);
+        return -1;
+    }
+    return 0;
+}
+
+static int sq_commit(struct target *t, const char *intake, const char *sha256, uint64_t rows,
+                     struct werr *e)
+{
+    struct sq *s = t->impl;
+    sqlite3_stmt *st = NULL;
+    int rc, r = -1;
+    if (!s->active) {
+        werr_set(e, "%s: commit outside a load", s->path);
+        return -1;
+    }
+    if (sq_prepare(s,
+                   "INSERT INTO wharf_loads (intake, profile, tbl, rows, sha256, time_ms)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                   &st, "record load", e) < 0)
+        goto out;
+    sqlite3_bind_text(st, 1, intake, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->profile, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->table, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)rows);
+    if (sha256)
+        sqlite3_bind_text(st, 5, sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, now_ms());
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "record load of %s in wharf_loads", intake);
+        goto out;
+    }
+    sqlite3_finalize(s->ins);
+    s->ins = NULL;
+    if (sq_exec(s, "COMMIT", "commit", e) < 0)
+        goto out;
+    s->active = false;
+    r = 0;
+out:
+    sqlite3_finalize(st);
+    if (r < 0)
+        sq_rollback(t);
+    return r;
+}
+
+static void sq_close(struct target *t)
+{
+    struct sq *s = t->impl;
+    if (!s)
+        return;
+    sq_rollback(t);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s->table);
+    free(s);
+    t->impl = NULL;
+}
+
+static char *sq_describe(struct target *t)
+{
+    struct sq *s = t->impl;
+    if (!s)
+        return xasprintf("sqlite:%s#%s", t->profile ? t->profile->target.path : "?",
+                         t->profile ? t->profile->target.table : "?");
+    return xasprintf("sqlite:%s#%s", s->path, s->table);
+}
+
+const struct target_ops target_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .loaded = sq_loaded,
+    .begin = sq_begin,
+    .insert = sq_insert,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .close = sq_close,
+    .describe = sq_describe,
+};

@@ -1,6 +1,1002 @@
-/* STUB: replaced by the SFTP source (issue 6). */
+/*
+ * sftp: a remote directory on an SFTP server as a source (libssh2).
+ *
+ * One SSH connection per struct source (open ... close), used for listing,
+ * every download and finish; calls on one source are serialised by a mutex.
+ * A connection that broke is reopened by the next call.
+ *
+ * Connecting (ssh.c) checks the host key against known_hosts (the profile's
+ * source.known_hosts, else wharf.yaml's known_hosts) before any credential
+ * is sent.  Credentials come only from files: key_file (+ passphrase_file)
+ * or password_file; they are wiped after use and never logged.
+ *
+ * fetch streams into "<dest>.partial", hashing on the fly, with libssh2
+ * pipelining reads over a large buffer.  A .partial left by a dropped
+ * attempt is re-hashed (that is the verified offset) and the download
+ * continues from its end.  The result must have the listed size (and the
+ * done file's "size sha256" or "sha256", when it holds them); then it is
+ * fsynced and renamed to dest, and the directory fsynced.
+ *
+ * Failures: anything that breaks the connection (refused, reset, timeout) is
+ * transient; authentication, host key, missing directory, a size or checksum
+ * mismatch and local fsync failures are not.
+ */
 #include "source/source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <libssh2.h>
+#include <libssh2_sftp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "source/ssh.h"
+#include "util/durable.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define SFTP_MAX_DEPTH   16
+#define SFTP_READ_BUF    (2u << 20) /* per libssh2_sftp_read: ~70 requests in flight */
+#define SFTP_MAX_SECRET  4096
+#define SFTP_MAX_DONE    4096
+#define SFTP_KEEPALIVE_S 15
+#define QUARANTINE_DIR   ".wharf-quarantine"
+
+struct sftp_impl {
+    struct ssh_conn conn;
+    LIBSSH2_SFTP *sftp;
+    bool connected;
+    char *label; /* "profile: sftp user@host:port" */
+    char *root;  /* source.path without a trailing slash ("" for "/") */
+    unsigned char *buf;
+    pthread_mutex_t lock;
+};
+
+struct rentry {
+    char *name;
+    LIBSSH2_SFTP_ATTRIBUTES attrs;
+    unsigned long nlink; /* from the long name; 0 when unknown */
+};
+
+static const char *fx_text(unsigned long code)
+{
+    switch (code) {
+    case LIBSSH2_FX_OK:
+        return "ok";
+    case LIBSSH2_FX_EOF:
+        return "end of file";
+    case LIBSSH2_FX_NO_SUCH_FILE:
+        return "no such file";
+    case LIBSSH2_FX_PERMISSION_DENIED:
+        return "permission denied";
+    case LIBSSH2_FX_FAILURE:
+        return "failure";
+    case LIBSSH2_FX_BAD_MESSAGE:
+        return "bad message";
+    case LIBSSH2_FX_OP_UNSUPPORTED:
+        return "operation unsupported";
+    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
+        return "file already exists";
+    case LIBSSH2_FX_WRITE_PROTECT:
+        return "write protected";
+    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
+        return "no space on the server's file system";
+    case LIBSSH2_FX_QUOTA_EXCEEDED:
+        return "quota exceeded";
+    case LIBSSH2_FX_NO_SUCH_PATH:
+        return "no such path";
+    default:
+        return "server error";
+    }
+}
+
+/* The SFTP status of the last failed call, or -1 when it was not an SFTP
+ * status but a broken connection (or a libssh2 failure). */
+static long sftp_status(struct sftp_impl *im)
+{
+    if (libssh2_session_last_errno(im->conn.session) == LIBSSH2_ERROR_SFTP_PROTOCOL)
+        return (long)libssh2_sftp_last_error(im->sftp);
+    return -1;
+}
+
+/* Fill e for a failed libssh2 call: the SFTP status when the server
+ * answered, otherwise the connection is considered broken (transient) and
+ * the next call reconnects. */
+static void fail(struct sftp_impl *im, struct werr *e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct sftp_impl *im, struct werr *e, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    long st = sftp_status(im);
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (st >= 0) {
+        werr_set(e, "%s: %s: %s", im->label, what, fx_text((unsigned long)st));
+        e->transient = false;
+    } else {
+        werr_set(e, "%s: %s: connection lost: %s", im->label, what, ssh_errmsg(&im->conn));
+        e->transient = true;
+        im->connected = false;
+    }
+}
+
+static int read_secret(const char *path, char *buf, size_t size, struct werr *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t used = 0;
+    ssize_t n;
+    if (fd < 0) {
+        werr_sys(e, "cannot read %s", path);
+        return -1;
+    }
+    while (used < size - 1 && (n = read(fd, buf + used, size - 1 - used)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            werr_sys(e, "cannot read %s", path);
+            close(fd);
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    close(fd);
+    while (used && (buf[used - 1] == '\n' || buf[used - 1] == '\r'))
+        used--;
+    buf[used] = 0;
+    return 0;
+}
+
+static void drop_connection(struct sftp_impl *im, const char *why)
+{
+    if (im->sftp)
+        libssh2_sftp_shutdown(im->sftp);
+    im->sftp = NULL;
+    if (im->conn.session || im->conn.sock >= 0)
+        ssh_disconnect(&im->conn, why);
+    im->connected = false;
+}
+
+static bool conn_error(int rc)
+{
+    switch (rc) {
+    case LIBSSH2_ERROR_SOCKET_NONE:
+    case LIBSSH2_ERROR_BANNER_RECV:
+    case LIBSSH2_ERROR_BANNER_SEND:
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+    case LIBSSH2_ERROR_TIMEOUT:
+    case LIBSSH2_ERROR_EAGAIN:
+    case LIBSSH2_ERROR_KEX_FAILURE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Authenticate with key_file (+ passphrase_file) or password_file. */
+static int authenticate(struct sftp_impl *im, const struct source_conf *sc, struct werr *e)
+{
+    LIBSSH2_SESSION *ss = im->conn.session;
+    unsigned ulen = (unsigned)strlen(sc->user);
+    char secret[SFTP_MAX_SECRET];
+    int rc, r = -1;
+
+    secret[0] = 0;
+    if (sc->key_file) {
+        if (access(sc->key_file, R_OK) < 0) {
+            werr_sys(e, "%s: key_file %s", im->label, sc->key_file);
+            goto out;
+        }
+        if (sc->passphrase_file && read_secret(sc->passphrase_file, secret, sizeof secret, e) < 0) {
+            werr_prefix(e, "%s: passphrase_file", im->label);
+            goto out;
+        }
+        rc = libssh2_userauth_publickey_fromfile_ex(ss, sc->user, ulen, NULL, sc->key_file,
+                                                    sc->passphrase_file ? secret : NULL);
+        if (rc == LIBSSH2_ERROR_FILE) {
+            werr_set(e,
+                     "%s: cannot use key_file %s: %s (wrong passphrase%s, or a key format "
+                     "libssh2 cannot read)",
+                     im->label, sc->key_file, ssh_errmsg(&im->conn),
+                     sc->passphrase_file ? " in passphrase_file" : " or no passphrase_file");
+            goto out;
+        }
+        if (rc != 0) {
+            if (conn_error(rc)) {
+                werr_set(e, "%s: connection lost during authentication: %s", im->label,
+                         ssh_errmsg(&im->conn));
+                e->transient = true;
+            } else {
+                werr_set(e,
+                         "%s: authentication FAILED: the server refused key_file %s for user "
+                         "%s (is its public key in the account's authorized_keys?): %s",
+                         im->label, sc->key_file, sc->user, ssh_errmsg(&im->conn));
+            }
+            goto out;
+        }
+    } else if (sc->password_file) {
+        if (read_secret(sc->password_file, secret, sizeof secret, e) < 0) {
+            werr_prefix(e, "%s: password_file", im->label);
+            goto out;
+        }
+        rc = libssh2_userauth_password_ex(ss, sc->user, ulen, secret, (unsigned)strlen(secret),
+                                          NULL);
+        if (rc != 0) {
+            if (conn_error(rc)) {
+                werr_set(e, "%s: connection lost during authentication: %s", im->label,
+                         ssh_errmsg(&im->conn));
+                e->transient = true;
+            } else {
+                werr_set(e,
+                         "%s: authentication FAILED: the server refused the password from "
+                         "password_file %s for user %s: %s",
+                         im->label, sc->password_file, sc->user, ssh_errmsg(&im->conn));
+            }
+            goto out;
+        }
+    } else {
+        werr_set(e, "%s: no credentials: set source.key_file or source.password_file",
+                 im->label);
+        goto out;
+    }
+    r = 0;
+out:
+    explicit_bzero(secret, sizeof secret);
+    return r;
+}
+
+static int do_connect(struct source *s, struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    const struct source_conf *sc = &s->profile->source;
+    const char *kh = sc->known_hosts ? sc->known_hosts : s->cfg ? s->cfg->known_hosts : NULL;
+
+    drop_connection(im, "reconnecting");
+    e->transient = false;
+    if (ssh_connect(&im->conn, sc->host, sc->port, sc->timeout_ms, kh, e) < 0)
+        goto fail;
+    /* The host key decides before any credential leaves this process. */
+    if (ssh_require_known(&im->conn, kh, e) < 0)
+        goto fail;
+    libssh2_keepalive_config(im->conn.session, 1, SFTP_KEEPALIVE_S);
+    if (authenticate(im, sc, e) < 0)
+        goto fail;
+    im->sftp = libssh2_sftp_init(im->conn.session);
+    if (!im->sftp) {
+        int rc = libssh2_session_last_errno(im->conn.session);
+        werr_set(e, "%s: cannot start the SFTP subsystem: %s", im->label, ssh_errmsg(&im->conn));
+        e->transient = conn_error(rc);
+        goto fail;
+    }
+    im->connected = true;
+    wlog(LOG_DEBUG, s->profile->name, NULL, "sftp.connected", NULL, "%s: connected, host key %s %s",
+         im->label, im->conn.key_type, im->conn.fp);
+    return 0;
+fail:
+    if (strncmp(e->msg, im->label, strlen(im->label)) != 0)
+        werr_prefix(e, "%s", im->label);
+    drop_connection(im, "failed");
+    return -1;
+}
+
+static int ensure(struct source *s, struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    if (im->connected) {
+        int next = 0;
+        if (libssh2_keepalive_send(im->conn.session, &next) == 0)
+            return 0;
+        im->connected = false;
+    }
+    return do_connect(s, e);
+}
+
 static int sftp_open(struct source *s, struct werr *e)
-{ (void)s; werr_set(e, "sftp source: not implemented"); return -1; }
-static void sftp_close(struct source *s) { (void)s; }
-const struct source_ops source_sftp_ops = { .name = "sftp", .open = sftp_open, .close = sftp_close };
+{
+    const struct source_conf *sc = &s->profile->source;
+    struct sftp_impl *im;
+    size_t len;
+
+    if (!sc->host || !sc->user || !sc->path) {
+        werr_set(e, "%s: sftp source needs host, user and path", s->profile->name);
+        return -1;
+    }
+    im = xcalloc(1, sizeof *im);
+    im->conn.sock = -1;
+    im->label = xasprintf("%s: sftp %s@%s:%d", s->profile->name, sc->user, sc->host,
+                          sc->port > 0 ? sc->port : 22);
+    im->root = xstrdup(sc->path);
+    len = strlen(im->root);
+    while (len > 0 && im->root[len - 1] == '/')
+        im->root[--len] = 0;
+    im->buf = xmalloc(SFTP_READ_BUF);
+    pthread_mutex_init(&im->lock, NULL);
+    s->impl = im;
+    if (do_connect(s, e) < 0) {
+        s->impl = NULL;
+        pthread_mutex_destroy(&im->lock);
+        free(im->label);
+        free(im->root);
+        free(im->buf);
+        free(im);
+        return -1;
+    }
+    return 0;
+}
+
+static void sftp_close(struct source *s)
+{
+    struct sftp_impl *im = s->impl;
+    if (!im)
+        return;
+    drop_connection(im, "done");
+    pthread_mutex_destroy(&im->lock);
+    free(im->label);
+    free(im->root);
+    free(im->buf);
+    free(im);
+    s->impl = NULL;
+}
+
+static char *remote_path(const struct sftp_impl *im, const char *rel)
+{
+    return xasprintf("%s/%s", im->root, rel);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const struct rentry *)a)->name, ((const struct rentry *)b)->name);
+}
+
+static bool has_entry(const struct rentry *v, size_t n, const char *name)
+{
+    struct rentry key = {.name = (char *)name};
+    return n && bsearch(&key, v, n, sizeof *v, cmp_entry) != NULL;
+}
+
+/* The same rule as the spool: "{name}.done" of an entry that exists. */
+static bool is_done_file(const struct profile *p, const struct rentry *v, size_t n,
+                         const char *name)
+{
+    const char *pat = p->source.done_file, *at;
+    size_t pre, post, len = strlen(name);
+    bool r;
+    if (!pat || !(at = strstr(pat, "{name}")))
+        return false;
+    pre = (size_t)(at - pat);
+    post = strlen(at + 6);
+    if (len <= pre + post || strncmp(name, pat, pre) || strcmp(name + len - post, at + 6))
+        return false;
+    char *base = xstrndup(name + pre, len - pre - post);
+    r = has_entry(v, n, base);
+    free(base);
+    return r;
+}
+
+/* Link count from an OpenSSH-style long name ("-rw-r--r--    1 owner ..."). */
+static unsigned long longname_nlink(const char *ln)
+{
+    const char *p = ln;
+    char *end;
+    unsigned long v;
+    if (strlen(ln) < 11)
+        return 0;
+    while (*p && *p != ' ')
+        p++;
+    while (*p == ' ')
+        p++;
+    v = strtoul(p, &end, 10);
+    return end != p && *end == ' ' ? v : 0;
+}
+
+static const char *unsafe_kind(unsigned long perm)
+{
+    switch (perm & LIBSSH2_SFTP_S_IFMT) {
+    case LIBSSH2_SFTP_S_IFLNK:
+        return "a symbolic link (never followed)";
+    case LIBSSH2_SFTP_S_IFIFO:
+        return "a FIFO (named pipe)";
+    case LIBSSH2_SFTP_S_IFCHR:
+    case LIBSSH2_SFTP_S_IFBLK:
+        return "a device node";
+    case LIBSSH2_SFTP_S_IFSOCK:
+        return "a socket";
+    default:
+        return "not a regular file";
+    }
+}
+
+static int list_dir(struct source *s, const char *rel, int depth, struct drop_list *out,
+                    struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    const struct profile *p = s->profile;
+    char *dirpath = *rel ? remote_path(im, rel) : xstrdup(*im->root ? im->root : "/");
+    LIBSSH2_SFTP_HANDLE *dh;
+    struct rentry *v = NULL;
+    size_t n = 0, cap = 0;
+    char name[4096], longname[4096];
+    int r = -1, rc;
+
+    dh = libssh2_sftp_opendir(im->sftp, dirpath);
+    if (!dh) {
+        fail(im, e, "list %s", dirpath);
+        goto out;
+    }
+    for (;;) {
+        LIBSSH2_SFTP_ATTRIBUTES at;
+        memset(&at, 0, sizeof at);
+        rc = libssh2_sftp_readdir_ex(dh, name, sizeof name, longname, sizeof longname, &at);
+        if (rc == 0)
+            break;
+        if (rc == LIBSSH2_ERROR_BUFFER_TOO_SMALL)
+            continue; /* a name longer than any file system allows: skip */
+        if (rc < 0) {
+            fail(im, e, "list %s", dirpath);
+            libssh2_sftp_closedir(dh);
+            goto out;
+        }
+        if (!strcmp(name, ".") || !strcmp(name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            v = xrealloc(v, cap * sizeof *v);
+        }
+        v[n].name = xstrdup(name);
+        v[n].attrs = at;
+        v[n].nlink = longname_nlink(longname);
+        n++;
+    }
+    libssh2_sftp_closedir(dh);
+    qsort(v, n, sizeof *v, cmp_entry);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = v[i].name;
+        const LIBSSH2_SFTP_ATTRIBUTES *at = &v[i].attrs;
+        bool has_perm = at->flags & LIBSSH2_SFTP_ATTR_PERMISSIONS;
+        char *relpath;
+        struct drop dr = {0};
+
+        if (name_ignored(p, nm))
+            continue;
+        if (has_perm && LIBSSH2_SFTP_S_ISDIR(at->permissions)) {
+            if (!strcmp(nm, QUARANTINE_DIR))
+                continue;
+            if (p->source.recursive && depth < SFTP_MAX_DEPTH) {
+                relpath = *rel ? xasprintf("%s/%s", rel, nm) : xstrdup(nm);
+                rc = list_dir(s, relpath, depth + 1, out, e);
+                free(relpath);
+                if (rc < 0)
+                    goto out;
+            }
+            continue;
+        }
+        if (fnmatch(p->source.pattern ? p->source.pattern : "*", nm, 0) != 0 ||
+            is_done_file(p, v, n, nm))
+            continue;
+        dr.path = *rel ? xasprintf("%s/%s", rel, nm) : xstrdup(nm);
+        dr.name = xstrdup(nm);
+        dr.size = at->flags & LIBSSH2_SFTP_ATTR_SIZE ? at->filesize : 0;
+        dr.mtime_ns = at->flags & LIBSSH2_SFTP_ATTR_ACMODTIME
+                          ? (int64_t)at->mtime * 1000000000LL
+                          : 0;
+        if (!has_perm)
+            dr.unsafe = xstrdup("the server did not say what kind of file it is");
+        else if (!LIBSSH2_SFTP_S_ISREG(at->permissions))
+            dr.unsafe = xstrdup(unsafe_kind(at->permissions));
+        else if (v[i].nlink > 1)
+            dr.unsafe = xasprintf("a hard link (%lu links; could alias another file)",
+                                  v[i].nlink);
+        else if (!(at->flags & LIBSSH2_SFTP_ATTR_SIZE))
+            dr.unsafe = xstrdup("the server did not report its size");
+        if (p->source.done_file) {
+            char *dn = done_name(p->source.done_file, nm);
+            dr.has_done = has_entry(v, n, dn);
+            dr.done_path = *rel ? xasprintf("%s/%s", rel, dn) : xstrdup(dn);
+            free(dn);
+        }
+        drop_list_add(out, &dr);
+    }
+    r = 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        free(v[i].name);
+    free(v);
+    free(dirpath);
+    return r;
+}
+
+static int sftp_list(struct source *s, struct drop_list *out, struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    int r;
+    pthread_mutex_lock(&im->lock);
+    e->transient = false;
+    r = ensure(s, e);
+    if (r == 0)
+        r = list_dir(s, "", 0, out, e);
+    pthread_mutex_unlock(&im->lock);
+    return r;
+}
+
+/* Read a small remote file (the done file). */
+static int read_small(struct sftp_impl *im, const char *path, char *buf, size_t size,
+                      struct werr *e)
+{
+    LIBSSH2_SFTP_HANDLE *h = libssh2_sftp_open(im->sftp, path, LIBSSH2_FXF_READ, 0);
+    size_t used = 0;
+    ssize_t n;
+    if (!h) {
+        fail(im, e, "read %s", path);
+        return -1;
+    }
+    while (used < size - 1 && (n = libssh2_sftp_read(h, buf + used, size - 1 - used)) != 0) {
+        if (n < 0) {
+            fail(im, e, "read %s", path);
+            libssh2_sftp_close(h);
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    libssh2_sftp_close(h);
+    buf[used] = 0;
+    return 0;
+}
+
+static bool is_hex64(const char *s, size_t len)
+{
+    if (len != 64)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("0123456789abcdefABCDEF", s[i]))
+            return false;
+    return true;
+}
+
+/* What a done file says about its drop.  Accepted contents:
+ *   (empty)                       nothing to check
+ *   "<sha256>"  or  "<sha256>  name"   (sha256sum's format)
+ *   "<size> <sha256>"
+ *   "<size>"
+ * Anything else is ignored (a done file is foremost a marker). */
+static void parse_done(const char *text, bool *has_size, uint64_t *size, char sha[SHA256_HEX_LEN])
+{
+    const char *p = text, *t1, *t2;
+    size_t l1, l2;
+    *has_size = false;
+    sha[0] = 0;
+    p += strspn(p, " \t\r\n");
+    t1 = p;
+    l1 = strcspn(p, " \t\r\n");
+    p += l1;
+    p += strspn(p, " \t\r\n");
+    t2 = p;
+    l2 = strcspn(p, " \t\r\n");
+    if (is_hex64(t1, l1)) {
+        memcpy(sha, t1, 64);
+        sha[64] = 0;
+    } else if (l1 > 0 && l1 < 20 && strspn(t1, "0123456789") == l1) {
+        *has_size = true;
+        *size = strtoull(t1, NULL, 10);
+        if (is_hex64(t2, l2)) {
+            memcpy(sha, t2, 64);
+            sha[64] = 0;
+        }
+    }
+    for (char *c = sha; *c; c++)
+        if (*c >= 'A' && *c <= 'F')
+            *c = (char)(*c - 'A' + 'a');
+}
+
+/* Hash what a .partial already holds; returns its length or -1. */
+static int64_t rehash(int fd, struct sha256 *h, unsigned char *buf, size_t bufsize)
+{
+    int64_t total = 0;
+    ssize_t n;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -1;
+    while ((n = read(fd, buf, bufsize)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        sha256_update(h, buf, (size_t)n);
+        total += n;
+    }
+    return total;
+}
+
+static int fetch_locked(struct source *s, const struct drop *d, const char *dest,
+                        char sha256[SHA256_HEX_LEN], uint64_t *bytes, struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    const struct profile *p = s->profile;
+    char *remote = remote_path(im, d->path), *partial = xasprintf("%s.partial", dest);
+    LIBSSH2_SFTP_HANDLE *h = NULL;
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    struct sha256 hash = {0};
+    struct stat st;
+    int64_t off;
+    int fd = -1, r = -1;
+    bool keep_partial = true;
+    char done_text[SFTP_MAX_DONE], want_sha[SHA256_HEX_LEN], got_sha[SHA256_HEX_LEN];
+    bool want_size = false;
+    uint64_t done_size = 0;
+
+    if (d->unsafe) {
+        werr_set(e, "%s: %s is unsafe (%s); not fetched", im->label, d->path, d->unsafe);
+        goto out;
+    }
+    fd = open(partial, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        werr_sys(e, "%s", partial);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        werr_set(e, "%s: not a regular file", partial);
+        goto out;
+    }
+    sha256_init(&hash);
+    off = rehash(fd, &hash, im->buf, SFTP_READ_BUF);
+    if (off < 0) {
+        werr_sys(e, "%s: read", partial);
+        goto out;
+    }
+    if ((uint64_t)off > d->size) {
+        wlog(LOG_WARN, p->name, NULL, "sftp.partial_discarded", NULL,
+             "%s: %s holds %lld bytes, more than the %llu listed; starting again", im->label,
+             partial, (long long)off, (unsigned long long)d->size);
+        if (ftruncate(fd, 0) < 0) {
+            werr_sys(e, "%s: truncate", partial);
+            goto out;
+        }
+        sha256_abort(&hash);
+        sha256_init(&hash);
+        off = 0;
+    }
+    if (lseek(fd, off, SEEK_SET) < 0) {
+        werr_sys(e, "%s: seek", partial);
+        goto out;
+    }
+
+    h = libssh2_sftp_open(im->sftp, remote, LIBSSH2_FXF_READ, 0);
+    if (!h) {
+        fail(im, e, "open %s", remote);
+        goto out;
+    }
+    memset(&at, 0, sizeof at);
+    if (libssh2_sftp_fstat(h, &at) != 0) {
+        fail(im, e, "stat %s", remote);
+        goto out;
+    }
+    if ((at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && !LIBSSH2_SFTP_S_ISREG(at.permissions)) {
+        werr_set(e, "%s: %s is no longer a regular file", im->label, remote);
+        goto out;
+    }
+    if (at.filesize != d->size || (int64_t)at.mtime != d->mtime_ns / 1000000000LL) {
+        werr_set(e,
+                 "%s: %s changed since it was listed (size %llu, mtime %llu; listed %llu, "
+                 "%lld)",
+                 im->label, remote, (unsigned long long)at.filesize, (unsigned long long)at.mtime,
+                 (unsigned long long)d->size, (long long)(d->mtime_ns / 1000000000LL));
+        goto out;
+    }
+    if (off > 0) {
+        libssh2_sftp_seek64(h, (libssh2_uint64_t)off);
+        wlog(LOG_INFO, p->name, NULL, "sftp.resume",
+             json_pack("{s:s, s:I, s:I}", "path", d->path, "offset", (json_int_t)off, "size",
+                       (json_int_t)d->size),
+             "%s: resuming %s at byte %lld of %llu (verified from %s)", im->label, d->path,
+             (long long)off, (unsigned long long)d->size, partial);
+    }
+    for (;;) {
+        ssize_t n = libssh2_sftp_read(h, (char *)im->buf, SFTP_READ_BUF);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            fail(im, e, "read %s at byte %lld", remote, (long long)off);
+            goto out;
+        }
+        if (write_all(fd, im->buf, (size_t)n) < 0) {
+            werr_sys(e, "%s: write", partial);
+            goto out;
+        }
+        sha256_update(&hash, im->buf, (size_t)n);
+        off += n;
+        if ((uint64_t)off > d->size)
+            break; /* grown: the size check below says so */
+    }
+    libssh2_sftp_close(h);
+    h = NULL;
+
+    keep_partial = false; /* from here on, anything wrong is in the bytes */
+    if (fsync(fd) < 0) {
+        werr_sys(e, "%s: fsync", partial);
+        goto out;
+    }
+    if ((uint64_t)off != d->size) {
+        werr_set(e, "%s: %s: size mismatch: listed %llu bytes, received %lld", im->label,
+                 d->path, (unsigned long long)d->size, (long long)off);
+        goto out;
+    }
+    sha256_final(&hash, got_sha);
+    if (d->has_done && d->done_path) {
+        char *dp = remote_path(im, d->done_path);
+        int rr = read_small(im, dp, done_text, sizeof done_text, e);
+        free(dp);
+        if (rr < 0) {
+            keep_partial = e->transient;
+            goto out;
+        }
+        parse_done(done_text, &want_size, &done_size, want_sha);
+        if (want_size && done_size != d->size) {
+            werr_set(e, "%s: %s: size mismatch: done file %s says %llu bytes, received %llu",
+                     im->label, d->path, d->done_path, (unsigned long long)done_size,
+                     (unsigned long long)d->size);
+            goto out;
+        }
+        if (want_sha[0] && strcmp(want_sha, got_sha) != 0) {
+            werr_set(e, "%s: %s: checksum mismatch: done file %s says sha256 %s, received %s",
+                     im->label, d->path, d->done_path, want_sha, got_sha);
+            goto out;
+        }
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        werr_sys(e, "%s: close", partial);
+        goto out;
+    }
+    fd = -1;
+    if (durable_rename(partial, dest, e) < 0)
+        goto out;
+    memcpy(sha256, got_sha, SHA256_HEX_LEN);
+    *bytes = (uint64_t)off;
+    r = 0;
+out:
+    if (h)
+        libssh2_sftp_close(h);
+    if (hash.ctx)
+        sha256_abort(&hash);
+    if (fd >= 0) {
+        /* Keep what arrived for the next attempt, on disk. */
+        if (keep_partial && fsync(fd) < 0)
+            keep_partial = false;
+        close(fd);
+    }
+    /* Only a dropped connection leaves a .partial to resume from. */
+    if (r < 0 && (!keep_partial || !e->transient))
+        unlink(partial);
+    free(remote);
+    free(partial);
+    return r;
+}
+
+static int sftp_fetch(struct source *s, const struct drop *d, const char *dest,
+                      char sha256[SHA256_HEX_LEN], uint64_t *bytes, struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    int r;
+    pthread_mutex_lock(&im->lock);
+    e->transient = false;
+    r = ensure(s, e);
+    if (r == 0)
+        r = fetch_locked(s, d, dest, sha256, bytes, e);
+    pthread_mutex_unlock(&im->lock);
+    return r;
+}
+
+/* lstat a remote path: 1 exists, 0 gone, -1 error (in e). */
+static int rexists(struct sftp_impl *im, const char *path, LIBSSH2_SFTP_ATTRIBUTES *at,
+                   struct werr *e)
+{
+    LIBSSH2_SFTP_ATTRIBUTES tmp;
+    if (libssh2_sftp_lstat(im->sftp, path, at ? at : &tmp) == 0)
+        return 1;
+    long st = sftp_status(im);
+    if (st == LIBSSH2_FX_NO_SUCH_FILE || st == LIBSSH2_FX_NO_SUCH_PATH)
+        return 0;
+    fail(im, e, "stat %s", path);
+    return -1;
+}
+
+static int rmkdir(struct sftp_impl *im, const char *dir, struct werr *e)
+{
+    int x = rexists(im, dir, NULL, e);
+    if (x != 0)
+        return x < 0 ? -1 : 0;
+    if (libssh2_sftp_mkdir(im->sftp, dir, 0750) == 0)
+        return 0;
+    if (rexists(im, dir, NULL, e) == 1)
+        return 0; /* made meanwhile */
+    fail(im, e, "mkdir %s", dir);
+    return -1;
+}
+
+/* Move src into dir as name, never over an existing file: when dir/name
+ * exists, "<name>.<unix time>" (then ".<unix time>.<n>") is used, so
+ * neither file is lost.  src already gone is success.
+ *
+ * No OVERWRITE flag: libssh2 1.10 sends a plain SSH_FXP_RENAME to SFTP v3
+ * servers (OpenSSH), which OpenSSH implements with link()+unlink() and so
+ * refuses an existing target atomically; v5+ servers get the flags and,
+ * without OVERWRITE, refuse too.  A refused rename tries the next name. */
+static int move_one(struct sftp_impl *im, const char *src, const char *dir, const char *name,
+                    struct werr *e)
+{
+    long now = (long)time(NULL);
+    int x;
+    for (int i = 0; i < 100; i++) {
+        char *dst = i == 0   ? xasprintf("%s/%s", dir, name)
+                    : i == 1 ? xasprintf("%s/%s.%ld", dir, name, now)
+                             : xasprintf("%s/%s.%ld.%d", dir, name, now, i);
+        x = rexists(im, dst, NULL, e);
+        if (x == 1) {
+            free(dst);
+            continue;
+        }
+        if (x < 0) {
+            free(dst);
+            return -1;
+        }
+        if (libssh2_sftp_rename_ex(im->sftp, src, (unsigned)strlen(src), dst,
+                                   (unsigned)strlen(dst),
+                                   LIBSSH2_SFTP_RENAME_ATOMIC | LIBSSH2_SFTP_RENAME_NATIVE) == 0) {
+            free(dst);
+            return 0;
+        }
+        if (sftp_status(im) < 0) {
+            fail(im, e, "rename %s to %s", src, dst);
+            free(dst);
+            return -1;
+        }
+        x = rexists(im, src, NULL, e);
+        if (x <= 0) {
+            free(dst);
+            return x; /* gone: moved by an earlier attempt (or e is set) */
+        }
+        if (rexists(im, dst, NULL, e) != 1) {
+            fail(im, e, "rename %s to %s", src, dst);
+            free(dst);
+            return -1;
+        }
+        free(dst); /* raced with another writer: next name */
+    }
+    werr_set(e, "%s: rename %s: no free name in %s", im->label, src, dir);
+    return -1;
+}
+
+static int remove_one(struct sftp_impl *im, const char *path, struct werr *e)
+{
+    if (libssh2_sftp_unlink(im->sftp, path) == 0)
+        return 0;
+    long st = sftp_status(im);
+    if (st == LIBSSH2_FX_NO_SUCH_FILE || st == LIBSSH2_FX_NO_SUCH_PATH)
+        return 0;
+    fail(im, e, "delete %s", path);
+    return -1;
+}
+
+static const char *base_of(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+static int finish_locked(struct source *s, const struct drop *d, struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    const struct profile *p = s->profile;
+    char *src = remote_path(im, d->path);
+    char *done = d->done_path ? remote_path(im, d->done_path) : NULL;
+    char *dir = NULL;
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    int r = -1, x;
+
+    /* The done file goes first: a data file left without one is never
+     * complete again, while a done file left alone could be. */
+    switch (p->source.after) {
+    case AFTER_LEAVE:
+        r = 0;
+        break;
+    case AFTER_DELETE:
+        if (done && remove_one(im, done, e) < 0)
+            goto out;
+        x = rexists(im, src, &at, e);
+        if (x < 0)
+            goto out;
+        if (x == 1 && (at.filesize != d->size || (int64_t)at.mtime != d->mtime_ns / 1000000000LL)) {
+            wlog(LOG_WARN, p->name, NULL, "sftp.finish_changed", NULL,
+                 "%s: %s was replaced since it was taken; left in place", im->label, d->path);
+            r = 0;
+            break;
+        }
+        if (x == 1 && remove_one(im, src, e) < 0)
+            goto out;
+        r = 0;
+        break;
+    case AFTER_MOVE:
+        if (!p->source.after_dir) {
+            werr_set(e, "%s: after: move without a directory", im->label);
+            goto out;
+        }
+        dir = p->source.after_dir[0] == '/' ? xstrdup(p->source.after_dir)
+                                             : remote_path(im, p->source.after_dir);
+        if (rmkdir(im, dir, e) < 0)
+            goto out;
+        if (done && move_one(im, done, dir, base_of(d->done_path), e) < 0)
+            goto out;
+        if (move_one(im, src, dir, d->name, e) < 0)
+            goto out;
+        r = 0;
+        break;
+    }
+out:
+    free(src);
+    free(done);
+    free(dir);
+    return r;
+}
+
+static int sftp_finish(struct source *s, const struct drop *d, struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    int r = 0;
+    if (s->profile->source.after == AFTER_LEAVE)
+        return 0;
+    pthread_mutex_lock(&im->lock);
+    e->transient = false;
+    r = ensure(s, e);
+    if (r == 0)
+        r = finish_locked(s, d, e);
+    pthread_mutex_unlock(&im->lock);
+    return r;
+}
+
+/* An unsafe remote entry cannot be moved into the local quarantine without
+ * reading it (a symlink would be followed); it is renamed aside on the
+ * server instead, into <path>/.wharf-quarantine/, which listing skips.
+ * qdir (local) is not used. */
+static int sftp_quarantine(struct source *s, const struct drop *d, const char *qdir,
+                           struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    char *src, *dir;
+    int r;
+    (void)qdir;
+    pthread_mutex_lock(&im->lock);
+    e->transient = false;
+    r = ensure(s, e);
+    if (r == 0) {
+        src = remote_path(im, d->path);
+        dir = remote_path(im, QUARANTINE_DIR);
+        r = rmkdir(im, dir, e);
+        if (r == 0)
+            r = move_one(im, src, dir, d->name, e);
+        free(src);
+        free(dir);
+    }
+    pthread_mutex_unlock(&im->lock);
+    return r;
+}
+
+const struct source_ops source_sftp_ops = {
+    .name = "sftp",
+    .open = sftp_open,
+    .list = sftp_list,
+    .fetch = sftp_fetch,
+    .finish = sftp_finish,
+    .quarantine = sftp_quarantine,
+    .close = sftp_close,
+};

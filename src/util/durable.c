@@ -232,13 +232,13 @@ out:
     return r;
 }
 
-static int rmtree_at(int dirfd, const char *name, const char *shown, struct werr *e)
+static int rmtree_at(int at, const char *name, const char *shown, struct werr *e)
 {
     struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : (werr_sys(e, "%s", shown), -1);
     if (S_ISDIR(st.st_mode)) {
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         DIR *d;
         struct dirent *de;
         int r = 0;
@@ -257,11 +257,11 @@ static int rmtree_at(int dirfd, const char *name, const char *shown, struct werr
         closedir(d);
         if (r < 0)
             return -1;
-        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
             return werr_sys(e, "%s: rmdir", shown), -1;
         return 0;
     }
-    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+    if (unlinkat(at, name, 0) < 0 && errno != ENOENT)
         return werr_sys(e, "%s: unlink", shown), -1;
     return 0;
 }

@@ -40,6 +40,7 @@ void werr_sys(struct werr *e, const char *fmt, ...)
 void werr_prefix(struct werr *e, const char *fmt, ...)
 {
     char pre[512], old[sizeof e->msg];
+    size_t n;
     va_list ap;
     if (!e)
         return;
@@ -47,5 +48,11 @@ void werr_prefix(struct werr *e, const char *fmt, ...)
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    n = strlen(pre);
+    memcpy(e->msg, pre, n);
+    memcpy(e->msg + n, ": ", 2);
+    n += 2;
+    size_t rest = strnlen(old, sizeof e->msg - n - 1);
+    memcpy(e->msg + n, old, rest);
+    e->msg[n + rest] = 0;
 }

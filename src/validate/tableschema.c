@@ -1,11 +1,1126 @@
-/* STUB: replaced by the Table Schema engine (issue 5). */
+/*
+ * tableschema: Frictionless Table Schema compiled from a JSON/YAML file (or
+ * a profile's inline `fields:`), and csvv_run, the CSV validation driver:
+ * tokenizer (csv.c) -> header check -> per-cell cast and constraints
+ * (tsfield.c) -> unique / primary key sets -> typed rows to the caller and
+ * invalid records to the split file.
+ *
+ * Owns: the compiled schema (tschema_free).  csvv_run owns, for one run,
+ * the reader, one value array, the unique / primary-key sets and the split
+ * file; all freed before it returns.
+ *
+ * Memory: everything is bounded by the profile's limits except the sets
+ * behind `unique` and `primaryKey`, which must remember every distinct key
+ * seen: about (key bytes + 48) bytes per row for each such field, e.g.
+ * ~70 MB for a 16-byte key over a million rows.  Fields without those
+ * constraints cost nothing per row.
+ *
+ * Can fail: schema problems go to the diags at file:line:col; csvv_run
+ * returns -1 on I/O errors (e filled) or when the row callback says so.
+ */
 #include "validate/tableschema.h"
-struct tschema *tschema_compile(const struct wharf_config *cfg, const struct profile *p, struct diags *d)
-{ (void)cfg; diag_add(d, p->file, 0, 0, "csv.schema", "Table Schema not implemented"); return NULL; }
-void tschema_free(struct tschema *s) { (void)s; }
-const struct columns *tschema_columns(const struct tschema *s) { (void)s; return NULL; }
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/durable.h"
+#include "util/parse.h"
+#include "util/xmalloc.h"
+#include "validate/csv.h"
+#include "validate/tsfield.h"
+
+#define NAME_MAX_LEN 63
+#define PATTERN_MAX  1024
+#define ENUM_TEXT    240
+#define RECERR_MAX   2048 /* _wharf_errors text per invalid record */
+
+struct tschema {
+    struct ts_field *f;
+    size_t n;
+    struct columns cols;
+    char **missing;
+    size_t n_missing;
+    size_t *pk;
+    size_t n_pk;
+};
+
+/* ---- compiling ---------------------------------------------------------- */
+
+struct comp {
+    struct diags *d;
+    const char *file;   /* for diags when a node has none */
+    const char *prefix; /* "fields" or "csv.fields" */
+    bool bad;
+};
+
+static void cdiag(struct comp *c, const struct node *at, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void cdiag(struct comp *c, const struct node *at, const char *path, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_add(c->d, at && at->file ? at->file : c->file, at ? at->line : 0, at ? at->col : 0, path,
+             "%s", msg);
+    c->bad = true;
+}
+
+static const struct node *keynode(const struct node *map, size_t i)
+{
+    return map->keynodes && map->keynodes[i] ? map->keynodes[i] : map;
+}
+
+static const char *scalar_of(struct comp *c, const struct node *n, const char *path)
+{
+    if (n->kind != NODE_SCALAR) {
+        cdiag(c, n, path, "must be a single value, not a %s", node_kind_name(n->kind));
+        return NULL;
+    }
+    return n->value;
+}
+
+static bool check_keys(struct comp *c, const struct node *map, const char *path, const char **valid)
+{
+    bool ok = true;
+    for (size_t i = 0; i < map->n; i++) {
+        size_t k;
+        for (k = 0; valid[k]; k++)
+            if (!strcmp(valid[k], map->keys[i]))
+                break;
+        if (valid[k])
+            continue;
+        char list[512];
+        size_t o = 0;
+        for (k = 0; valid[k] && o < sizeof list; k++)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", k ? ", " : "", valid[k]);
+        cdiag(c, keynode(map, i), path, "unknown property \"%s\" (valid: %s)", map->keys[i], list);
+        ok = false;
+    }
+    return ok;
+}
+
+static char one_char(struct comp *c, const struct node *n, const char *path)
+{
+    const char *v = scalar_of(c, n, path);
+    if (!v)
+        return 0;
+    if (strlen(v) != 1) {
+        cdiag(c, n, path, "\"%s\" must be exactly one character", v);
+        return 0;
+    }
+    return v[0];
+}
+
+static bool get_bool(struct comp *c, const struct node *n, const char *path, bool *out)
+{
+    const char *v = scalar_of(c, n, path);
+    if (!v)
+        return false;
+    if (parse_bool(v, out) < 0) {
+        cdiag(c, n, path, "\"%s\" is not a boolean (use true or false)", v);
+        return false;
+    }
+    return true;
+}
+
+static char **strings_of(struct comp *c, const struct node *n, const char *path, size_t *count)
+{
+    char **v;
+    *count = 0;
+    if (n->kind != NODE_SEQ) {
+        cdiag(c, n, path, "must be a list of strings");
+        return NULL;
+    }
+    v = xcalloc(n->n + 1, sizeof *v);
+    for (size_t i = 0; i < n->n; i++) {
+        const char *s = scalar_of(c, n->items[i], path);
+        if (s)
+            v[(*count)++] = xstrdup(s);
+    }
+    return v;
+}
+
+/* Cast a constraint's value with the field's own type; temporal bounds are
+ * also accepted in ISO form whatever the field's format. */
+static bool cast_bound(struct comp *c, const struct ts_field *f, const struct node *n,
+                       const char *path, struct ts_cast *out)
+{
+    char why[256];
+    const char *v = scalar_of(c, n, path);
+    if (!v)
+        return false;
+    if (tsfield_cast(f, v, strlen(v), out, why, sizeof why) == 0)
+        goto ok;
+    if (f->fmt != FMT_DEFAULT &&
+        (f->type == TS_DATE || f->type == TS_TIME || f->type == TS_DATETIME)) {
+        struct ts_field iso = *f;
+        iso.fmt = FMT_DEFAULT;
+        if (tsfield_cast(&iso, v, strlen(v), out, why, sizeof why) == 0)
+            goto ok;
+    }
+    cdiag(c, n, path, "\"%s\" %s", v, why);
+    return false;
+ok:
+    /* a text cast may point at the node's value; make it self-contained
+     * (the node tree is freed after compiling) */
+    if (out->kind == TC_TEXT && out->s != out->buf) {
+        struct ts_field *fw = (struct ts_field *)f;
+        char *copy = xstrndup(out->s, out->len);
+        fw->owned = xrealloc(fw->owned, (fw->n_owned + 1) * sizeof *fw->owned);
+        fw->owned[fw->n_owned++] = copy;
+        out->s = copy;
+    }
+    return true;
+}
+
+static bool bounds_allowed(enum ts_type t)
+{
+    return t == TS_INTEGER || t == TS_NUMBER || t == TS_DATE || t == TS_TIME || t == TS_DATETIME ||
+           t == TS_YEAR || t == TS_YEARMONTH || t == TS_DURATION;
+}
+
+static void compile_constraints(struct comp *c, struct ts_field *f, const struct node *m,
+                                const char *fpath)
+{
+    static const char *valid[] = {"required", "unique",  "minLength", "maxLength", "minimum",
+                                  "maximum",  "pattern", "enum",      NULL};
+    char path[512];
+    if (m->kind != NODE_MAP) {
+        cdiag(c, m, fpath, "constraints must be a map");
+        return;
+    }
+    check_keys(c, m, fpath, valid);
+    for (size_t i = 0; i < m->n; i++) {
+        const char *k = m->keys[i];
+        const struct node *v = m->items[i];
+        const char *s;
+        snprintf(path, sizeof path, "%.300s.%.100s", fpath, k);
+        if (!strcmp(k, "required")) {
+            get_bool(c, v, path, &f->required);
+        } else if (!strcmp(k, "unique")) {
+            get_bool(c, v, path, &f->unique);
+        } else if (!strcmp(k, "minLength") || !strcmp(k, "maxLength")) {
+            uint64_t u;
+            if (!(s = scalar_of(c, v, path)))
+                continue;
+            if (f->type != TS_STRING && f->type != TS_ANY) {
+                cdiag(c, v, path, "%s applies to strings, not to type %s", k,
+                      tsfield_type_name(f->type));
+            } else if (parse_uint(s, UINT32_MAX, &u) < 0) {
+                cdiag(c, v, path, "\"%s\" is not a non-negative integer", s);
+            } else if (k[1] == 'i') {
+                f->has_min_len = true;
+                f->min_len = u;
+            } else {
+                f->has_max_len = true;
+                f->max_len = u;
+            }
+        } else if (!strcmp(k, "minimum") || !strcmp(k, "maximum")) {
+            bool min = k[1] == 'i';
+            if (!bounds_allowed(f->type)) {
+                cdiag(c, v, path, "%s does not apply to type %s", k, tsfield_type_name(f->type));
+            } else if (cast_bound(c, f, v, path, min ? &f->min : &f->max)) {
+                *(min ? &f->has_min : &f->has_max) = true;
+                *(min ? &f->min_text : &f->max_text) = xstrdup(v->value);
+            }
+        } else if (!strcmp(k, "pattern")) {
+            if (!(s = scalar_of(c, v, path)))
+                continue;
+            if (strlen(s) > PATTERN_MAX) {
+                cdiag(c, v, path, "pattern longer than %d bytes", PATTERN_MAX);
+                continue;
+            }
+            /* The spec matches the whole value: anchor it. */
+            char *re = xasprintf("^(%s)$", s);
+            int rc = regcomp(&f->re, re, REG_EXTENDED | REG_NOSUB);
+            free(re);
+            if (rc) {
+                char err[256];
+                regerror(rc, &f->re, err, sizeof err);
+                cdiag(c, v, path, "\"%s\" is not a valid POSIX extended regular expression: %s", s,
+                      err);
+                continue;
+            }
+            f->has_pattern = true;
+            f->pattern = xstrdup(s);
+        } else if (!strcmp(k, "enum")) {
+            size_t o = 0;
+            if (v->kind != NODE_SEQ || v->n == 0) {
+                cdiag(c, v, path, "enum must be a non-empty list");
+                continue;
+            }
+            f->enum_v = xcalloc(v->n, sizeof *f->enum_v);
+            f->enum_text = xmalloc(ENUM_TEXT + 8);
+            f->enum_text[0] = 0;
+            for (size_t j = 0; j < v->n; j++) {
+                if (!cast_bound(c, f, v->items[j], path, &f->enum_v[f->n_enum]))
+                    continue;
+                f->n_enum++;
+                if (o < ENUM_TEXT)
+                    o += (size_t)snprintf(f->enum_text + o, ENUM_TEXT - o, "%s\"%s\"",
+                                          j ? ", " : "", v->items[j]->value);
+            }
+            if (o >= ENUM_TEXT)
+                strcpy(f->enum_text + ENUM_TEXT - 1, "...");
+        }
+    }
+}
+
+static void compile_field(struct comp *c, struct tschema *s, const struct node *m, size_t idx)
+{
+    static const char *valid[] = {"name",        "type",        "format",      "title",
+                                  "description", "example",     "rdfType",     "constraints",
+                                  "trueValues",  "falseValues", "decimalChar", "groupChar",
+                                  "bareNumber",  NULL};
+    struct ts_field *f = &s->f[idx];
+    char path[256], sub[512];
+    const struct node *v;
+    snprintf(path, sizeof path, "%s[%zu]", c->prefix, idx);
+    if (m->kind != NODE_MAP) {
+        cdiag(c, m, path, "a field must be a map with at least \"name\"");
+        f->name = xasprintf("field%zu", idx + 1);
+        return;
+    }
+    check_keys(c, m, path, valid);
+
+    const char *name = (v = node_get(m, "name")) ? scalar_of(c, v, path) : NULL;
+    if (!v)
+        cdiag(c, m, path, "field has no \"name\"");
+    if (name && !*name)
+        cdiag(c, v, path, "field name is empty");
+    else if (name && strlen(name) > NAME_MAX_LEN)
+        cdiag(c, v, path, "field name \"%.40s...\" is longer than %d bytes", name, NAME_MAX_LEN);
+    f->name = xstrdup(name ? name : "");
+    for (size_t i = 0; name && *name && i < idx; i++)
+        if (!strcasecmp(s->f[i].name, name))
+            cdiag(c, v, path,
+                  "field name \"%s\" repeats field %zu (\"%s\"); names must differ, "
+                  "ignoring case, to become columns",
+                  name, i + 1, s->f[i].name);
+
+    f->type = TS_STRING;
+    if ((v = node_get(m, "type"))) {
+        const char *t = scalar_of(c, v, path);
+        int ty = t ? tsfield_type(t) : -1;
+        if (t && ty < 0)
+            cdiag(c, v, path, "unknown type \"%s\" (valid: %s)", t, tsfield_type_names());
+        if (ty >= 0)
+            f->type = (enum ts_type)ty;
+    }
+    tsfield_defaults(f);
+
+    if ((v = node_get(m, "format"))) {
+        const char *fm = scalar_of(c, v, path);
+        snprintf(sub, sizeof sub, "%s.format", path);
+        if (!fm || !strcmp(fm, "default")) {
+            /* nothing */
+        } else if (f->type == TS_DATE || f->type == TS_TIME || f->type == TS_DATETIME) {
+            if (!strcmp(fm, "any")) {
+                f->fmt = FMT_ANY;
+            } else {
+                const char *pat = !strncmp(fm, "fmt:", 4) ? fm + 4 : fm;
+                if (!tsfield_pattern_ok(pat))
+                    cdiag(c, v, sub,
+                          "\"%s\" is not a date/time pattern (use \"default\", \"any\", or "
+                          "directives %%Y %%y %%m %%d %%H %%I %%M %%S %%f %%z %%p %%b %%B, "
+                          "e.g. \"%%d.%%m.%%Y\")",
+                          fm);
+                f->fmt = FMT_PATTERN;
+                f->pattern_fmt = xstrdup(pat);
+            }
+        } else if (f->type == TS_STRING) {
+            if (!strcmp(fm, "email"))
+                f->fmt = FMT_EMAIL;
+            else if (!strcmp(fm, "uri"))
+                f->fmt = FMT_URI;
+            else if (!strcmp(fm, "uuid"))
+                f->fmt = FMT_UUID;
+            else if (!strcmp(fm, "binary"))
+                f->fmt = FMT_BINARY;
+            else
+                cdiag(c, v, sub,
+                      "unknown string format \"%s\" (valid: default, email, uri, uuid, binary)",
+                      fm);
+        } else {
+            cdiag(c, v, sub, "type %s has no format \"%s\" (only \"default\")",
+                  tsfield_type_name(f->type), fm);
+        }
+    }
+    if ((v = node_get(m, "decimalChar"))) {
+        snprintf(sub, sizeof sub, "%s.decimalChar", path);
+        if (f->type != TS_NUMBER)
+            cdiag(c, v, sub, "decimalChar applies to type number only");
+        else if ((f->decimal_char = one_char(c, v, sub)) == 0)
+            f->decimal_char = '.';
+    }
+    if ((v = node_get(m, "groupChar"))) {
+        snprintf(sub, sizeof sub, "%s.groupChar", path);
+        if (f->type != TS_NUMBER && f->type != TS_INTEGER)
+            cdiag(c, v, sub, "groupChar applies to types number and integer only");
+        else
+            f->group_char = one_char(c, v, sub);
+        if (f->group_char && f->group_char == f->decimal_char && f->type == TS_NUMBER)
+            cdiag(c, v, sub, "groupChar and decimalChar are both \"%c\"", f->group_char);
+    }
+    if ((v = node_get(m, "bareNumber"))) {
+        snprintf(sub, sizeof sub, "%s.bareNumber", path);
+        if (f->type != TS_NUMBER && f->type != TS_INTEGER)
+            cdiag(c, v, sub, "bareNumber applies to types number and integer only");
+        else
+            get_bool(c, v, sub, &f->bare_number);
+    }
+    for (int tf = 0; tf < 2; tf++) {
+        const char *key = tf ? "falseValues" : "trueValues";
+        if (!(v = node_get(m, key)))
+            continue;
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        if (f->type != TS_BOOLEAN) {
+            cdiag(c, v, sub, "%s applies to type boolean only", key);
+            continue;
+        }
+        char ***lst = tf ? &f->false_values : &f->true_values;
+        size_t *cnt = tf ? &f->n_false : &f->n_true;
+        for (size_t i = 0; i < *cnt; i++)
+            free((*lst)[i]);
+        free(*lst);
+        *lst = strings_of(c, v, sub, cnt);
+    }
+    if ((v = node_get(m, "constraints"))) {
+        snprintf(sub, sizeof sub, "%s.constraints", path);
+        compile_constraints(c, f, v, sub);
+    }
+}
+
+static void compile_fields(struct comp *c, struct tschema *s, const struct node *fields)
+{
+    if (!fields || fields->kind != NODE_SEQ || fields->n == 0) {
+        cdiag(c, fields, c->prefix, "\"fields\" must be a non-empty list of field maps");
+        return;
+    }
+    s->n = fields->n;
+    s->f = xcalloc(s->n, sizeof *s->f);
+    for (size_t i = 0; i < s->n; i++)
+        compile_field(c, s, fields->items[i], i);
+}
+
+static size_t field_index(const struct tschema *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->f[i].name, name))
+            return i;
+    return (size_t)-1;
+}
+
+static void compile_root(struct comp *c, struct tschema *s, const struct node *root)
+{
+    static const char *valid[] = {"fields", "missingValues", "primaryKey", "foreignKeys", "name",
+                                  "title",  "description",   "$schema",    "profile",     NULL};
+    const struct node *v;
+    if (root->kind != NODE_MAP) {
+        cdiag(c, root, NULL, "a Table Schema must be a map with \"fields\"");
+        return;
+    }
+    check_keys(c, root, NULL, valid);
+    compile_fields(c, s, node_get(root, "fields"));
+    if ((v = node_get(root, "missingValues"))) {
+        for (size_t i = 0; i < s->n_missing; i++)
+            free(s->missing[i]);
+        free(s->missing);
+        s->missing = strings_of(c, v, "missingValues", &s->n_missing);
+    }
+    if ((v = node_get(root, "primaryKey"))) {
+        const struct node *one[1] = {v};
+        const struct node *const *items =
+            v->kind == NODE_SEQ ? (const struct node *const *)v->items : one;
+        size_t n = v->kind == NODE_SEQ ? v->n : 1;
+        s->pk = xcalloc(n + 1, sizeof *s->pk);
+        for (size_t i = 0; i < n; i++) {
+            const char *name = scalar_of(c, items[i], "primaryKey");
+            size_t at = name ? field_index(s, name) : (size_t)-1;
+            if (name && at == (size_t)-1)
+                cdiag(c, items[i], "primaryKey", "\"%s\" is not a field of this schema", name);
+            else if (name)
+                s->pk[s->n_pk++] = at;
+        }
+        for (size_t i = 0; i < s->n_pk; i++)
+            s->f[s->pk[i]].required = true;
+    }
+    /* foreignKeys reference other tables, which a single file cannot check;
+     * accepted and ignored so shared schemas still load. */
+}
+
+struct tschema *tschema_compile(const struct wharf_config *cfg, const struct profile *p,
+                                struct diags *d)
+{
+    struct tschema *s = xcalloc(1, sizeof *s);
+    struct comp c = {.d = d, .file = p->file ? p->file : p->name};
+    struct node *root = NULL;
+    char *path = NULL;
+
+    s->missing = xcalloc(1, sizeof *s->missing);
+    s->missing[0] = xstrdup("");
+    s->n_missing = 1;
+    if (p->csv.schema) {
+        c.prefix = "fields";
+        if (!(path = config_schema_path(cfg, p->csv.schema))) {
+            cdiag(&c, NULL, "csv.schema",
+                  "\"%s\" must be a relative path inside the schemas directory (%s)", p->csv.schema,
+                  cfg->schemas_dir);
+            goto out;
+        }
+        if (!(root = node_load(path, d))) {
+            c.bad = true;
+            goto out;
+        }
+        c.file = path;
+        compile_root(&c, s, root);
+    } else if (p->csv.inline_fields) {
+        c.prefix = "csv.fields";
+        compile_fields(&c, s, p->csv.inline_fields);
+    } else {
+        cdiag(&c, NULL, "csv", "no Table Schema: set csv.schema or csv.fields");
+    }
+    if (!c.bad) {
+        s->cols.n = s->n;
+        s->cols.v = xcalloc(s->n, sizeof *s->cols.v);
+        for (size_t i = 0; i < s->n; i++) {
+            struct column *col = &s->cols.v[i];
+            col->name = xstrdup(s->f[i].name);
+            col->required = s->f[i].required;
+            switch (s->f[i].type) {
+            case TS_INTEGER:
+            case TS_BOOLEAN:
+            case TS_YEAR:
+                col->type = COL_INTEGER;
+                break;
+            case TS_NUMBER:
+                col->type = COL_REAL;
+                break;
+            default:
+                col->type = COL_TEXT;
+            }
+        }
+    }
+out:
+    node_free(root);
+    free(path);
+    if (c.bad) {
+        tschema_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tschema_free(struct tschema *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        tsfield_free(&s->f[i]);
+    free(s->f);
+    for (size_t i = 0; i < s->cols.n; i++)
+        free(s->cols.v[i].name);
+    free(s->cols.v);
+    for (size_t i = 0; i < s->n_missing; i++)
+        free(s->missing[i]);
+    free(s->missing);
+    free(s->pk);
+    free(s);
+}
+
+const struct columns *tschema_columns(const struct tschema *s)
+{
+    return s ? &s->cols : NULL;
+}
+
+/* ---- the set behind unique and primaryKey ------------------------------- */
+
+struct kent {
+    uint64_t h, line;
+    char *k;
+    size_t len;
+};
+
+struct keyset {
+    struct kent *v;
+    size_t cap, n;
+};
+
+static uint64_t fnv1a(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* true when new; false and *first when the key was seen before. */
+static bool keyset_add(struct keyset *ks, const char *k, size_t len, uint64_t line, uint64_t *first)
+{
+    uint64_t h = fnv1a(k, len);
+    size_t i;
+    if ((ks->n + 1) * 10 > ks->cap * 7) {
+        size_t cap = ks->cap ? ks->cap * 2 : 1024;
+        struct kent *v = xcalloc(cap, sizeof *v);
+        for (i = 0; i < ks->cap; i++) {
+            if (!ks->v[i].k)
+                continue;
+            size_t j = ks->v[i].h & (cap - 1);
+            while (v[j].k)
+                j = (j + 1) & (cap - 1);
+            v[j] = ks->v[i];
+        }
+        free(ks->v);
+        ks->v = v;
+        ks->cap = cap;
+    }
+    for (i = h & (ks->cap - 1); ks->v[i].k; i = (i + 1) & (ks->cap - 1)) {
+        if (ks->v[i].h == h && ks->v[i].len == len && !memcmp(ks->v[i].k, k, len)) {
+            *first = ks->v[i].line;
+            return false;
+        }
+    }
+    ks->v[i].h = h;
+    ks->v[i].line = line;
+    ks->v[i].len = len;
+    ks->v[i].k = xmalloc(len + 1); /* +1: a zero-length key is still non-NULL */
+    memcpy(ks->v[i].k, k, len);
+    ks->n++;
+    return true;
+}
+
+static void keyset_free(struct keyset *ks)
+{
+    for (size_t i = 0; i < ks->cap; i++)
+        free(ks->v[i].k);
+    free(ks->v);
+    memset(ks, 0, sizeof *ks);
+}
+
+/* ---- the split file ----------------------------------------------------- */
+
+struct wout {
+    struct dfile df;
+    bool open;
+    char delim, quote;
+    char buf[64 * 1024];
+    size_t n;
+};
+
+static int wout_put(struct wout *w, const char *p, size_t len, struct werr *e)
+{
+    if (w->n + len > sizeof w->buf) {
+        if (dfile_write(&w->df, w->buf, w->n, e) < 0)
+            return -1;
+        w->n = 0;
+        if (len > sizeof w->buf)
+            return dfile_write(&w->df, p, len, e);
+    }
+    memcpy(w->buf + w->n, p, len);
+    w->n += len;
+    return 0;
+}
+
+static int wout_field(struct wout *w, bool first, const char *p, size_t len, struct werr *e)
+{
+    bool q = len && (p[0] == ' ' || p[len - 1] == ' ');
+    for (size_t i = 0; i < len && !q; i++)
+        q = p[i] == w->delim || p[i] == w->quote || p[i] == '\n' || p[i] == '\r';
+    if (!first && wout_put(w, &w->delim, 1, e) < 0)
+        return -1;
+    if (!q)
+        return wout_put(w, p, len, e);
+    if (wout_put(w, &w->quote, 1, e) < 0)
+        return -1;
+    for (size_t i = 0, s = 0; i <= len; i++) {
+        if (i == len || p[i] == w->quote) {
+            if (wout_put(w, p + s, i - s, e) < 0)
+                return -1;
+            if (i < len && wout_put(w, &w->quote, 1, e) < 0) /* the doubled quote */
+                return -1;
+            s = i;
+        }
+    }
+    return wout_put(w, &w->quote, 1, e);
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+struct run {
+    const struct tschema *s;
+    const struct profile *p;
+    const struct validate_input *in;
+    struct report *rep;
+    size_t nerr;             /* problems in the current record */
+    char recerr[RECERR_MAX]; /* their text, for _wharf_errors */
+    size_t recerr_len;
+};
+
+static void problem(struct run *R, uint64_t line, size_t col, const char *field, const char *val,
+                    size_t vlen, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
+/* One problem: into the report (capped there) and into the record's
+ * _wharf_errors text (capped at RECERR_MAX). */
+static void problem(struct run *R, uint64_t line, size_t col, const char *field, const char *val,
+                    size_t vlen, const char *code, const char *fmt, ...)
+{
+    char msg[512], where[160] = "", v[80] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    report_add(R->rep, R->in->display, line, col, field, val, vlen, code, "%s", msg);
+    R->nerr++;
+
+    if (field)
+        snprintf(where, sizeof where, "column \"%s\" (%zu): ", field, col);
+    else if (col)
+        snprintf(where, sizeof where, "column %zu: ", col);
+    if (val) {
+        size_t n = vlen < 40 ? vlen : 40, o = 0;
+        v[o++] = '"';
+        for (size_t i = 0; i < n; i++)
+            v[o++] = (unsigned char)val[i] < 0x20 ? '?' : val[i];
+        if (n < vlen) {
+            memcpy(v + o, "...", 3);
+            o += 3;
+        }
+        v[o++] = '"';
+        v[o++] = ' ';
+        v[o] = 0;
+    }
+    size_t room = sizeof R->recerr - R->recerr_len;
+    if (room > 1)
+        R->recerr_len += (size_t)snprintf(R->recerr + R->recerr_len, room, "%s%s%s%s",
+                                          R->recerr_len ? "; " : "", where, v, msg);
+    if (R->recerr_len >= sizeof R->recerr)
+        R->recerr_len = sizeof R->recerr - 1;
+}
+
+static bool names_equal(const struct profile *p, const char *a, size_t alen, const char *b)
+{
+    size_t bl = strlen(b);
+    if (alen != bl)
+        return false;
+    return p->csv.header_case_insensitive ? !strncasecmp(a, b, bl) : !memcmp(a, b, bl);
+}
+
+/* Match the header against the schema; fills map (CSV column -> field).
+ * Every problem is structural. Returns the number of problems. */
+static size_t check_header(struct run *R, const struct csv_record *h, size_t *map)
+{
+    const struct tschema *s = R->s;
+    size_t before = R->nerr;
+    char *seen = xcalloc(s->n, 1);
+    if (h->err != CSV_OK) {
+        problem(R, h->line, h->err_field, NULL, NULL, 0, "header", "the header row: %s",
+                csv_error_text(h->err));
+        goto out;
+    }
+    if (h->blank) {
+        problem(R, h->line, 0, NULL, NULL, 0, "header",
+                "the header row is empty (expected %zu columns: %s, ...)", s->n, s->f[0].name);
+        goto out;
+    }
+    for (size_t c = 0; c < h->n; c++) {
+        const char *name = h->f[c].p;
+        size_t len = h->f[c].len;
+        size_t fi = (size_t)-1;
+        if (c == 0 && len >= 3 && !memcmp(name, "\xEF\xBB\xBF", 3)) {
+            name += 3;
+            len -= 3;
+        }
+        if (R->p->csv.header_match == HEADER_EXACT) {
+            if (c < s->n && names_equal(R->p, name, len, s->f[c].name))
+                fi = c;
+            else if (c < s->n)
+                problem(R, h->line, c + 1, NULL, name, len, "header",
+                        "is not the expected column name \"%s\"", s->f[c].name);
+            else
+                problem(R, h->line, c + 1, NULL, name, len, "header",
+                        "is an extra column: the schema has %zu", s->n);
+        } else {
+            for (size_t i = 0; i < s->n && fi == (size_t)-1; i++)
+                if (names_equal(R->p, name, len, s->f[i].name))
+                    fi = i;
+            if (fi == (size_t)-1)
+                problem(R, h->line, c + 1, NULL, name, len, "header",
+                        "is not a field of the schema");
+            else if (seen[fi]) {
+                problem(R, h->line, c + 1, NULL, name, len, "header",
+                        "appears twice in the header");
+                fi = (size_t)-1;
+            }
+        }
+        if (fi != (size_t)-1) {
+            seen[fi] = 1;
+            map[c] = fi;
+        }
+    }
+    for (size_t i = 0; i < s->n; i++)
+        if (!seen[i] && (R->p->csv.header_match != HEADER_EXACT || i >= h->n))
+            problem(R, h->line, 0, s->f[i].name, NULL, 0, "header", "is missing from the header");
+out:
+    free(seen);
+    return R->nerr - before;
+}
+
+static bool is_missing(const struct tschema *s, const char *p, size_t len)
+{
+    for (size_t i = 0; i < s->n_missing; i++)
+        if (strlen(s->missing[i]) == len && !memcmp(s->missing[i], p, len))
+            return true;
+    return false;
+}
+
+static size_t utf8_chars(const char *p, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)p[i] & 0xC0) != 0x80;
+    return n;
+}
+
+struct cells {
+    struct value *vals;   /* per field */
+    struct ts_cast *cast; /* per field */
+    bool *ok;             /* per field: cast and non-null */
+    struct keyset *uniq;  /* per field */
+    struct keyset pk;
+    char *scratch; /* NUL-terminated copy of a cell, for regexec */
+    size_t scratch_cap;
+    char *pkbuf;
+    size_t pkbuf_cap;
+};
+
+static void check_cell(struct run *R, struct cells *C, const struct csv_record *rec, size_t c,
+                       size_t fi)
+{
+    const struct ts_field *f = &R->s->f[fi];
+    const char *p = rec->f[c].p;
+    size_t len = rec->f[c].len, col = c + 1;
+    struct ts_cast *v = &C->cast[fi];
+    char why[256];
+    uint64_t first;
+
+    C->ok[fi] = false;
+    C->vals[fi].kind = VAL_NULL;
+    if (is_missing(R->s, p, len)) {
+        if (f->required)
+            problem(R, rec->line, col, f->name, NULL, 0, "required", "a value is required");
+        return;
+    }
+    if (tsfield_cast(f, p, len, v, why, sizeof why) < 0) {
+        problem(R, rec->line, col, f->name, p, len, "type", "%s", why);
+        return;
+    }
+    size_t before = R->nerr;
+    if (f->has_min_len || f->has_max_len) {
+        size_t n = utf8_chars(p, len);
+        if (f->has_min_len && n < f->min_len)
+            problem(R, rec->line, col, f->name, p, len, "min_length",
+                    "is shorter than minLength %llu (%zu characters)",
+                    (unsigned long long)f->min_len, n);
+        if (f->has_max_len && n > f->max_len)
+            problem(R, rec->line, col, f->name, p, len, "max_length",
+                    "is longer than maxLength %llu (%zu characters)",
+                    (unsigned long long)f->max_len, n);
+    }
+    if (f->has_min && tsfield_compare(f, v, &f->min) < 0)
+        problem(R, rec->line, col, f->name, p, len, "minimum", "is less than minimum %s",
+                f->min_text);
+    if (f->has_max && tsfield_compare(f, v, &f->max) > 0)
+        problem(R, rec->line, col, f->name, p, len, "maximum", "is greater than maximum %s",
+                f->max_text);
+    if (f->has_pattern) {
+        if (len + 1 > C->scratch_cap) {
+            C->scratch_cap = len + 1;
+            C->scratch = xrealloc(C->scratch, C->scratch_cap);
+        }
+        memcpy(C->scratch, p, len);
+        C->scratch[len] = 0;
+        /* an embedded NUL would cut the match short: never a match */
+        if (memchr(p, 0, len) || regexec(&f->re, C->scratch, 0, NULL, 0) != 0)
+            problem(R, rec->line, col, f->name, p, len, "pattern", "does not match pattern \"%s\"",
+                    f->pattern);
+    }
+    if (f->n_enum) {
+        size_t i;
+        for (i = 0; i < f->n_enum; i++)
+            if (tsfield_compare(f, v, &f->enum_v[i]) == 0)
+                break;
+        if (i == f->n_enum)
+            problem(R, rec->line, col, f->name, p, len, "enum", "is not one of %s", f->enum_text);
+    }
+    if (f->unique) {
+        char kb[64];
+        const char *k;
+        size_t kl = tsfield_key(v, kb, sizeof kb, &k);
+        if (!keyset_add(&C->uniq[fi], k, kl, rec->line, &first))
+            problem(R, rec->line, col, f->name, p, len, "unique",
+                    "is not unique (first seen on line %llu)", (unsigned long long)first);
+    }
+    if (R->nerr != before)
+        return;
+    C->ok[fi] = true;
+    switch (v->kind) {
+    case TC_INT:
+        C->vals[fi].kind = VAL_INT;
+        C->vals[fi].i = v->i;
+        break;
+    case TC_REAL:
+        C->vals[fi].kind = VAL_REAL;
+        C->vals[fi].d = v->d;
+        break;
+    default:
+        C->vals[fi].kind = VAL_TEXT;
+        C->vals[fi].s = v->s;
+        C->vals[fi].len = v->len;
+    }
+}
+
+static void check_pk(struct run *R, struct cells *C, const struct csv_record *rec)
+{
+    const struct tschema *s = R->s;
+    size_t o = 0;
+    char names[256];
+    size_t no = 0;
+    uint64_t first;
+    for (size_t i = 0; i < s->n_pk; i++)
+        if (!C->ok[s->pk[i]])
+            return; /* already reported */
+    for (size_t i = 0; i < s->n_pk; i++) {
+        char kb[64];
+        const char *k;
+        size_t kl = tsfield_key(&C->cast[s->pk[i]], kb, sizeof kb, &k);
+        if (o + kl + 2 > C->pkbuf_cap) {
+            C->pkbuf_cap = (o + kl + 2) * 2;
+            C->pkbuf = xrealloc(C->pkbuf, C->pkbuf_cap);
+        }
+        if (i) {
+            memcpy(C->pkbuf + o, ", ", 2);
+            o += 2;
+        }
+        memcpy(C->pkbuf + o, k, kl);
+        o += kl;
+        if (no < sizeof names)
+            no += (size_t)snprintf(names + no, sizeof names - no, "%s%s", i ? ", " : "",
+                                   s->f[s->pk[i]].name);
+    }
+    if (!keyset_add(&C->pk, C->pkbuf, o, rec->line, &first))
+        problem(R, rec->line, 0, NULL, C->pkbuf, o, "primary_key",
+                "repeats the primary key (%s) of line %llu", names, (unsigned long long)first);
+}
+
+static void check_structure(struct run *R, const struct csv_record *rec, const size_t *map,
+                            size_t ncols)
+{
+    const struct tschema *s = R->s;
+    const char *fname = NULL;
+    const char *val = NULL;
+    size_t vlen = 0, col = rec->err_field;
+    if (col && col <= rec->n && col <= ncols)
+        fname = s->f[map[col - 1]].name;
+    if (col && col <= rec->n) {
+        val = rec->f[col - 1].p;
+        vlen = rec->f[col - 1].len;
+    }
+    switch (rec->err) {
+    case CSV_LINE_TOO_LONG:
+        problem(R, rec->line, 0, NULL, NULL, 0, "line_too_long",
+                "record is longer than %llu bytes (limits.max_line); skipped to the next line",
+                (unsigned long long)R->p->limits.max_line);
+        break;
+    case CSV_FIELD_TOO_LONG:
+        problem(R, rec->line, col, fname, val, vlen, "field_too_long",
+                "is longer than %llu bytes (limits.max_field)",
+                (unsigned long long)R->p->limits.max_field);
+        break;
+    case CSV_STRAY_QUOTE:
+        problem(R, rec->line, col, fname, val, vlen, "stray_quote",
+                "has a stray quote (a field holding quotes must be quoted, with each quote "
+                "doubled)");
+        break;
+    case CSV_UNCLOSED_QUOTE:
+        problem(R, rec->line, col, fname, val, vlen, "unclosed_quote",
+                "opens a quoted field that is never closed (the file ends inside it)");
+        break;
+    case CSV_INVALID_ENCODING:
+        problem(R, rec->line, col, fname, val, vlen, "invalid_encoding", "is not valid UTF-8");
+        break;
+    case CSV_OK:
+        break;
+    }
+}
+
+static int split_record(struct wout *w, const struct csv_record *rec, size_t ncols,
+                        const struct run *R, struct werr *e)
+{
+    char line[32];
+    size_t n = rec->n > ncols ? rec->n : ncols;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = i < rec->n ? rec->f[i].p : "";
+        size_t len = i < rec->n ? rec->f[i].len : 0;
+        if (wout_field(w, i == 0, p, len, e) < 0)
+            return -1;
+    }
+    snprintf(line, sizeof line, "%llu", (unsigned long long)rec->line);
+    if (wout_field(w, false, line, strlen(line), e) < 0 ||
+        wout_field(w, false, R->recerr, R->recerr_len, e) < 0 || wout_put(w, "\r\n", 2, e) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * csvv_run: one CSV part through the schema.
+ *
+ *  1. The header (when the dialect has one) is matched to the schema by
+ *     name, in order or in any order, case-sensitively or not, as the
+ *     profile says; a mismatch is structural and ends the run: no row can be
+ *     trusted to its column.
+ *  2. Each record: tokenizer errors, then the field count, then every cell
+ *     (missing value, type, constraints, unique), then the primary key.  A
+ *     record with no problem becomes a typed row for fn; any other goes to
+ *     the split file with its line and errors.
+ *
+ * The split file (RFC 4180, CRLF, the part's own delimiter and quote) looks
+ * like:
+ *
+ *   id,amount,_wharf_line,_wharf_errors
+ *   7,"12,50",9,"column ""amount"" (2): ""12,50"" is not a number (decimalChar is ""."")"
+ *
+ * Short (ragged) records are padded with empty fields so _wharf_line and
+ * _wharf_errors stay in their columns; long ones keep all their fields.
+ */
 int csvv_run(struct tschema *s, const struct profile *p, const struct validate_input *in,
              struct report *rep, row_fn fn, void *ctx, const char *invalid_csv,
              struct validate_result *res, struct werr *e)
-{ (void)s; (void)p; (void)in; (void)rep; (void)fn; (void)ctx; (void)invalid_csv; (void)res;
-  werr_set(e, "csv: not implemented"); return -1; }
+{
+    struct run R = {.s = s, .p = p, .in = in, .rep = rep};
+    struct cells C = {0};
+    struct csv_reader *rd;
+    struct csv_record rec;
+    struct wout *w = NULL;
+    size_t ncols = s->n, *map = NULL;
+    int rc = -1, got;
+
+    memset(res, 0, sizeof *res);
+    rd = csv_open(in->path, in->delimiter ? in->delimiter : ',', in->quote, p->limits.max_line,
+                  p->limits.max_field, e);
+    if (!rd)
+        return -1;
+    map = xcalloc(s->n + 1, sizeof *map);
+    for (size_t i = 0; i < s->n; i++)
+        map[i] = i;
+
+    if (in->header) {
+        if ((got = csv_next(rd, &rec, e)) < 0)
+            goto out;
+        if (got == 0) {
+            problem(&R, 0, 0, NULL, NULL, 0, "header",
+                    "the file is empty: expected a header row with %zu columns", s->n);
+            res->structural = true;
+            rc = 0;
+            goto out;
+        }
+        ncols = rec.n;
+        map = xrealloc(map, (ncols + 1) * sizeof *map);
+        if (check_header(&R, &rec, map)) {
+            res->structural = true;
+            rc = 0;
+            goto out;
+        }
+    }
+
+    if (invalid_csv) {
+        w = xcalloc(1, sizeof *w);
+        w->delim = in->delimiter ? in->delimiter : ',';
+        w->quote = in->quote ? in->quote : '"';
+        if (dfile_open(&w->df, invalid_csv, 0640, false, e) < 0)
+            goto out;
+        w->open = true;
+        for (size_t c = 0; c < ncols; c++) {
+            const char *name = s->f[map[c]].name;
+            if (wout_field(w, c == 0, name, strlen(name), e) < 0)
+                goto out;
+        }
+        if (wout_field(w, false, "_wharf_line", 11, e) < 0 ||
+            wout_field(w, false, "_wharf_errors", 13, e) < 0 || wout_put(w, "\r\n", 2, e) < 0)
+            goto out;
+    }
+
+    C.vals = xcalloc(s->n, sizeof *C.vals);
+    C.cast = xcalloc(s->n, sizeof *C.cast);
+    C.ok = xcalloc(s->n, sizeof *C.ok);
+    C.uniq = xcalloc(s->n, sizeof *C.uniq);
+
+    while ((got = csv_next(rd, &rec, e)) == 1) {
+        res->records++;
+        R.nerr = 0;
+        R.recerr_len = 0;
+        R.recerr[0] = 0;
+        if (rec.blank)
+            problem(&R, rec.line, 0, NULL, NULL, 0, "blank_row", "blank row");
+        else if (rec.err != CSV_OK)
+            check_structure(&R, &rec, map, ncols);
+        else if (rec.n != ncols)
+            problem(&R, rec.line, 0, NULL, NULL, 0, "ragged_rows", "has %zu fields, the %s has %zu",
+                    rec.n, in->header ? "header" : "schema", ncols);
+        else {
+            for (size_t c = 0; c < ncols; c++)
+                check_cell(&R, &C, &rec, c, map[c]);
+            if (s->n_pk)
+                check_pk(&R, &C, &rec);
+        }
+
+        if (R.nerr == 0) {
+            res->valid++;
+            if (fn) {
+                struct row row = {.v = C.vals, .n = s->n, .line = rec.line};
+                if (fn(ctx, &row, e) < 0)
+                    goto out;
+            }
+        } else {
+            res->invalid++;
+            if (w && split_record(w, &rec, ncols, &R, e) < 0)
+                goto out;
+        }
+    }
+    if (got < 0) {
+        werr_prefix(e, "%s", in->display);
+        goto out;
+    }
+    if (w) {
+        if (w->n && dfile_write(&w->df, w->buf, w->n, e) < 0)
+            goto out;
+        w->n = 0;
+        w->open = false;
+        if (dfile_commit(&w->df, NULL, e) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (w && w->open)
+        dfile_abort(&w->df);
+    free(w);
+    if (C.uniq)
+        for (size_t i = 0; i < s->n; i++)
+            keyset_free(&C.uniq[i]);
+    keyset_free(&C.pk);
+    free(C.uniq);
+    free(C.vals);
+    free(C.cast);
+    free(C.ok);
+    free(C.scratch);
+    free(C.pkbuf);
+    free(map);
+    csv_close(rd);
+    return rc;
+}

@@ -1,0 +1,187 @@
+/*
+ * cli: global option parsing, help, and the shared set-up of commands
+ * (configuration, ledger).  The table itself is in wharf.c.
+ */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/durable.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: wharf [-c wharf.yaml] [-v] COMMAND [ARGS]\n\ncommands:\n");
+    for (const struct command *c = commands; c->name; c++)
+        fprintf(f, "  %-8s %s\n", c->name, c->summary);
+    fprintf(f, "\n`wharf COMMAND --help` for a command's options.\n"
+               "Without -c, ./wharf.yaml is read when present, else the embedded defaults\n"
+               "(state in ./var, profiles in ./profiles, schemas in ./schemas).\n"
+               "Exit codes: 0 ok, 1 problems found, 2 usage, 3 configuration, 4 operational "
+               "failure, 5 locked.\n");
+}
+
+const struct command *cli_find(const char *name)
+{
+    for (const struct command *c = commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
+}
+
+bool cli_wants_help(const struct command *cmd, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: %s\n\n%s\n", cmd->usage, cmd->summary);
+            return true;
+        }
+    return false;
+}
+
+void cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    const struct command *c = cli_find(cmd);
+    fprintf(stderr, "wharf %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    if (c)
+        fprintf(stderr, "usage: %s\n", c->usage);
+}
+
+int cli_config(struct cli *c)
+{
+    struct diags d = {0};
+    if (c->cfg_loaded)
+        return 0;
+    if (config_load(c->config_path, &c->cfg, &d) < 0) {
+        for (size_t i = 0; i < d.n; i++)
+            fprintf(stderr, "%s\n", d.msg[i]);
+        diag_free(&d);
+        return EXIT_CONFIG;
+    }
+    diag_free(&d);
+    c->cfg_loaded = true;
+    log_init(c->cfg.log_json, LOG_INFO);
+    return 0;
+}
+
+int cli_ledger(struct cli *c)
+{
+    struct werr e;
+    int r = cli_config(c);
+    if (r)
+        return r;
+    if (c->ledger)
+        return 0;
+    if (mkdirs(c->cfg.state_dir, 0750, &e) < 0) {
+        fprintf(stderr, "wharf: %s\n", e.msg);
+        return EXIT_FAILURE_OP;
+    }
+    c->ledger = ledger_open_sqlite(c->cfg.ledger_path, &e);
+    if (!c->ledger) {
+        fprintf(stderr, "wharf: ledger: %s\n", e.msg);
+        return EXIT_FAILURE_OP;
+    }
+    return 0;
+}
+
+int cli_main(int argc, char **argv)
+{
+    struct cli c = {0};
+    const struct command *cmd;
+    int i = 1, r;
+
+    while (i < argc && argv[i][0] == '-') {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+            c.config_path = argv[i + 1];
+            i += 2;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return EXIT_OK;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("wharf %s\n", WHARF_VERSION);
+            return EXIT_OK;
+        } else {
+            fprintf(stderr, "wharf: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[i], "help")) {
+        if (i + 1 < argc && (cmd = cli_find(argv[i + 1]))) {
+            printf("usage: %s\n\n%s\n", cmd->usage, cmd->summary);
+            return EXIT_OK;
+        }
+        usage(stdout);
+        return EXIT_OK;
+    }
+    cmd = cli_find(argv[i]);
+    if (!cmd) {
+        fprintf(stderr, "wharf: unknown command \"%s\"\n", argv[i]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (cli_wants_help(cmd, argc - i, argv + i))
+        return EXIT_OK;
+    log_init(-1, LOG_INFO);
+    r = cmd->fn(&c, argc - i, argv + i);
+    ledger_close(c.ledger);
+    if (c.cfg_loaded)
+        config_free(&c.cfg);
+    return r;
+}
+
+int cli_profiles(struct cli *c, char **names, size_t n, struct profile_set *set)
+{
+    struct diags d = {0};
+    int r = profiles_load(&c->cfg, names, n, set, &d);
+    for (size_t i = 0; i < d.n; i++)
+        fprintf(stderr, "%s\n", d.msg[i]);
+    diag_free(&d);
+    return r < 0 ? EXIT_CONFIG : 0;
+}
+
+void cli_print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(j);
+}
+
+void cli_print_outcome(struct cli *c, const char *id)
+{
+    struct intake in = {0};
+    struct werr e;
+    if (ledger_get(c->ledger, id, &in, &e) <= 0)
+        return;
+    if (in.state == ST_DONE && in.outcome == OUT_LOADED)
+        printf("%s  %-12s loaded %llu rows from %s\n", in.id, in.profile,
+               (unsigned long long)in.rows, in.name);
+    else if (in.state == ST_DONE && in.outcome == OUT_DUPLICATE)
+        printf("%s  %-12s duplicate %s: skipped (same content already loaded)\n", in.id,
+               in.profile, in.name);
+    else if (in.outcome == OUT_REJECTED)
+        printf("%s  %-12s REJECTED %s: %s\n    report: %s/report.txt\n", in.id, in.profile,
+               in.name, in.last_error ? in.last_error : "", in.bag ? in.bag : "(not sealed yet)");
+    else if (in.state == ST_FAILED)
+        printf("%s  %-12s FAILED %s: %s\n", in.id, in.profile, in.name,
+               in.last_error ? in.last_error : "");
+    else
+        printf("%s  %-12s %s %s: will retry%s%s\n", in.id, in.profile, state_name(in.state),
+               in.name, in.last_error ? ": " : "", in.last_error ? in.last_error : "");
+    intake_clear(&in);
+}

@@ -1,0 +1,199 @@
+/*
+ * intakes, rejects, show: what the ledger knows, for operators.
+ *
+ *   wharf intakes [-p PROFILE] [--state STATE] [--limit N] [--json]
+ *   wharf rejects [-p PROFILE] [--json]
+ *   wharf show INTAKE [--json]     every event with its time
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/parse.h"
+
+struct list_ctx {
+    json_t *arr;
+    bool rejects;
+    size_t n;
+};
+
+static int list_cb(void *c, const struct intake *in)
+{
+    struct list_ctx *l = c;
+    char ts[32];
+    l->n++;
+    if (l->arr) {
+        json_array_append_new(l->arr, intake_json(in));
+        return 0;
+    }
+    format_time_ms(in->updated_ms, ts);
+    if (l->rejects)
+        printf("%s  %-14s %-28.28s %s\n    %s\n", in->id, in->profile, in->name, ts,
+               in->last_error ? in->last_error : "");
+    else
+        printf("%s  %-14s %-9s %-9s %8llu  %-28.28s %s\n", in->id, in->profile,
+               state_name(in->state), outcome_name(in->outcome), (unsigned long long)in->rows,
+               in->name, ts);
+    return 0;
+}
+
+static int list_common(struct cli *c, int argc, char **argv, bool rejects)
+{
+    struct intake_filter f = {.state = -1};
+    struct list_ctx l = {.rejects = rejects};
+    struct werr e;
+    bool json = false;
+    int r;
+    const char *cmd = rejects ? "rejects" : "intakes";
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if ((!strcmp(argv[i], "-p") || !strcmp(argv[i], "--profile")) && i + 1 < argc)
+            f.profile = argv[++i];
+        else if (!rejects && !strcmp(argv[i], "--state") && i + 1 < argc) {
+            enum intake_state s;
+            if (state_parse(argv[++i], &s) < 0) {
+                cli_usage_error(cmd, "unknown state %s (found taken inspected validated loaded "
+                                     "rejected sealed done failed)",
+                                argv[i]);
+                return EXIT_USAGE;
+            }
+            f.state = (int)s;
+        } else if (!rejects && !strcmp(argv[i], "--limit") && i + 1 < argc) {
+            uint64_t v;
+            if (parse_uint(argv[++i], 1000000000, &v) < 0) {
+                cli_usage_error(cmd, "--limit needs a number");
+                return EXIT_USAGE;
+            }
+            f.limit = (int64_t)v;
+        } else {
+            cli_usage_error(cmd, "unknown argument %s", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if ((r = cli_ledger(c)))
+        return r;
+    f.rejects = rejects;
+    if (json)
+        l.arr = json_array();
+    else if (rejects)
+        printf("%-26s  %-14s %-28s %s\n", "INTAKE", "PROFILE", "FILE", "WHEN");
+    else
+        printf("%-26s  %-14s %-9s %-9s %8s  %-28s %s\n", "INTAKE", "PROFILE", "STATE", "OUTCOME",
+               "ROWS", "FILE", "UPDATED");
+    if (ledger_list(c->ledger, &f, list_cb, &l, &e) < 0) {
+        fprintf(stderr, "wharf %s: %s\n", cmd, e.msg);
+        json_decref(l.arr);
+        return EXIT_FAILURE_OP;
+    }
+    if (json)
+        cli_print_json(l.arr);
+    else if (rejects && l.n)
+        printf("\n%zu reject%s waiting. Read the report with `wharf show INTAKE`, fix the "
+               "profile or have the partner resend, then `wharf replay INTAKE` "
+               "(runbooks/replay.md).\n",
+               l.n, l.n == 1 ? "" : "s");
+    return EXIT_OK;
+}
+
+int cmd_intakes(struct cli *c, int argc, char **argv)
+{
+    return list_common(c, argc, argv, false);
+}
+
+int cmd_rejects(struct cli *c, int argc, char **argv)
+{
+    return list_common(c, argc, argv, true);
+}
+
+struct ev_ctx {
+    json_t *arr;
+};
+
+static int ev_cb(void *c, int64_t t, const char *kind, const char *detail)
+{
+    struct ev_ctx *x = c;
+    char ts[32];
+    format_time_ms(t, ts);
+    if (x->arr) {
+        json_error_t err;
+        json_t *d = detail ? json_loads(detail, 0, &err) : NULL;
+        json_array_append_new(x->arr, json_pack("{s:s,s:s,s:o}", "time", ts, "kind", kind, "detail",
+                                                d ? d : json_null()));
+    } else {
+        printf("  %s  %-10s %s\n", ts, kind, detail && strcmp(detail, "null") ? detail : "");
+    }
+    return 0;
+}
+
+int cmd_show(struct cli *c, int argc, char **argv)
+{
+    struct intake in = {0};
+    struct werr e;
+    const char *id = NULL;
+    bool json = false;
+    int r;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (argv[i][0] != '-' && !id)
+            id = argv[i];
+        else {
+            cli_usage_error("show", "unexpected argument %s", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!id) {
+        cli_usage_error("show", "needs an INTAKE id (or a unique prefix)");
+        return EXIT_USAGE;
+    }
+    if ((r = cli_ledger(c)))
+        return r;
+    r = ledger_get(c->ledger, id, &in, &e);
+    if (r <= 0) {
+        fprintf(stderr, "wharf show: %s\n", r < 0 ? e.msg : "no such intake");
+        return r < 0 ? EXIT_FAILURE_OP : EXIT_PROBLEMS;
+    }
+    struct ev_ctx x = {0};
+    if (json) {
+        json_t *o = intake_json(&in);
+        x.arr = json_array();
+        ledger_events(c->ledger, in.id, ev_cb, &x, &e);
+        json_object_set_new(o, "events", x.arr);
+        cli_print_json(o);
+    } else {
+        char ts[32];
+        format_time_ms(in.created_ms, ts);
+        printf("intake    %s\nprofile   %s\nfile      %s (%llu bytes)\nsource    %s  %s\n"
+               "received  %s\nsha256    %s\nstate     %s%s%s\noutcome   %s\nrows      %llu\n",
+               in.id, in.profile, in.name, (unsigned long long)in.size, in.source, in.path, ts,
+               in.sha256[0] ? in.sha256 : "-", state_name(in.state),
+               in.state == ST_FAILED ? ", stopped in " : "",
+               in.state == ST_FAILED ? state_name(in.failed_from) : "", outcome_name(in.outcome),
+               (unsigned long long)in.rows);
+        if (in.attempts)
+            printf("attempts  %d\n", in.attempts);
+        if (in.last_error)
+            printf("reason    %s\n", in.last_error);
+        if (in.bag)
+            printf("bag       %s\n", in.bag);
+        if (in.replay_of)
+            printf("replays   %s\n", in.replay_of);
+        if (in.replayed_by)
+            printf("replayed  by %s\n", in.replayed_by);
+        if (in.info) {
+            char *s = json_dumps(in.info, JSON_INDENT(2) | JSON_SORT_KEYS);
+            printf("evidence  %s\n", s ? s : "{}");
+            free(s);
+        }
+        printf("events\n");
+        ledger_events(c->ledger, in.id, ev_cb, &x, &e);
+        if (in.outcome == OUT_REJECTED && in.bag)
+            printf("report    %s/report.txt\n", in.bag);
+    }
+    intake_clear(&in);
+    return EXIT_OK;
+}

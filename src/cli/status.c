@@ -1,0 +1,142 @@
+/*
+ * status, pause, resume: one line per profile for operators.
+ *
+ *   state      ok | failing (failed intakes or a failing source) | paused
+ *   last ok    when a file was last loaded
+ *   backlog    intakes not yet finished
+ *   rejects    rejects waiting for a replay
+ *   source     the last poll's health, kept in the ledger by the server
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/parse.h"
+
+struct pstat {
+    const char *name;
+    int64_t last_ok;
+    uint64_t backlog, rejects, failed, total;
+};
+
+static int stat_cb(void *c, const struct intake *in)
+{
+    struct pstat *s = c;
+    s->total++;
+    if (in->state == ST_FAILED)
+        s->failed++;
+    else if (in->state != ST_DONE)
+        s->backlog++;
+    if (in->outcome == OUT_REJECTED && !in->replayed_by)
+        s->rejects++;
+    if (in->outcome == OUT_LOADED && in->state == ST_DONE && in->updated_ms > s->last_ok)
+        s->last_ok = in->updated_ms;
+    return 0;
+}
+
+static char *kv(struct cli *c, const char *prefix, const char *name)
+{
+    char key[160], *v = NULL;
+    struct werr e;
+    snprintf(key, sizeof key, "%s:%s", prefix, name);
+    ledger_kv_get(c->ledger, key, &v, &e);
+    return v;
+}
+
+int cmd_status(struct cli *c, int argc, char **argv)
+{
+    struct profile_set set = {0};
+    bool json = false;
+    json_t *arr = NULL;
+    int r;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else {
+            cli_usage_error("status", "unknown argument %s", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if ((r = cli_ledger(c)))
+        return r;
+    r = cli_profiles(c, NULL, 0, &set);
+    if (json)
+        arr = json_array();
+    else
+        printf("%-16s %-8s %-24s %7s %7s %6s  %s\n", "PROFILE", "STATE", "LAST LOADED", "BACKLOG",
+               "REJECTS", "FAILED", "SOURCE");
+    for (size_t i = 0; i < set.n; i++) {
+        struct pstat s = {.name = set.v[i]->name};
+        struct intake_filter f = {.profile = s.name, .state = -1};
+        struct werr e;
+        char ts[32] = "never";
+        char *paused = kv(c, "paused", s.name), *health = kv(c, "health", s.name);
+        const char *state;
+        ledger_list(c->ledger, &f, stat_cb, &s, &e);
+        if (s.last_ok)
+            format_time_ms(s.last_ok, ts);
+        if (paused && !strcmp(paused, "1"))
+            state = "paused";
+        else if (!set.v[i]->enabled)
+            state = "disabled";
+        else if (s.failed || (health && strncmp(health, "ok", 2)))
+            state = "failing";
+        else
+            state = "ok";
+        if (json)
+            json_array_append_new(
+                arr, json_pack("{s:s,s:s,s:s?,s:I,s:I,s:I,s:s}", "profile", s.name, "state", state,
+                               "last_loaded", s.last_ok ? ts : NULL, "backlog",
+                               (json_int_t)s.backlog, "rejects", (json_int_t)s.rejects, "failed",
+                               (json_int_t)s.failed, "source", health ? health : "not polled yet"));
+        else
+            printf("%-16s %-8s %-24s %7llu %7llu %6llu  %s\n", s.name, state, ts,
+                   (unsigned long long)s.backlog, (unsigned long long)s.rejects,
+                   (unsigned long long)s.failed, health ? health : "not polled yet");
+        free(paused);
+        free(health);
+    }
+    if (json)
+        cli_print_json(arr);
+    profiles_free(&set);
+    return r ? r : EXIT_OK;
+}
+
+static int set_paused(struct cli *c, int argc, char **argv, const char *value)
+{
+    struct profile_set set = {0};
+    struct werr e;
+    char key[160];
+    int r;
+    if (argc != 2 || argv[1][0] == '-') {
+        cli_usage_error(argv[0], "needs exactly one PROFILE");
+        return EXIT_USAGE;
+    }
+    if ((r = cli_ledger(c)))
+        return r;
+    cli_profiles(c, argv + 1, 1, &set);
+    if (!set.n) {
+        profiles_free(&set);
+        return EXIT_CONFIG;
+    }
+    profiles_free(&set);
+    snprintf(key, sizeof key, "paused:%s", argv[1]);
+    if (ledger_kv_set(c->ledger, key, value, &e) < 0) {
+        fprintf(stderr, "wharf %s: %s\n", argv[0], e.msg);
+        return EXIT_FAILURE_OP;
+    }
+    printf("%s %s\n", argv[1], !strcmp(value, "1") ? "paused" : "resumed");
+    return EXIT_OK;
+}
+
+int cmd_pause(struct cli *c, int argc, char **argv)
+{
+    return set_paused(c, argc, argv, "1");
+}
+
+int cmd_resume(struct cli *c, int argc, char **argv)
+{
+    return set_paused(c, argc, argv, "0");
+}

@@ -1,0 +1,455 @@
+/*
+ * server: `wharf run`, the long-running foreground process.
+ *
+ * Threads:
+ *   main     schedules polls (every: per profile; a spool's inotify events
+ *            poll it at once and again after stable_for), claims complete
+ *            drops into a bounded queue, re-queues due retries, handles
+ *            signals, reload and the systemd watchdog;
+ *   workers  `workers:` threads, each with its own ledger connection and
+ *            pipeline, advancing one intake at a time.  A profile never has
+ *            more than `concurrency:` intakes in flight; queue order is
+ *            claim order (by name or mtime when `order:` says so).
+ *
+ * Back pressure: while the queue is full, polling pauses.
+ * SIGTERM/SIGINT: stop claiming; workers stop at the next committed state
+ * (a load in progress is rolled back); exit.  Interrupted intakes resume at
+ * the next start.  SIGHUP: reload profiles; an invalid new set is refused
+ * with its errors and the old one keeps running.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "daemon/lock.h"
+#include "daemon/notify.h"
+#include "pipeline.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/xmalloc.h"
+#include "validate/validate.h"
+
+#define QUEUE_MAX 256
+#define DUE_EVERY_MS 5000
+
+struct job_slot {
+    char id[ID_LEN];
+    char profile[80];
+};
+
+struct server {
+    struct cli *cli;
+    const struct wharf_config *cfg;
+    struct profile_set *profiles;
+    unsigned generation;
+    pthread_mutex_t mu;
+    pthread_cond_t cv, idle;
+    struct job_slot queue[QUEUE_MAX];
+    size_t nq;
+    char (*inflight)[ID_LEN];
+    char (*inflight_profile)[80];
+    int workers, busy;
+    bool stop;
+    /* main-thread state */
+    int64_t *next_poll;
+    int inotify;
+    int *wd;
+};
+
+static volatile sig_atomic_t sig_stop, sig_hup;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        sig_hup = 1;
+    else {
+        sig_stop = 1;
+        pipeline_request_stop();
+    }
+}
+
+static bool queued_or_running(struct server *s, const char *id)
+{
+    for (size_t i = 0; i < s->nq; i++)
+        if (!strcmp(s->queue[i].id, id))
+            return true;
+    for (int i = 0; i < s->workers; i++)
+        if (!strcmp(s->inflight[i], id))
+            return true;
+    return false;
+}
+
+static int running_for(struct server *s, const char *profile)
+{
+    int n = 0;
+    for (int i = 0; i < s->workers; i++)
+        if (s->inflight[i][0] && !strcmp(s->inflight_profile[i], profile))
+            n++;
+    return n;
+}
+
+/* Enqueue unless present; false when the queue is full. */
+static bool enqueue(struct server *s, const char *id, const char *profile)
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->mu);
+    if (!queued_or_running(s, id)) {
+        if (s->nq == QUEUE_MAX)
+            ok = false;
+        else {
+            snprintf(s->queue[s->nq].id, ID_LEN, "%s", id);
+            snprintf(s->queue[s->nq].profile, sizeof s->queue[0].profile, "%s", profile);
+            s->nq++;
+            pthread_cond_signal(&s->cv);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+struct worker_arg {
+    struct server *s;
+    int index;
+};
+
+static void *worker(void *arg)
+{
+    struct worker_arg *wa = arg;
+    struct server *s = wa->s;
+    struct werr e;
+    struct ledger *l = ledger_open_sqlite(s->cfg->ledger_path, &e);
+    struct pipeline *pl = NULL;
+    unsigned gen = ~0u;
+
+    if (!l) {
+        wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "ledger: %s", e.msg);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        size_t pick = s->nq;
+        while (!s->stop) {
+            for (pick = 0; pick < s->nq; pick++) {
+                const struct profile *p = profiles_find(s->profiles, s->queue[pick].profile);
+                int limit = p ? p->concurrency : 1;
+                if (running_for(s, s->queue[pick].profile) < limit)
+                    break;
+            }
+            if (pick < s->nq)
+                break;
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        if (s->stop)
+            break;
+        struct job_slot job = s->queue[pick];
+        memmove(&s->queue[pick], &s->queue[pick + 1], (s->nq - pick - 1) * sizeof *s->queue);
+        s->nq--;
+        memcpy(s->inflight[wa->index], job.id, ID_LEN);
+        memcpy(s->inflight_profile[wa->index], job.profile, sizeof job.profile);
+        s->busy++;
+        if (gen != s->generation) {
+            pipeline_free(pl);
+            pl = pipeline_new(s->cfg, s->profiles, l);
+            gen = s->generation;
+        }
+        pthread_mutex_unlock(&s->mu);
+
+        pipeline_advance(pl, job.id, NULL);
+
+        pthread_mutex_lock(&s->mu);
+        s->inflight[wa->index][0] = 0;
+        s->busy--;
+        pthread_cond_broadcast(&s->cv);
+        pthread_cond_broadcast(&s->idle);
+    }
+    pthread_mutex_unlock(&s->mu);
+    pipeline_free(pl);
+    ledger_close(l);
+    return NULL;
+}
+
+static void set_health(struct ledger *l, const char *profile, const char *value)
+{
+    char key[160];
+    struct werr e;
+    snprintf(key, sizeof key, "health:%s", profile);
+    ledger_kv_set(l, key, value, &e);
+}
+
+static bool is_paused(struct ledger *l, const char *profile)
+{
+    char key[160], *v = NULL;
+    struct werr e;
+    bool r;
+    snprintf(key, sizeof key, "paused:%s", profile);
+    ledger_kv_get(l, key, &v, &e);
+    r = v && !strcmp(v, "1");
+    free(v);
+    return r;
+}
+
+static void watch_spools(struct server *s)
+{
+    if (s->inotify < 0)
+        return;
+    free(s->wd);
+    s->wd = xcalloc(s->profiles->n + 1, sizeof *s->wd);
+    for (size_t i = 0; i < s->profiles->n; i++) {
+        const struct profile *p = s->profiles->v[i];
+        s->wd[i] = -1;
+        if (p->source.type == SOURCE_SPOOL && p->enabled)
+            s->wd[i] = inotify_add_watch(s->inotify, p->source.path,
+                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB);
+    }
+}
+
+/* Drain inotify: poll the touched spools now and once more after stable_for. */
+static void read_inotify(struct server *s, int64_t now)
+{
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(s->inotify, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            for (size_t i = 0; i < s->profiles->n; i++)
+                if (s->wd[i] == ev->wd) {
+                    const struct profile *pr = s->profiles->v[i];
+                    int64_t later = now + pr->source.stable_for_ms + 50;
+                    s->next_poll[i] = now;
+                    /* the follow-up observation that proves stability */
+                    if (pr->source.stable_for_ms && s->next_poll[i + s->profiles->n] > later)
+                        s->next_poll[i + s->profiles->n] = later;
+                }
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
+static int reload(struct server *s)
+{
+    struct profile_set *fresh = xcalloc(1, sizeof *fresh);
+    struct diags d = {0};
+    if (profiles_load(s->cfg, NULL, 0, fresh, &d) < 0) {
+        for (size_t i = 0; i < d.n; i++)
+            wlog(LOG_ERROR, NULL, NULL, "reload_refused", NULL, "%s", d.msg[i]);
+        wlog(LOG_ERROR, NULL, NULL, "reload_refused", NULL,
+             "%zu problem%s in the new profiles; the running ones stay in force", d.n,
+             d.n == 1 ? "" : "s");
+        diag_free(&d);
+        profiles_free(fresh);
+        free(fresh);
+        return -1;
+    }
+    for (size_t i = 0; i < fresh->n; i++) {
+        struct validator *v = validator_compile(s->cfg, fresh->v[i], &d);
+        validator_free(v);
+    }
+    if (d.n) {
+        for (size_t i = 0; i < d.n; i++)
+            wlog(LOG_ERROR, NULL, NULL, "reload_refused", NULL, "%s", d.msg[i]);
+        diag_free(&d);
+        profiles_free(fresh);
+        free(fresh);
+        return -1;
+    }
+    /* Swap only when no worker is using the old set. */
+    pthread_mutex_lock(&s->mu);
+    while (s->busy)
+        pthread_cond_wait(&s->idle, &s->mu);
+    profiles_free(s->profiles);
+    free(s->profiles);
+    s->profiles = fresh;
+    s->generation++;
+    s->nq = 0; /* re-queued from the ledger below */
+    pthread_mutex_unlock(&s->mu);
+    free(s->next_poll);
+    s->next_poll = xcalloc(2 * fresh->n + 1, sizeof *s->next_poll);
+    for (size_t i = 0; i < fresh->n; i++)
+        s->next_poll[i + fresh->n] = INT64_MAX;
+    if (s->inotify >= 0) {
+        close(s->inotify);
+        s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    }
+    watch_spools(s);
+    wlog(LOG_INFO, NULL, NULL, "reloaded", NULL, "%zu profiles loaded", fresh->n);
+    return 0;
+}
+
+int cmd_run(struct cli *c, int argc, char **argv)
+{
+    struct server s = {.cli = c, .inotify = -1};
+    struct sigaction sa = {.sa_handler = on_signal};
+    pthread_t *threads;
+    struct worker_arg *args;
+    struct werr e;
+    int64_t last_due = 0, last_wd = 0, wd_ms;
+    int r, lock;
+
+    (void)argv;
+    if (argc > 1) {
+        cli_usage_error("run", "takes no arguments");
+        return EXIT_USAGE;
+    }
+    if ((r = cli_ledger(c)))
+        return r;
+    lock = statelock_acquire(&c->cfg, &e);
+    if (lock < 0) {
+        fprintf(stderr, "wharf run: %s\n", e.msg);
+        return lock == -2 ? EXIT_LOCKED : EXIT_FAILURE_OP;
+    }
+    s.cfg = &c->cfg;
+    s.profiles = xcalloc(1, sizeof *s.profiles);
+    if (cli_profiles(c, NULL, 0, s.profiles))
+        wlog(LOG_ERROR, NULL, NULL, "profiles", NULL,
+             "some profiles have problems and are not running (wharf check shows them)");
+    s.next_poll = xcalloc(2 * s.profiles->n + 1, sizeof *s.next_poll);
+    for (size_t i = 0; i < s.profiles->n; i++)
+        s.next_poll[i + s.profiles->n] = INT64_MAX;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    pthread_cond_init(&s.idle, NULL);
+    s.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    watch_spools(&s);
+    s.workers = c->cfg.workers;
+    s.inflight = xcalloc((size_t)s.workers, sizeof *s.inflight);
+    s.inflight_profile = xcalloc((size_t)s.workers, sizeof *s.inflight_profile);
+    threads = xcalloc((size_t)s.workers, sizeof *threads);
+    args = xcalloc((size_t)s.workers, sizeof *args);
+    for (int i = 0; i < s.workers; i++) {
+        args[i] = (struct worker_arg){&s, i};
+        pthread_create(&threads[i], NULL, worker, &args[i]);
+    }
+    struct pipeline *pl = pipeline_new(&c->cfg, s.profiles, c->ledger);
+    unsigned gen = s.generation;
+    wd_ms = notify_watchdog_ms();
+    wlog(LOG_INFO, NULL, NULL, "started", NULL, "wharf %s: %zu profiles, %d workers, state in %s",
+         WHARF_VERSION, s.profiles->n, s.workers, c->cfg.state_dir);
+    notify_send("READY=1\nSTATUS=running");
+
+    while (!sig_stop) {
+        int64_t now = now_ms(), wake = now + 1000;
+        if (sig_hup) {
+            sig_hup = 0;
+            notify_send("RELOADING=1");
+            reload(&s);
+            notify_send("READY=1");
+            last_due = 0;
+        }
+        if (gen != s.generation) {
+            pipeline_free(pl);
+            pl = pipeline_new(&c->cfg, s.profiles, c->ledger);
+            gen = s.generation;
+        }
+        /* Retries and intakes left unfinished by an earlier run. */
+        if (now - last_due >= DUE_EVERY_MS) {
+            char **ids = NULL;
+            size_t n = 0;
+            struct intake in = {0};
+            last_due = now;
+            if (pipeline_due(pl, NULL, &ids, &n, &e) == 0)
+                for (size_t i = 0; i < n; i++) {
+                    if (ledger_get(c->ledger, ids[i], &in, &e) > 0 &&
+                        profiles_find(s.profiles, in.profile))
+                        enqueue(&s, in.id, in.profile);
+                    intake_clear(&in);
+                }
+            for (size_t i = 0; i < n; i++)
+                free(ids[i]);
+            free(ids);
+        }
+        for (size_t i = 0; i < s.profiles->n && !sig_stop; i++) {
+            const struct profile *p = s.profiles->v[i];
+            int64_t *np = &s.next_poll[i], *follow = &s.next_poll[i + s.profiles->n];
+            if (*follow <= now) {
+                *np = now;
+                *follow = INT64_MAX;
+            }
+            if (!p->enabled || *np > now)
+                continue;
+            pthread_mutex_lock(&s.mu);
+            bool full = s.nq >= QUEUE_MAX - 16;
+            pthread_mutex_unlock(&s.mu);
+            if (full)
+                break; /* back pressure: poll again when the queue drains */
+            *np = now + (p->schedule.every_ms ? p->schedule.every_ms : 60000);
+            if (is_paused(c->ledger, p->name))
+                continue;
+            char **ids = NULL;
+            size_t n = 0;
+            struct pipeline_stats st = {0};
+            if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
+                char ts[32], *h;
+                format_time_ms(now, ts);
+                h = xasprintf("error since %s: %s (see runbooks/source-unreachable.md)", ts, e.msg);
+                set_health(c->ledger, p->name, h);
+                wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
+                free(h);
+            } else {
+                set_health(c->ledger, p->name, "ok");
+                /* A drop seen but not yet stable: look again once it can be. */
+                if (st.listed > st.claimed && p->source.stable_for_ms &&
+                    *follow > now + p->source.stable_for_ms + 50)
+                    *follow = now + p->source.stable_for_ms + 50;
+            }
+            for (size_t k = 0; k < n; k++) {
+                enqueue(&s, ids[k], p->name);
+                free(ids[k]);
+            }
+            free(ids);
+        }
+        for (size_t i = 0; i < s.profiles->n; i++) {
+            if (s.next_poll[i] < wake)
+                wake = s.next_poll[i];
+            if (s.next_poll[i + s.profiles->n] < wake)
+                wake = s.next_poll[i + s.profiles->n];
+        }
+        if (wd_ms && now - last_wd >= wd_ms / 2) {
+            notify_send("WATCHDOG=1");
+            last_wd = now;
+        }
+        int timeout = (int)(wake - now_ms());
+        if (timeout < 0)
+            timeout = 0;
+        if (timeout > 1000)
+            timeout = 1000;
+        struct pollfd pfd = {.fd = s.inotify, .events = POLLIN};
+        if (poll(&pfd, s.inotify >= 0 ? 1 : 0, timeout) > 0)
+            read_inotify(&s, now_ms());
+    }
+
+    wlog(LOG_INFO, NULL, NULL, "stopping", NULL,
+         "signal received: no new claims; in-flight intakes stop at their next committed state");
+    notify_send("STOPPING=1");
+    pthread_mutex_lock(&s.mu);
+    s.stop = true;
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    for (int i = 0; i < s.workers; i++)
+        pthread_join(threads[i], NULL);
+    wlog(LOG_INFO, NULL, NULL, "stopped", NULL, "clean shutdown");
+    pipeline_free(pl);
+    profiles_free(s.profiles);
+    free(s.profiles);
+    free(s.next_poll);
+    free(s.wd);
+    free(s.inflight);
+    free(s.inflight_profile);
+    free(threads);
+    free(args);
+    if (s.inotify >= 0)
+        close(s.inotify);
+    close(lock);
+    return EXIT_OK;
+}

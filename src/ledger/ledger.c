@@ -1,0 +1,156 @@
+/*
+ * ledger: the backend-independent pieces of ledger.h -- state and outcome
+ * names, struct intake's cleanup and JSON form, and the hash chain's one
+ * formula.  Owns nothing; intake_json returns a new reference the caller
+ * decrefs.  Nothing here can fail except allocation (which aborts).
+ */
+#include "ledger/ledger.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/parse.h"
+
+static const char *const state_names[ST__COUNT] = {
+    [ST_FOUND] = "found",         [ST_TAKEN] = "taken",   [ST_INSPECTED] = "inspected",
+    [ST_VALIDATED] = "validated", [ST_LOADED] = "loaded", [ST_REJECTED] = "rejected",
+    [ST_SEALED] = "sealed",       [ST_DONE] = "done",     [ST_FAILED] = "failed",
+};
+
+static const char *const outcome_names[] = {
+    [OUT_NONE] = "none",
+    [OUT_LOADED] = "loaded",
+    [OUT_REJECTED] = "rejected",
+    [OUT_DUPLICATE] = "duplicate",
+};
+#define OUTCOME_COUNT ((int)(sizeof outcome_names / sizeof outcome_names[0]))
+
+const char *state_name(enum intake_state s)
+{
+    if ((int)s < 0 || s >= ST__COUNT)
+        return "?";
+    return state_names[s];
+}
+
+int state_parse(const char *s, enum intake_state *out)
+{
+    int i;
+    if (!s)
+        return -1;
+    for (i = 0; i < ST__COUNT; i++)
+        if (strcmp(s, state_names[i]) == 0) {
+            *out = (enum intake_state)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *outcome_name(enum outcome o)
+{
+    if ((int)o < 0 || (int)o >= OUTCOME_COUNT)
+        return "?";
+    return outcome_names[o];
+}
+
+int outcome_parse(const char *s, enum outcome *out)
+{
+    int i;
+    if (!s)
+        return -1;
+    for (i = 0; i < OUTCOME_COUNT; i++)
+        if (strcmp(s, outcome_names[i]) == 0) {
+            *out = (enum outcome)i;
+            return 0;
+        }
+    return -1;
+}
+
+void intake_clear(struct intake *in)
+{
+    if (!in)
+        return;
+    free(in->profile);
+    free(in->source);
+    free(in->path);
+    free(in->name);
+    free(in->last_error);
+    free(in->bag);
+    free(in->replay_of);
+    free(in->replayed_by);
+    json_decref(in->info);
+    memset(in, 0, sizeof *in);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+    char buf[32];
+    if (ms <= 0)
+        return json_null();
+    format_time_ms(ms, buf);
+    return json_string(buf);
+}
+
+/*
+ * The JSON form of an intake, as `wharf show --json` and `wharf intakes
+ * --json` print it.  Every field of struct intake appears; states and
+ * outcomes by name; times as ISO-8601 UTC (null when unset); the file's
+ * mtime both as nanoseconds (exact, as claimed) and as ISO time.
+ * failed_from is null unless the intake is failed.
+ */
+json_t *intake_json(const struct intake *in)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", json_string(in->id));
+    json_object_set_new(o, "profile", str_or_null(in->profile));
+    json_object_set_new(o, "source", str_or_null(in->source));
+    json_object_set_new(o, "path", str_or_null(in->path));
+    json_object_set_new(o, "name", str_or_null(in->name));
+    json_object_set_new(o, "size", json_integer((json_int_t)in->size));
+    json_object_set_new(o, "mtime_ns", json_integer((json_int_t)in->mtime_ns));
+    json_object_set_new(o, "mtime", time_or_null(in->mtime_ns / 1000000));
+    json_object_set_new(o, "sha256", str_or_null(in->sha256));
+    json_object_set_new(o, "state", json_string(state_name(in->state)));
+    json_object_set_new(o, "failed_from",
+                        in->state == ST_FAILED ? json_string(state_name(in->failed_from))
+                                               : json_null());
+    json_object_set_new(o, "outcome", json_string(outcome_name(in->outcome)));
+    json_object_set_new(o, "attempts", json_integer(in->attempts));
+    json_object_set_new(o, "next_attempt", time_or_null(in->next_attempt_ms));
+    json_object_set_new(o, "last_error", str_or_null(in->last_error));
+    json_object_set_new(o, "created", time_or_null(in->created_ms));
+    json_object_set_new(o, "updated", time_or_null(in->updated_ms));
+    json_object_set_new(o, "rows", json_integer((json_int_t)in->rows));
+    json_object_set_new(o, "bag", str_or_null(in->bag));
+    json_object_set_new(o, "replay_of", str_or_null(in->replay_of));
+    json_object_set_new(o, "replayed_by", str_or_null(in->replayed_by));
+    json_object_set_new(o, "info", in->info ? json_deep_copy(in->info) : json_object());
+    return o;
+}
+
+/*
+ * The hash chain's one formula.  Every sealed bag appends a link:
+ *
+ *     link = SHA-256( prev || tagmanifest )
+ *
+ * where prev is the previous link and tagmanifest the SHA-256 of the bag's
+ * tagmanifest-sha256.txt, both as 64-character lowercase hex, concatenated
+ * as ASCII text (128 bytes, no separator, no newline); the result is again
+ * lowercase hex.  The first link's prev is 64 '0' characters.  An auditor
+ * recomputes a link without wharf:
+ *
+ *     printf %s%s "$prev" "$tagmanifest" | sha256sum
+ */
+void chain_link_compute(const char *prev, const char *tagmanifest, char out[SHA256_HEX_LEN])
+{
+    struct sha256 h;
+    sha256_init(&h);
+    sha256_update(&h, prev, strnlen(prev, SHA256_HEX_LEN - 1));
+    sha256_update(&h, tagmanifest, strnlen(tagmanifest, SHA256_HEX_LEN - 1));
+    sha256_final(&h, out);
+}

@@ -1,0 +1,1160 @@
+/*
+ * pipeline: one intake's journey, top to bottom, readable as the picture in
+ * DESIGN.md:
+ *
+ *  source --> take --> inspect --> validate+load --> seal --> finish source
+ *                         \             \
+ *                          +-------------+--> reject --> seal --> finish
+ *
+ * Every arrow is a ledger transition (compare-and-set, fsynced) committed
+ * before the next step acts on the outside world, and every step is
+ * idempotent, so after a crash pipeline_advance simply re-runs the step the
+ * intake was in:
+ *
+ *  found      take: fetch the drop into work/<id>/original, hashing it.
+ *             A rename that already happened is detected and only hashed.
+ *  taken      duplicates: content already loaded for the profile is
+ *             skipped (done, outcome duplicate) or rejected, per profile.
+ *             inspect: unpack, detect encoding and format (parts/ is
+ *             rebuilt from scratch each time).
+ *  inspected  validate+load in ONE pass: rows stream from the validator into
+ *             an open target transaction.  If the file turns out invalid
+ *             (on_invalid: reject, or split beyond max_invalid) the target
+ *             transaction is rolled back and the intake goes to rejected.
+ *             Otherwise the ledger records validated, then the target
+ *             commits rows + its wharf_loads row together.
+ *  validated  load: if the target's wharf_loads has the intake, the commit
+ *             happened (crash after it): go on; else redo the pass.
+ *  loaded /   seal: under the chain lock, build the BagIt bag (idempotent),
+ *  rejected   append its tag-manifest hash to the chain.
+ *  sealed     finish: apply `after:` to the source file, remove work/<id>.
+ *
+ * Failures: transient ones (locked target, disk full, network) are retried
+ * with exponential backoff and jitter; after retry.max_attempts, or on a
+ * permanent failure, the intake is parked in `failed` with its reason and
+ * the runbook to read.  Nothing is ever dropped.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inspect/inspect.h"
+#include "load/target.h"
+#include "report.h"
+#include "seal/bag.h"
+#include "source/source.h"
+#include "util/durable.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/xmalloc.h"
+#include "validate/validate.h"
+
+#define SOURCE_INGEST "ingest"
+#define SOURCE_REPLAY "replay"
+
+struct compiled {
+    const struct profile *profile;
+    struct validator *v;
+};
+
+struct pipeline {
+    const struct wharf_config *cfg;
+    const struct profile_set *profiles;
+    struct ledger *ledger;
+    struct compiled *cache;
+    size_t n_cache;
+    progress_fn progress;
+    void *progress_ctx;
+};
+
+/* The in-memory state of one intake while it is being advanced. */
+struct job {
+    struct pipeline *pl;
+    const struct profile *p;
+    struct intake in;
+    char *workdir, *original, *partsdir;
+    struct inspection insp;
+    bool have_insp;
+    struct report rep;
+    /* load pass */
+    struct target target;
+    bool target_open;
+    uint64_t rows;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+void pipeline_request_stop(void)
+{
+    stop_requested = 1;
+}
+
+bool pipeline_stopping(void)
+{
+    return stop_requested != 0;
+}
+
+struct pipeline *pipeline_new(const struct wharf_config *cfg, const struct profile_set *profiles,
+                              struct ledger *ledger)
+{
+    struct pipeline *pl = xcalloc(1, sizeof *pl);
+    pl->cfg = cfg;
+    pl->profiles = profiles;
+    pl->ledger = ledger;
+    return pl;
+}
+
+void pipeline_free(struct pipeline *pl)
+{
+    if (!pl)
+        return;
+    for (size_t i = 0; i < pl->n_cache; i++)
+        validator_free(pl->cache[i].v);
+    free(pl->cache);
+    free(pl);
+}
+
+void pipeline_set_progress(struct pipeline *pl, progress_fn fn, void *ctx)
+{
+    pl->progress = fn;
+    pl->progress_ctx = ctx;
+}
+
+static struct validator *validator_for(struct pipeline *pl, const struct profile *p,
+                                       struct werr *e)
+{
+    struct diags d = {0};
+    struct validator *v;
+    for (size_t i = 0; i < pl->n_cache; i++)
+        if (pl->cache[i].profile == p)
+            return pl->cache[i].v;
+    v = validator_compile(pl->cfg, p, &d);
+    if (!v) {
+        werr_set(e, "profile %s: schema does not compile: %s", p->name,
+                 d.n ? d.msg[0] : "unknown error");
+        diag_free(&d);
+        return NULL;
+    }
+    diag_free(&d);
+    pl->cache = xrealloc(pl->cache, (pl->n_cache + 1) * sizeof *pl->cache);
+    pl->cache[pl->n_cache].profile = p;
+    pl->cache[pl->n_cache].v = v;
+    pl->n_cache++;
+    return v;
+}
+
+static char *source_desc(const struct profile *p)
+{
+    if (p->source.type == SOURCE_SFTP)
+        return xasprintf("sftp://%s@%s:%d%s%s", p->source.user, p->source.host, p->source.port,
+                         p->source.path[0] == '/' ? "" : "/", p->source.path);
+    return xasprintf("spool:%s", p->source.path);
+}
+
+/* ---- polling and claiming ------------------------------------------- */
+
+static void push_id(char ***ids, size_t *n, const char *id)
+{
+    *ids = xrealloc(*ids, (*n + 1) * sizeof **ids);
+    (*ids)[(*n)++] = xstrdup(id);
+}
+
+static int cmp_drop_name(const void *a, const void *b)
+{
+    return strcmp(((const struct drop *)a)->path, ((const struct drop *)b)->path);
+}
+
+static int cmp_drop_mtime(const void *a, const void *b)
+{
+    const struct drop *x = a, *y = b;
+    if (x->mtime_ns != y->mtime_ns)
+        return x->mtime_ns < y->mtime_ns ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, size_t *n,
+                  struct pipeline_stats *st, struct werr *e)
+{
+    struct source src;
+    struct drop_list list = {0};
+    char *desc = source_desc(p);
+    size_t ready, i;
+    int r = -1;
+
+    if (source_open(&src, pl->cfg, p, e) < 0) {
+        free(desc);
+        return -1;
+    }
+    if (src.ops->list(&src, &list, e) < 0)
+        goto out;
+    st->listed += (unsigned)list.n;
+    /* Unsafe entries are moved aside with their reason, never opened. */
+    for (i = 0; i < list.n; i++) {
+        struct drop *d = &list.v[i];
+        struct werr qe;
+        char *qdir;
+        if (!d->unsafe || !src.ops->quarantine)
+            continue;
+        qdir = xasprintf("%s/%s", pl->cfg->quarantine_dir, p->name);
+        if (src.ops->quarantine(&src, d, qdir, &qe) < 0)
+            wlog(LOG_ERROR, p->name, NULL, "quarantine_failed", NULL,
+                 "%s is %s and could not be quarantined: %s", d->path, d->unsafe, qe.msg);
+        else {
+            wlog(LOG_WARN, p->name, NULL, "quarantined", NULL,
+                 "%s is %s: moved to %s, not read (see runbooks/stuck-file.md)", d->path,
+                 d->unsafe, qdir);
+            st->quarantined++;
+        }
+        free(qdir);
+    }
+    ready = source_ready(pl->ledger, p, &list, now_ms());
+    if (p->order == ORDER_NAME)
+        qsort(list.v, ready, sizeof *list.v, cmp_drop_name);
+    else if (p->order == ORDER_MTIME)
+        qsort(list.v, ready, sizeof *list.v, cmp_drop_mtime);
+    for (i = 0; i < ready; i++) {
+        struct drop *d = &list.v[i];
+        struct intake in = {0};
+        int c;
+        in.profile = p->name;
+        in.source = desc;
+        in.path = d->path;
+        in.name = d->name;
+        in.size = d->size;
+        in.mtime_ns = d->mtime_ns;
+        c = ledger_claim(pl->ledger, &in, e);
+        if (c < 0)
+            goto out;
+        if (c == 0)
+            continue; /* already ours from an earlier poll */
+        st->claimed++;
+        wlog(LOG_INFO, p->name, in.id, "claimed", NULL, "%s (%llu bytes)", d->path,
+             (unsigned long long)d->size);
+        push_id(ids, n, in.id);
+    }
+    r = 0;
+out:
+    drop_list_free(&list);
+    source_close(&src);
+    free(desc);
+    return r;
+}
+
+struct find_ctx {
+    const char *source, *path;
+    uint64_t size;
+    int64_t mtime;
+    char *id;
+};
+
+static int find_cb(void *c, const struct intake *in)
+{
+    struct find_ctx *f = c;
+    if (!strcmp(in->source, f->source) && !strcmp(in->path, f->path) && in->size == f->size &&
+        in->mtime_ns == f->mtime) {
+        memcpy(f->id, in->id, ID_LEN);
+        return 1;
+    }
+    return 0;
+}
+
+int pipeline_claim_file(struct pipeline *pl, const struct profile *p, const char *file,
+                        char id[ID_LEN], struct werr *e)
+{
+    struct stat st;
+    struct intake in = {0};
+    char *abs = realpath(file, NULL), *copy = NULL;
+    int c = -1;
+
+    if (!abs || lstat(abs, &st) < 0) {
+        werr_sys(e, "%s", file);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        werr_set(e, "%s: not a regular file", file);
+        goto out;
+    }
+    copy = xstrdup(abs);
+    in.profile = p->name;
+    in.source = SOURCE_INGEST;
+    in.path = abs;
+    in.name = basename(copy);
+    in.size = (uint64_t)st.st_size;
+    in.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    c = ledger_claim(pl->ledger, &in, e);
+    if (c == 1) {
+        memcpy(id, in.id, ID_LEN);
+        wlog(LOG_INFO, p->name, id, "claimed", NULL, "%s (%llu bytes, ingest)", abs,
+             (unsigned long long)in.size);
+    } else if (c == 0) {
+        struct intake_filter f = {.profile = p->name, .state = -1};
+        struct find_ctx fc = {SOURCE_INGEST, abs, in.size, in.mtime_ns, id};
+        id[0] = 0;
+        if (ledger_list(pl->ledger, &f, find_cb, &fc, e) < 0)
+            c = -1;
+    }
+out:
+    free(abs);
+    free(copy);
+    return c;
+}
+
+struct due_ctx {
+    char ***ids;
+    size_t *n;
+    int64_t now;
+};
+
+static int due_cb(void *c, const struct intake *in)
+{
+    struct due_ctx *d = c;
+    if (in->next_attempt_ms <= d->now)
+        push_id(d->ids, d->n, in->id);
+    return 0;
+}
+
+int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *n,
+                 struct werr *e)
+{
+    struct due_ctx ctx = {ids, n, now_ms()};
+    struct intake_filter f = {.profile = profile, .state = -1, .unfinished = true};
+    return ledger_list(pl->ledger, &f, due_cb, &ctx, e);
+}
+
+/* ---- the steps ------------------------------------------------------- */
+
+static const char *runbook_for(const struct werr *e, enum intake_state st)
+{
+    if (strstr(e->msg, "No space left") || strstr(e->msg, "disk full"))
+        return "runbooks/disk-full.md";
+    if (strstr(e->msg, "host key"))
+        return "runbooks/host-key-changed.md";
+    if (strstr(e->msg, "auth"))
+        return "runbooks/auth-refused.md";
+    if (st == ST_INSPECTED || st == ST_VALIDATED || strstr(e->msg, "database") ||
+        strstr(e->msg, "target"))
+        return "runbooks/target-down.md";
+    if (st == ST_FOUND)
+        return "runbooks/source-unreachable.md";
+    return "runbooks/replay.md";
+}
+
+static json_t *jstr(const char *k, const char *v)
+{
+    return json_pack("{s:s}", k, v ? v : "");
+}
+
+/* Make a transition; 0 when done, -1 when the ledger failed or someone else
+ * moved the intake (both end this advance). */
+static int move(struct job *j, enum intake_state to, const char *kind, json_t *detail)
+{
+    struct werr e;
+    int r = ledger_transition(j->pl->ledger, j->in.id, j->in.state, to, kind, detail, &e);
+    if (r < 0) {
+        wlog(LOG_ERROR, j->p->name, j->in.id, "ledger", NULL, "%s", e.msg);
+        return -1;
+    }
+    if (r == 0) {
+        wlog(LOG_WARN, j->p->name, j->in.id, "lost_race", NULL,
+             "intake is no longer %s; another worker has it", state_name(j->in.state));
+        return -1;
+    }
+    j->in.state = to;
+    return 0;
+}
+
+static int save(struct job *j)
+{
+    struct werr e;
+    if (ledger_update(j->pl->ledger, &j->in, &e) < 0) {
+        wlog(LOG_ERROR, j->p->name, j->in.id, "ledger", NULL, "%s", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void info_set(struct job *j, const char *key, json_t *v)
+{
+    if (!j->in.info)
+        j->in.info = json_object();
+    json_object_set_new(j->in.info, key, v);
+}
+
+/* A step failed: schedule a retry, or park it as failed. */
+static void step_failed(struct job *j, struct werr *e)
+{
+    const struct retry_conf *rc = &j->p->retry;
+    const char *runbook = runbook_for(e, j->in.state);
+    free(j->in.last_error);
+    j->in.last_error = xasprintf("%s (see %s)", e->msg, runbook);
+    j->in.attempts++;
+    if (e->transient && j->in.attempts < rc->max_attempts) {
+        double delay = (double)rc->backoff_ms;
+        for (int i = 1; i < j->in.attempts && delay < (double)rc->backoff_max_ms; i++)
+            delay *= 2;
+        if (delay > (double)rc->backoff_max_ms)
+            delay = (double)rc->backoff_max_ms;
+        delay *= 0.5 + 0.5 * ((double)rand() / RAND_MAX); /* jitter */
+        j->in.next_attempt_ms = now_ms() + (int64_t)delay;
+        wlog(LOG_WARN, j->p->name, j->in.id, "retry",
+             json_pack("{s:i,s:i,s:s}", "attempt", j->in.attempts, "delay_ms", (int)delay,
+                       "state", state_name(j->in.state)),
+             "%s; attempt %d of %d, next in %.1fs", j->in.last_error, j->in.attempts,
+             rc->max_attempts, delay / 1000);
+        save(j);
+        struct werr le;
+        ledger_event(j->pl->ledger, j->in.id, "retry",
+                     json_pack("{s:s,s:i}", "error", j->in.last_error, "attempt",
+                               j->in.attempts),
+                     &le);
+        return;
+    }
+    save(j);
+    wlog(LOG_ERROR, j->p->name, j->in.id, "failed", NULL, "%s: parked as failed after %d attempt%s",
+         j->in.last_error, j->in.attempts, j->in.attempts == 1 ? "" : "s");
+    move(j, ST_FAILED, "failed",
+         json_pack("{s:s,s:s,s:i}", "error", j->in.last_error, "state",
+                   state_name(j->in.state), "attempts", j->in.attempts));
+}
+
+static void drop_of(const struct job *j, struct drop *d)
+{
+    memset(d, 0, sizeof *d);
+    d->path = j->in.path;
+    d->name = j->in.name;
+    d->size = j->in.size;
+    d->mtime_ns = j->in.mtime_ns;
+    if (j->p->source.done_file) {
+        char *dn = done_name(j->p->source.done_file, j->in.name);
+        const char *slash = strrchr(j->in.path, '/');
+        d->done_path = slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, dn)
+                             : xstrdup(dn);
+        free(dn);
+    }
+}
+
+/* Copy a local file into dest, hashing (ingest and replay). */
+static int copy_in(const char *from, const char *dest, char sha[SHA256_HEX_LEN], uint64_t *bytes,
+                   struct werr *e)
+{
+    struct dfile df;
+    int fd = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        werr_sys(e, "%s", from);
+        return -1;
+    }
+    if (dfile_open(&df, dest, 0640, true, e) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (copy_fd(fd, &df, e) < 0) {
+        dfile_abort(&df);
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    *bytes = df.bytes;
+    return dfile_commit(&df, sha, e);
+}
+
+static char *bag_payload_of(const struct intake *in)
+{
+    return xasprintf("%s/data/%s", in->bag, in->name);
+}
+
+/* found -> taken */
+static int step_take(struct job *j)
+{
+    struct werr e = {0};
+    char sha[SHA256_HEX_LEN];
+    uint64_t bytes = 0;
+    int r = -1;
+
+    if (mkdirs(j->workdir, 0750, &e) < 0)
+        goto fail;
+    if (!strcmp(j->in.source, SOURCE_INGEST)) {
+        r = copy_in(j->in.path, j->original, sha, &bytes, &e);
+    } else if (!strcmp(j->in.source, SOURCE_REPLAY)) {
+        struct intake old = {0};
+        int g = ledger_get(j->pl->ledger, j->in.replay_of ? j->in.replay_of : j->in.path, &old,
+                           &e);
+        if (g <= 0 || !old.bag) {
+            if (g == 0 || (g > 0 && !old.bag))
+                werr_set(&e, "replay: intake %s has no sealed original", j->in.path);
+            intake_clear(&old);
+            goto fail;
+        }
+        char *from = bag_payload_of(&old);
+        r = copy_in(from, j->original, sha, &bytes, &e);
+        free(from);
+        intake_clear(&old);
+    } else {
+        struct source src;
+        struct drop d;
+        if (source_open(&src, j->pl->cfg, j->p, &e) < 0)
+            goto fail;
+        drop_of(j, &d);
+        r = src.ops->fetch(&src, &d, j->original, sha, &bytes, &e);
+        free(d.done_path);
+        source_close(&src);
+    }
+    if (r < 0)
+        goto fail;
+    if (bytes != j->in.size && strcmp(j->in.source, SOURCE_REPLAY)) {
+        werr_set(&e, "took %llu bytes but %llu were listed", (unsigned long long)bytes,
+                 (unsigned long long)j->in.size);
+        goto fail;
+    }
+    memcpy(j->in.sha256, sha, SHA256_HEX_LEN);
+    j->in.size = bytes;
+    if (save(j) < 0)
+        return -1;
+    wlog(LOG_INFO, j->p->name, j->in.id, "taken", NULL, "%s sha256 %s", j->in.name, sha);
+    return move(j, ST_TAKEN, "taken",
+                json_pack("{s:s,s:I}", "sha256", sha, "bytes", (json_int_t)bytes));
+fail:
+    step_failed(j, &e);
+    return -1;
+}
+
+static int write_report(struct job *j, struct werr *e)
+{
+    char *txt = report_text(&j->rep), *path;
+    json_t *js = report_json(&j->rep);
+    char *jtxt = json_dumps(js, JSON_INDENT(2));
+    int r;
+    path = xasprintf("%s/report.txt", j->workdir);
+    r = durable_write(path, txt, strlen(txt), e);
+    free(path);
+    if (r == 0) {
+        path = xasprintf("%s/report.json", j->workdir);
+        r = durable_write(path, jtxt, strlen(jtxt), e);
+        free(path);
+    }
+    free(txt);
+    free(jtxt);
+    json_decref(js);
+    return r;
+}
+
+static int reject(struct job *j, const char *why)
+{
+    struct werr e;
+    char *first = report_first(&j->rep);
+    if (write_report(j, &e) < 0) {
+        free(first);
+        step_failed(j, &e);
+        return -1;
+    }
+    j->in.outcome = OUT_REJECTED;
+    free(j->in.last_error);
+    j->in.last_error = xasprintf("%s: %s", why, first);
+    info_set(j, "problems", json_integer((json_int_t)j->rep.total));
+    if (save(j) < 0) {
+        free(first);
+        return -1;
+    }
+    wlog(LOG_WARN, j->p->name, j->in.id, "rejected",
+         json_pack("{s:I}", "problems", (json_int_t)j->rep.total),
+         "%s: %s (%llu problem%s; see runbooks/schema-reject.md)", j->in.name, first,
+         (unsigned long long)j->rep.total, j->rep.total == 1 ? "" : "s");
+    free(first);
+    return move(j, ST_REJECTED, "rejected",
+                json_pack("{s:s,s:I}", "reason", j->in.last_error, "problems",
+                          (json_int_t)j->rep.total));
+}
+
+static int finish_source(struct job *j, struct werr *e)
+{
+    struct source src;
+    struct drop d;
+    int r;
+    if (!strcmp(j->in.source, SOURCE_INGEST) || !strcmp(j->in.source, SOURCE_REPLAY))
+        return 0;
+    if (source_open(&src, j->pl->cfg, j->p, e) < 0)
+        return -1;
+    drop_of(j, &d);
+    r = src.ops->finish(&src, &d, e);
+    free(d.done_path);
+    source_close(&src);
+    return r;
+}
+
+/* taken -> (duplicate) done | rejected ; taken -> inspected */
+static int step_inspect(struct job *j)
+{
+    struct werr e = {0};
+    char dup[ID_LEN];
+    int r;
+
+    if (j->p->duplicates != DUP_LOAD && !j->in.replay_of) {
+        r = ledger_find_loaded(j->pl->ledger, j->p->name, j->in.sha256, dup, &e);
+        if (r < 0)
+            goto fail;
+        if (r == 1 && strcmp(dup, j->in.id)) {
+            if (j->p->duplicates == DUP_REJECT) {
+                report_add(&j->rep, j->in.name, 0, 0, NULL, NULL, 0, "duplicate",
+                           "has the same content (sha256 %s) as intake %s, already loaded",
+                           j->in.sha256, dup);
+                return reject(j, "duplicate");
+            }
+            /* skip: the bytes are already sealed in the earlier bag. */
+            if (finish_source(j, &e) < 0)
+                goto fail;
+            j->in.outcome = OUT_DUPLICATE;
+            info_set(j, "duplicate_of", json_string(dup));
+            if (save(j) < 0)
+                return -1;
+            wlog(LOG_INFO, j->p->name, j->in.id, "duplicate", NULL,
+                 "%s: same content as %s; skipped (see runbooks/duplicates-flood.md)",
+                 j->in.name, dup);
+            if (move(j, ST_DONE, "duplicate", jstr("duplicate_of", dup)) < 0)
+                return -1;
+            rmtree(j->workdir, &e);
+            return 0;
+        }
+    }
+    if (rmtree(j->partsdir, &e) < 0)
+        goto fail;
+    inspection_free(&j->insp);
+    memset(&j->insp, 0, sizeof j->insp);
+    r = inspect_run(j->p, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, &e);
+    if (r < 0)
+        goto fail;
+    j->have_insp = true;
+    info_set(j, "inspection", inspection_json(&j->insp));
+    if (r == 1)
+        return reject(j, "inspection");
+    if (save(j) < 0)
+        return -1;
+    return move(j, ST_INSPECTED, "inspected", inspection_json(&j->insp));
+fail:
+    step_failed(j, &e);
+    return -1;
+}
+
+static int insert_row(void *ctx, const struct row *row, struct werr *e)
+{
+    struct job *j = ctx;
+    if (j->target.ops->insert(&j->target, row, e) < 0)
+        return -1;
+    j->rows++;
+    if (j->pl->progress && (j->rows & 0xffff) == 0)
+        j->pl->progress(j->pl->progress_ctx, j->in.id, "load", 0, 0, j->rows);
+    return 0;
+}
+
+static bool too_many_invalid(const struct profile *p, uint64_t invalid, uint64_t records)
+{
+    if (p->max_invalid_count && invalid > p->max_invalid_count)
+        return true;
+    if (p->max_invalid_pct >= 0 && records &&
+        (double)invalid * 100.0 / (double)records > p->max_invalid_pct)
+        return true;
+    return false;
+}
+
+/* inspected -> validated -> loaded, or -> rejected; validated -> loaded. */
+static int step_load(struct job *j)
+{
+    struct werr e = {0};
+    struct validator *v;
+    uint64_t rows = 0, records = 0, invalid = 0;
+    bool structural = false, began = false;
+    int r;
+
+    if (target_open(&j->target, j->pl->cfg, j->p, &e) < 0)
+        goto fail;
+    j->target_open = true;
+    r = j->target.ops->loaded(&j->target, j->in.id, &rows, &e);
+    if (r < 0)
+        goto fail;
+    if (r == 1) {
+        /* The target committed before a crash: never load twice. */
+        j->in.rows = rows;
+        j->in.outcome = OUT_LOADED;
+        if (save(j) < 0)
+            return -1;
+        if (j->in.state == ST_INSPECTED &&
+            move(j, ST_VALIDATED, "validated", jstr("note", "found committed in target")) < 0)
+            return -1;
+        return move(j, ST_LOADED, "loaded",
+                    json_pack("{s:I,s:s}", "rows", (json_int_t)rows, "note",
+                              "found in the target's wharf_loads after a restart"));
+    }
+    if (!j->have_insp) {
+        /* After a restart: inspection is cheap and deterministic; redo it. */
+        report_free(&j->rep);
+        report_init(&j->rep, (size_t)j->p->limits.max_errors);
+        if (rmtree(j->partsdir, &e) < 0)
+            goto fail;
+        r = inspect_run(j->p, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, &e);
+        if (r != 0) {
+            if (r > 0)
+                werr_set(&e, "inspection no longer passes on resume");
+            goto fail;
+        }
+        j->have_insp = true;
+    }
+    if (!(v = validator_for(j->pl, j->p, &e)))
+        goto fail;
+    j->rows = 0;
+    for (size_t i = 0; i < j->insp.n; i++) {
+        struct part *pt = &j->insp.parts[i];
+        struct validate_input vi = {
+            .path = pt->utf8_path,
+            .display = pt->name,
+            .format = pt->format,
+            .delimiter = pt->dialect.delimiter,
+            .quote = pt->dialect.quote,
+            .header = pt->dialect.header,
+        };
+        struct validate_result res = {0};
+        char *invalid_csv = NULL;
+        if (pt->rejected)
+            continue;
+        if (!began) {
+            const struct columns *cols = validator_columns(v, pt->format);
+            if (!cols) {
+                werr_set(&e, "profile %s has no schema for %s data (%s)", j->p->name,
+                         pt->format == FORMAT_XML ? "XML" : "CSV", pt->name);
+                e.transient = false;
+                goto fail;
+            }
+            if (j->target.ops->begin(&j->target, j->in.id, cols, &e) < 0)
+                goto fail;
+            began = true;
+        }
+        if (j->p->on_invalid == ON_INVALID_SPLIT)
+            invalid_csv = xasprintf("%s/invalid-%zu.csv", j->workdir, i + 1);
+        r = validator_run(v, &vi, &j->rep, insert_row, j, invalid_csv, &res, &e);
+        free(invalid_csv);
+        if (r < 0)
+            goto fail;
+        records += res.records;
+        invalid += res.invalid;
+        structural |= res.structural;
+    }
+    info_set(j, "validation",
+             json_pack("{s:I,s:I,s:I}", "records", (json_int_t)records, "invalid",
+                       (json_int_t)invalid, "problems", (json_int_t)j->rep.total));
+    if (structural || (j->rep.total && j->p->on_invalid == ON_INVALID_REJECT) ||
+        (j->p->on_invalid == ON_INVALID_SPLIT && too_many_invalid(j->p, invalid, records))) {
+        if (began)
+            j->target.ops->rollback(&j->target);
+        target_close(&j->target);
+        j->target_open = false;
+        return reject(j, "validation");
+    }
+    if (j->in.state == ST_INSPECTED) {
+        if (save(j) < 0 ||
+            move(j, ST_VALIDATED, "validated",
+                 json_pack("{s:I,s:I}", "records", (json_int_t)records, "invalid",
+                           (json_int_t)invalid)) < 0) {
+            if (began)
+                j->target.ops->rollback(&j->target);
+            return -1;
+        }
+    }
+    if (!began) {
+        /* Nothing to load (all parts rejected independently): still record it. */
+        static const struct columns none = {0};
+        if (j->target.ops->begin(&j->target, j->in.id, &none, &e) < 0)
+            goto fail;
+    }
+    if (j->target.ops->commit(&j->target, j->in.id, j->in.sha256, j->rows, &e) < 0)
+        goto fail;
+    j->in.rows = j->rows;
+    j->in.outcome = OUT_LOADED;
+    char *tdesc = j->target.ops->describe(&j->target);
+    info_set(j, "target", json_string(tdesc));
+    free(tdesc);
+    if (j->rep.total && write_report(j, &e) < 0)
+        goto fail;
+    if (save(j) < 0)
+        return -1;
+    wlog(LOG_INFO, j->p->name, j->in.id, "loaded",
+         json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid", (json_int_t)invalid),
+         "%s: %llu rows loaded%s", j->in.name, (unsigned long long)j->rows,
+         invalid ? " (invalid rows parked in the bag)" : "");
+    return move(j, ST_LOADED, "loaded",
+                json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid",
+                          (json_int_t)invalid));
+fail:
+    if (j->target_open && began)
+        j->target.ops->rollback(&j->target);
+    step_failed(j, &e);
+    return -1;
+}
+
+/* ---- seal ----------------------------------------------------------- */
+
+struct chain_scan {
+    const char *id;
+    char head[SHA256_HEX_LEN];
+    bool mine;
+    struct chain_link own;
+};
+
+static int chain_scan_cb(void *c, const struct chain_link *cl)
+{
+    struct chain_scan *s = c;
+    memcpy(s->head, cl->link, SHA256_HEX_LEN);
+    if (!strcmp(cl->intake, s->id)) {
+        s->mine = true;
+        s->own = *cl;
+    }
+    return 0;
+}
+
+/* Read bag-info.txt's Wharf-Previous-Link of an existing bag. */
+static int bag_prev_link(const char *bagdir, char out[SHA256_HEX_LEN])
+{
+    char *path = xasprintf("%s/bag-info.txt", bagdir), line[512];
+    FILE *f = fopen(path, "r");
+    int r = -1;
+    free(path);
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "Wharf-Previous-Link: ", 21) && strlen(line + 21) >= 64) {
+            memcpy(out, line + 21, 64);
+            out[64] = 0;
+            r = 0;
+        }
+    fclose(f);
+    return r;
+}
+
+static char *bag_dir_for(const struct job *j)
+{
+    time_t t = (time_t)(j->in.created_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return xasprintf("%s/%s/%04d/%02d/%02d/%s",
+                     j->in.outcome == OUT_REJECTED ? j->pl->cfg->rejects_dir
+                                                   : j->pl->cfg->archive_dir,
+                     j->p->name, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, j->in.id);
+}
+
+static char *evidence_line(const struct job *j)
+{
+    json_t *insp = j->in.info ? json_object_get(j->in.info, "inspection") : NULL;
+    json_t *parts = insp ? json_object_get(insp, "parts") : NULL, *pt;
+    size_t i, len = 0;
+    char buf[1024] = "";
+    json_array_foreach(parts, i, pt)
+    {
+        json_t *enc = json_object_get(pt, "encoding");
+        const char *cs = enc ? json_string_value(json_object_get(enc, "charset")) : NULL;
+        const char *how = enc ? json_string_value(json_object_get(enc, "method")) : NULL;
+        const char *fmt = json_string_value(json_object_get(pt, "format"));
+        const char *nm = json_string_value(json_object_get(pt, "name"));
+        len += (size_t)snprintf(buf + len, sizeof buf > len ? sizeof buf - len : 0,
+                                "%s%s: %s %s (%s)", i ? "; " : "", nm ? nm : "?",
+                                fmt ? fmt : "?", cs ? cs : "?", how ? how : "?");
+        if (len >= sizeof buf)
+            break;
+    }
+    return xstrdup(buf);
+}
+
+static int lock_chain(const struct wharf_config *cfg, struct werr *e)
+{
+    char *path = xasprintf("%s/chain.lock", cfg->state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    free(path);
+    if (fd < 0) {
+        werr_sys(e, "chain lock");
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR) {
+            werr_sys(e, "chain lock");
+            close(fd);
+            return -1;
+        }
+    return fd;
+}
+
+/* loaded | rejected -> sealed */
+static int step_seal(struct job *j)
+{
+    struct werr e = {0};
+    struct chain_scan cs = {.id = j->in.id};
+    struct chain_link cl;
+    char tm[SHA256_HEX_LEN], prev[SHA256_HEX_LEN];
+    char *dir = bag_dir_for(j), *payload_name = xasprintf("data/%s", j->in.name);
+    char *received = NULL, *rows = NULL, *evidence = NULL, *paths[8] = {0}, *names[8] = {0};
+    struct bag_file files[8];
+    struct bag_kv kv[16];
+    size_t nf = 0, nk = 0;
+    int lock = -1, r = -1;
+    char ts[32];
+
+    if ((lock = lock_chain(j->pl->cfg, &e)) < 0)
+        goto fail;
+    memset(cs.head, '0', 64);
+    cs.head[64] = 0;
+    if (ledger_chain_walk(j->pl->ledger, chain_scan_cb, &cs, &e) < 0)
+        goto fail;
+    if (cs.mine) {
+        /* Crash after the chain append: the bag is in place. */
+        memcpy(tm, cs.own.tagmanifest, SHA256_HEX_LEN);
+        cl = cs.own;
+        goto sealed;
+    }
+    /* A bag left by a crash before the chain append is reused only if it
+     * names the current chain head; otherwise it is rebuilt. */
+    if (access(dir, F_OK) == 0 && (bag_prev_link(dir, prev) < 0 || strcmp(prev, cs.head)) &&
+        rmtree(dir, &e) < 0)
+        goto fail;
+
+    files[nf++] = (struct bag_file){.name = payload_name, .src_path = j->original};
+    paths[0] = xasprintf("%s/report.json", j->workdir);
+    paths[1] = xasprintf("%s/report.txt", j->workdir);
+    if (access(paths[0], F_OK) == 0) {
+        files[nf++] = (struct bag_file){.name = "report.json", .src_path = paths[0]};
+        files[nf++] = (struct bag_file){.name = "report.txt", .src_path = paths[1]};
+    }
+    for (int i = 1; i <= 4 && j->p->on_invalid == ON_INVALID_SPLIT; i++) {
+        char *p = xasprintf("%s/invalid-%d.csv", j->workdir, i);
+        if (access(p, F_OK) == 0 && nf < 8) {
+            paths[1 + i] = p;
+            names[i] = xasprintf("invalid-rows-%d.csv", i);
+            files[nf++] = (struct bag_file){.name = names[i], .src_path = p};
+        } else
+            free(p);
+    }
+    format_time_ms(j->in.created_ms, ts);
+    received = xstrdup(ts);
+    rows = xasprintf("%llu", (unsigned long long)j->in.rows);
+    evidence = evidence_line(j);
+    kv[nk++] = (struct bag_kv){"External-Identifier", j->in.id};
+    kv[nk++] = (struct bag_kv){"Wharf-Profile", j->p->name};
+    kv[nk++] = (struct bag_kv){"Wharf-Source", j->in.source};
+    kv[nk++] = (struct bag_kv){"Wharf-Source-Path", j->in.path};
+    kv[nk++] = (struct bag_kv){"Wharf-Original-Name", j->in.name};
+    kv[nk++] = (struct bag_kv){"Wharf-Original-SHA256", j->in.sha256};
+    kv[nk++] = (struct bag_kv){"Wharf-Received", received};
+    kv[nk++] = (struct bag_kv){"Wharf-Detected", evidence};
+    kv[nk++] = (struct bag_kv){"Wharf-Outcome", outcome_name(j->in.outcome)};
+    kv[nk++] = (struct bag_kv){"Wharf-Rows-Loaded", rows};
+    json_t *tg = j->in.info ? json_object_get(j->in.info, "target") : NULL;
+    kv[nk++] = (struct bag_kv){"Wharf-Target", tg ? json_string_value(tg) : "none"};
+    if (j->in.replay_of)
+        kv[nk++] = (struct bag_kv){"Wharf-Replay-Of", j->in.replay_of};
+    kv[nk++] = (struct bag_kv){"Wharf-Previous-Link", cs.head};
+    if (bag_seal(dir, files, nf, kv, nk, tm, &e) < 0)
+        goto fail;
+    if (ledger_chain_append(j->pl->ledger, j->in.id, tm, &cl, &e) < 0)
+        goto fail;
+sealed:
+    free(j->in.bag);
+    j->in.bag = xstrdup(dir);
+    info_set(j, "bag", json_string(dir));
+    info_set(j, "chain_link", json_string(cl.link));
+    info_set(j, "tagmanifest_sha256", json_string(tm));
+    if (save(j) < 0)
+        goto out;
+    wlog(LOG_INFO, j->p->name, j->in.id, "sealed", NULL, "%s sealed in %s (link %.16s...)",
+         j->in.name, dir, cl.link);
+    r = move(j, ST_SEALED, "sealed",
+             json_pack("{s:s,s:s,s:s}", "bag", dir, "tagmanifest_sha256", tm, "link", cl.link));
+    goto out;
+fail:
+    step_failed(j, &e);
+out:
+    if (lock >= 0)
+        close(lock);
+    for (int i = 0; i < 8; i++) {
+        free(paths[i]);
+        free(names[i]);
+    }
+    free(dir);
+    free(payload_name);
+    free(received);
+    free(rows);
+    free(evidence);
+    return r;
+}
+
+/* sealed -> done */
+static int step_finish(struct job *j)
+{
+    struct werr e = {0};
+    if (finish_source(j, &e) < 0) {
+        /* Never re-ingests: the intake stays sealed and finish is retried. */
+        step_failed(j, &e);
+        return -1;
+    }
+    if (move(j, ST_DONE, "done", NULL) < 0)
+        return -1;
+    if (rmtree(j->workdir, &e) < 0)
+        wlog(LOG_WARN, j->p->name, j->in.id, "cleanup", NULL, "%s", e.msg);
+    return 0;
+}
+
+int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats *st)
+{
+    struct job j = {.pl = pl};
+    struct werr e;
+    int r, final = -1;
+
+    r = ledger_get(pl->ledger, id, &j.in, &e);
+    if (r <= 0) {
+        wlog(LOG_ERROR, NULL, id, "ledger", NULL, "%s", r < 0 ? e.msg : "no such intake");
+        return -1;
+    }
+    j.p = profiles_find(pl->profiles, j.in.profile);
+    if (!j.p) {
+        wlog(LOG_WARN, j.in.profile, id, "no_profile", NULL,
+             "profile %s is not loaded; intake left in state %s", j.in.profile,
+             state_name(j.in.state));
+        intake_clear(&j.in);
+        return -1;
+    }
+    j.workdir = xasprintf("%s/%s", pl->cfg->work_dir, j.in.id);
+    j.original = xasprintf("%s/original", j.workdir);
+    j.partsdir = xasprintf("%s/parts", j.workdir);
+    report_init(&j.rep, (size_t)j.p->limits.max_errors);
+
+    for (;;) {
+        enum intake_state before = j.in.state;
+        if (pipeline_stopping() && before != ST_DONE && before != ST_FAILED)
+            break; /* safe point: the state is committed; resume next start */
+        switch (before) {
+        case ST_FOUND:
+            r = step_take(&j);
+            break;
+        case ST_TAKEN:
+            r = step_inspect(&j);
+            break;
+        case ST_INSPECTED:
+        case ST_VALIDATED:
+            report_free(&j.rep);
+            report_init(&j.rep, (size_t)j.p->limits.max_errors);
+            r = step_load(&j);
+            if (j.target_open) {
+                target_close(&j.target);
+                j.target_open = false;
+            }
+            break;
+        case ST_LOADED:
+        case ST_REJECTED:
+            r = step_seal(&j);
+            break;
+        case ST_SEALED:
+            r = step_finish(&j);
+            break;
+        default:
+            r = -1;
+        }
+        if (r < 0 || j.in.state == before || j.in.state == ST_DONE || j.in.state == ST_FAILED)
+            break;
+    }
+    final = (int)j.in.state;
+    if (st) {
+        if (j.in.state == ST_DONE) {
+            st->done++;
+            if (j.in.outcome == OUT_LOADED)
+                st->loaded++;
+            else if (j.in.outcome == OUT_REJECTED)
+                st->rejected++;
+            else if (j.in.outcome == OUT_DUPLICATE)
+                st->duplicates++;
+        } else if (j.in.state == ST_FAILED)
+            st->failed++;
+        else
+            st->retrying++;
+    }
+    if (j.have_insp)
+        inspection_free(&j.insp);
+    report_free(&j.rep);
+    intake_clear(&j.in);
+    free(j.workdir);
+    free(j.original);
+    free(j.partsdir);
+    return final;
+}
+
+/* ---- replay --------------------------------------------------------- */
+
+int pipeline_replay(struct pipeline *pl, const char *id, char new_id[ID_LEN], struct werr *e)
+{
+    struct intake old = {0}, in = {0};
+    int r = ledger_get(pl->ledger, id, &old, e), c = -1;
+    if (r <= 0) {
+        if (r == 0)
+            werr_set(e, "no intake %s", id);
+        return -1;
+    }
+    if (old.state == ST_FAILED) {
+        /* Resume where it stopped, attempts reset. */
+        old.attempts = 0;
+        old.next_attempt_ms = 0;
+        if (ledger_update(pl->ledger, &old, e) < 0)
+            goto out;
+        r = ledger_transition(pl->ledger, old.id, ST_FAILED, old.failed_from, "replay",
+                              json_pack("{s:s}", "resumed_at", state_name(old.failed_from)), e);
+        if (r <= 0) {
+            if (r == 0)
+                werr_set(e, "intake %s changed state meanwhile", old.id);
+            goto out;
+        }
+        memcpy(new_id, old.id, ID_LEN);
+        c = 1;
+        goto out;
+    }
+    if (old.outcome != OUT_REJECTED || !old.bag || (old.state != ST_DONE && old.state != ST_SEALED)) {
+        werr_set(e, "intake %s is %s (outcome %s): only sealed rejects and failed intakes can be "
+                    "replayed",
+                 old.id, state_name(old.state), outcome_name(old.outcome));
+        goto out;
+    }
+    if (!profiles_find(pl->profiles, old.profile)) {
+        werr_set(e, "profile %s is not loaded", old.profile);
+        goto out;
+    }
+    in.profile = old.profile;
+    in.source = SOURCE_REPLAY;
+    in.path = old.id;
+    in.name = old.name;
+    in.size = old.size;
+    in.mtime_ns = 0;
+    c = ledger_claim(pl->ledger, &in, e);
+    if (c == 1) {
+        /* Link both ways. */
+        struct intake fresh = {0};
+        if (ledger_get(pl->ledger, in.id, &fresh, e) <= 0) {
+            c = -1;
+            goto out;
+        }
+        fresh.replay_of = xstrdup(old.id);
+        free(old.replayed_by);
+        old.replayed_by = xstrdup(in.id);
+        if (ledger_update(pl->ledger, &fresh, e) < 0 || ledger_update(pl->ledger, &old, e) < 0)
+            c = -1;
+        ledger_event(pl->ledger, old.id, "replayed", json_pack("{s:s}", "by", in.id), e);
+        intake_clear(&fresh);
+        memcpy(new_id, in.id, ID_LEN);
+    } else if (c == 0) {
+        if (old.replayed_by)
+            memcpy(new_id, old.replayed_by, strlen(old.replayed_by) + 1 <= ID_LEN ? strlen(old.replayed_by) + 1 : ID_LEN);
+        else
+            new_id[0] = 0;
+    }
+out:
+    intake_clear(&old);
+    return c;
+}

@@ -1,0 +1,121 @@
+/*
+ * source: what every backend shares — picking the backend, deciding which
+ * listed drops are complete, and the drop list helpers.
+ *
+ * Completeness (source.complete_when), all configured rules must hold:
+ *   stable_for  size and mtime unchanged across observations at least that
+ *               far apart; observations are kept in the ledger (sightings)
+ *               so they survive restarts and work across `wharf once` runs;
+ *   done_file   its done file ("{name}.done") exists;
+ *   min_age     mtime at least that old.
+ */
+#include "source/source.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger/ledger.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+int source_open(struct source *s, const struct wharf_config *cfg, const struct profile *p,
+                struct werr *e)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->profile = p;
+    s->ops = p->source.type == SOURCE_SFTP ? &source_sftp_ops : &source_spool_ops;
+    if (s->ops->open(s, e) < 0) {
+        s->ops = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void source_close(struct source *s)
+{
+    if (s->ops && s->ops->close)
+        s->ops->close(s);
+    s->ops = NULL;
+}
+
+char *done_name(const char *pattern, const char *name)
+{
+    const char *at = strstr(pattern, "{name}");
+    if (!at)
+        return xasprintf("%s%s", name, pattern);
+    return xasprintf("%.*s%s%s", (int)(at - pattern), pattern, name, at + 6);
+}
+
+bool name_ignored(const struct profile *p, const char *name)
+{
+    for (size_t i = 0; i < p->source.ignore.n; i++)
+        if (fnmatch(p->source.ignore.v[i], name, FNM_PERIOD) == 0 ||
+            fnmatch(p->source.ignore.v[i], name, 0) == 0)
+            return true;
+    return false;
+}
+
+void drop_list_add(struct drop_list *l, const struct drop *d)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = *d;
+}
+
+void drop_free(struct drop *d)
+{
+    free(d->path);
+    free(d->name);
+    free(d->done_path);
+    free(d->unsafe);
+    memset(d, 0, sizeof *d);
+}
+
+void drop_list_free(struct drop_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        drop_free(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int drop_ready(struct ledger *l, const struct profile *p, const struct drop *d,
+                      int64_t now)
+{
+    struct werr e;
+    if (d->unsafe)
+        return 0;
+    if (p->source.done_file && !d->has_done)
+        return 0;
+    if (p->source.min_age_ms && now - d->mtime_ns / 1000000 < p->source.min_age_ms)
+        return 0;
+    if (p->source.stable_for_ms) {
+        int64_t first = now;
+        if (ledger_sighting(l, p->name, d->path, d->size, d->mtime_ns, now, &first, &e) < 0) {
+            wlog(LOG_WARN, p->name, NULL, "sighting", NULL, "%s", e.msg);
+            return 0;
+        }
+        if (now - first < p->source.stable_for_ms)
+            return 0;
+    }
+    return 1;
+}
+
+size_t source_ready(struct ledger *l, const struct profile *p, struct drop_list *list,
+                    int64_t now)
+{
+    size_t ready = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        if (drop_ready(l, p, &list->v[i], now)) {
+            struct drop t = list->v[ready];
+            list->v[ready] = list->v[i];
+            list->v[i] = t;
+            ready++;
+        }
+    }
+    return ready;
+}
