@@ -37,6 +37,7 @@
 
 #define UNPACK_BLOCK       (64 * 1024)
 #define UNPACK_RATIO_FLOOR (1024 * 1024) /* the ratio limit applies past 1 MiB expanded */
+#define UNPACK_EMPTY_TAR   (64 * 1024)   /* zeros up to this size: an empty tar */
 
 struct unpack_ctx {
     const struct limits_conf *lim;
@@ -287,6 +288,46 @@ static int plain_file(const char *original, const char *display, struct unpack *
     return enc_scan_file(original, &m->scan, m->raw_sha256, e);
 }
 
+/*
+ * A compressed stream whose content libarchive took for an empty tar (it
+ * starts with zero blocks).  Re-read it as a plain compressed stream: small
+ * means a real empty tar; anything else is a part like any other, so the
+ * limits apply.
+ */
+static int zeros_or_empty_tar(struct unpack_ctx *c, int fd, const char *display, struct unpack *u,
+                              struct werr *e)
+{
+    struct archive *b = reader_new(false);
+    struct archive_entry *ent;
+    struct unpack_member *m;
+    char *name;
+    int r = -1;
+    snprintf(u->container, sizeof u->container, "none");
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        werr_sys(e, "%s: seek", display);
+        goto out;
+    }
+    if (archive_read_open_fd(b, fd, UNPACK_BLOCK) != ARCHIVE_OK ||
+        archive_read_next_header(b, &ent) < ARCHIVE_WARN) {
+        corrupt(c, NULL, b);
+        r = 1;
+        goto out;
+    }
+    name = strip_suffix(display);
+    m = add_member(u, name);
+    free(name);
+    r = stream_to_part(c, b, m, 1, false, e);
+    if (r == 0 && m->scan.bytes <= UNPACK_EMPTY_TAR && m->scan.nul_off == 0) {
+        report_add(c->rep, display, 0, 0, NULL, NULL, 0, "empty_archive",
+                   "the archive holds no files");
+        m->refused = true;
+        r = 1;
+    }
+out:
+    archive_read_free(b);
+    return r;
+}
+
 int unpack_run(const char *original, const char *display_name, const char *parts_dir,
                const struct limits_conf *lim, bool independent, struct unpack *u,
                struct report *rep, struct werr *e)
@@ -338,6 +379,12 @@ int unpack_run(const char *original, const char *display_name, const char *parts
         snprintf(u->container, sizeof u->container, "zip");
     else if (fmt == ARCHIVE_FORMAT_TAR)
         snprintf(u->container, sizeof u->container, "tar");
+    if (h == ARCHIVE_EOF && fmt == ARCHIVE_FORMAT_TAR && strcmp(u->compression, "none")) {
+        /* Zeros read as an empty tar.  Expand it as a plain stream, under the
+         * limits: a bomb of zeros must stop at the cap like any other. */
+        r = zeros_or_empty_tar(&c, fd, display_name, u, e);
+        goto out;
+    }
     if (h == ARCHIVE_EOF) {
         report_add(rep, display_name, 0, 0, NULL, NULL, 0, "empty_archive",
                    "the archive holds no files");

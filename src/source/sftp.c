@@ -184,6 +184,24 @@ static bool conn_error(int rc)
     }
 }
 
+/* Is key_file an RSA key?  From its .pub when there is one, else from a
+ * PEM header ("BEGIN RSA PRIVATE KEY"). */
+static bool key_is_rsa(const char *key_file)
+{
+    char *pub = xasprintf("%s.pub", key_file), head[64] = "";
+    FILE *f = fopen(pub, "re");
+    bool rsa = false;
+    if (f) {
+        rsa = fgets(head, sizeof head, f) && !strncmp(head, "ssh-rsa ", 8);
+        fclose(f);
+    } else if ((f = fopen(key_file, "re"))) {
+        rsa = fgets(head, sizeof head, f) && strstr(head, "BEGIN RSA PRIVATE KEY");
+        fclose(f);
+    }
+    free(pub);
+    return rsa;
+}
+
 /* Authenticate with key_file (+ passphrase_file) or password_file. */
 static int authenticate(struct sftp_impl *im, const struct source_conf *sc, struct werr *e)
 {
@@ -220,8 +238,15 @@ static int authenticate(struct sftp_impl *im, const struct source_conf *sc, stru
             } else {
                 werr_set(e,
                          "%s: authentication FAILED: the server refused key_file %s for user "
-                         "%s (is its public key in the account's authorized_keys?): %s",
-                         im->label, sc->key_file, sc->user, ssh_errmsg(&im->conn));
+                         "%s (is its public key in the account's authorized_keys?%s): %s",
+                         im->label, sc->key_file, sc->user,
+                         key_is_rsa(sc->key_file)
+                             ? " It is an RSA key: libssh2 " LIBSSH2_VERSION
+                               " signs those with ssh-rsa (SHA-1), which OpenSSH 8.8 and "
+                               "later refuse unless PubkeyAcceptedAlgorithms has +ssh-rsa; "
+                               "prefer an ed25519 or ECDSA key"
+                             : "",
+                         ssh_errmsg(&im->conn));
             }
             goto out;
         }

@@ -23,6 +23,9 @@
 #   SSHD_PASSWORD_FILE        the partner's password (password auth)
 #   SSHD_HOST_PUB             the server's host public key
 #
+# SSHD_ALLOW_SSH_RSA=1 (at start) accepts ssh-rsa (SHA-1) signatures, which
+# OpenSSH 8.8+ refuses by default and libssh2 1.10 still makes for RSA keys.
+#
 # What it does to the machine (it must run as root):
 #   - creates the system user wharftest-partner (no login shell, home /upload)
 #     if missing, and sets its password to a random one stored in DIR;
@@ -112,6 +115,7 @@ MaxStartups 100:30:200
 MaxSessions 50
 ClientAliveInterval 0
 Subsystem sftp internal-sftp
+$([ -n "$SSHD_ALLOW_SSH_RSA" ] && echo "PubkeyAcceptedAlgorithms +ssh-rsa")
 AllowUsers $SSHD_PARTNER
 Match User $SSHD_PARTNER
     ChrootDirectory $d/chroot

@@ -42,8 +42,8 @@ static char *tokenize(const char *text, size_t len, char delim, char quote, uint
         else
             hl = snprintf(head, sizeof head, "L%llu", (unsigned long long)rec.line);
         if (rec.err)
-            hl += snprintf(head + hl, sizeof head - (size_t)hl, "[%s@%zu]",
-                           csv_error_code(rec.err), rec.err_field);
+            hl += snprintf(head + hl, sizeof head - (size_t)hl, "[%s@%zu]", csv_error_code(rec.err),
+                           rec.err_field);
         size_t need = (size_t)hl + 4;
         for (size_t i = 0; i < rec.n; i++)
             need += rec.f[i].len + 1;

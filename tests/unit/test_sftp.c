@@ -147,6 +147,11 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    if (getenv("WHARF_TEST_KEEP")) { /* debugging: keep sshd's dir and log */
+        fprintf(stderr, "kept %s and %s\n", sshd_dir, tmp);
+        run("bash %s stop %s", script, sshd_dir);
+        return 0;
+    }
     if (sshd_dir[0])
         run("bash %s cleanup %s", script, sshd_dir);
     if (tmp[0])
@@ -462,10 +467,25 @@ static void test_auth(void **state)
     struct profile p;
     struct source s;
     struct werr e = {0};
-    const char *good[] = {env.key_ed25519, env.key_ecdsa, env.key_rsa};
+    const char *good[] = {env.key_ed25519, env.key_ecdsa};
     (void)state;
     profile_init(&p, "*.csv");
-    for (int i = 0; i < 3; i++) {
+    /* RSA: libssh2 1.10 signs with ssh-rsa (SHA-1), which a default
+     * OpenSSH 9 refuses: a clear error saying so; accepted once the server
+     * allows ssh-rsa. */
+    free(p.source.key_file);
+    p.source.key_file = xstrdup(env.key_rsa);
+    assert_int_equal(source_open(&s, &cfg, &p, &e), -1);
+    assert_false(e.transient);
+    assert_non_null(strstr(e.msg, "It is an RSA key"));
+    assert_int_equal(run("SSHD_ALLOW_SSH_RSA=1 bash %s start %s", script, sshd_dir), 0);
+    if (source_open(&s, &cfg, &p, &e) != 0)
+        fail_msg("rsa with +ssh-rsa: %s", e.msg);
+    source_close(&s);
+    assert_int_equal(run("bash %s start %s", script, sshd_dir), 0);
+    load_env();
+    assert_int_equal(p.source.port, atoi(env.port));
+    for (int i = 0; i < 2; i++) {
         free(p.source.key_file);
         p.source.key_file = xstrdup(good[i]);
         if (source_open(&s, &cfg, &p, &e) != 0)
