@@ -354,6 +354,24 @@ static json_t *jstr(const char *k, const char *v)
     return json_pack("{s:s}", k, v ? v : "");
 }
 
+/*
+ * Fault injection for the crash tests (tests/integration/crash.sh): when
+ * WHARF_TEST_CRASH names a point ("taken", "loaded", "target_committed",
+ * "bag_sealed", ...), the process SIGKILLs itself right there, exactly as a
+ * power cut would.  Unset in production; it only ever ends the process.
+ */
+static void crash_point(const char *point)
+{
+    static const char *want;
+    static bool read;
+    if (!read) {
+        want = getenv("WHARF_TEST_CRASH");
+        read = true;
+    }
+    if (want && !strcmp(want, point))
+        raise(SIGKILL);
+}
+
 /* Make a transition; 0 when done, -1 when the ledger failed or someone else
  * moved the intake (both end this advance). */
 static int move(struct job *j, enum intake_state to, const char *kind, json_t *detail)
@@ -370,6 +388,7 @@ static int move(struct job *j, enum intake_state to, const char *kind, json_t *d
         return -1;
     }
     j->in.state = to;
+    crash_point(kind);
     return 0;
 }
 
@@ -505,6 +524,7 @@ static int step_take(struct job *j)
             goto fail;
         drop_of(j, &d);
         r = src.ops->fetch(&src, &d, j->original, sha, &bytes, &e);
+        crash_point("fetched");
         free(d.done_path);
         source_close(&src);
     }
@@ -774,6 +794,7 @@ static int step_load(struct job *j)
     }
     if (j->target.ops->commit(&j->target, j->in.id, j->in.sha256, j->rows, &e) < 0)
         goto fail;
+    crash_point("target_committed");
     j->in.rows = j->rows;
     j->in.outcome = OUT_LOADED;
     char *tdesc = j->target.ops->describe(&j->target);
@@ -957,8 +978,10 @@ static int step_seal(struct job *j)
     kv[nk++] = (struct bag_kv){"Wharf-Previous-Link", cs.head};
     if (bag_seal(dir, files, nf, kv, nk, tm, &e) < 0)
         goto fail;
+    crash_point("bag_sealed");
     if (ledger_chain_append(j->pl->ledger, j->in.id, tm, &cl, &e) < 0)
         goto fail;
+    crash_point("chain_appended");
 sealed:
     free(j->in.bag);
     j->in.bag = xstrdup(dir);

@@ -43,7 +43,9 @@
 #include "util/xmalloc.h"
 
 #define SFTP_MAX_DEPTH   16
-#define SFTP_READ_BUF    (2u << 20) /* per libssh2_sftp_read: ~70 requests in flight */
+#ifndef SFTP_READ_BUF
+#define SFTP_READ_BUF (2u << 20)
+#endif /* per libssh2_sftp_read: ~70 requests in flight */
 #define SFTP_MAX_SECRET  4096
 #define SFTP_MAX_DONE    4096
 #define SFTP_KEEPALIVE_S 15

@@ -942,7 +942,9 @@ static void test_large_document_bounded_memory(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     fprintf(stderr, "large: %llu records, peak RSS %ld KiB\n", (unsigned long long)n, ru.ru_maxrss);
-    assert_true(ru.ru_maxrss < 64 * 1024);
+#if !defined(__SANITIZE_ADDRESS__)
+    assert_true(ru.ru_maxrss < 64 * 1024); /* ASan's shadow and quarantine would not fit */
+#endif
     unlink(path);
     free(path);
 }

@@ -1,0 +1,89 @@
+# Shared helpers for the integration tests: a fresh work dir with wharf's
+# default layout (profiles/, schemas/, var/), the real binary, and checks
+# that count and report.  Source it, write profiles, run, call `finish`.
+set -uo pipefail
+
+: "${WHARF:?WHARF must name the wharf binary}"
+: "${WHARF_SOURCE_DIR:?}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/wharf-it.XXXXXX")
+PASS=0
+FAIL=0
+cleanup() {
+  local pids
+  pids=$(jobs -p)
+  [ -n "$pids" ] && kill $pids 2>/dev/null
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$T"
+}
+trap cleanup EXIT
+cd "$T" || exit 1
+mkdir -p profiles schemas var/drop
+
+w() { "$WHARF" "$@"; }
+
+ok() { PASS=$((PASS + 1)); echo "ok   - $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+
+# check "description" command...: passes when the command exits 0
+check() {
+  local d=$1; shift
+  if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi
+}
+
+# eq "description" actual expected
+eq() {
+  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi
+}
+
+# contains "description" haystack needle
+contains() {
+  if printf '%s' "$2" | grep -qF -- "$3"; then ok "$1"; else bad "$1 (no '$3' in: $(printf '%s' "$2" | head -c 600))"; fi
+}
+
+sql() { sqlite3 "$1" "$2"; }
+
+# The orders Table Schema and a spool profile writing to var/warehouse.db.
+orders_schema() {
+  cat > schemas/orders.schema.json <<'EOS'
+{"fields": [
+  {"name": "order_id", "type": "integer", "constraints": {"required": true, "unique": true}},
+  {"name": "customer", "type": "string", "constraints": {"required": true}},
+  {"name": "amount", "type": "number", "constraints": {"minimum": 0}}
+], "primaryKey": ["order_id"]}
+EOS
+}
+
+# spool_profile NAME [extra yaml lines for source.complete_when etc.]
+spool_profile() {
+  local name=$1 complete=${2:-"{ stable_for: 1s }"} after=${3:-delete}
+  mkdir -p "var/drop/$name"
+  cat > "profiles/$name.yaml" <<EOP
+name: $name
+source:
+  type: spool
+  path: var/drop/$name
+  pattern: "*.csv"
+  complete_when: $complete
+  after: $after
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: var/warehouse.db, table: ${name//-/_} }
+retry: { max_attempts: 3, backoff: 100ms, backoff_max: 200ms }
+EOP
+}
+
+# orders_csv FILE FIRST_ID COUNT
+orders_csv() {
+  local f=$1 first=$2 n=$3
+  { echo "order_id,customer,amount"
+    for ((i = first; i < first + n; i++)); do echo "$i,customer $i,$i.50"; done; } > "$f"
+}
+
+intake_count() { w intakes --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# states as "state/outcome" lines sorted
+intake_states() { w intakes --json 2>/dev/null | python3 -c 'import json,sys
+for i in json.load(sys.stdin): print(i["state"]+"/"+i["outcome"])' | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' '; }
+
+finish() {
+  echo "$PASS passed, $FAIL failed"
+  [ "$FAIL" -eq 0 ]
+}
