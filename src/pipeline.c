@@ -161,6 +161,8 @@ static char *source_desc(const struct profile *p)
     return xasprintf("spool:%s", p->source.path);
 }
 
+static void crash_point(const char *point);
+
 /* ---- polling and claiming ------------------------------------------- */
 
 static void push_id(char ***ids, size_t *n, const char *id)
@@ -240,6 +242,7 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
         st->claimed++;
         wlog(LOG_INFO, p->name, in.id, "claimed", NULL, "%s (%llu bytes)", d->path,
              (unsigned long long)d->size);
+        crash_point("claimed");
         push_id(ids, n, in.id);
     }
     r = 0;

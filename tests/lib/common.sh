@@ -36,6 +36,7 @@ eq() {
 
 # contains "description" haystack needle
 contains() {
+  if [ -z "$3" ]; then bad "$1 (empty needle)"; return; fi
   if printf '%s' "$2" | grep -qF -- "$3"; then ok "$1"; else bad "$1 (no '$3' in: $(printf '%s' "$2" | head -c 600))"; fi
 }
 
@@ -73,7 +74,7 @@ EOP
 
 # orders_csv FILE FIRST_ID COUNT
 orders_csv() {
-  local f=$1 first=$2 n=$3
+  local f=$1 first=$2 n=$3 i
   { echo "order_id,customer,amount"
     for ((i = first; i < first + n; i++)); do echo "$i,customer $i,$i.50"; done; } > "$f"
 }
