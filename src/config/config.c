@@ -51,12 +51,19 @@ static void err_at(struct walk *w, const struct node *n, const char *path, const
     diag_add(w->d, n->file, n->line, n->col, path, "%s", msg);
 }
 
-/* Every key of map must be in allowed; say which ones are. */
+/* Every key of map must be in allowed; say which ones are.  "password" is
+ * left to the caller, which refuses it with its own message (secrets are
+ * never inline). */
 static void check_keys(struct walk *w, const struct node *map, const char *path,
                        const char *const *allowed)
 {
+    bool has_password_file = false;
+    for (const char *const *a = allowed; *a; a++)
+        has_password_file |= !strcmp(*a, "password_file");
     for (size_t i = 0; i < map->n; i++) {
         const char *const *a;
+        if (has_password_file && !strcmp(map->keys[i], "password"))
+            continue;
         for (a = allowed; *a; a++)
             if (!strcmp(*a, map->keys[i]))
                 break;
@@ -351,6 +358,7 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
     }
     derive(cfg, ledger_set);
 out:
+    diag_sort(d, w.errors_before);
     node_free(root);
     return d->n > w.errors_before ? -1 : 0;
 }
@@ -486,9 +494,10 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
     get_str(w, n, "known_hosts", path, &p->source.known_hosts);
     get_duration(w, n, "timeout", path, &p->source.timeout_ms);
     get_int(w, n, "max_transfers", path, 1, 64, &p->source.max_transfers);
-    if (node_get(n, "password"))
-        err_at(w, node_get(n, "password"), "source.password",
-               "secrets are never inline; use password_file");
+    for (size_t i = 0; i < n->n; i++)
+        if (!strcmp(n->keys[i], "password"))
+            err_at(w, n->keynodes[i], "source.password",
+                   "secrets are never inline; use password_file");
 
     if (!p->source.path)
         err_at(w, n, "source.path", "is required");
@@ -853,8 +862,28 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
         err_at(&w, root, "format", "needs a csv: or xml: section");
     if (p->on_invalid != ON_INVALID_SPLIT && node_get(root, "max_invalid"))
         err_at(&w, node_get(root, "max_invalid"), "max_invalid", "only applies to on_invalid: split");
-    (void)cfg;
+    /* Schema references must resolve inside schemas_dir. */
+    const struct {
+        const char *sect, *key;
+        char *ref;
+    } refs[] = {{"csv", "schema", p->csv.schema}, {"xml", "schema", p->xml.schema}};
+    for (size_t i = 0; i < 2; i++) {
+        struct node *sec = node_get(root, refs[i].sect), *kn = node_get(sec, refs[i].key);
+        char *full, kp[32];
+        if (!refs[i].ref || !kn)
+            continue;
+        snprintf(kp, sizeof kp, "%s.%s", refs[i].sect, refs[i].key);
+        full = config_schema_path(cfg, refs[i].ref);
+        if (!full)
+            err_at(&w, kn, kp, "\"%s\" must be a relative path inside schemas_dir (%s)",
+                   refs[i].ref, cfg->schemas_dir);
+        else if (access(full, R_OK) < 0)
+            err_at(&w, kn, kp, "\"%s\" not found in schemas_dir (%s)", refs[i].ref,
+                   cfg->schemas_dir);
+        free(full);
+    }
 
+    diag_sort(d, w.errors_before);
     if (d->n > w.errors_before)
         goto fail;
     /* Detach the inline fields subtree so the profile owns it. */

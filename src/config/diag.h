@@ -13,11 +13,14 @@
 
 struct diags {
     char **msg;
+    int *line, *col; /* where each one is, for sorting */
     size_t n, cap;
 };
 
 void diag_add(struct diags *d, const char *file, int line, int col, const char *path,
               const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void diag_free(struct diags *d);
+/* Order the entries from index `from` on by line and column (stable). */
+void diag_sort(struct diags *d, size_t from);
 
 #endif

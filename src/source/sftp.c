@@ -44,7 +44,7 @@
 
 #define SFTP_MAX_DEPTH   16
 #ifndef SFTP_READ_BUF
-#define SFTP_READ_BUF (2u << 20)
+#define SFTP_READ_BUF (8u << 20)
 #endif /* per libssh2_sftp_read: ~70 requests in flight */
 #define SFTP_MAX_SECRET  4096
 #define SFTP_MAX_DONE    4096
