@@ -417,6 +417,14 @@ static void step_failed(struct job *j, struct werr *e)
 {
     const struct retry_conf *rc = &j->p->retry;
     const char *runbook = runbook_for(e, j->in.state);
+    if (pipeline_stopping() && e->transient) {
+        /* Not a failure: the step was abandoned at shutdown and resumes
+         * from the committed state at the next start. */
+        wlog(LOG_INFO, j->p->name, j->in.id, "interrupted", NULL,
+             "%s stopped at shutdown: %s; resumes at the next start", state_name(j->in.state),
+             e->msg);
+        return;
+    }
     free(j->in.last_error);
     j->in.last_error = xasprintf("%s (see %s)", e->msg, runbook);
     j->in.attempts++;
@@ -669,6 +677,12 @@ fail:
 static int insert_row(void *ctx, const struct row *row, struct werr *e)
 {
     struct job *j = ctx;
+    if ((j->rows & 0x3ff) == 0 && pipeline_stopping()) {
+        /* Rolled back by the caller; the intake stays inspected. */
+        werr_set(e, "interrupted by shutdown");
+        e->transient = true;
+        return -1;
+    }
     if (j->target.ops->insert(&j->target, row, e) < 0)
         return -1;
     j->rows++;

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/durable.h"
 #include "util/log.h"
+#include "util/parse.h"
 #include "util/xmalloc.h"
 
 static void usage(FILE *f)
@@ -168,6 +170,8 @@ void cli_print_outcome(struct cli *c, const char *id)
     struct werr e;
     if (ledger_get(c->ledger, id, &in, &e) <= 0)
         return;
+    if (isatty(2))
+        fputs("\r\033[K", stderr); /* clear the progress line */
     if (in.state == ST_DONE && in.outcome == OUT_LOADED)
         printf("%s  %-12s loaded %llu rows from %s\n", in.id, in.profile,
                (unsigned long long)in.rows, in.name);
@@ -184,4 +188,30 @@ void cli_print_outcome(struct cli *c, const char *id)
         printf("%s  %-12s %s %s: will retry%s%s\n", in.id, in.profile, state_name(in.state),
                in.name, in.last_error ? ": " : "", in.last_error ? in.last_error : "");
     intake_clear(&in);
+}
+
+void cli_progress(void *ctx, const char *intake, const char *step, uint64_t done, uint64_t total,
+                  uint64_t rows)
+{
+    static int64_t start;
+    static char current[ID_LEN];
+    int64_t now = now_ms();
+    (void)ctx;
+    if (!isatty(2))
+        return;
+    if (strncmp(current, intake, ID_LEN)) {
+        snprintf(current, sizeof current, "%s", intake);
+        start = now;
+    }
+    double secs = (double)(now - start) / 1000.0;
+    if (secs <= 0)
+        secs = 0.001;
+    if (total && done)
+        fprintf(stderr, "\r%s %s: %llu/%llu MB, %llu rows, %.0f rows/s, %.0fs left   ", intake,
+                step, (unsigned long long)(done >> 20), (unsigned long long)(total >> 20),
+                (unsigned long long)rows, (double)rows / secs,
+                secs * (double)(total - done) / (double)done);
+    else
+        fprintf(stderr, "\r%s %s: %llu rows, %.0f rows/s, %.1fs   ", intake, step,
+                (unsigned long long)rows, (double)rows / secs, secs);
 }

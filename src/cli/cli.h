@@ -77,6 +77,10 @@ int cmd_resume(struct cli *c, int argc, char **argv);
 int cli_profiles(struct cli *c, char **names, size_t n, struct profile_set *set);
 /* A one-line human summary of an intake's outcome. */
 void cli_print_outcome(struct cli *c, const char *id);
+/* A progress callback for pipeline_set_progress: on a terminal, one
+ * self-updating line on stderr (rows, rate, elapsed); silent otherwise. */
+void cli_progress(void *ctx, const char *intake, const char *step, uint64_t done, uint64_t total,
+                  uint64_t rows);
 /* Print as JSON (pretty) to stdout and decref. */
 void cli_print_json(json_t *j);
 #endif

@@ -62,6 +62,7 @@ int cmd_once(struct cli *c, int argc, char **argv)
     }
     r = cli_profiles(c, argc > 1 ? argv + 1 : NULL, (size_t)(argc - 1), &set);
     pl = pipeline_new(&c->cfg, &set, c->ledger);
+    pipeline_set_progress(pl, cli_progress, NULL);
 
     /* First whatever an earlier run left unfinished. */
     if (pipeline_due(pl, NULL, &ids, &n, &e) < 0) {
@@ -138,6 +139,7 @@ int cmd_ingest(struct cli *c, int argc, char **argv)
         goto out;
     }
     pl = pipeline_new(&c->cfg, &set, c->ledger);
+    pipeline_set_progress(pl, cli_progress, NULL);
     for (i = first_file; i < argc; i++) {
         char id[ID_LEN];
         struct werr e;

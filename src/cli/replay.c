@@ -72,6 +72,7 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     }
     cli_profiles(c, NULL, 0, &set);
     pl = pipeline_new(&c->cfg, &set, c->ledger);
+    pipeline_set_progress(pl, cli_progress, NULL);
     for (size_t i = 0; i < todo.n; i++) {
         char id[ID_LEN];
         struct werr e;

@@ -42,9 +42,9 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-#define SFTP_MAX_DEPTH   16
+#define SFTP_MAX_DEPTH 16
 #ifndef SFTP_READ_BUF
-#define SFTP_READ_BUF (8u << 20)
+#define SFTP_READ_BUF (2u << 20)
 #endif /* per libssh2_sftp_read: ~70 requests in flight */
 #define SFTP_MAX_SECRET  4096
 #define SFTP_MAX_DONE    4096
@@ -273,8 +273,7 @@ static int authenticate(struct sftp_impl *im, const struct source_conf *sc, stru
             goto out;
         }
     } else {
-        werr_set(e, "%s: no credentials: set source.key_file or source.password_file",
-                 im->label);
+        werr_set(e, "%s: no credentials: set source.key_file or source.password_file", im->label);
         goto out;
     }
     r = 0;
@@ -515,16 +514,14 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
         dr.path = *rel ? xasprintf("%s/%s", rel, nm) : xstrdup(nm);
         dr.name = xstrdup(nm);
         dr.size = at->flags & LIBSSH2_SFTP_ATTR_SIZE ? at->filesize : 0;
-        dr.mtime_ns = at->flags & LIBSSH2_SFTP_ATTR_ACMODTIME
-                          ? (int64_t)at->mtime * 1000000000LL
-                          : 0;
+        dr.mtime_ns =
+            at->flags & LIBSSH2_SFTP_ATTR_ACMODTIME ? (int64_t)at->mtime * 1000000000LL : 0;
         if (!has_perm)
             dr.unsafe = xstrdup("the server did not say what kind of file it is");
         else if (!LIBSSH2_SFTP_S_ISREG(at->permissions))
             dr.unsafe = xstrdup(unsafe_kind(at->permissions));
         else if (v[i].nlink > 1)
-            dr.unsafe = xasprintf("a hard link (%lu links; could alias another file)",
-                                  v[i].nlink);
+            dr.unsafe = xasprintf("a hard link (%lu links; could alias another file)", v[i].nlink);
         else if (!(at->flags & LIBSSH2_SFTP_ATTR_SIZE))
             dr.unsafe = xstrdup("the server did not report its size");
         if (p->source.done_file) {
@@ -754,8 +751,8 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
         goto out;
     }
     if ((uint64_t)off != d->size) {
-        werr_set(e, "%s: %s: size mismatch: listed %llu bytes, received %lld", im->label,
-                 d->path, (unsigned long long)d->size, (long long)off);
+        werr_set(e, "%s: %s: size mismatch: listed %llu bytes, received %lld", im->label, d->path,
+                 (unsigned long long)d->size, (long long)off);
         goto out;
     }
     sha256_final(&hash, got_sha);
@@ -877,8 +874,7 @@ static int move_one(struct sftp_impl *im, const char *src, const char *dir, cons
             free(dst);
             return -1;
         }
-        if (libssh2_sftp_rename_ex(im->sftp, src, (unsigned)strlen(src), dst,
-                                   (unsigned)strlen(dst),
+        if (libssh2_sftp_rename_ex(im->sftp, src, (unsigned)strlen(src), dst, (unsigned)strlen(dst),
                                    LIBSSH2_SFTP_RENAME_ATOMIC | LIBSSH2_SFTP_RENAME_NATIVE) == 0) {
             free(dst);
             return 0;
@@ -959,7 +955,7 @@ static int finish_locked(struct source *s, const struct drop *d, struct werr *e)
             goto out;
         }
         dir = p->source.after_dir[0] == '/' ? xstrdup(p->source.after_dir)
-                                             : remote_path(im, p->source.after_dir);
+                                            : remote_path(im, p->source.after_dir);
         if (rmkdir(im, dir, e) < 0)
             goto out;
         if (done && move_one(im, done, dir, base_of(d->done_path), e) < 0)
@@ -995,8 +991,7 @@ static int sftp_finish(struct source *s, const struct drop *d, struct werr *e)
  * reading it (a symlink would be followed); it is renamed aside on the
  * server instead, into <path>/.wharf-quarantine/, which listing skips.
  * qdir (local) is not used. */
-static int sftp_quarantine(struct source *s, const struct drop *d, const char *qdir,
-                           struct werr *e)
+static int sftp_quarantine(struct source *s, const struct drop *d, const char *qdir, struct werr *e)
 {
     struct sftp_impl *im = s->impl;
     char *src, *dir;

@@ -145,10 +145,9 @@ static LIBSSH2_KNOWNHOSTS *kh_load(LIBSSH2_SESSION *sess, const char *path, stru
 static int kh_check(LIBSSH2_KNOWNHOSTS *kh, const struct ssh_conn *c, const unsigned char *key,
                     size_t len, int kh_type, struct libssh2_knownhost **found)
 {
-    return libssh2_knownhost_checkp(kh, c->host, c->port, (const char *)key, len,
-                                    LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                        kh_type,
-                                    found);
+    return libssh2_knownhost_checkp(
+        kh, c->host, c->port, (const char *)key, len,
+        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | kh_type, found);
 }
 
 /* Put the key types known_hosts has for this host first in the host-key
@@ -268,8 +267,8 @@ int ssh_connect(struct ssh_conn *c, const char *host, int port, int64_t timeout_
     c->sock = -1;
     c->host = xstrdup(host);
     c->port = port > 0 ? port : 22;
-    c->hostport = strchr(host, ':') ? xasprintf("[%s]:%d", host, c->port)
-                                    : xasprintf("%s:%d", host, c->port);
+    c->hostport =
+        strchr(host, ':') ? xasprintf("[%s]:%d", host, c->port) : xasprintf("%s:%d", host, c->port);
     if (timeout_ms <= 0)
         timeout_ms = 30000;
     pthread_once(&init_once, lib_init);
@@ -365,7 +364,7 @@ int ssh_require_known(struct ssh_conn *c, const char *known_hosts, struct werr *
     const char *trust_host = c->hostport;
     if (!known_hosts) {
         werr_set(e,
-                 "%s: host key %s %s REFUSED: no known_hosts file is configured "
+                 "host key for %s (%s %s) REFUSED: no known_hosts file is configured "
                  "(source.known_hosts or known_hosts in wharf.yaml); pin it with "
                  "`wharf trust %s` (see runbooks/host-key-changed.md)",
                  c->hostport, c->key_type, c->fp, trust_host);
@@ -380,14 +379,15 @@ int ssh_require_known(struct ssh_conn *c, const char *known_hosts, struct werr *
         return 0;
     if (st == SSH_HOST_UNKNOWN)
         werr_set(e,
-                 "%s: host key REFUSED: unknown host (expected: no entry in %s; offered: %s %s); "
-                 "if this is the right server, pin its key with `wharf trust %s` "
+                 "host key for %s is unknown, REFUSED (expected: no entry in %s; offered: %s "
+                 "%s); if this is the right server, pin its key with `wharf trust %s` "
                  "(see runbooks/host-key-changed.md)",
                  c->hostport, known_hosts, c->key_type, c->fp, trust_host);
     else
         werr_set(e,
-                 "%s: host key REFUSED: it CHANGED (expected: %s from %s; offered: %s %s); "
-                 "someone may be intercepting the connection; nothing was sent; "
+                 "host key for %s does not match known_hosts, REFUSED: it CHANGED (expected: %s "
+                 "from %s; offered: %s %s); someone may be intercepting the connection; "
+                 "no credential was sent; "
                  "read runbooks/host-key-changed.md before running `wharf trust %s`",
                  c->hostport, expected, known_hosts, c->key_type, c->fp, trust_host);
     e->transient = false;
@@ -440,11 +440,10 @@ int ssh_pin_host(struct ssh_conn *c, const char *known_hosts, struct werr *e)
     }
     format_time_ms(now_ms(), stamp);
     snprintf(comment, sizeof comment, "pinned by wharf trust %.10s", stamp);
-    if (libssh2_knownhost_addc(kh, hostname, NULL, (const char *)c->key, c->key_len, comment,
-                               strlen(comment),
-                               LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                   c->kh_type,
-                               &entry) != 0 ||
+    if (libssh2_knownhost_addc(
+            kh, hostname, NULL, (const char *)c->key, c->key_len, comment, strlen(comment),
+            LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | c->kh_type,
+            &entry) != 0 ||
         libssh2_knownhost_writeline(kh, entry, newline, sizeof newline, &wl,
                                     LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0) {
         werr_set(e, "known_hosts: cannot format an entry: %s", ssh_errmsg(c));

@@ -33,7 +33,7 @@ struct ssh_conn {
     char *hostport; /* "host:port" for messages */
     /* the key the server offered */
     const char *key_type; /* "ssh-ed25519", ... (static) */
-    int kh_type;           /* LIBSSH2_KNOWNHOST_KEY_* */
+    int kh_type;          /* LIBSSH2_KNOWNHOST_KEY_* */
     unsigned char *key;
     size_t key_len;
     char fp[SSH_FP_LEN];

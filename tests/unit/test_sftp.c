@@ -351,7 +351,8 @@ static void test_growing_and_done(void **state)
     assert_int_equal(s.ops->fetch(&s, find(&l, "c.csv"), dest, sha, &bytes, &e), -1);
     assert_false(e.transient);
     assert_non_null(strstr(e.msg, "checksum mismatch"));
-    assert_non_null(strstr(e.msg, "0000000000000000000000000000000000000000000000000000000000000000"));
+    assert_non_null(
+        strstr(e.msg, "0000000000000000000000000000000000000000000000000000000000000000"));
     sha256_hex("c\n", 2, good);
     assert_non_null(strstr(e.msg, good));
     assert_int_equal(file_size(dest), -1);
@@ -776,8 +777,7 @@ static void test_trust(void **state)
     free(out2);
 
     /* a changed key is replaced, other lines kept */
-    run("rm -f %s/other %s/other.pub && ssh-keygen -q -t ed25519 -N '' -f %s/other", tmp, tmp,
-        tmp);
+    run("rm -f %s/other %s/other.pub && ssh-keygen -q -t ed25519 -N '' -f %s/other", tmp, tmp, tmp);
     run("{ echo '# a comment'; echo \"[127.0.0.1]:%s $(cut -d' ' -f1,2 %s/other.pub)\"; "
         "echo \"example.org $(cut -d' ' -f1,2 %s/other.pub)\"; } > %s",
         env.port, tmp, tmp, kh);
@@ -853,11 +853,16 @@ static void test_bench(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_list_fetch_many),  cmocka_unit_test(test_growing_and_done),
-        cmocka_unit_test(test_unsafe_entries),   cmocka_unit_test(test_hostkey_mismatch),
-        cmocka_unit_test(test_auth),             cmocka_unit_test(test_after_move_delete),
-        cmocka_unit_test(test_same_mtime_1000),  cmocka_unit_test(test_trust),
-        cmocka_unit_test(test_resume_after_kill), cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_list_fetch_many),
+        cmocka_unit_test(test_growing_and_done),
+        cmocka_unit_test(test_unsafe_entries),
+        cmocka_unit_test(test_hostkey_mismatch),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_after_move_delete),
+        cmocka_unit_test(test_same_mtime_1000),
+        cmocka_unit_test(test_trust),
+        cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
