@@ -837,24 +837,6 @@ fail:
 
 /* ---- seal ----------------------------------------------------------- */
 
-struct chain_scan {
-    const char *id;
-    char head[SHA256_HEX_LEN];
-    bool mine;
-    struct chain_link own;
-};
-
-static int chain_scan_cb(void *c, const struct chain_link *cl)
-{
-    struct chain_scan *s = c;
-    memcpy(s->head, cl->link, SHA256_HEX_LEN);
-    if (!strcmp(cl->intake, s->id)) {
-        s->mine = true;
-        s->own = *cl;
-    }
-    return 0;
-}
-
 /* Read bag-info.txt's Wharf-Previous-Link of an existing bag. */
 static int bag_prev_link(const char *bagdir, char out[SHA256_HEX_LEN])
 {
@@ -929,8 +911,9 @@ static int lock_chain(const struct wharf_config *cfg, struct werr *e)
 static int step_seal(struct job *j)
 {
     struct werr e = {0};
-    struct chain_scan cs = {.id = j->in.id};
-    struct chain_link cl;
+    struct chain_link cl, own;
+    char head[SHA256_HEX_LEN];
+    bool has_own = false;
     char tm[SHA256_HEX_LEN], prev[SHA256_HEX_LEN];
     char *dir = bag_dir_for(j), *payload_name = xasprintf("data/%s", j->in.name);
     char *received = NULL, *rows = NULL, *evidence = NULL, *paths[8] = {0}, *names[8] = {0};
@@ -942,19 +925,17 @@ static int step_seal(struct job *j)
 
     if ((lock = lock_chain(j->pl->cfg, &e)) < 0)
         goto fail;
-    memset(cs.head, '0', 64);
-    cs.head[64] = 0;
-    if (ledger_chain_walk(j->pl->ledger, chain_scan_cb, &cs, &e) < 0)
+    if (ledger_chain_state(j->pl->ledger, j->in.id, head, &own, &has_own, &e) < 0)
         goto fail;
-    if (cs.mine) {
+    if (has_own) {
         /* Crash after the chain append: the bag is in place. */
-        memcpy(tm, cs.own.tagmanifest, SHA256_HEX_LEN);
-        cl = cs.own;
+        memcpy(tm, own.tagmanifest, SHA256_HEX_LEN);
+        cl = own;
         goto sealed;
     }
     /* A bag left by a crash before the chain append is reused only if it
      * names the current chain head; otherwise it is rebuilt. */
-    if (access(dir, F_OK) == 0 && (bag_prev_link(dir, prev) < 0 || strcmp(prev, cs.head)) &&
+    if (access(dir, F_OK) == 0 && (bag_prev_link(dir, prev) < 0 || strcmp(prev, head)) &&
         rmtree(dir, &e) < 0)
         goto fail;
 
@@ -992,7 +973,7 @@ static int step_seal(struct job *j)
     kv[nk++] = (struct bag_kv){"Wharf-Target", tg ? json_string_value(tg) : "none"};
     if (j->in.replay_of)
         kv[nk++] = (struct bag_kv){"Wharf-Replay-Of", j->in.replay_of};
-    kv[nk++] = (struct bag_kv){"Wharf-Previous-Link", cs.head};
+    kv[nk++] = (struct bag_kv){"Wharf-Previous-Link", head};
     if (bag_seal(dir, files, nf, kv, nk, tm, &e) < 0)
         goto fail;
     crash_point("bag_sealed");

@@ -112,6 +112,8 @@ struct ledger_ops {
     int (*chain_append)(struct ledger *l, const char *id, const char *tagmanifest,
                         struct chain_link *out, struct werr *e);
     int (*chain_walk)(struct ledger *l, chain_fn fn, void *ctx, struct werr *e);
+    int (*chain_state)(struct ledger *l, const char *id, char head[SHA256_HEX_LEN],
+                       struct chain_link *own, bool *has_own, struct werr *e);
     int (*kv_get)(struct ledger *l, const char *key, char **value, struct werr *e);
     int (*kv_set)(struct ledger *l, const char *key, const char *value, struct werr *e);
     int (*check)(struct ledger *l, char **result, struct werr *e);
@@ -200,6 +202,13 @@ static inline int ledger_chain_append(struct ledger *l, const char *id, const ch
 static inline int ledger_chain_walk(struct ledger *l, chain_fn fn, void *ctx, struct werr *e)
 {
     return l->ops->chain_walk(l, fn, ctx, e);
+}
+/* The chain's current head (64 '0' when empty) and, when the intake already
+ * has a link, that link (*has_own).  O(1): the seal step calls it. */
+static inline int ledger_chain_state(struct ledger *l, const char *id, char head[SHA256_HEX_LEN],
+                                     struct chain_link *own, bool *has_own, struct werr *e)
+{
+    return l->ops->chain_state(l, id, head, own, has_own, e);
 }
 /* Small persistent settings (pause flags, SLA alert marks). *value NULL when absent. */
 static inline int ledger_kv_get(struct ledger *l, const char *key, char **value, struct werr *e)

@@ -1005,6 +1005,43 @@ out:
     return r;
 }
 
+static int sq_chain_state(struct ledger *l, const char *id, char head[SHA256_HEX_LEN],
+                          struct chain_link *own, bool *has_own, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r = -1, rc;
+
+    *has_own = false;
+    memcpy(head, zero_link, SHA256_HEX_LEN);
+    if (prep(s, &st, "SELECT link FROM chain ORDER BY seq DESC LIMIT 1", false, e) < 0)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        col_copy(st, 0, head, SHA256_HEX_LEN);
+    else if (rc != SQLITE_DONE) {
+        fail(s, e, rc, "chain");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (prep(s, &st, "SELECT " CHAIN_COLS " FROM chain WHERE intake = ?1", false, e) < 0)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_link(st, own);
+        *has_own = true;
+    } else if (rc != SQLITE_DONE) {
+        fail(s, e, rc, "chain");
+        goto out;
+    }
+    r = 0;
+out:
+    sqlite3_finalize(st);
+    return r;
+}
+
 /* Every link in seq order, PAGE at a time (fn runs with no statement open),
  * until fn returns non-zero.  Returns 0 or -1. */
 static int sq_chain_walk(struct ledger *l, chain_fn fn, void *ctx, struct werr *e)
@@ -1156,6 +1193,7 @@ static const struct ledger_ops sqlite_ops = {
     .sightings_prune = sq_sightings_prune,
     .chain_append = sq_chain_append,
     .chain_walk = sq_chain_walk,
+    .chain_state = sq_chain_state,
     .kv_get = sq_kv_get,
     .kv_set = sq_kv_set,
     .check = sq_check,
