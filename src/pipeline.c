@@ -558,9 +558,14 @@ fail:
     return -1;
 }
 
-static int write_report(struct job *j, struct werr *e)
+static int write_report(struct job *j, const char *runbook, struct werr *e)
 {
-    char *txt = report_text(&j->rep), *path;
+    char *body = report_text(&j->rep), *path;
+    char *txt = runbook ? xasprintf("%s\nIntake %s (profile %s) was rejected. Fix the file or the "
+                                    "profile, then run: wharf replay %s\nSee %s.\n",
+                                    body, j->in.id, j->p->name, j->in.id, runbook)
+                        : xstrdup(body);
+    free(body);
     json_t *js = report_json(&j->rep);
     char *jtxt = json_dumps(js, JSON_INDENT(2));
     int r;
@@ -578,11 +583,24 @@ static int write_report(struct job *j, struct werr *e)
     return r;
 }
 
+/* The runbook page for a reject, from its first problem's code. */
+static const char *reject_runbook(const struct report *r)
+{
+    const char *code = r->n ? r->v[0].code : "";
+    if (!strcmp(code, "invalid_encoding") || !strcmp(code, "encoding_uncertain") ||
+        !strcmp(code, "nul_byte"))
+        return "runbooks/encoding-changed.md";
+    if (!strcmp(code, "duplicate"))
+        return "runbooks/duplicates-flood.md";
+    return "runbooks/schema-reject.md";
+}
+
 static int reject(struct job *j, const char *why)
 {
     struct werr e;
     char *first = report_first(&j->rep);
-    if (write_report(j, &e) < 0) {
+    const char *runbook = reject_runbook(&j->rep);
+    if (write_report(j, runbook, &e) < 0) {
         free(first);
         step_failed(j, &e);
         return -1;
@@ -591,14 +609,15 @@ static int reject(struct job *j, const char *why)
     free(j->in.last_error);
     j->in.last_error = xasprintf("%s: %s", why, first);
     info_set(j, "problems", json_integer((json_int_t)j->rep.total));
+    info_set(j, "runbook", json_string(runbook));
     if (save(j) < 0) {
         free(first);
         return -1;
     }
     wlog(LOG_WARN, j->p->name, j->in.id, "rejected",
          json_pack("{s:I}", "problems", (json_int_t)j->rep.total),
-         "%s: %s (%llu problem%s; see runbooks/schema-reject.md)", j->in.name, first,
-         (unsigned long long)j->rep.total, j->rep.total == 1 ? "" : "s");
+         "%s: %s (%llu problem%s; see %s)", j->in.name, first, (unsigned long long)j->rep.total,
+         j->rep.total == 1 ? "" : "s", runbook);
     free(first);
     return move(j, ST_REJECTED, "rejected",
                 json_pack("{s:s,s:I}", "reason", j->in.last_error, "problems",
@@ -817,7 +836,7 @@ static int step_load(struct job *j)
     char *tdesc = j->target.ops->describe(&j->target);
     info_set(j, "target", json_string(tdesc));
     free(tdesc);
-    if (j->rep.total && write_report(j, &e) < 0)
+    if (j->rep.total && write_report(j, NULL, &e) < 0)
         goto fail;
     if (save(j) < 0)
         return -1;
