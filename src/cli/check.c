@@ -4,34 +4,65 @@
  * when everything is clean.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "source/source.h"
 #include "validate/validate.h"
 
 int cmd_check(struct cli *c, int argc, char **argv)
 {
     struct diags d = {0};
     struct profile_set set = {0};
+    char **names = NULL;
+    size_t n = 0;
+    bool connect = false;
     int r;
 
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-') {
+    names = calloc((size_t)argc, sizeof *names);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--connect"))
+            connect = true;
+        else if (argv[i][0] == '-') {
             cli_usage_error("check", "unknown option %s", argv[i]);
+            free(names);
             return EXIT_USAGE;
-        }
+        } else
+            names[n++] = argv[i];
+    }
     if (config_load(c->config_path, &c->cfg, &d) < 0) {
         for (size_t i = 0; i < d.n; i++)
             printf("%s\n", d.msg[i]);
         printf("configuration: %zu problem%s\n", d.n, d.n == 1 ? "" : "s");
         diag_free(&d);
+        free(names);
         return EXIT_CONFIG;
     }
     c->cfg_loaded = true;
-    profiles_load(&c->cfg, argc > 1 ? argv + 1 : NULL, (size_t)(argc - 1), &set, &d);
+    profiles_load(&c->cfg, n ? names : NULL, n, &set, &d);
     for (size_t i = 0; i < set.n; i++) {
         struct validator *v = validator_compile(&c->cfg, set.v[i], &d);
         validator_free(v);
+    }
+    /* --connect: reach every source and list it, as a poll would. */
+    for (size_t i = 0; connect && i < set.n; i++) {
+        struct source src;
+        struct drop_list list = {0};
+        struct werr e;
+        const struct profile *p = set.v[i];
+        if (source_open(&src, &c->cfg, p, &e) < 0 ||
+            (src.ops->list(&src, &list, &e) < 0 && (source_close(&src), 1))) {
+            diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s (see %s)", e.msg,
+                     strstr(e.msg, "host key") ? "runbooks/host-key-changed.md"
+                                               : "runbooks/source-unreachable.md");
+            drop_list_free(&list);
+            continue;
+        }
+        printf("%s: source reachable, %zu file%s waiting\n", p->name, list.n,
+               list.n == 1 ? "" : "s");
+        drop_list_free(&list);
+        source_close(&src);
     }
     for (size_t i = 0; i < d.n; i++)
         printf("%s\n", d.msg[i]);
@@ -48,5 +79,6 @@ int cmd_check(struct cli *c, int argc, char **argv)
     }
     diag_free(&d);
     profiles_free(&set);
+    free(names);
     return r;
 }

@@ -23,6 +23,7 @@
 
 #include "config/defaults.h"
 #include "util/charset.h"
+#include "util/cron.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -533,21 +534,11 @@ static void load_schedule(struct walk *w, struct profile *p, const struct node *
     if (p->schedule.cron) {
         p->schedule.every_ms = 0;
         const struct node *c = node_get(n, "cron");
-        size_t fields = 0;
-        const char *s = p->schedule.cron;
-        while (*s) {
-            while (*s == ' ')
-                s++;
-            if (!*s)
-                break;
-            fields++;
-            while (*s && *s != ' ')
-                s++;
-        }
-        if (fields != 5)
-            err_at(w, c, "schedule.cron",
-                   "\"%s\" is not a cron expression (5 fields: minute hour day month weekday)",
-                   p->schedule.cron);
+        struct cron parsed;
+        char why[256];
+        if (cron_parse(p->schedule.cron, &parsed, why, sizeof why) < 0)
+            err_at(w, c, "schedule.cron", "\"%s\" is not a valid cron expression: %s",
+                   p->schedule.cron, why);
     } else if (node_get(n, "every") && p->schedule.every_ms < 1000) {
         err_at(w, node_get(n, "every"), "schedule.every", "must be at least 1s");
     }

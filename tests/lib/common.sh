@@ -18,6 +18,12 @@ trap cleanup EXIT
 cd "$T" || exit 1
 mkdir -p profiles schemas var/drop
 
+# Under WHARF_SANITIZE builds every report lands in a file that `finish`
+# checks: a sanitizer report or leak in any wharf process fails the test.
+mkdir -p "$T/.sanitizer"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/.sanitizer/asan"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/.sanitizer/ubsan"
+
 w() { "$WHARF" "$@"; }
 
 ok() { PASS=$((PASS + 1)); echo "ok   - $*"; }
@@ -85,6 +91,12 @@ intake_states() { w intakes --json 2>/dev/null | python3 -c 'import json,sys
 for i in json.load(sys.stdin): print(i["state"]+"/"+i["outcome"])' | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' '; }
 
 finish() {
+  local f
+  for f in "$T"/.sanitizer/*; do
+    [ -e "$f" ] || continue
+    bad "sanitizer report: $f"
+    head -40 "$f"
+  done
   echo "$PASS passed, $FAIL failed"
   [ "$FAIL" -eq 0 ]
 }
