@@ -24,6 +24,8 @@ const struct command commands[] = {
      "re-hash sealed bags and check the hash chain"},
     {"export", cmd_export, "wharf export --since DATE [--format csv|json]",
      "the manifest record of every sealed intake"},
+    {"trust", cmd_trust, "wharf trust HOST[:PORT] [--known-hosts FILE] [--yes]",
+     "show an SFTP server's host key and fingerprint, and pin it"},
     {"pause", cmd_pause, "wharf pause PROFILE", "stop polling a profile (the server honours it)"},
     {"resume", cmd_resume, "wharf resume PROFILE", "poll a paused profile again"},
     {0},

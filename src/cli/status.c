@@ -1,8 +1,13 @@
 /*
  * status, pause, resume: one line per profile for operators.
  *
- *   state      ok | failing (failed intakes or a failing source) | paused
+ *   state      ok | late | missing (an `expect:` window was missed; see
+ *              daemon/sla.h) | failing (failed intakes or a failing
+ *              source) | paused; paused, disabled and failing win over
+ *              late and missing
  *   last ok    when a file was last loaded
+ *   freshness  against the expect windows: "ok, last 06:12",
+ *              "due 07:00, late since 07:00", "-" without expect
  *   backlog    intakes not yet finished
  *   rejects    rejects waiting for a replay
  *   source     the last poll's health, kept in the ledger by the server
@@ -12,6 +17,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "daemon/sla.h"
 #include "util/parse.h"
 
 struct pstat {
@@ -49,6 +55,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
     struct profile_set set = {0};
     bool json = false;
     json_t *arr = NULL;
+    int64_t now = sla_now();
     int r;
 
     for (int i = 1; i < argc; i++) {
@@ -65,8 +72,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
     if (json)
         arr = json_array();
     else
-        printf("%-16s %-8s %-24s %7s %7s %6s  %s\n", "PROFILE", "STATE", "LAST LOADED", "BACKLOG",
-               "REJECTS", "FAILED", "SOURCE");
+        printf("%-16s %-8s %-24s %7s %7s %6s  %-36s %s\n", "PROFILE", "STATE", "LAST LOADED",
+               "BACKLOG", "REJECTS", "FAILED", "FRESHNESS", "SOURCE");
     for (size_t i = 0; i < set.n; i++) {
         struct pstat s = {.name = set.v[i]->name};
         struct intake_filter f = {.profile = s.name, .state = -1};
@@ -74,7 +81,9 @@ int cmd_status(struct cli *c, int argc, char **argv)
         char ts[32] = "never";
         char *paused = kv(c, "paused", s.name), *health = kv(c, "health", s.name);
         const char *state;
+        struct sla_status sla;
         ledger_list(c->ledger, &f, stat_cb, &s, &e);
+        sla_eval(set.v[i], now, s.last_ok, &sla);
         if (s.last_ok)
             format_time_ms(s.last_ok, ts);
         if (paused && !strcmp(paused, "1"))
@@ -83,18 +92,23 @@ int cmd_status(struct cli *c, int argc, char **argv)
             state = "disabled";
         else if (s.failed || (health && strncmp(health, "ok", 2)))
             state = "failing";
+        else if (sla.state == SLA_LATE || sla.state == SLA_MISSING)
+            state = sla_state_name(sla.state);
         else
             state = "ok";
         if (json)
             json_array_append_new(
-                arr, json_pack("{s:s,s:s,s:s?,s:I,s:I,s:I,s:s}", "profile", s.name, "state", state,
-                               "last_loaded", s.last_ok ? ts : NULL, "backlog",
+                arr, json_pack("{s:s,s:s,s:s?,s:I,s:I,s:I,s:s,s:s?,s:s?}", "profile", s.name,
+                               "state", state, "last_loaded", s.last_ok ? ts : NULL, "backlog",
                                (json_int_t)s.backlog, "rejects", (json_int_t)s.rejects, "failed",
-                               (json_int_t)s.failed, "source", health ? health : "not polled yet"));
+                               (json_int_t)s.failed, "source", health ? health : "not polled yet",
+                               "sla", sla.state == SLA_NONE ? NULL : sla_state_name(sla.state),
+                               "freshness", sla.state == SLA_NONE ? NULL : sla.freshness));
         else
-            printf("%-16s %-8s %-24s %7llu %7llu %6llu  %s\n", s.name, state, ts,
+            printf("%-16s %-8s %-24s %7llu %7llu %6llu  %-36s %s\n", s.name, state, ts,
                    (unsigned long long)s.backlog, (unsigned long long)s.rejects,
-                   (unsigned long long)s.failed, health ? health : "not polled yet");
+                   (unsigned long long)s.failed, sla.state == SLA_NONE ? "-" : sla.freshness,
+                   health ? health : "not polled yet");
         free(paused);
         free(health);
     }

@@ -30,7 +30,9 @@
 #include "cli/cli.h"
 #include "daemon/lock.h"
 #include "daemon/notify.h"
+#include "daemon/sla.h"
 #include "pipeline.h"
+#include "util/cron.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -38,6 +40,8 @@
 
 #define QUEUE_MAX 256
 #define DUE_EVERY_MS 5000
+#define SLA_EVERY_MS 60000
+#define DEFAULT_EVERY_MS 60000
 
 struct job_slot {
     char id[ID_LEN];
@@ -175,6 +179,37 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* When to poll p next after a poll at now: every: from now, cron: the next
+ * run strictly after now in the schedule's zone (UTC by default). */
+static int64_t next_poll_time(const struct profile *p, int64_t now)
+{
+    struct cron c;
+    char err[256];
+    int64_t next;
+    if (!p->schedule.cron)
+        return now + (p->schedule.every_ms ? p->schedule.every_ms : DEFAULT_EVERY_MS);
+    if (cron_parse(p->schedule.cron, &c, err, sizeof err) < 0 ||
+        cron_next(&c, p->schedule.timezone ? p->schedule.timezone : "UTC", now, &next) < 0) {
+        /* config_load refuses bad expressions; this is an expression that
+         * never fires ("0 0 30 2 *"): look again in a day */
+        return now + 86400000;
+    }
+    return next;
+}
+
+/* Fresh schedule for a (re)loaded set: every: profiles poll at once, cron
+ * profiles at their next run; no follow-ups pending. */
+static void schedule_all(struct server *s, int64_t now)
+{
+    free(s->next_poll);
+    s->next_poll = xcalloc(2 * s->profiles->n + 1, sizeof *s->next_poll);
+    for (size_t i = 0; i < s->profiles->n; i++) {
+        const struct profile *p = s->profiles->v[i];
+        s->next_poll[i] = p->schedule.cron ? next_poll_time(p, now) : now;
+        s->next_poll[i + s->profiles->n] = INT64_MAX;
+    }
+}
+
 static void set_health(struct ledger *l, const char *profile, const char *value)
 {
     char key[160];
@@ -222,6 +257,8 @@ static void read_inotify(struct server *s, int64_t now)
                 if (s->wd[i] == ev->wd) {
                     const struct profile *pr = s->profiles->v[i];
                     int64_t later = now + pr->source.stable_for_ms + 50;
+                    if (pr->schedule.cron)
+                        continue; /* a cron schedule says when files are taken */
                     s->next_poll[i] = now;
                     /* the follow-up observation that proves stability */
                     if (pr->source.stable_for_ms && s->next_poll[i + s->profiles->n] > later)
@@ -269,10 +306,7 @@ static int reload(struct server *s)
     s->generation++;
     s->nq = 0; /* re-queued from the ledger below */
     pthread_mutex_unlock(&s->mu);
-    free(s->next_poll);
-    s->next_poll = xcalloc(2 * fresh->n + 1, sizeof *s->next_poll);
-    for (size_t i = 0; i < fresh->n; i++)
-        s->next_poll[i + fresh->n] = INT64_MAX;
+    schedule_all(s, now_ms());
     if (s->inotify >= 0) {
         close(s->inotify);
         s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -289,7 +323,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
     pthread_t *threads;
     struct worker_arg *args;
     struct werr e;
-    int64_t last_due = 0, last_wd = 0, wd_ms;
+    int64_t last_due = 0, last_wd = 0, last_sla = 0, wd_ms;
+    struct sla *sla;
     int r, lock;
 
     (void)argv;
@@ -309,9 +344,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
     if (cli_profiles(c, NULL, 0, s.profiles))
         wlog(LOG_ERROR, NULL, NULL, "profiles", NULL,
              "some profiles have problems and are not running (wharf check shows them)");
-    s.next_poll = xcalloc(2 * s.profiles->n + 1, sizeof *s.next_poll);
-    for (size_t i = 0; i < s.profiles->n; i++)
-        s.next_poll[i + s.profiles->n] = INT64_MAX;
+    schedule_all(&s, now_ms());
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -333,6 +366,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
     }
     struct pipeline *pl = pipeline_new(&c->cfg, s.profiles, c->ledger);
     unsigned gen = s.generation;
+    sla = sla_new(&c->cfg);
     wd_ms = notify_watchdog_ms();
     wlog(LOG_INFO, NULL, NULL, "started", NULL, "wharf %s: %zu profiles, %d workers, state in %s",
          WHARF_VERSION, s.profiles->n, s.workers, c->cfg.state_dir);
@@ -346,6 +380,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
             reload(&s);
             notify_send("READY=1");
             last_due = 0;
+            last_sla = 0;
         }
         if (gen != s.generation) {
             pipeline_free(pl);
@@ -383,7 +418,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
             pthread_mutex_unlock(&s.mu);
             if (full)
                 break; /* back pressure: poll again when the queue drains */
-            *np = now + (p->schedule.every_ms ? p->schedule.every_ms : 60000);
+            *np = next_poll_time(p, now);
             if (is_paused(c->ledger, p->name))
                 continue;
             char **ids = NULL;
@@ -409,6 +444,12 @@ int cmd_run(struct cli *c, int argc, char **argv)
             }
             free(ids);
         }
+        /* Freshness windows: about once a minute, and right after a reload. */
+        if (now - last_sla >= SLA_EVERY_MS) {
+            last_sla = now;
+            sla_check(sla, c->ledger, s.profiles, sla_now());
+        }
+        sla_reap(sla);
         for (size_t i = 0; i < s.profiles->n; i++) {
             if (s.next_poll[i] < wake)
                 wake = s.next_poll[i];
@@ -438,6 +479,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
     pthread_mutex_unlock(&s.mu);
     for (int i = 0; i < s.workers; i++)
         pthread_join(threads[i], NULL);
+    sla_free(sla);
     wlog(LOG_INFO, NULL, NULL, "stopped", NULL, "clean shutdown");
     pipeline_free(pl);
     profiles_free(s.profiles);

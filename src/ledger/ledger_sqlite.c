@@ -296,7 +296,13 @@ static int journal_wal(struct sq *s, struct werr *e)
     }
     r = 0;
 out:
-    sqlite3_finalize(st);
+    /* The switch commits when the statement is finalized; a failed fsync
+     * there must fail the open, not pass unnoticed. */
+    rc = sqlite3_finalize(st);
+    if (r == 0 && rc != SQLITE_OK) {
+        fail(s, e, rc, "journal_mode");
+        r = -1;
+    }
     return r;
 }
 

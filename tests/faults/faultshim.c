@@ -12,9 +12,14 @@
  *   WHARF_FAULT_DIR=DIR        count only calls on paths (or fds whose
  *                              /proc/self/fd link is) under DIR; without it
  *                              every call counts.
- *   WHARF_FAULT_LOG=FILE       append one line per injected fault, and at
+ *   WHARF_FAULT_LOG=FILE       append one line per injected fault (which
+ *                              call, path, errno, and the object that made
+ *                              the call: "by wharf" or "by libsqlite3.so.0"),
+ *                              and at
  *                              exit the number of matching calls seen, so
  *                              the test knows whether N was reached.
+ *   WHARF_FAULT_BACKTRACE=1    also write the caller's backtrace to stderr
+ *                              when the fault fires (to find who ignored it).
  *
  * Kinds cover the calls glibc and SQLite really make: write also counts
  * pwrite/pwrite64/writev, fsync also fdatasync, rename also renameat and
@@ -23,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -198,24 +204,34 @@ static int fd_matches(int fd, char *abs, size_t cap)
 }
 
 /* 1 when this matching call is the one to fail (errno is then set). */
-static int should_fail(enum kind k, const char *what)
+static int should_fail(enum kind k, const char *what, void *caller)
 {
     long c;
+    Dl_info di;
+    const char *by = "?";
     if (k != want_kind)
         return 0;
     c = __atomic_add_fetch(&counter, 1, __ATOMIC_SEQ_CST);
     if (c != want_n)
         return 0;
     fired = 1;
-    log_line("faultshim: failing %s #%ld on %s with %s\n", kind_names[k], c, what,
-             strerror(want_errno));
+    if (dladdr(caller, &di) && di.dli_fname) {
+        by = strrchr(di.dli_fname, '/');
+        by = by ? by + 1 : di.dli_fname;
+    }
+    log_line("faultshim: failing %s #%ld on %s with %s by %s\n", kind_names[k], c, what,
+             strerror(want_errno), by);
+    if (getenv("WHARF_FAULT_BACKTRACE")) {
+        void *bt[32];
+        backtrace_symbols_fd(bt, backtrace(bt, 32), 2);
+    }
     return 1;
 }
 
 #define FD_CHECK(k, fd)                                                                        \
     do {                                                                                       \
         char abs_[PATH_MAX];                                                                   \
-        if (want_kind == (k) && fd_matches((fd), abs_, sizeof abs_) && should_fail((k), abs_)) { \
+        if (want_kind == (k) && fd_matches((fd), abs_, sizeof abs_) && should_fail((k), abs_, __builtin_return_address(0))) { \
             errno = want_errno;                                                                \
             return -1;                                                                         \
         }                                                                                      \
@@ -225,7 +241,7 @@ static int should_fail(enum kind k, const char *what)
     do {                                                                                       \
         char abs_[PATH_MAX * 2];                                                               \
         if (want_kind == (k) && path_matches((dirfd), (path), abs_, sizeof abs_) &&            \
-            should_fail((k), abs_)) {                                                          \
+            should_fail((k), abs_, __builtin_return_address(0))) {                                                          \
             errno = want_errno;                                                                \
             return -1;                                                                         \
         }                                                                                      \

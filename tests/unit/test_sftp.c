@@ -159,9 +159,20 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* Frees what profile_init and the tests allocated in a stack profile. */
+static void profile_cleanup(struct profile *p)
+{
+    struct profile *h = xmalloc(sizeof *h);
+    *h = *p;
+    profile_free(h);
+}
+
+#define PROFILE struct profile __attribute__((cleanup(profile_cleanup)))
+
 static void profile_init(struct profile *p, const char *pattern)
 {
     profile_defaults(p);
+    free(p->name);
     p->name = xstrdup("acme");
     p->source.type = SOURCE_SFTP;
     p->source.host = xstrdup("127.0.0.1");
@@ -220,6 +231,18 @@ static off_t file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* file_size of a path built with printf-style arguments. */
+static off_t file_sizef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static off_t file_sizef(const char *fmt, ...)
+{
+    char path[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    return file_size(path);
+}
+
 /* The sshd log from offset on, once it has stopped growing. */
 static char *log_since(off_t from)
 {
@@ -246,7 +269,7 @@ static char *log_since(off_t from)
 
 static void test_list_fetch_many(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct drop_list l = {0};
     struct werr e = {0};
@@ -295,7 +318,7 @@ static void test_list_fetch_many(void **state)
 
 static void test_growing_and_done(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct drop_list l = {0};
     struct werr e = {0};
@@ -370,7 +393,7 @@ static void test_growing_and_done(void **state)
 
 static void test_unsafe_entries(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct drop_list l = {0};
     struct werr e = {0};
@@ -400,7 +423,7 @@ static void test_unsafe_entries(void **state)
 
 static void test_hostkey_mismatch(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct werr e = {0};
     char kh[1024];
@@ -465,7 +488,7 @@ static void test_hostkey_mismatch(void **state)
 
 static void test_auth(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct werr e = {0};
     const char *good[] = {env.key_ed25519, env.key_ecdsa};
@@ -565,7 +588,7 @@ static void make_big(const char *sub, const char *name, uint64_t size, char sha[
 
 static void test_resume_after_kill(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct drop_list l = {0};
     struct werr e = {0};
@@ -646,7 +669,7 @@ static void test_resume_after_kill(void **state)
 
 static void test_after_move_delete(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct drop_list l = {0};
     struct werr e = {0};
@@ -666,8 +689,8 @@ static void test_after_move_delete(void **state)
     assert_int_equal(l.n, 1);
     if (s.ops->finish(&s, &l.v[0], &e) != 0)
         fail_msg("finish: %s", e.msg);
-    assert_int_equal(file_size(xasprintf("%s/mv/x.csv", env.upload)), -1);
-    assert_int_equal(file_size(xasprintf("%s/mv/x.csv.done", env.upload)), -1);
+    assert_int_equal(file_sizef("%s/mv/x.csv", env.upload), -1);
+    assert_int_equal(file_sizef("%s/mv/x.csv.done", env.upload), -1);
     text = capture("cat %s/mv/archive/x.csv", env.upload);
     assert_string_equal(text, "old");
     free(text);
@@ -690,7 +713,7 @@ static void test_after_move_delete(void **state)
     p.source.after_dir = xstrdup("/upload/mv/later");
     assert_int_equal(s.ops->list(&s, &l, &e), 0);
     assert_int_equal(s.ops->finish(&s, find(&l, "y.csv"), &e), 0);
-    assert_true(file_size(xasprintf("%s/mv/later/y.csv", env.upload)) == 2);
+    assert_true(file_sizef("%s/mv/later/y.csv", env.upload) == 2);
     drop_list_free(&l);
 
     /* delete, twice */
@@ -700,20 +723,20 @@ static void test_after_move_delete(void **state)
     assert_int_equal(s.ops->list(&s, &l, &e), 0);
     assert_int_equal(l.n, 1);
     assert_int_equal(s.ops->finish(&s, &l.v[0], &e), 0);
-    assert_int_equal(file_size(xasprintf("%s/mv/z.csv", env.upload)), -1);
-    assert_int_equal(file_size(xasprintf("%s/mv/z.csv.done", env.upload)), -1);
+    assert_int_equal(file_sizef("%s/mv/z.csv", env.upload), -1);
+    assert_int_equal(file_sizef("%s/mv/z.csv.done", env.upload), -1);
     assert_int_equal(s.ops->finish(&s, &l.v[0], &e), 0);
     /* a new file under the same name is not deleted by an old drop */
     put("mv", "z.csv", "zz-new\n", 7);
     assert_int_equal(s.ops->finish(&s, &l.v[0], &e), 0);
-    assert_int_equal(file_size(xasprintf("%s/mv/z.csv", env.upload)), 7);
+    assert_int_equal(file_sizef("%s/mv/z.csv", env.upload), 7);
     drop_list_free(&l);
     source_close(&s);
 }
 
 static void test_same_mtime_1000(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct drop_list l = {0};
     struct werr e = {0};
@@ -739,7 +762,7 @@ static void test_same_mtime_1000(void **state)
 
 static void test_trust(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct werr e = {0};
     struct cli c = {0};
@@ -803,7 +826,7 @@ static void test_trust(void **state)
 /* WHARF_BENCH=1: a 500 MB fetch vs `sftp` get. */
 static void test_bench(void **state)
 {
-    struct profile p;
+    PROFILE p;
     struct source s;
     struct drop_list l = {0};
     struct werr e = {0};

@@ -1,0 +1,410 @@
+/*
+ * sla: `expect:` windows -> ok | late | missing, and the alerts (see sla.h).
+ *
+ * Local dates and times come from util/cron (cron_localtime,
+ * cron_localmktime), which convert in a named zone under one mutex.  A `by`
+ * that falls in a spring-forward gap is due when the gap ends.
+ *
+ * Alerts: wharf.yaml's `alert:` runs as /bin/sh -c COMMAND in its own
+ * process group, the event JSON on its stdin (one object, written at once:
+ * it fits a pipe buffer, so the main loop never waits on the child), its
+ * stdout sent to the server's stderr.  At most ALERT_MAX run at once; one
+ * still running after ALERT_TIMEOUT_MS is killed (its group) and logged.
+ * The alert mark is written to the ledger before the command runs: a crash
+ * can lose an alert, never repeat one.
+ *
+ * WHARF_TEST_NOW (sla_now) is read here only, for the test suite.
+ */
+#include "daemon/sla.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/cron.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/xmalloc.h"
+
+#define ALERT_MAX 8
+#define ALERT_TIMEOUT_MS 30000
+#define ALERT_GRACE_MS 2000 /* at shutdown */
+
+const char *sla_state_name(enum sla_state s)
+{
+    static const char *n[] = {"none", "ok", "late", "missing"};
+    return n[s];
+}
+
+int64_t sla_now(void)
+{
+    const char *v = getenv("WHARF_TEST_NOW");
+    int64_t ms;
+    if (v && *v) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (isdigit((unsigned char)*v) && !*end)
+            return n;
+        if (parse_date(v, &ms) == 0)
+            return ms;
+    }
+    return now_ms();
+}
+
+struct last_ctx {
+    int64_t last;
+};
+
+static int last_cb(void *c, const struct intake *in)
+{
+    struct last_ctx *x = c;
+    if (in->outcome == OUT_LOADED && in->updated_ms > x->last)
+        x->last = in->updated_ms;
+    return 0;
+}
+
+int64_t sla_last_loaded(struct ledger *l, const char *profile, struct werr *e)
+{
+    struct last_ctx x = {0};
+    struct intake_filter f = {.profile = profile, .state = ST_DONE};
+    if (ledger_list(l, &f, last_cb, &x, e) < 0)
+        return -1;
+    return x.last;
+}
+
+static const char *window_tz(const struct profile *p, const struct expect_conf *x)
+{
+    if (x->timezone)
+        return x->timezone;
+    return p->schedule.timezone ? p->schedule.timezone : "UTC";
+}
+
+/* "HH:MM" when ms falls on local date `day`, else "yyyy-mm-dd HH:MM". */
+static void local_label(const char *tz, int64_t ms, const char *day, char *buf, size_t n)
+{
+    struct tm tm;
+    char d[32];
+    cron_localtime(tz, ms, &tm);
+    snprintf(d, sizeof d, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    if (day && !strcmp(d, day))
+        snprintf(buf, n, "%02d:%02d", tm.tm_hour, tm.tm_min);
+    else
+        snprintf(buf, n, "%s %02d:%02d", d, tm.tm_hour, tm.tm_min);
+}
+
+/* The latest instance of window x whose `by` is at or before now: 1 found
+ * (day, due, midnight filled), 0 none in the last week. */
+static int current_instance(const char *tz, const struct expect_conf *x, int64_t now,
+                            char day[32], int64_t *due, int64_t *midnight)
+{
+    struct tm tm;
+    int64_t noon;
+    cron_localtime(tz, now, &tm);
+    cron_localmktime(tz, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, 12, 0, &noon);
+    for (int k = 0; k <= 7; k++) {
+        struct tm d;
+        /* noon of the day k days back is always on that local date */
+        cron_localtime(tz, noon - (int64_t)k * 86400000, &d);
+        if (!(x->days >> d.tm_wday & 1))
+            continue;
+        cron_localmktime(tz, d.tm_year + 1900, d.tm_mon + 1, d.tm_mday, x->by_minutes / 60,
+                         x->by_minutes % 60, due);
+        if (*due > now)
+            continue;
+        cron_localmktime(tz, d.tm_year + 1900, d.tm_mon + 1, d.tm_mday, 0, 0, midnight);
+        snprintf(day, 32, "%04d-%02d-%02d", d.tm_year + 1900, d.tm_mon + 1, d.tm_mday);
+        return 1;
+    }
+    return 0;
+}
+
+void sla_window(const struct profile *p, const struct expect_conf *x, int64_t now,
+                int64_t last_loaded, struct sla_status *out)
+{
+    int64_t midnight = 0;
+    char today[32], a[64], b[64];
+    struct tm tm;
+
+    memset(out, 0, sizeof *out);
+    out->timezone = window_tz(p, x);
+    out->last_loaded_ms = last_loaded;
+    snprintf(out->by, sizeof out->by, "%02d:%02d", x->by_minutes / 60, x->by_minutes % 60);
+    cron_localtime(out->timezone, now, &tm);
+    snprintf(today, sizeof today, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    if (x->by_minutes < 0 ||
+        !current_instance(out->timezone, x, now, out->day, &out->due_ms, &midnight)) {
+        out->state = SLA_OK;
+        snprintf(out->freshness, sizeof out->freshness, "due %s", out->by);
+        return;
+    }
+    out->window = x;
+    out->missing_ms = out->due_ms + x->missing_after_ms;
+    local_label(out->timezone, out->due_ms, today, a, sizeof a);
+    if (last_loaded >= midnight) {
+        out->state = SLA_OK;
+        local_label(out->timezone, last_loaded, today, b, sizeof b);
+        snprintf(out->freshness, sizeof out->freshness, "ok, last %s", b);
+    } else if (now >= out->missing_ms) {
+        out->state = SLA_MISSING;
+        local_label(out->timezone, out->missing_ms, today, b, sizeof b);
+        snprintf(out->freshness, sizeof out->freshness, "due %s, missing since %s", a, b);
+    } else {
+        out->state = SLA_LATE;
+        snprintf(out->freshness, sizeof out->freshness, "due %s, late since %s", a, a);
+    }
+}
+
+void sla_eval(const struct profile *p, int64_t now, int64_t last_loaded, struct sla_status *out)
+{
+    memset(out, 0, sizeof *out);
+    out->last_loaded_ms = last_loaded;
+    for (size_t i = 0; i < p->n_expect; i++) {
+        struct sla_status w;
+        sla_window(p, &p->expect[i], now, last_loaded, &w);
+        if (i == 0 || w.state > out->state ||
+            (w.state == out->state && w.window && (!out->window || w.due_ms > out->due_ms)))
+            *out = w;
+    }
+}
+
+/* --- the server's checks and alerts -------------------------------------- */
+
+struct alert_child {
+    pid_t pid;
+    int64_t deadline;
+    char profile[80];
+};
+
+struct sla {
+    const struct wharf_config *cfg;
+    struct alert_child kids[ALERT_MAX];
+};
+
+struct sla *sla_new(const struct wharf_config *cfg)
+{
+    struct sla *s = xcalloc(1, sizeof *s);
+    s->cfg = cfg;
+    return s;
+}
+
+/* "mon-fri", "sat,sun", "daily" */
+static void days_label(uint8_t mask, char *buf, size_t n)
+{
+    static const char *names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    static const int order[] = {1, 2, 3, 4, 5, 6, 0};
+    size_t used = 0;
+    buf[0] = 0;
+    if ((mask & 0x7f) == 0x7f) {
+        snprintf(buf, n, "daily");
+        return;
+    }
+    for (int i = 0; i < 7;) {
+        int j = i;
+        if (!(mask >> order[i] & 1)) {
+            i++;
+            continue;
+        }
+        while (j + 1 < 7 && mask >> order[j + 1] & 1)
+            j++;
+        if (j - i >= 2)
+            used += (size_t)snprintf(buf + used, n - used, "%s%s-%s", used ? "," : "",
+                                     names[order[i]], names[order[j]]);
+        else
+            for (int k = i; k <= j; k++)
+                used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? "," : "",
+                                         names[order[k]]);
+        if (used >= n)
+            return;
+        i = j + 1;
+    }
+}
+
+static json_t *event_json(const struct profile *p, const struct sla_status *st, int64_t now)
+{
+    char days[64], ts[32], due[32], last[32], ma[32];
+    days_label(st->window->days, days, sizeof days);
+    format_time_ms(now, ts);
+    format_time_ms(st->due_ms, due);
+    if (st->last_loaded_ms)
+        format_time_ms(st->last_loaded_ms, last);
+    format_duration(st->window->missing_after_ms, ma, sizeof ma);
+    return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s?,s:s,s:s}", "event",
+                     sla_state_name(st->state), "profile", p->name, "window", "days", days, "by",
+                     st->by, "timezone", st->timezone, "missing_after", ma, "day", st->day, "due",
+                     due, "last_loaded", st->last_loaded_ms ? last : NULL, "time", ts,
+                     "freshness", st->freshness);
+}
+
+static void run_alert(struct sla *s, const char *profile, const char *payload)
+{
+    struct alert_child *slot = NULL;
+    int fds[2] = {-1, -1};
+    pid_t pid;
+
+    for (int i = 0; i < ALERT_MAX && !slot; i++)
+        if (!s->kids[i].pid)
+            slot = &s->kids[i];
+    if (!slot) {
+        wlog(LOG_ERROR, profile, NULL, "alert_skipped", NULL,
+             "%d alert commands are still running; this alert is not sent", ALERT_MAX);
+        return;
+    }
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        wlog(LOG_ERROR, profile, NULL, "alert_failed", NULL, "pipe: %s", strerror(errno));
+        return;
+    }
+    pid = fork();
+    if (pid < 0) {
+        wlog(LOG_ERROR, profile, NULL, "alert_failed", NULL, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0) {
+        /* only async-signal-safe calls from here on */
+        setpgid(0, 0);
+        if (dup2(fds[0], 0) < 0 || dup2(2, 1) < 0)
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", s->cfg->alert, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also here, so the group exists before we may kill it */
+    close(fds[0]);
+    fds[0] = -1;
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    size_t len = strlen(payload), off = 0;
+    while (off < len) {
+        ssize_t w = write(fds[1], payload + off, len - off);
+        if (w <= 0)
+            break; /* the command did not want it all; not our problem */
+        off += (size_t)w;
+    }
+    slot->pid = pid;
+    slot->deadline = now_ms() + ALERT_TIMEOUT_MS;
+    snprintf(slot->profile, sizeof slot->profile, "%s", profile);
+out:
+    if (fds[0] >= 0)
+        close(fds[0]);
+    close(fds[1]);
+}
+
+static void reap(struct sla *s, bool force)
+{
+    int64_t now = now_ms();
+    for (int i = 0; i < ALERT_MAX; i++) {
+        struct alert_child *k = &s->kids[i];
+        int st;
+        pid_t r;
+        if (!k->pid)
+            continue;
+        r = waitpid(k->pid, &st, WNOHANG);
+        if (r == 0 && (force || now >= k->deadline)) {
+            kill(-k->pid, SIGKILL);
+            waitpid(k->pid, &st, 0);
+            wlog(LOG_ERROR, k->profile, NULL, "alert_timeout", NULL,
+                 "the alert command was still running after %ds and was killed",
+                 force ? ALERT_GRACE_MS / 1000 : ALERT_TIMEOUT_MS / 1000);
+            k->pid = 0;
+        } else if (r == k->pid || (r < 0 && errno == ECHILD)) {
+            if (r == k->pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                wlog(LOG_ERROR, k->profile, NULL, "alert_failed", NULL,
+                     "the alert command %s %d", WIFEXITED(st) ? "exited with" : "died of signal",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            k->pid = 0;
+        }
+    }
+}
+
+void sla_reap(struct sla *s)
+{
+    reap(s, false);
+}
+
+static bool paused(struct ledger *l, const char *profile)
+{
+    char key[160], *v = NULL;
+    struct werr e;
+    bool r;
+    snprintf(key, sizeof key, "paused:%s", profile);
+    ledger_kv_get(l, key, &v, &e);
+    r = v && !strcmp(v, "1");
+    free(v);
+    return r;
+}
+
+/* One window of one profile: alert when it moved into late or missing. */
+static void check_window(struct sla *s, struct ledger *l, const struct profile *p,
+                         const struct expect_conf *x, int64_t now, int64_t last)
+{
+    struct sla_status st;
+    struct werr e;
+    char key[200], *seen = NULL;
+    const char *name;
+
+    sla_window(p, x, now, last, &st);
+    if (st.state != SLA_LATE && st.state != SLA_MISSING)
+        return;
+    name = sla_state_name(st.state);
+    snprintf(key, sizeof key, "sla:%s:%s:%s", p->name, st.day, st.by);
+    if (ledger_kv_get(l, key, &seen, &e) < 0) {
+        wlog(LOG_ERROR, p->name, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
+        return;
+    }
+    if (seen && (!strcmp(seen, name) || !strcmp(seen, "missing"))) {
+        free(seen);
+        return; /* already alerted */
+    }
+    free(seen);
+    if (ledger_kv_set(l, key, name, &e) < 0) {
+        wlog(LOG_ERROR, p->name, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
+        return;
+    }
+    json_t *ev = event_json(p, &st, now);
+    char *payload = json_dumps(ev, JSON_COMPACT);
+    wlog(LOG_WARN, p->name, NULL, st.state == SLA_LATE ? "sla_late" : "sla_missing",
+         json_deep_copy(ev), "expected by %s %s (%s): %s", st.day, st.by, st.timezone,
+         st.freshness);
+    if (s->cfg->alert && *s->cfg->alert && payload)
+        run_alert(s, p->name, payload);
+    free(payload);
+    json_decref(ev);
+}
+
+void sla_check(struct sla *s, struct ledger *l, const struct profile_set *set, int64_t now)
+{
+    struct werr e;
+    for (size_t i = 0; i < set->n; i++) {
+        const struct profile *p = set->v[i];
+        int64_t last;
+        if (!p->n_expect || !p->enabled || paused(l, p->name))
+            continue;
+        if ((last = sla_last_loaded(l, p->name, &e)) < 0) {
+            wlog(LOG_ERROR, p->name, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
+            continue;
+        }
+        for (size_t k = 0; k < p->n_expect; k++)
+            check_window(s, l, p, &p->expect[k], now, last);
+    }
+    reap(s, false);
+}
+
+void sla_free(struct sla *s)
+{
+    if (!s)
+        return;
+    for (int waited = 0; waited < ALERT_GRACE_MS; waited += 50) {
+        bool any = false;
+        reap(s, false);
+        for (int i = 0; i < ALERT_MAX; i++)
+            any |= s->kids[i].pid != 0;
+        if (!any)
+            break;
+        usleep(50000);
+    }
+    reap(s, true);
+    free(s);
+}
