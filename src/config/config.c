@@ -469,7 +469,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
                    "\"%s\" must contain {name} and no '/' (e.g. \"{name}.done\")",
                    p->source.done_file);
     }
-    if (!p->source.stable_for_ms && !p->source.done_file)
+    /* No completeness rule at all: wait for stability (defaults.h). */
+    if (!p->source.stable_for_ms && !p->source.done_file && !p->source.min_age_ms)
         p->source.stable_for_ms = DEF_STABLE_FOR_MS;
     if ((c = node_get(n, "after"))) {
         if (c->kind == NODE_SCALAR) {

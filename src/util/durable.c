@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,20 @@ int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* "<path>.tmp-<suffix>", with the last component cut so that it stays
+ * within NAME_MAX: a partner's 255-byte file name is legal, its temp name
+ * must be too. */
+static char *tmp_name(const char *path, const char *suffix)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dirlen = (size_t)(base - path), baselen = strlen(base);
+    size_t room = NAME_MAX - strlen(".tmp-") - strlen(suffix);
+    if (baselen > room)
+        baselen = room;
+    return xasprintf("%.*s%.*s.tmp-%s", (int)dirlen, path, (int)baselen, base, suffix);
+}
+
 int dfile_open(struct dfile *f, const char *path, mode_t mode, bool hashing, struct werr *e)
 {
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -52,7 +67,7 @@ int dfile_open(struct dfile *f, const char *path, mode_t mode, bool hashing, str
             suffix[i] = alnum[r[i] % 36];
         suffix[8] = 0;
         free(f->tmp);
-        f->tmp = xasprintf("%s.tmp-%s", path, suffix);
+        f->tmp = tmp_name(path, suffix);
         f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (f->fd >= 0 || errno != EEXIST)
             break;

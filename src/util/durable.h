@@ -29,8 +29,9 @@ struct dfile {
     uint64_t bytes;
 };
 
-/* Opens "<path>.tmp-XXXXXX" (O_EXCL|O_NOFOLLOW).  hashing: compute SHA-256
- * of everything written; dfile_commit returns it. */
+/* Opens "<path>.tmp-XXXXXX" (O_EXCL|O_NOFOLLOW; the last component cut to
+ * fit NAME_MAX).  hashing: compute SHA-256 of everything written;
+ * dfile_commit returns it. */
 int dfile_open(struct dfile *f, const char *path, mode_t mode, bool hashing, struct werr *e);
 int dfile_write(struct dfile *f, const void *buf, size_t len, struct werr *e);
 /* fsync, close, rename into place, fsync the directory.  hex may be NULL. */

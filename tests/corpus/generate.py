@@ -102,8 +102,10 @@ def archive_cases(d):
     tar_with(d, "tar_fifo.tar", [(ti("fifo.csv", tarfile.FIFOTYPE), None)])
     # 100,000 entries (gzip keeps the headers small on disk)
     with tarfile.open(os.path.join(d, "tar_100k_entries.tar.gz"), "w:gz", compresslevel=1) as t:
+        row = VALID.encode()
         for i in range(100000):
-            t.addfile(ti("e%06d.csv" % i))
+            t.addfile(ti("e%06d.csv" % i, size=len(row)), io.BytesIO(row))
+    tar_with(d, "tar_empty_member.tar", [(ti("empty.csv"), None)])
     # gzip bomb: 1 GiB of zeros in ~1 MB (ratio ~1000, over the default 200)
     with open(os.path.join(d, "gzip_bomb.csv.gz"), "wb") as f:
         g = gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0)
@@ -199,8 +201,9 @@ def name_cases(d):
         "name_ctrl": "ctrl\x1b[31mred\x07.csv",
     }
     out = {}
-    for key, name in names.items():
-        w(d, name, VALID)
+    for n, (key, name) in enumerate(sorted(names.items())):
+        # unique content, so each one is loaded (not skipped as a duplicate)
+        w(d, name, HEADER + "%d,%s,1.00\n" % (1000 + n, key))
         out[key] = name
     return out
 

@@ -15,11 +15,11 @@
  *   WHARF_FAULT_LOG=FILE       append one line per injected fault (which
  *                              call, path, errno, and the object that made
  *                              the call: "by wharf" or "by libsqlite3.so.0"),
- *                              and at
- *                              exit the number of matching calls seen, so
- *                              the test knows whether N was reached.
- *   WHARF_FAULT_BACKTRACE=1    also write the caller's backtrace to stderr
- *                              when the fault fires (to find who ignored it).
+ *                              and at exit the number of matching calls
+ *                              seen, so the test knows whether N was reached.
+ *   WHARF_FAULT_BACKTRACE=1    also append the caller's backtrace to the log
+ *                              when the fault fires (to tell who made the
+ *                              call, e.g. SQLite's checkpoint at close).
  *
  * Kinds cover the calls glibc and SQLite really make: write also counts
  * pwrite/pwrite64/writev, fsync also fdatasync, rename also renameat and
@@ -221,9 +221,13 @@ static int should_fail(enum kind k, const char *what, void *caller)
     }
     log_line("faultshim: failing %s #%ld on %s with %s by %s\n", kind_names[k], c, what,
              strerror(want_errno), by);
-    if (getenv("WHARF_FAULT_BACKTRACE")) {
+    if (getenv("WHARF_FAULT_BACKTRACE") && logpath[0]) {
         void *bt[32];
-        backtrace_symbols_fd(bt, backtrace(bt, 32), 2);
+        int fd = REAL(open)(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            backtrace_symbols_fd(bt, backtrace(bt, 32), fd);
+            close(fd);
+        }
     }
     return 1;
 }

@@ -180,6 +180,7 @@ print([p["state"]+"/"+str(p["freshness"]) for p in json.load(sys.stdin) if p["pr
 start_server WHARF_TEST_NOW=$LATE || { finish; exit 1; }
 for _ in $(seq 100); do [ -s alerts.jsonl ] && break; sleep 0.1; done
 stop_server TERM >/dev/null
+cp srv.err srv-late.err; ps -ef > ps-late.txt
 contains "sla_late logged" "$(cat srv.err)" '"sla_late"'
 eq "one alert so far" "$(grep -c . alerts.jsonl 2>/dev/null)" 1
 eq "the alert is the late event" "$(python3 -c 'import json
