@@ -67,7 +67,17 @@ struct compiled {
     struct validator *v;
 };
 
+/* One open source per profile, reused by the poll's listing and by every
+ * fetch and finish that follows (one SFTP connection per source per poll). */
+struct open_source {
+    const struct profile *profile;
+    struct source src;
+    int64_t used_ms;
+};
+
 struct pipeline {
+    struct open_source *sources;
+    size_t n_sources;
     const struct wharf_config *cfg;
     const struct profile_set *profiles;
     struct ledger *ledger;
@@ -114,10 +124,53 @@ struct pipeline *pipeline_new(const struct wharf_config *cfg, const struct profi
     return pl;
 }
 
+/* The profile's open source, opening it when needed. */
+static struct source *source_get(struct pipeline *pl, const struct profile *p, struct werr *e)
+{
+    for (size_t i = 0; i < pl->n_sources; i++)
+        if (pl->sources[i].profile == p) {
+            pl->sources[i].used_ms = now_ms();
+            return &pl->sources[i].src;
+        }
+    pl->sources = xrealloc(pl->sources, (pl->n_sources + 1) * sizeof *pl->sources);
+    struct open_source *os = &pl->sources[pl->n_sources];
+    if (source_open(&os->src, pl->cfg, p, e) < 0)
+        return NULL;
+    os->profile = p;
+    os->used_ms = now_ms();
+    pl->n_sources++;
+    return &os->src;
+}
+
+/* After a failure the connection may be dead: drop it, the next use reconnects. */
+static void source_drop(struct pipeline *pl, const struct profile *p)
+{
+    for (size_t i = 0; i < pl->n_sources; i++)
+        if (pl->sources[i].profile == p) {
+            source_close(&pl->sources[i].src);
+            pl->sources[i] = pl->sources[--pl->n_sources];
+            return;
+        }
+}
+
+void pipeline_release_sources(struct pipeline *pl, int64_t idle_ms)
+{
+    int64_t now = now_ms();
+    for (size_t i = 0; i < pl->n_sources;) {
+        if (now - pl->sources[i].used_ms >= idle_ms) {
+            source_close(&pl->sources[i].src);
+            pl->sources[i] = pl->sources[--pl->n_sources];
+        } else
+            i++;
+    }
+}
+
 void pipeline_free(struct pipeline *pl)
 {
     if (!pl)
         return;
+    pipeline_release_sources(pl, 0);
+    free(pl->sources);
     for (size_t i = 0; i < pl->n_cache; i++)
         validator_free(pl->cache[i].v);
     free(pl->cache);
@@ -187,28 +240,30 @@ static int cmp_drop_mtime(const void *a, const void *b)
 int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, size_t *n,
                   struct pipeline_stats *st, struct werr *e)
 {
-    struct source src;
+    struct source *src;
     struct drop_list list = {0};
     char *desc = source_desc(p);
     size_t ready, i;
     int r = -1;
 
-    if (source_open(&src, pl->cfg, p, e) < 0) {
+    if (!(src = source_get(pl, p, e))) {
         free(desc);
         return -1;
     }
-    if (src.ops->list(&src, &list, e) < 0)
+    if (src->ops->list(src, &list, e) < 0) {
+        source_drop(pl, p);
         goto out;
+    }
     st->listed += (unsigned)list.n;
     /* Unsafe entries are moved aside with their reason, never opened. */
     for (i = 0; i < list.n; i++) {
         struct drop *d = &list.v[i];
         struct werr qe;
         char *qdir;
-        if (!d->unsafe || !src.ops->quarantine)
+        if (!d->unsafe || !src->ops->quarantine)
             continue;
         qdir = xasprintf("%s/%s", pl->cfg->quarantine_dir, p->name);
-        if (src.ops->quarantine(&src, d, qdir, &qe) < 0)
+        if (src->ops->quarantine(src, d, qdir, &qe) < 0)
             wlog(LOG_ERROR, p->name, NULL, "quarantine_failed", NULL,
                  "%s is %s and could not be quarantined: %s", d->path, d->unsafe, qe.msg);
         else {
@@ -248,7 +303,6 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     r = 0;
 out:
     drop_list_free(&list);
-    source_close(&src);
     free(desc);
     return r;
 }
@@ -529,15 +583,16 @@ static int step_take(struct job *j)
         free(from);
         intake_clear(&old);
     } else {
-        struct source src;
+        struct source *src = source_get(j->pl, j->p, &e);
         struct drop d;
-        if (source_open(&src, j->pl->cfg, j->p, &e) < 0)
+        if (!src)
             goto fail;
         drop_of(j, &d);
-        r = src.ops->fetch(&src, &d, j->original, sha, &bytes, &e);
+        r = src->ops->fetch(src, &d, j->original, sha, &bytes, &e);
+        if (r < 0 && e.transient)
+            source_drop(j->pl, j->p);
         crash_point("fetched");
         free(d.done_path);
-        source_close(&src);
     }
     if (r < 0)
         goto fail;
@@ -626,17 +681,18 @@ static int reject(struct job *j, const char *why)
 
 static int finish_source(struct job *j, struct werr *e)
 {
-    struct source src;
+    struct source *src;
     struct drop d;
     int r;
     if (!strcmp(j->in.source, SOURCE_INGEST) || !strcmp(j->in.source, SOURCE_REPLAY))
         return 0;
-    if (source_open(&src, j->pl->cfg, j->p, e) < 0)
+    if (!(src = source_get(j->pl, j->p, e)))
         return -1;
     drop_of(j, &d);
-    r = src.ops->finish(&src, &d, e);
+    r = src->ops->finish(src, &d, e);
+    if (r < 0 && e->transient)
+        source_drop(j->pl, j->p);
     free(d.done_path);
-    source_close(&src);
     return r;
 }
 

@@ -28,6 +28,8 @@ struct pipeline_stats {
 struct pipeline *pipeline_new(const struct wharf_config *cfg, const struct profile_set *profiles,
                               struct ledger *ledger);
 void pipeline_free(struct pipeline *pl);
+/* Close sources (SFTP connections) unused for idle_ms; 0 closes all. */
+void pipeline_release_sources(struct pipeline *pl, int64_t idle_ms);
 void pipeline_set_progress(struct pipeline *pl, progress_fn fn, void *ctx);
 /* Ask in-flight work to stop at the next safe point (SIGTERM). */
 void pipeline_request_stop(void);

@@ -38,9 +38,9 @@
 #include "util/xmalloc.h"
 #include "validate/validate.h"
 
-#define QUEUE_MAX 256
-#define DUE_EVERY_MS 5000
-#define SLA_EVERY_MS 60000
+#define QUEUE_MAX        256
+#define DUE_EVERY_MS     5000
+#define SLA_EVERY_MS     60000
 #define DEFAULT_EVERY_MS 60000
 
 struct job_slot {

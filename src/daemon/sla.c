@@ -32,9 +32,9 @@
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
-#define ALERT_MAX 8
+#define ALERT_MAX        8
 #define ALERT_TIMEOUT_MS 30000
-#define ALERT_GRACE_MS 2000 /* at shutdown */
+#define ALERT_GRACE_MS   2000 /* at shutdown */
 
 const char *sla_state_name(enum sla_state s)
 {
@@ -100,8 +100,8 @@ static void local_label(const char *tz, int64_t ms, const char *day, char *buf, 
 
 /* The latest instance of window x whose `by` is at or before now: 1 found
  * (day, due, midnight filled), 0 none in the last week. */
-static int current_instance(const char *tz, const struct expect_conf *x, int64_t now,
-                            char day[32], int64_t *due, int64_t *midnight)
+static int current_instance(const char *tz, const struct expect_conf *x, int64_t now, char day[32],
+                            int64_t *due, int64_t *midnight)
 {
     struct tm tm;
     int64_t noon;
@@ -237,8 +237,8 @@ static json_t *event_json(const struct profile *p, const struct sla_status *st, 
     return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s?,s:s,s:s}", "event",
                      sla_state_name(st->state), "profile", p->name, "window", "days", days, "by",
                      st->by, "timezone", st->timezone, "missing_after", ma, "day", st->day, "due",
-                     due, "last_loaded", st->last_loaded_ms ? last : NULL, "time", ts,
-                     "freshness", st->freshness);
+                     due, "last_loaded", st->last_loaded_ms ? last : NULL, "time", ts, "freshness",
+                     st->freshness);
 }
 
 static void run_alert(struct sla *s, const char *profile, const char *payload)
@@ -311,8 +311,8 @@ static void reap(struct sla *s, bool force)
             k->pid = 0;
         } else if (r == k->pid || (r < 0 && errno == ECHILD)) {
             if (r == k->pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-                wlog(LOG_ERROR, k->profile, NULL, "alert_failed", NULL,
-                     "the alert command %s %d", WIFEXITED(st) ? "exited with" : "died of signal",
+                wlog(LOG_ERROR, k->profile, NULL, "alert_failed", NULL, "the alert command %s %d",
+                     WIFEXITED(st) ? "exited with" : "died of signal",
                      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
             k->pid = 0;
         }

@@ -191,7 +191,7 @@ static bool type_compatible(enum col_type t, const char *decl)
 static int sq_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
                    struct werr *e)
 {
-    static const char loads_sql[] = "CREATE TABLE wharf_loads ("
+    static const char loads_sql[] = "CREATE TABLE IF NOT EXISTS wharf_loads ("
                                     " intake TEXT PRIMARY KEY,"
                                     " profile TEXT NOT NULL,"
                                     " tbl TEXT NOT NULL,"
@@ -225,7 +225,9 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
         sq_exec(s, "PRAGMA synchronous=FULL", "synchronous=FULL", e) < 0)
         goto out;
     /* Look before creating: CREATE .. IF NOT EXISTS would want the write lock
-     * even when another process is busy loading into this database. */
+     * even when another process is busy loading into this database.  Two
+     * first loads can still both look and find nothing, hence IF NOT EXISTS
+     * in the create itself. */
     if (sq_prepare(s, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='wharf_loads'", &st,
                    "read schema", e) < 0)
         goto out;

@@ -45,8 +45,8 @@ struct field {
     const char *const *names; /* names[i] = value min + i */
 };
 
-static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                          "jul", "aug", "sep", "oct", "nov", "dec", NULL};
+static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul",
+                                          "aug", "sep", "oct", "nov", "dec", NULL};
 static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
 
 static const struct field fields[5] = {
@@ -201,8 +201,10 @@ int cron_parse(const char *expr, struct cron *c, char *err, size_t errlen)
             if (strlen(macros[i].name) == l && !strncasecmp(expr, macros[i].name, l) &&
                 !expr[l + strspn(expr + l, " \t")])
                 return cron_parse(macros[i].expr, c, err, errlen);
-        seterr(err, errlen, "\"%s\" is not a known macro (@hourly, @daily, @weekly, @monthly, "
-               "@yearly)", expr);
+        seterr(err, errlen,
+               "\"%s\" is not a known macro (@hourly, @daily, @weekly, @monthly, "
+               "@yearly)",
+               expr);
         return -1;
     }
     for (s = expr; *s && n < 6;) {

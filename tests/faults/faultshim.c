@@ -26,7 +26,12 @@
  * renameat2, open also open64/openat/openat64/creat (creat, O_CREAT and
  * read-only opens alike).  Test-only: never installed.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
+/* The shim defines open and open64, pwrite and pwrite64 itself: it must not
+ * see them renamed by the build's -D_FILE_OFFSET_BITS=64. */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <errno.h>

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     report_init(&rep, 0);
     if (inspect_run(p, orig, names[size % 6], parts, &in, &rep, &e) >= 0) {
         for (size_t i = 0; i < in.n; i++)
-            if (strcmp(in.parts[i].raw_path, orig) != 0 &&
+            if (in.parts[i].raw_path && strcmp(in.parts[i].raw_path, orig) != 0 &&
                 strncmp(in.parts[i].raw_path, parts, strlen(parts)) != 0)
                 abort(); /* a part escaped the parts dir */
         json_decref(inspection_json(&in));

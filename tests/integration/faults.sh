@@ -14,7 +14,7 @@
 # (the committed transaction is already durable in the WAL, which stays and
 # is checkpointed later): those are counted and reported, not failed.
 #
-#   FAULT_ITER=N        at most N runs per kind and errno (default 12)
+#   FAULT_ITER=N        at most N runs per kind and errno (default 8)
 #   FAULT_KINDS="..."   kinds to try (default "fsync write rename open")
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 
@@ -24,7 +24,7 @@ if [ ! -f "$SHIM" ]; then
   SHIM=$T/libfaultshim.so
 fi
 INV="$WHARF_SOURCE_DIR/tests/faults/invariants.py"
-ITER=${FAULT_ITER:-12}
+ITER=${FAULT_ITER:-8}
 KINDS=${FAULT_KINDS:-"fsync write rename open"}
 # an ASan build checks that its runtime comes first; the shim comes first
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"

@@ -72,7 +72,7 @@ import json, sys
 j = json.load(sys.stdin)
 print(j["state"] + "/" + j["outcome"] + "\t" + (j.get("last_error") or "").replace("\n", " "))')
   else
-    show=$'none/none\t'"$(head -c 300 var/err | tr '\n' ' ')"
+    show=$'none/none\t'"$(grep -v '"level":"info"' var/err | tail -c 400 | tr '\n' ' ')"
   fi
   st=${show%%$'\t'*}; why=${show#*$'\t'}
   [ "${HOSTILE_DUMP:-0}" = 1 ] && printf 'DUMP %s\t%s\trc=%s\t%s\t%s\n' "$case" "$profile" "$rc" "$st" "$why"

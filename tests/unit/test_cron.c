@@ -173,8 +173,8 @@ static void test_local_helpers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_next_table),   cmocka_unit_test(test_never),
-        cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_parse_sets),
+        cmocka_unit_test(test_next_table),    cmocka_unit_test(test_never),
+        cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_parse_sets),
         cmocka_unit_test(test_local_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
