@@ -117,6 +117,7 @@ struct ledger_ops {
     int (*kv_get)(struct ledger *l, const char *key, char **value, struct werr *e);
     int (*kv_set)(struct ledger *l, const char *key, const char *value, struct werr *e);
     int (*check)(struct ledger *l, char **result, struct werr *e);
+    int (*set_durable)(struct ledger *l, bool full, struct werr *e);
     void (*close)(struct ledger *l);
 };
 
@@ -219,6 +220,15 @@ static inline int ledger_kv_set(struct ledger *l, const char *key, const char *v
                                 struct werr *e)
 {
     return l->ops->kv_set(l, key, value, e);
+}
+/* Durability of the commits that follow.  full (the default): every commit
+ * is on disk when it returns.  !full: commits are atomic and survive a
+ * process crash, and reach the disk with the next full commit; a power cut
+ * may lose the last few.  The pipeline relaxes it only for transitions whose
+ * loss re-runs an idempotent step (see pipeline.c). */
+static inline int ledger_set_durable(struct ledger *l, bool full, struct werr *e)
+{
+    return l->ops->set_durable(l, full, e);
 }
 /* Integrity check of the store itself; *result "ok" when fine. */
 static inline int ledger_check(struct ledger *l, char **result, struct werr *e)

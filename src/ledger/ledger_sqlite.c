@@ -117,6 +117,7 @@ struct sq {
     /* cached statements: transactions and the hot paths */
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *claim, *event, *transition, *sighting;
+    bool relaxed; /* synchronous=NORMAL in force (ledger_set_durable) */
 };
 
 static const char *const zero_link =
@@ -1186,7 +1187,22 @@ out:
     return r;
 }
 
+/* synchronous=FULL or NORMAL (WAL: NORMAL commits are atomic and survive a
+ * crash of the process; they reach the disk with the next FULL commit). */
+static int sq_set_durable(struct ledger *l, bool full, struct werr *e)
+{
+    struct sq *s = l->impl;
+    if (s->relaxed == !full)
+        return 0;
+    if (exec(s, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", "pragma",
+             e) < 0)
+        return -1;
+    s->relaxed = !full;
+    return 0;
+}
+
 static const struct ledger_ops sqlite_ops = {
+    .set_durable = sq_set_durable,
     .claim = sq_claim,
     .transition = sq_transition,
     .update = sq_update,

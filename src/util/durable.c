@@ -214,32 +214,34 @@ int durable_unlink(const char *path, struct werr *e)
 
 int mkdirs(const char *path, mode_t mode, struct werr *e)
 {
-    char *p = xstrdup(path), *s;
+    struct stat st;
+    char *p, *slash;
     int r = -1;
+
+    /* The common case: it is already there. */
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        werr_set(e, "%s: exists and is not a directory", path);
+        return -1;
+    }
+    p = xstrdup(path);
     size_t len = strlen(p);
     while (len > 1 && p[len - 1] == '/')
         p[--len] = 0;
-    for (s = p + 1;; s++) {
-        if (*s == '/' || *s == 0) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, mode) == 0) {
-                if (fsync_parent(p, e) < 0)
-                    goto out;
-            } else if (errno != EEXIST) {
-                werr_sys(e, "%s: mkdir", p);
-                goto out;
-            } else {
-                struct stat st;
-                if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                    werr_set(e, "%s: exists and is not a directory", p);
-                    goto out;
-                }
-            }
-            *s = c;
-            if (!c)
-                break;
-        }
+    slash = strrchr(p, '/');
+    if (slash && slash != p) {
+        *slash = 0;
+        if (mkdirs(p, mode, e) < 0)
+            goto out;
+        *slash = '/';
+    }
+    if (mkdir(p, mode) == 0) {
+        if (fsync_parent(p, e) < 0)
+            goto out;
+    } else if (errno != EEXIST) {
+        werr_sys(e, "%s: mkdir", p);
+        goto out;
     }
     r = 0;
 out:
