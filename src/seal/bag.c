@@ -204,6 +204,7 @@ static int write_file(const char *root, const char *name, const char *src_path, 
         goto out;
     if (dfile_open(&f, path, 0640, true, e) < 0)
         goto out;
+    f.no_dir_sync = true; /* bag_seal fsyncs every directory once, at the end */
     if (src_path) {
         fd = open(src_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
@@ -462,7 +463,7 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
                    e) < 0)
         goto out;
 
-    if (fsync_dir(tmp, e) < 0)
+    if (fsync_tree_dirs(tmp, e) < 0)
         goto out;
     if (publish(tmp, dir) < 0) {
         if (errno == EEXIST) { /* sealed by someone else meanwhile */

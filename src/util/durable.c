@@ -117,7 +117,7 @@ int dfile_commit(struct dfile *f, char hex[SHA256_HEX_LEN], struct werr *e)
     }
     free(f->tmp);
     f->tmp = NULL;
-    if (fsync_parent(f->path, e) < 0)
+    if (!f->no_dir_sync && fsync_parent(f->path, e) < 0)
         goto out;
     if (f->hashing) {
         if (hex)
@@ -304,4 +304,24 @@ int copy_fd(int src, struct dfile *dst, struct werr *e)
         if (dfile_write(dst, buf, (size_t)n, e) < 0)
             return -1;
     }
+}
+
+int fsync_tree_dirs(const char *path, struct werr *e)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    int r = 0;
+    if (!d) {
+        werr_sys(e, "%s: open directory", path);
+        return -1;
+    }
+    while (r == 0 && (de = readdir(d))) {
+        if (de->d_type == DT_DIR && strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            char *sub = xasprintf("%s/%s", path, de->d_name);
+            r = fsync_tree_dirs(sub, e);
+            free(sub);
+        }
+    }
+    closedir(d);
+    return r < 0 ? -1 : fsync_dir(path, e);
 }

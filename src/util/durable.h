@@ -27,6 +27,9 @@ struct dfile {
     bool hashing;
     struct sha256 hash;
     uint64_t bytes;
+    /* Set after dfile_open when the caller fsyncs the directory itself once
+     * for many files (a bag built in a temp dir): commit then skips it. */
+    bool no_dir_sync;
 };
 
 /* Opens "<path>.tmp-XXXXXX" (O_EXCL|O_NOFOLLOW; the last component cut to
@@ -50,6 +53,8 @@ int fsync_dir(const char *dir, struct werr *e);
 int fsync_parent(const char *path, struct werr *e);
 /* mkdir -p; every directory created is fsynced into its parent. */
 int mkdirs(const char *path, mode_t mode, struct werr *e);
+/* fsync every directory of a tree (not the files), deepest first. */
+int fsync_tree_dirs(const char *path, struct werr *e);
 /* rm -rf without following symlinks; ENOENT is success. */
 int rmtree(const char *path, struct werr *e);
 /* write(2) until done, retrying EINTR. */
