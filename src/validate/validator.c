@@ -3,6 +3,8 @@
  * CSV (tableschema.c) or XML (xsd.c) engine by its detected format.
  */
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "validate/tableschema.h"
 #include "validate/validate.h"
@@ -25,6 +27,18 @@ struct validator *validator_compile(const struct wharf_config *cfg, const struct
         v->csv = tschema_compile(cfg, p, d);
     if (p->xml.schema || p->xml.record)
         v->xml = xsdv_compile(cfg, p, d);
+    /* Every field becomes a target column: its name must be one the target
+     * accepts, so `wharf check` says so instead of the first load failing. */
+    const struct columns *cols = v->csv ? tschema_columns(v->csv) : NULL;
+    for (size_t i = 0; cols && i < cols->n; i++) {
+        const char *name = cols->v[i].name;
+        if (!ident_valid(name) || !strncasecmp(name, "_wharf", 6) ||
+            !strncasecmp(name, "sqlite_", 7))
+            diag_add(d, p->file, 0, 0, "csv.schema",
+                     "field \"%s\" cannot be a column of target table %s (use letters, digits "
+                     "and _, at most 63, not starting with _wharf or sqlite_)",
+                     name, p->target.table ? p->target.table : "?");
+    }
     if (d->n > before) {
         validator_free(v);
         return NULL;
