@@ -331,9 +331,9 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
         free(qdir);
     }
     ready = source_ready(pl->ledger, p, &list, now_ms());
-    if (p->order == ORDER_NAME)
+    if (ready && p->order == ORDER_NAME)
         qsort(list.v, ready, sizeof *list.v, cmp_drop_name);
-    else if (p->order == ORDER_MTIME)
+    else if (ready && p->order == ORDER_MTIME)
         qsort(list.v, ready, sizeof *list.v, cmp_drop_mtime);
     for (i = 0; i < ready; i++) {
         struct drop *d = &list.v[i];

@@ -142,7 +142,7 @@ static int sealed_cb(void *ctx, const struct intake *in)
     const char *id = in->id;
     if (!in->bag || !wanted(v, in->id))
         return 0;
-    if (!bsearch(&id, v->chained, v->n_chained, sizeof *v->chained, cmp_str))
+    if (!v->n_chained || !bsearch(&id, v->chained, v->n_chained, sizeof *v->chained, cmp_str))
         problem(v, "intake %s is sealed in %s but missing from the chain", in->id, in->bag);
     return 0;
 }
@@ -179,7 +179,8 @@ int cmd_verify(struct cli *c, int argc, char **argv)
         goto out;
     }
     struct intake_filter f = {.state = -1};
-    qsort(v.chained, v.n_chained, sizeof *v.chained, cmp_str);
+    if (v.n_chained)
+        qsort(v.chained, v.n_chained, sizeof *v.chained, cmp_str);
     if (ledger_list(c->ledger, &f, sealed_cb, &v, &e) < 0) {
         fprintf(stderr, "wharf verify: %s\n", e.msg);
         r = EXIT_FAILURE_OP;

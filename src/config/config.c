@@ -968,7 +968,8 @@ int profiles_load(const struct wharf_config *cfg, char **names, size_t n, struct
         files[nf++] = xstrdup(de->d_name);
     }
     closedir(dir);
-    qsort(files, nf, sizeof *files, cmp_str);
+    if (nf)
+        qsort(files, nf, sizeof *files, cmp_str);
     for (j = 0; j < n; j++) {
         bool found = false;
         for (i = 0; i < nf; i++) {

@@ -94,7 +94,7 @@ static struct entry *entries_find(const struct entries *l, const char *path)
     struct entry key = {.path = (char *)path};
     if (!l->n)
         return NULL;
-    return bsearch(&key, l->v, l->n, sizeof *l->v, entry_cmp);
+    return l->n ? bsearch(&key, l->v, l->n, sizeof *l->v, entry_cmp) : NULL;
 }
 
 char *bag_encode_path(const char *name)

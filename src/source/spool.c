@@ -56,7 +56,7 @@ static int cmp_name(const void *a, const void *b)
 
 static bool has_name(char **names, size_t n, const char *name)
 {
-    return bsearch(&name, names, n, sizeof *names, cmp_name) != NULL;
+    return n && bsearch(&name, names, n, sizeof *names, cmp_name) != NULL;
 }
 
 /* Is name the done file of another listed name?  ("{name}.done" -> strip.) */
@@ -102,7 +102,8 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
         names[n++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_name);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_name);
 
     for (size_t i = 0; i < n; i++) {
         const char *name = names[i];
