@@ -63,6 +63,8 @@ struct server {
     bool stop;
     /* main-thread state */
     int64_t *next_poll;
+    int *fails;          /* consecutive poll failures per profile */
+    int64_t *down_since; /* first failure of the current run */
     int inotify;
     int *wd;
 };
@@ -168,6 +170,11 @@ static void *worker(void *arg)
         pipeline_advance(pl, job.id, NULL);
 
         pthread_mutex_lock(&s->mu);
+        bool idle = s->nq == 0;
+        pthread_mutex_unlock(&s->mu);
+        if (idle) /* close SFTP connections and target databases, not under the lock */
+            pipeline_release_sources(pl, 0);
+        pthread_mutex_lock(&s->mu);
         s->inflight[wa->index][0] = 0;
         s->busy--;
         pthread_cond_broadcast(&s->cv);
@@ -202,12 +209,59 @@ static int64_t next_poll_time(const struct profile *p, int64_t now)
 static void schedule_all(struct server *s, int64_t now)
 {
     free(s->next_poll);
+    free(s->fails);
+    free(s->down_since);
     s->next_poll = xcalloc(2 * s->profiles->n + 1, sizeof *s->next_poll);
+    s->fails = xcalloc(s->profiles->n + 1, sizeof *s->fails);
+    s->down_since = xcalloc(s->profiles->n + 1, sizeof *s->down_since);
     for (size_t i = 0; i < s->profiles->n; i++) {
         const struct profile *p = s->profiles->v[i];
         s->next_poll[i] = p->schedule.cron ? next_poll_time(p, now) : now;
         s->next_poll[i + s->profiles->n] = INT64_MAX;
     }
+}
+
+/*
+ * A failed poll: back off exponentially with jitter (from min(every, 5s),
+ * doubling, capped at 15 minutes); after CIRCUIT_AFTER consecutive failures
+ * the source is marked down (circuit open) with the reason, which `wharf
+ * status` and `wharf show` print, and is only probed at the backoff times.
+ */
+#define CIRCUIT_AFTER 3
+#define BACKOFF_MAX_MS (15 * 60 * 1000)
+
+static const char *source_runbook(const char *msg)
+{
+    if (strstr(msg, "host key"))
+        return "runbooks/host-key-changed.md";
+    if (strstr(msg, "auth") || strstr(msg, "Auth"))
+        return "runbooks/auth-refused.md";
+    return "runbooks/source-unreachable.md";
+}
+
+static char *poll_failed(struct server *s, size_t i, const struct profile *p, int64_t now,
+                         const char *msg)
+{
+    int f = ++s->fails[i];
+    double delay = p->schedule.every_ms && p->schedule.every_ms < 5000 ? (double)p->schedule.every_ms
+                                                                         : 5000.0;
+    char since[32], next[32];
+    if (f == 1)
+        s->down_since[i] = now;
+    for (int k = 1; k < f && delay < BACKOFF_MAX_MS; k++)
+        delay *= 2;
+    if (delay > BACKOFF_MAX_MS)
+        delay = BACKOFF_MAX_MS;
+    delay *= 0.5 + 0.5 * ((double)rand() / RAND_MAX);
+    s->next_poll[i] = now + (int64_t)delay;
+    format_time_ms(s->down_since[i], since);
+    format_time_ms(s->next_poll[i], next);
+    if (f >= CIRCUIT_AFTER)
+        return xasprintf("down since %s (circuit open after %d failed polls; next probe %s): %s "
+                         "(see %s)",
+                         since, f, next, msg, source_runbook(msg));
+    return xasprintf("failing since %s (%d failed poll%s; retry %s): %s (see %s)", since, f,
+                     f == 1 ? "" : "s", next, msg, source_runbook(msg));
 }
 
 static void set_health(struct ledger *l, const char *profile, const char *value)
@@ -425,13 +479,18 @@ int cmd_run(struct cli *c, int argc, char **argv)
             size_t n = 0;
             struct pipeline_stats st = {0};
             if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
-                char ts[32], *h;
-                format_time_ms(now, ts);
-                h = xasprintf("error since %s: %s (see runbooks/source-unreachable.md)", ts, e.msg);
+                char *h = poll_failed(&s, i, p, now, e.msg);
                 set_health(c->ledger, p->name, h);
-                wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
+                wlog(LOG_ERROR, p->name, NULL,
+                     s.fails[i] >= CIRCUIT_AFTER ? "source_down" : "poll_failed", NULL, "%s", h);
                 free(h);
+                /* the connection may be half dead: reconnect next time */
+                pipeline_release_sources(pl, 0);
             } else {
+                if (s.fails[i] >= CIRCUIT_AFTER)
+                    wlog(LOG_INFO, p->name, NULL, "source_recovered", NULL,
+                         "source reachable again after %d failed polls", s.fails[i]);
+                s.fails[i] = 0;
                 set_health(c->ledger, p->name, "ok");
                 /* A drop seen but not yet stable: look again once it can be. */
                 if (st.listed > st.claimed && p->source.stable_for_ms &&
@@ -444,6 +503,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
             }
             free(ids);
         }
+        /* Listing connections are not kept between poll rounds. */
+        pipeline_release_sources(pl, 0);
         /* Freshness windows: about once a minute, and right after a reload. */
         if (now - last_sla >= SLA_EVERY_MS) {
             last_sla = now;
@@ -485,6 +546,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
     profiles_free(s.profiles);
     free(s.profiles);
     free(s.next_poll);
+    free(s.fails);
+    free(s.down_since);
     free(s.wd);
     free(s.inflight);
     free(s.inflight_profile);
