@@ -974,25 +974,6 @@ fail:
 
 /* ---- seal ----------------------------------------------------------- */
 
-/* Read bag-info.txt's Wharf-Previous-Link of an existing bag. */
-static int bag_prev_link(const char *bagdir, char out[SHA256_HEX_LEN])
-{
-    char *path = xasprintf("%s/bag-info.txt", bagdir), line[512];
-    FILE *f = fopen(path, "r");
-    int r = -1;
-    free(path);
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "Wharf-Previous-Link: ", 21) && strlen(line + 21) >= 64) {
-            memcpy(out, line + 21, 64);
-            out[64] = 0;
-            r = 0;
-        }
-    fclose(f);
-    return r;
-}
-
 static char *bag_dir_for(const struct job *j)
 {
     time_t t = (time_t)(j->in.created_ms / 1000);
@@ -1072,7 +1053,7 @@ static int step_seal(struct job *j)
     }
     /* A bag left by a crash before the chain append is reused only if it
      * names the current chain head; otherwise it is rebuilt. */
-    if (access(dir, F_OK) == 0 && (bag_prev_link(dir, prev) < 0 || strcmp(prev, head)) &&
+    if (access(dir, F_OK) == 0 && (bag_info_get(dir, "Wharf-Previous-Link", prev, sizeof prev) < 0 || strcmp(prev, head)) &&
         rmtree(dir, &e) < 0)
         goto fail;
 

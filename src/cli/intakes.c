@@ -180,13 +180,10 @@ int cmd_show(struct cli *c, int argc, char **argv)
             printf("reason    %s\n", in.last_error);
         if (in.bag)
             printf("bag       %s\n", in.bag);
-        {
-            char key[160], *health = NULL;
-            snprintf(key, sizeof key, "health:%s", in.profile);
-            if (ledger_kv_get(c->ledger, key, &health, &e) == 0 && health)
-                printf("source    %s\n", health);
-            free(health);
-        }
+        char *health = ledger_health(c->ledger, in.profile);
+        if (health)
+            printf("source    %s\n", health);
+        free(health);
         if (in.replay_of)
             printf("replays   %s\n", in.replay_of);
         if (in.replayed_by)

@@ -25,19 +25,6 @@ static void free_ids(char **ids, size_t n)
     free(ids);
 }
 
-static bool paused(struct cli *c, const char *profile)
-{
-    char key[128], *v = NULL;
-    struct werr e;
-    bool r;
-    snprintf(key, sizeof key, "paused:%s", profile);
-    if (ledger_kv_get(c->ledger, key, &v, &e) < 0)
-        return false;
-    r = v && !strcmp(v, "1");
-    free(v);
-    return r;
-}
-
 int cmd_once(struct cli *c, int argc, char **argv)
 {
     struct profile_set set = {0};
@@ -78,7 +65,7 @@ int cmd_once(struct cli *c, int argc, char **argv)
     for (size_t i = 0; i < set.n; i++) {
         const struct profile *p = set.v[i];
         size_t first = n;
-        if (!p->enabled || paused(c, p->name))
+        if (!p->enabled || ledger_paused(c->ledger, p->name))
             continue;
         if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
             wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s (see %s)", e.msg,

@@ -41,15 +41,6 @@ static int stat_cb(void *c, const struct intake *in)
     return 0;
 }
 
-static char *kv(struct cli *c, const char *prefix, const char *name)
-{
-    char key[160], *v = NULL;
-    struct werr e;
-    snprintf(key, sizeof key, "%s:%s", prefix, name);
-    ledger_kv_get(c->ledger, key, &v, &e);
-    return v;
-}
-
 int cmd_status(struct cli *c, int argc, char **argv)
 {
     struct profile_set set = {0};
@@ -79,14 +70,15 @@ int cmd_status(struct cli *c, int argc, char **argv)
         struct intake_filter f = {.profile = s.name, .state = -1};
         struct werr e;
         char ts[32] = "never";
-        char *paused = kv(c, "paused", s.name), *health = kv(c, "health", s.name);
+        bool paused = ledger_paused(c->ledger, s.name);
+        char *health = ledger_health(c->ledger, s.name);
         const char *state;
         struct sla_status sla;
         ledger_list(c->ledger, &f, stat_cb, &s, &e);
         sla_eval(set.v[i], now, s.last_ok, &sla);
         if (s.last_ok)
             format_time_ms(s.last_ok, ts);
-        if (paused && !strcmp(paused, "1"))
+        if (paused)
             state = "paused";
         else if (!set.v[i]->enabled)
             state = "disabled";
@@ -109,7 +101,6 @@ int cmd_status(struct cli *c, int argc, char **argv)
                    (unsigned long long)s.backlog, (unsigned long long)s.rejects,
                    (unsigned long long)s.failed, sla.state == SLA_NONE ? "-" : sla.freshness,
                    health ? health : "not polled yet");
-        free(paused);
         free(health);
     }
     if (json)
@@ -118,11 +109,10 @@ int cmd_status(struct cli *c, int argc, char **argv)
     return r ? r : EXIT_OK;
 }
 
-static int set_paused(struct cli *c, int argc, char **argv, const char *value)
+static int set_paused(struct cli *c, int argc, char **argv, bool value)
 {
     struct profile_set set = {0};
     struct werr e;
-    char key[160];
     int r;
     if (argc != 2 || argv[1][0] == '-') {
         cli_usage_error(argv[0], "needs exactly one PROFILE");
@@ -136,21 +126,20 @@ static int set_paused(struct cli *c, int argc, char **argv, const char *value)
         return EXIT_CONFIG;
     }
     profiles_free(&set);
-    snprintf(key, sizeof key, "paused:%s", argv[1]);
-    if (ledger_kv_set(c->ledger, key, value, &e) < 0) {
+    if (ledger_set_paused(c->ledger, argv[1], value, &e) < 0) {
         fprintf(stderr, "wharf %s: %s\n", argv[0], e.msg);
         return EXIT_FAILURE_OP;
     }
-    printf("%s %s\n", argv[1], !strcmp(value, "1") ? "paused" : "resumed");
+    printf("%s %s\n", argv[1], value ? "paused" : "resumed");
     return EXIT_OK;
 }
 
 int cmd_pause(struct cli *c, int argc, char **argv)
 {
-    return set_paused(c, argc, argv, "1");
+    return set_paused(c, argc, argv, true);
 }
 
 int cmd_resume(struct cli *c, int argc, char **argv)
 {
-    return set_paused(c, argc, argv, "0");
+    return set_paused(c, argc, argv, false);
 }

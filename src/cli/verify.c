@@ -62,24 +62,6 @@ static bool wanted(struct vctx *v, const char *id)
     return false;
 }
 
-static int read_prev(const char *bag, char out[SHA256_HEX_LEN])
-{
-    char *path = xasprintf("%s/bag-info.txt", bag), line[512];
-    FILE *f = fopen(path, "r");
-    int r = -1;
-    free(path);
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "Wharf-Previous-Link: ", 21) && strlen(line + 21) >= 64) {
-            memcpy(out, line + 21, 64);
-            out[64] = 0;
-            r = 0;
-        }
-    fclose(f);
-    return r;
-}
-
 static int link_cb(void *ctx, const struct chain_link *cl)
 {
     struct vctx *v = ctx;
@@ -121,7 +103,7 @@ static int link_cb(void *ctx, const struct chain_link *cl)
             problem(v, "bag %s (intake %s): tagmanifest-sha256.txt hashes to %s, the chain "
                        "recorded %s",
                     in.bag, in.id, tm, cl->tagmanifest);
-        if (read_prev(in.bag, bprev) < 0 || strcmp(bprev, cl->prev))
+        if (bag_info_get(in.bag, "Wharf-Previous-Link", bprev, sizeof bprev) < 0 || strcmp(bprev, cl->prev))
             problem(v, "bag %s (intake %s): bag-info.txt Wharf-Previous-Link does not match the "
                        "chain (%s)",
                     in.bag, in.id, cl->prev);

@@ -264,26 +264,6 @@ static char *poll_failed(struct server *s, size_t i, const struct profile *p, in
                      f == 1 ? "" : "s", next, msg, source_runbook(msg));
 }
 
-static void set_health(struct ledger *l, const char *profile, const char *value)
-{
-    char key[160];
-    struct werr e;
-    snprintf(key, sizeof key, "health:%s", profile);
-    ledger_kv_set(l, key, value, &e);
-}
-
-static bool is_paused(struct ledger *l, const char *profile)
-{
-    char key[160], *v = NULL;
-    struct werr e;
-    bool r;
-    snprintf(key, sizeof key, "paused:%s", profile);
-    ledger_kv_get(l, key, &v, &e);
-    r = v && !strcmp(v, "1");
-    free(v);
-    return r;
-}
-
 static void watch_spools(struct server *s)
 {
     if (s->inotify < 0)
@@ -473,14 +453,14 @@ int cmd_run(struct cli *c, int argc, char **argv)
             if (full)
                 break; /* back pressure: poll again when the queue drains */
             *np = next_poll_time(p, now);
-            if (is_paused(c->ledger, p->name))
+            if (ledger_paused(c->ledger, p->name))
                 continue;
             char **ids = NULL;
             size_t n = 0;
             struct pipeline_stats st = {0};
             if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
                 char *h = poll_failed(&s, i, p, now, e.msg);
-                set_health(c->ledger, p->name, h);
+                ledger_set_health(c->ledger, p->name, h);
                 wlog(LOG_ERROR, p->name, NULL,
                      s.fails[i] >= CIRCUIT_AFTER ? "source_down" : "poll_failed", NULL, "%s", h);
                 free(h);
@@ -491,7 +471,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
                     wlog(LOG_INFO, p->name, NULL, "source_recovered", NULL,
                          "source reachable again after %d failed polls", s.fails[i]);
                 s.fails[i] = 0;
-                set_health(c->ledger, p->name, "ok");
+                ledger_set_health(c->ledger, p->name, "ok");
                 /* A drop seen but not yet stable: look again once it can be. */
                 if (st.listed > st.claimed && p->source.stable_for_ms &&
                     *follow > now + p->source.stable_for_ms + 50)

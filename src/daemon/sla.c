@@ -324,18 +324,6 @@ void sla_reap(struct sla *s)
     reap(s, false);
 }
 
-static bool paused(struct ledger *l, const char *profile)
-{
-    char key[160], *v = NULL;
-    struct werr e;
-    bool r;
-    snprintf(key, sizeof key, "paused:%s", profile);
-    ledger_kv_get(l, key, &v, &e);
-    r = v && !strcmp(v, "1");
-    free(v);
-    return r;
-}
-
 /* One window of one profile: alert when it moved into late or missing. */
 static void check_window(struct sla *s, struct ledger *l, const struct profile *p,
                          const struct expect_conf *x, int64_t now, int64_t last)
@@ -380,7 +368,7 @@ void sla_check(struct sla *s, struct ledger *l, const struct profile_set *set, i
     for (size_t i = 0; i < set->n; i++) {
         const struct profile *p = set->v[i];
         int64_t last;
-        if (!p->n_expect || !p->enabled || paused(l, p->name))
+        if (!p->n_expect || !p->enabled || ledger_paused(l, p->name))
             continue;
         if ((last = sla_last_loaded(l, p->name, &e)) < 0) {
             wlog(LOG_ERROR, p->name, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);

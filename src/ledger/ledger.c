@@ -154,3 +154,40 @@ void chain_link_compute(const char *prev, const char *tagmanifest, char out[SHA2
     sha256_update(&h, tagmanifest, strnlen(tagmanifest, SHA256_HEX_LEN - 1));
     sha256_final(&h, out);
 }
+
+bool ledger_paused(struct ledger *l, const char *profile)
+{
+    char key[160], *v = NULL;
+    struct werr e;
+    bool r;
+    snprintf(key, sizeof key, "paused:%s", profile);
+    ledger_kv_get(l, key, &v, &e);
+    r = v && !strcmp(v, "1");
+    free(v);
+    return r;
+}
+
+int ledger_set_paused(struct ledger *l, const char *profile, bool paused, struct werr *e)
+{
+    char key[160];
+    snprintf(key, sizeof key, "paused:%s", profile);
+    return ledger_kv_set(l, key, paused ? "1" : "0", e);
+}
+
+void ledger_set_health(struct ledger *l, const char *profile, const char *health)
+{
+    char key[160];
+    struct werr e;
+    snprintf(key, sizeof key, "health:%s", profile);
+    ledger_kv_set(l, key, health, &e);
+}
+
+char *ledger_health(struct ledger *l, const char *profile)
+{
+    char key[160], *v = NULL;
+    struct werr e;
+    snprintf(key, sizeof key, "health:%s", profile);
+    if (ledger_kv_get(l, key, &v, &e) < 0)
+        return NULL;
+    return v;
+}

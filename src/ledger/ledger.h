@@ -241,6 +241,14 @@ static inline void ledger_close(struct ledger *l)
         l->ops->close(l);
 }
 
+/* Per-profile flags kept in kv: "paused:<profile>" = "1", and the source's
+ * health line "health:<profile>" (written by the server, read by status). */
+bool ledger_paused(struct ledger *l, const char *profile);
+int ledger_set_paused(struct ledger *l, const char *profile, bool paused, struct werr *e);
+void ledger_set_health(struct ledger *l, const char *profile, const char *health);
+/* malloc'd health line or NULL when never polled. */
+char *ledger_health(struct ledger *l, const char *profile);
+
 void intake_clear(struct intake *in);
 json_t *intake_json(const struct intake *in);
 

@@ -830,3 +830,23 @@ out:
     entries_free(&found);
     return r;
 }
+
+int bag_info_get(const char *dir, const char *key, char *out, size_t size)
+{
+    char *path = join(dir, "bag-info.txt"), line[1024];
+    size_t klen = strlen(key);
+    FILE *f = fopen(path, "r");
+    int r = -1;
+    free(path);
+    if (!f)
+        return -1;
+    while (r < 0 && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) || line[klen] != ':' || line[klen + 1] != ' ')
+            continue;
+        line[strcspn(line, "\r\n")] = 0;
+        snprintf(out, size, "%s", line + klen + 2);
+        r = 0;
+    }
+    fclose(f);
+    return r;
+}
