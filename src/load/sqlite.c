@@ -39,6 +39,11 @@
 #include "util/xmalloc.h"
 
 #define BUSY_TIMEOUT_MS 10000
+/* Page cache during a load (KiB; SQLite's default is 2000): big inserts
+ * then rewrite fewer b-tree pages into the WAL before the commit.  Back to
+ * the default afterwards, since connections stay open between loads. */
+#define LOAD_CACHE_SQL "PRAGMA cache_size=-2000"
+#define IDLE_CACHE_SQL "PRAGMA cache_size=-2000"
 
 struct sq {
     sqlite3 *db;
@@ -46,8 +51,9 @@ struct sq {
     char *table;
     const char *profile;
     sqlite3_stmt *ins;
-    size_t ncols; /* value parameters of ins; the intake is ncols + 1 */
-    bool active;  /* between begin and commit/rollback */
+    size_t ncols;      /* value parameters of ins; the intake is ncols + 1 */
+    bool active;       /* between begin and commit/rollback */
+    bool index_at_end; /* a table made by this load: its intake index is built at commit */
 };
 
 /* A growable SQL text; only identifiers and fixed words go in here. */
@@ -604,8 +610,10 @@ static void sq_rollback(struct target *t)
     sqlite3_finalize(s->ins);
     s->ins = NULL;
     s->active = false;
+    s->index_at_end = false;
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(s->db, IDLE_CACHE_SQL, NULL, NULL, NULL);
 }
 
 static int sq_begin(struct target *t, const char *intake, const struct columns *cols,
@@ -642,7 +650,12 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
         if (!tinfo_find(&ti, "_wharf_intake") && add_intake_column(s, e) < 0)
             goto fail;
     }
-    if (create_intake_index(s, e) < 0)
+    /* A table this transaction made is invisible to everyone else until
+     * the commit: its intake index is built then, in one sorted pass,
+     * instead of row by row.  An existing table keeps its index current. */
+    if (created)
+        s->index_at_end = true;
+    else if (create_intake_index(s, e) < 0)
         goto fail;
     if (p->target.mode == LOAD_UPSERT) {
         if (created) {
@@ -671,7 +684,8 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
             goto fail;
     }
     sql = insert_sql(s, cols, &p->target.key, p->target.mode == LOAD_UPSERT);
-    if (sq_prepare(s, sql, &s->ins, "prepare insert", e) < 0)
+    if (sq_prepare(s, sql, &s->ins, "prepare insert", e) < 0 ||
+        sq_exec(s, LOAD_CACHE_SQL, "cache_size", e) < 0)
         goto fail;
     s->ncols = cols->n;
     rc = sqlite3_bind_text(s->ins, (int)cols->n + 1, intake, -1, SQLITE_TRANSIENT);
@@ -750,6 +764,8 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
         werr_set(e, "%s: commit outside a load", s->path);
         return -1;
     }
+    if (s->index_at_end && create_intake_index(s, e) < 0)
+        goto out;
     if (sq_prepare(s,
                    "INSERT INTO wharf_loads (intake, profile, tbl, rows, sha256, time_ms)"
                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -772,6 +788,8 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
     if (sq_exec(s, "COMMIT", "commit", e) < 0)
         goto out;
     s->active = false;
+    s->index_at_end = false;
+    sqlite3_exec(s->db, IDLE_CACHE_SQL, NULL, NULL, NULL);
     r = 0;
 out:
     sqlite3_finalize(st);

@@ -9,11 +9,13 @@
  * the reader, one value array, the unique / primary-key sets and the split
  * file; all freed before it returns.
  *
- * Memory: everything is bounded by the profile's limits except the sets
- * behind `unique` and `primaryKey`, which must remember every distinct key
- * seen: about (key bytes + 48) bytes per row for each such field, e.g.
- * ~70 MB for a 16-byte key over a million rows.  Fields without those
- * constraints cost nothing per row.
+ * Memory: everything is bounded by the profile's limits, and the sets
+ * behind `unique` and `primaryKey` (keyset.c) share KEYSET_BUDGET (16 MB):
+ * fixed-size entries in memory, sorted runs in temporary files next to the
+ * part beyond that, so a file of any size validates in the same memory.
+ * A primary key that is one unique field uses that field's set.  Repeats
+ * whose first occurrence was spilled are found at the end of the run (see
+ * "Late duplicates" in validate.h).
  *
  * Can fail: schema problems go to the diags at file:line:col; csvv_run
  * returns -1 on I/O errors (e filled) or when the row callback says so.
@@ -30,6 +32,7 @@
 #include "util/parse.h"
 #include "util/xmalloc.h"
 #include "validate/csv.h"
+#include "validate/keyset.h"
 #include "validate/tsfield.h"
 
 #define NAME_MAX_LEN 63
@@ -42,6 +45,7 @@ struct tschema {
     size_t n;
     struct columns cols;
     char **missing;
+    size_t *missing_len;
     size_t n_missing;
     size_t *pk;
     size_t n_pk;
@@ -487,6 +491,9 @@ struct tschema *tschema_compile(const struct wharf_config *cfg, const struct pro
         cdiag(&c, NULL, "csv", "no Table Schema: set csv.schema or csv.fields");
     }
     if (!c.bad) {
+        s->missing_len = xcalloc(s->n_missing + 1, sizeof *s->missing_len);
+        for (size_t i = 0; i < s->n_missing; i++)
+            s->missing_len[i] = strlen(s->missing[i]);
         s->cols.n = s->n;
         s->cols.v = xcalloc(s->n, sizeof *s->cols.v);
         for (size_t i = 0; i < s->n; i++) {
@@ -530,6 +537,7 @@ void tschema_free(struct tschema *s)
     for (size_t i = 0; i < s->n_missing; i++)
         free(s->missing[i]);
     free(s->missing);
+    free(s->missing_len);
     free(s->pk);
     free(s);
 }
@@ -537,70 +545,6 @@ void tschema_free(struct tschema *s)
 const struct columns *tschema_columns(const struct tschema *s)
 {
     return s ? &s->cols : NULL;
-}
-
-/* ---- the set behind unique and primaryKey ------------------------------- */
-
-struct kent {
-    uint64_t h, line;
-    char *k;
-    size_t len;
-};
-
-struct keyset {
-    struct kent *v;
-    size_t cap, n;
-};
-
-static uint64_t fnv1a(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* true when new; false and *first when the key was seen before. */
-static bool keyset_add(struct keyset *ks, const char *k, size_t len, uint64_t line, uint64_t *first)
-{
-    uint64_t h = fnv1a(k, len);
-    size_t i;
-    if ((ks->n + 1) * 10 > ks->cap * 7) {
-        size_t cap = ks->cap ? ks->cap * 2 : 1024;
-        struct kent *v = xcalloc(cap, sizeof *v);
-        for (i = 0; i < ks->cap; i++) {
-            if (!ks->v[i].k)
-                continue;
-            size_t j = ks->v[i].h & (cap - 1);
-            while (v[j].k)
-                j = (j + 1) & (cap - 1);
-            v[j] = ks->v[i];
-        }
-        free(ks->v);
-        ks->v = v;
-        ks->cap = cap;
-    }
-    for (i = h & (ks->cap - 1); ks->v[i].k; i = (i + 1) & (ks->cap - 1)) {
-        if (ks->v[i].h == h && ks->v[i].len == len && !memcmp(ks->v[i].k, k, len)) {
-            *first = ks->v[i].line;
-            return false;
-        }
-    }
-    ks->v[i].h = h;
-    ks->v[i].line = line;
-    ks->v[i].len = len;
-    ks->v[i].k = xmalloc(len + 1); /* +1: a zero-length key is still non-NULL */
-    memcpy(ks->v[i].k, k, len);
-    ks->n++;
-    return true;
-}
-
-static void keyset_free(struct keyset *ks)
-{
-    for (size_t i = 0; i < ks->cap; i++)
-        free(ks->v[i].k);
-    free(ks->v);
-    memset(ks, 0, sizeof *ks);
 }
 
 /* ---- the split file ----------------------------------------------------- */
@@ -775,7 +719,7 @@ out:
 static bool is_missing(const struct tschema *s, const char *p, size_t len)
 {
     for (size_t i = 0; i < s->n_missing; i++)
-        if (strlen(s->missing[i]) == len && !memcmp(s->missing[i], p, len))
+        if (s->missing_len[i] == len && !memcmp(s->missing[i], p, len))
             return true;
     return false;
 }
@@ -789,16 +733,53 @@ static size_t utf8_chars(const char *p, size_t len)
 }
 
 struct cells {
-    struct value *vals;   /* per field */
-    struct ts_cast *cast; /* per field */
-    bool *ok;             /* per field: cast and non-null */
-    struct keyset *uniq;  /* per field */
-    struct keyset pk;
+    struct value *vals;    /* per field */
+    struct ts_cast *cast;  /* per field */
+    bool *ok;              /* per field: cast and non-null */
+    struct keyset **uniq;  /* per field: the unique set, or NULL */
+    struct keyset *pk;     /* NULL without a primary key, or when it is one unique field */
+    struct keyset **sets;  /* all of the above, for keyset_row_end */
+    size_t nsets;
+    size_t *col;           /* per field: its 1-based CSV column */
     char *scratch; /* NUL-terminated copy of a cell, for regexec */
     size_t scratch_cap;
-    char *pkbuf;
+    unsigned char *pkbuf; /* a composite primary key, encoded */
     size_t pkbuf_cap;
 };
+
+/* A number's key: its bits, so that keys are equal exactly when the values
+ * print the same with %.17g (0 and -0 differ; NaNs differ only by sign). */
+static int64_t real_key(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    if (d != d)
+        b = (b & (1ULL << 63)) | 0x7ff8000000000000ULL;
+    return (int64_t)b;
+}
+
+/* Integer-like fields key on one 64-bit word; text and temporal fields on
+ * a hash of their canonical text (see keyset.h). */
+static enum keyset_kind key_kind(const struct ts_field *f)
+{
+    switch (f->type) {
+    case TS_INTEGER:
+    case TS_BOOLEAN:
+    case TS_YEAR:
+    case TS_NUMBER:
+        return KEYSET_INT;
+    default:
+        return KEYSET_BYTES;
+    }
+}
+
+static int key_add(struct keyset *ks, enum keyset_kind kind, const struct ts_cast *v,
+                   uint64_t line, uint64_t *first)
+{
+    if (kind == KEYSET_INT)
+        return keyset_add_int(ks, v->kind == TC_INT ? v->i : real_key(v->d), line, first);
+    return keyset_add_bytes(ks, v->s, v->len, line, first);
+}
 
 static void check_cell(struct run *R, struct cells *C, const struct csv_record *rec, size_t c,
                        size_t fi)
@@ -859,14 +840,9 @@ static void check_cell(struct run *R, struct cells *C, const struct csv_record *
         if (i == f->n_enum)
             problem(R, rec->line, col, f->name, p, len, "enum", "is not one of %s", f->enum_text);
     }
-    if (f->unique) {
-        char kb[64];
-        const char *k;
-        size_t kl = tsfield_key(v, kb, sizeof kb, &k);
-        if (!keyset_add(&C->uniq[fi], k, kl, rec->line, &first))
-            problem(R, rec->line, col, f->name, p, len, "unique",
-                    "is not unique (first seen on line %llu)", (unsigned long long)first);
-    }
+    if (C->uniq[fi] && !key_add(C->uniq[fi], key_kind(f), v, rec->line, &first))
+        problem(R, rec->line, col, f->name, p, len, "unique",
+                "is not unique (first seen on line %llu)", (unsigned long long)first);
     if (R->nerr != before)
         return;
     C->ok[fi] = true;
@@ -886,37 +862,73 @@ static void check_cell(struct run *R, struct cells *C, const struct csv_record *
     }
 }
 
+/* "a, b" of the primary key fields, for messages. */
+static size_t pk_names(const struct tschema *s, char *buf, size_t size)
+{
+    size_t no = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < s->n_pk && no < size; i++)
+        no += (size_t)snprintf(buf + no, size - no, "%s%s", i ? ", " : "", s->f[s->pk[i]].name);
+    return no;
+}
+
+/*
+ * The primary key of a record whose key fields all passed.  One field: its
+ * key as for unique.  Several: each field's key in an unambiguous encoding
+ * (a kind byte, then 8 bytes of integer or number bits, or 8 bytes of
+ * length and the text), hashed as one.  The display text ("1, x") is only
+ * made when there is something to report.
+ */
 static void check_pk(struct run *R, struct cells *C, const struct csv_record *rec)
 {
     const struct tschema *s = R->s;
-    size_t o = 0;
-    char names[256];
-    size_t no = 0;
     uint64_t first;
+    int fresh;
+    if (!C->pk)
+        return;
     for (size_t i = 0; i < s->n_pk; i++)
         if (!C->ok[s->pk[i]])
             return; /* already reported */
-    for (size_t i = 0; i < s->n_pk; i++) {
+    if (s->n_pk == 1) {
+        fresh = key_add(C->pk, key_kind(&s->f[s->pk[0]]), &C->cast[s->pk[0]], rec->line, &first);
+    } else {
+        size_t o = 0;
+        for (size_t i = 0; i < s->n_pk; i++) {
+            const struct ts_cast *v = &C->cast[s->pk[i]];
+            size_t need = o + 1 + 8 + (v->kind == TC_TEXT ? v->len : 0);
+            if (need > C->pkbuf_cap) {
+                C->pkbuf_cap = need * 2;
+                C->pkbuf = xrealloc(C->pkbuf, C->pkbuf_cap);
+            }
+            uint64_t w = v->kind == TC_INT    ? (uint64_t)v->i
+                         : v->kind == TC_REAL ? (uint64_t)real_key(v->d)
+                                              : (uint64_t)v->len;
+            C->pkbuf[o++] = (unsigned char)v->kind;
+            memcpy(C->pkbuf + o, &w, 8);
+            o += 8;
+            if (v->kind == TC_TEXT) {
+                memcpy(C->pkbuf + o, v->s, v->len);
+                o += v->len;
+            }
+        }
+        fresh = keyset_add_bytes(C->pk, C->pkbuf, o, rec->line, &first);
+    }
+    if (fresh)
+        return;
+
+    char names[256], text[512];
+    size_t to = 0;
+    pk_names(s, names, sizeof names);
+    for (size_t i = 0; i < s->n_pk && to < sizeof text; i++) {
         char kb[64];
         const char *k;
         size_t kl = tsfield_key(&C->cast[s->pk[i]], kb, sizeof kb, &k);
-        if (o + kl + 2 > C->pkbuf_cap) {
-            C->pkbuf_cap = (o + kl + 2) * 2;
-            C->pkbuf = xrealloc(C->pkbuf, C->pkbuf_cap);
-        }
-        if (i) {
-            memcpy(C->pkbuf + o, ", ", 2);
-            o += 2;
-        }
-        memcpy(C->pkbuf + o, k, kl);
-        o += kl;
-        if (no < sizeof names)
-            no += (size_t)snprintf(names + no, sizeof names - no, "%s%s", i ? ", " : "",
-                                   s->f[s->pk[i]].name);
+        to += (size_t)snprintf(text + to, sizeof text - to, "%s%.*s", i ? ", " : "", (int)kl, k);
     }
-    if (!keyset_add(&C->pk, C->pkbuf, o, rec->line, &first))
-        problem(R, rec->line, 0, NULL, C->pkbuf, o, "primary_key",
-                "repeats the primary key (%s) of line %llu", names, (unsigned long long)first);
+    if (to >= sizeof text)
+        to = sizeof text - 1;
+    problem(R, rec->line, 0, NULL, text, to, "primary_key",
+            "repeats the primary key (%s) of line %llu", names, (unsigned long long)first);
 }
 
 static void check_structure(struct run *R, const struct csv_record *rec, const size_t *map,
@@ -976,6 +988,166 @@ static int split_record(struct wout *w, const struct csv_record *rec, size_t nco
         wout_field(w, false, R->recerr, R->recerr_len, e) < 0 || wout_put(w, "\r\n", 2, e) < 0)
         return -1;
     return 0;
+}
+
+/* ---- unique and primary key sets --------------------------------------- */
+
+/* The budget for all sets of a run: KEYSET_BUDGET, or for tests the bytes
+ * in WHARF_TEST_KEYSET_BUDGET (a tiny budget forces spilling). */
+static size_t keyset_budget(void)
+{
+    const char *v = getenv("WHARF_TEST_KEYSET_BUDGET");
+    uint64_t u;
+    if (v && *v && parse_uint(v, SIZE_MAX, &u) == 0 && u > 0)
+        return (size_t)u;
+    return KEYSET_BUDGET;
+}
+
+/* One set per unique field, and one for the primary key unless it is a
+ * single field that is unique anyway: that field's set already refuses
+ * every repeat, and the primary key is only checked when the field passed.
+ * The budget is shared; spilled runs go next to the part. */
+static void sets_open(const struct tschema *s, const struct validate_input *in,
+                      struct cells *C)
+{
+    size_t n = 0, budget;
+    bool pk_set = s->n_pk > 1 || (s->n_pk == 1 && !s->f[s->pk[0]].unique);
+    char *dir = xstrdup(in->path), *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = 0;
+    else
+        strcpy(dir, ".");
+    for (size_t i = 0; i < s->n; i++)
+        n += s->f[i].unique;
+    n += pk_set;
+    C->uniq = xcalloc(s->n, sizeof *C->uniq);
+    C->sets = xcalloc(n + 1, sizeof *C->sets);
+    budget = n ? keyset_budget() / n : 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->f[i].unique)
+            C->sets[C->nsets++] = C->uniq[i] = keyset_new(key_kind(&s->f[i]), budget, dir);
+    if (pk_set)
+        C->sets[C->nsets++] = C->pk =
+            keyset_new(s->n_pk == 1 ? key_kind(&s->f[s->pk[0]]) : KEYSET_BYTES, budget, dir);
+    free(dir);
+}
+
+static void sets_free(struct cells *C)
+{
+    for (size_t i = 0; i < C->nsets; i++)
+        keyset_free(C->sets[i]);
+    free(C->sets);
+    free(C->uniq);
+}
+
+/* What a late repeat needs to be reported and counted. */
+struct late {
+    struct run *R;
+    struct validate_result *res;
+    const struct ts_field *f; /* the unique field; NULL for the primary key */
+    size_t col;
+    char names[256];           /* primary key fields */
+    bool real;                 /* the key is a number's bits */
+    struct keyset *lines;      /* several sets: count each record once */
+    struct werr *e;
+    int err;
+};
+
+/*
+ * A repeat found by keyset_finish, after its record was checked.  It is
+ * reported like one found at once, without the value when the key was a
+ * hash.  A record that was invalid anyway changes nothing else.  A record
+ * that was handed on as valid now counts as invalid, and since it may
+ * already be loaded (or written nowhere, with on_invalid: split) the
+ * result is marked late_duplicates and structural: the whole part is
+ * refused rather than a duplicate loaded.  With several sets, a record
+ * repeated in more than one is counted once (C->lines, itself a keyset).
+ */
+static void late_dup(void *ctx, uint64_t line, uint64_t first, bool row_invalid,
+                     const int64_t *key_int)
+{
+    struct late *L = ctx;
+    char val[40];
+    size_t vl = 0;
+    uint64_t seen;
+    if (key_int) {
+        if (L->real) {
+            double d;
+            memcpy(&d, key_int, sizeof d);
+            vl = (size_t)snprintf(val, sizeof val, "%.17g", d);
+        } else {
+            vl = (size_t)snprintf(val, sizeof val, "%lld", (long long)*key_int);
+        }
+    }
+    if (L->f)
+        report_add(L->R->rep, L->R->in->display, line, L->col, L->f->name, vl ? val : NULL, vl,
+                   "unique", "is not unique (first seen on line %llu)", (unsigned long long)first);
+    else
+        report_add(L->R->rep, L->R->in->display, line, 0, NULL, vl ? val : NULL, vl,
+                   "primary_key", "repeats the primary key (%s) of line %llu", L->names,
+                   (unsigned long long)first);
+    if (row_invalid)
+        return;
+    if (L->lines) {
+        int fresh = keyset_add_int(L->lines, (int64_t)line, line, &seen);
+        if (keyset_row_end(L->lines, false, L->e) < 0)
+            L->err = -1;
+        if (!fresh)
+            return;
+    }
+    L->res->valid--;
+    L->res->invalid++;
+    L->res->late_duplicates = true;
+    L->res->structural = true;
+}
+
+/* A record counted twice above (a late repeat in two sets): once again. */
+static void late_twice(void *ctx, uint64_t line, uint64_t first, bool row_invalid,
+                       const int64_t *key_int)
+{
+    struct late *L = ctx;
+    (void)line, (void)first, (void)row_invalid, (void)key_int;
+    L->res->valid++;
+    L->res->invalid--;
+}
+
+/* The end of a run: the repeats that only the merge of spilled runs finds. */
+static int sets_finish(struct run *R, struct cells *C, struct validate_result *res,
+                       struct werr *e)
+{
+    const struct tschema *s = R->s;
+    struct late L = {.R = R, .res = res, .e = e};
+    bool any = false;
+    int rc = -1;
+    for (size_t i = 0; i < C->nsets; i++)
+        any = any || keyset_spilled(C->sets[i]);
+    if (!any)
+        return 0;
+    if (C->nsets > 1)
+        L.lines = keyset_new(KEYSET_INT, keyset_budget(), ".");
+    for (size_t i = 0; i < s->n; i++) {
+        if (!C->uniq[i])
+            continue;
+        L.f = &s->f[i];
+        L.col = C->col[i];
+        L.real = s->f[i].type == TS_NUMBER;
+        if (keyset_finish(C->uniq[i], late_dup, &L, e) < 0 || L.err < 0)
+            goto out;
+    }
+    if (C->pk) {
+        L.f = NULL;
+        L.col = 0;
+        L.real = s->n_pk == 1 && s->f[s->pk[0]].type == TS_NUMBER;
+        pk_names(s, L.names, sizeof L.names);
+        if (keyset_finish(C->pk, late_dup, &L, e) < 0 || L.err < 0)
+            goto out;
+    }
+    if (L.lines && keyset_finish(L.lines, late_twice, &L, e) < 0)
+        goto out;
+    rc = 0;
+out:
+    keyset_free(L.lines);
+    return rc;
 }
 
 /*
@@ -1059,7 +1231,11 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
     C.vals = xcalloc(s->n, sizeof *C.vals);
     C.cast = xcalloc(s->n, sizeof *C.cast);
     C.ok = xcalloc(s->n, sizeof *C.ok);
-    C.uniq = xcalloc(s->n, sizeof *C.uniq);
+    C.col = xcalloc(s->n, sizeof *C.col);
+    for (size_t c = 0; c < ncols; c++)
+        if (map[c] < s->n && !C.col[map[c]])
+            C.col[map[c]] = c + 1;
+    sets_open(s, in, &C);
 
     while ((got = csv_next(rd, &rec, e)) == 1) {
         res->records++;
@@ -1079,6 +1255,9 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
             if (s->n_pk)
                 check_pk(&R, &C, &rec);
         }
+        for (size_t i = 0; i < C.nsets; i++)
+            if (keyset_row_end(C.sets[i], R.nerr != 0, e) < 0)
+                goto out;
 
         if (R.nerr == 0) {
             res->valid++;
@@ -1097,6 +1276,10 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
         werr_prefix(e, "%s", in->display);
         goto out;
     }
+    if (sets_finish(&R, &C, res, e) < 0) {
+        werr_prefix(e, "%s", in->display);
+        goto out;
+    }
     if (w) {
         if (w->n && dfile_write(&w->df, w->buf, w->n, e) < 0)
             goto out;
@@ -1110,11 +1293,8 @@ out:
     if (w && w->open)
         dfile_abort(&w->df);
     free(w);
-    if (C.uniq)
-        for (size_t i = 0; i < s->n; i++)
-            keyset_free(&C.uniq[i]);
-    keyset_free(&C.pk);
-    free(C.uniq);
+    sets_free(&C);
+    free(C.col);
     free(C.vals);
     free(C.cast);
     free(C.ok);

@@ -354,9 +354,43 @@ static bool datetime_ok(const struct dt *t)
     return date_ok(t) && time_ok(t);
 }
 
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* The common case without the format machinery: an ISO date, YYYY-MM-DD
+ * with every width full, is already its own canonical text.  Anything else
+ * goes the long way (and gets the same answer there). */
+static bool cast_iso_date(const char *s, size_t len, struct ts_cast *o)
+{
+    struct dt t = {0};
+    if (len != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4) || !digits(s + 5, 2) ||
+        !digits(s + 8, 2))
+        return false;
+    t.y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    t.mo = (s[5] - '0') * 10 + (s[6] - '0');
+    t.d = (s[8] - '0') * 10 + (s[9] - '0');
+    t.has_y = t.has_mo = t.has_d = true;
+    if (!date_ok(&t))
+        return false;
+    o->kind = TC_TEXT;
+    memcpy(o->buf, s, 10);
+    o->buf[10] = 0;
+    o->s = o->buf;
+    o->len = 10;
+    o->ord = (double)days_from_civil(t.y, t.mo, t.d);
+    return true;
+}
+
 static bool cast_temporal(const struct ts_field *f, const char *s, size_t len, struct ts_cast *o)
 {
     struct dt t;
+    if (f->type == TS_DATE && f->fmt != FMT_PATTERN && cast_iso_date(s, len, o))
+        return true;
     bool (*ok)(const struct dt *) = f->type == TS_DATE   ? date_ok
                                     : f->type == TS_TIME ? time_ok
                                                          : datetime_ok;
@@ -455,6 +489,38 @@ static bool cast_integer(const struct ts_field *f, const char *s, size_t len, in
     return true;
 }
 
+/*
+ * Plain decimals ("-1234.5") without strtod: when the digits, read as an
+ * integer m, stay below 2^53 and there are k <= 22 of them after the
+ * decimal char, m and 10^k are exact doubles and m / 10^k is one correctly
+ * rounded operation, the same double strtod returns (Clinger's fast path).
+ * false for anything else, which takes the general path.
+ */
+static bool fast_decimal(const char *p, const char *end, char decimal, double *out)
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    bool neg = false, any = false;
+    uint64_t m = 0;
+    size_t k = 0;
+    if (p < end && (*p == '-' || *p == '+'))
+        neg = *p++ == '-';
+    for (; p < end && isdig(*p); p++, any = true)
+        if ((m = m * 10 + (uint64_t)(*p - '0')) >= (1ULL << 53))
+            return false;
+    if (p < end && *p == decimal)
+        for (p++; p < end && isdig(*p); p++, k++, any = true)
+            if ((m = m * 10 + (uint64_t)(*p - '0')) >= (1ULL << 53))
+                return false;
+    if (p != end || !any || k > 22)
+        return false;
+    *out = (double)m / p10[k];
+    if (neg)
+        *out = -*out;
+    return true;
+}
+
 static bool cast_number(const struct ts_field *f, const char *s, size_t len, double *out)
 {
     const char *p = s, *end = s + len;
@@ -477,6 +543,8 @@ static bool cast_number(const struct ts_field *f, const char *s, size_t len, dou
         *out = -INFINITY;
         return true;
     }
+    if (!f->group_char && fast_decimal(p, end, f->decimal_char, out))
+        return true;
     if (p < end && (*p == '-' || *p == '+'))
         buf[n++] = *p++;
     for (; p < end && (isdig(*p) || (f->group_char && *p == f->group_char)); p++) {

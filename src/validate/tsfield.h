@@ -81,7 +81,8 @@ int tsfield_cast(const struct ts_field *f, const char *s, size_t len, struct ts_
                  char *why, size_t why_len);
 /* <0, 0, >0 for values of the same field. */
 int tsfield_compare(const struct ts_field *f, const struct ts_cast *a, const struct ts_cast *b);
-/* The canonical text of a value (unique and primary key sets). */
+/* The canonical text of a value, for messages about unique and primary
+ * keys (snprintf for numbers: not for the hot path). */
 size_t tsfield_key(const struct ts_cast *v, char *buf, size_t size, const char **out);
 void tsfield_free(struct ts_field *f);
 

@@ -13,6 +13,16 @@
  *    record followed by its errors.
  * Returns 0 when the part was read to the end (res and rep tell how it
  * went), -1 when it could not be (e filled), or fn's -1.
+ *
+ * Late duplicates (CSV `unique` / `primaryKey`): the sets that find repeats
+ * keep a bounded amount in memory and spill the rest to temporary files
+ * (validate/keyset.h).  A repeat whose first occurrence was spilled is only
+ * found after the last record, when its record has already gone to fn as
+ * valid.  Such a repeat is reported like any other, its record is counted
+ * invalid instead of valid, and res->late_duplicates and res->structural
+ * are set: the caller must refuse the whole part (a duplicate is never
+ * loaded), whatever on_invalid says.  Files whose keys fit in memory never
+ * see this.
  */
 #ifndef WHARF_VALIDATE_H
 #define WHARF_VALIDATE_H
@@ -69,6 +79,7 @@ struct validate_result {
     uint64_t valid;
     uint64_t invalid;
     bool structural; /* a problem that makes the whole part unusable (bad XML, bad header) */
+    bool late_duplicates; /* repeats found after their rows went to fn (implies structural) */
 };
 
 struct validator;

@@ -3,7 +3,10 @@
  * A generated 50 MB CSV (one quoted multi-line field every 1000 rows, CRLF
  * endings) goes through csvv_run; every row must arrive typed, and the
  * process' peak RSS may grow by no more than a few MB over the run (the
- * input block, the record buffer and the field array).
+ * input block, the record buffer and the field array).  Then the same file
+ * with `unique` on the id and one repeat at the very end: the unique set
+ * may add its budget (KEYSET_BUDGET) and no more, spilling to disk, and
+ * the repeat must still be found with the line of its first occurrence.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +23,7 @@
 #include "config/config.h"
 #include "util/durable.h"
 #include "util/xmalloc.h"
+#include "validate/keyset.h"
 #include "validate/tableschema.h"
 
 #define TARGET_BYTES  (50u * 1024 * 1024)
@@ -73,6 +77,8 @@ static void test_bounded(void **state)
                                   (unsigned long long)rows, (unsigned long long)rows % 9973,
                                   (unsigned long long)(rows % 28 + 1), (unsigned long long)rows);
     }
+    /* the repeat (found only by the final merge of the spilled runs) */
+    bytes += (uint64_t)fprintf(f, "1,0.5,2024-02-01,again\r\n");
     assert_int_equal(fclose(f), 0);
 
     struct profile *p = xcalloc(1, sizeof *p);
@@ -103,13 +109,42 @@ static void test_bounded(void **state)
     if (rep.n)
         fail_msg("unexpected problem: line %llu %s", (unsigned long long)rep.v[0].line,
                  rep.v[0].message);
-    assert_int_equal(res.records, rows);
-    assert_int_equal(res.valid, rows);
-    assert_int_equal(c.rows, rows);
-    assert_int_equal(c.sum, sum);
+    assert_int_equal(res.records, rows + 1);
+    assert_int_equal(res.valid, rows + 1);
+    assert_int_equal(c.rows, rows + 1);
+    assert_int_equal(c.sum, sum + 1);
     if (after - before > RSS_GROWTH_KB)
         fail_msg("peak RSS grew by %ld KiB over a %llu-byte file (bound %d KiB)", after - before,
                  (unsigned long long)bytes, RSS_GROWTH_KB);
+    report_free(&rep);
+    tschema_free(s);
+    profile_free(p);
+
+    /* the same with unique ids */
+    const char *ufields = "[{name: id, type: integer, constraints: {unique: true}},"
+                          " {name: amount, type: number}, {name: day, type: date},"
+                          " {name: note, constraints: {maxLength: 64}}]";
+    p = xcalloc(1, sizeof *p);
+    profile_defaults(p);
+    p->name = xstrdup("rss");
+    p->csv.inline_fields = node_parse("inline", ufields, strlen(ufields), &d);
+    s = tschema_compile(&cfg, p, &d);
+    assert_non_null(s);
+    memset(&c, 0, sizeof c);
+    report_init(&rep, 10);
+    before = peak_kb();
+    assert_int_equal(csvv_run(s, p, &in, &rep, count_row, &c, NULL, &res, &e), 0);
+    after = peak_kb();
+    assert_int_equal(rep.total, 1);
+    assert_string_equal(rep.v[0].code, "unique");
+    assert_string_equal(rep.v[0].message, "is not unique (first seen on line 2)");
+    assert_string_equal(rep.v[0].value, "1");
+    assert_true(res.late_duplicates);
+    assert_int_equal(res.valid, rows);
+    assert_int_equal(res.invalid, 1);
+    if (after - before > RSS_GROWTH_KB + (long)(KEYSET_BUDGET / 1024))
+        fail_msg("with unique: peak RSS grew by %ld KiB (bound %ld KiB)", after - before,
+                 RSS_GROWTH_KB + (long)(KEYSET_BUDGET / 1024));
 
     report_free(&rep);
     tschema_free(s);

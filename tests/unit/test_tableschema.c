@@ -577,6 +577,182 @@ static bool has_diag(const struct diags *d, const char *needle)
     return false;
 }
 
+/* ---- unique and primary keys past the memory budget -------------------- */
+
+/* Is there a problem at line with this code and message (and value, when
+ * value is not NULL; "" means none)?  Late repeats come in key order, so
+ * the tests look problems up rather than expect an order. */
+static bool has_problem(const struct report *rep, uint64_t line, const char *code,
+                        const char *message, const char *value)
+{
+    for (size_t i = 0; i < rep->n; i++) {
+        const struct problem *q = &rep->v[i];
+        if (q->line != line || strcmp(q->code, code) || strcmp(q->message, message))
+            continue;
+        if (value && strcmp(q->value ? q->value : "", value))
+            continue;
+        return true;
+    }
+    return false;
+}
+
+static void expect(const struct report *rep, uint64_t line, const char *code, const char *message,
+                   const char *value)
+{
+    if (!has_problem(rep, line, code, message, value)) {
+        char *text = report_text(rep);
+        fail_msg("no %s problem at line %llu \"%s\" in:\n%s", code, (unsigned long long)line,
+                 message, text);
+    }
+}
+
+/* With a tiny budget (WHARF_TEST_KEYSET_BUDGET) each set holds 11 keys
+ * before it spills, so most repeats are only found by the final merge:
+ * they must still be reported at their line with the line of the first
+ * occurrence, counted invalid, and mark the part as unusable, because the
+ * row already went to the callback as valid. */
+static void test_spill(void **state)
+{
+    (void)state;
+    struct profile *p = inline_profile("[{name: id, type: integer, constraints: {unique: true}},"
+                                       " {name: code, constraints: {unique: true}}]");
+    struct tschema *s = compile_ok(p);
+    struct report rep;
+    struct validate_result res;
+    struct rows rows = {0};
+    char *split = xasprintf("%s/invalid.csv", tmpdir);
+    char csv[4096];
+    size_t o = (size_t)snprintf(csv, sizeof csv, "id,code\n");
+    for (int i = 1; i <= 60; i++) /* id i on line i + 1 */
+        o += (size_t)snprintf(csv + o, sizeof csv - o, "%d,c%d\n", i, i);
+    snprintf(csv + o, sizeof csv - o,
+             "3,x1\n"   /* 62: id 3 of line 4, spilled long ago: found late */
+             "70,c5\n"  /* 63: code c5 of line 6: late */
+             "3,c5\n"   /* 64: both seen in this window (62, 63): found at once */
+             "abc,x2\n" /* 65: not an integer */
+             "7,c9\n"); /* 66: late in both sets; one invalid record */
+
+    setenv("WHARF_TEST_KEYSET_BUDGET", "256", 1);
+    int rc = run(s, p, csv, &rep, &res, &rows, split);
+    unsetenv("WHARF_TEST_KEYSET_BUDGET");
+    assert_int_equal(rc, 0);
+
+    assert_int_equal(res.records, 65);
+    assert_int_equal(res.invalid, 5);
+    assert_int_equal(res.valid, 60);
+    assert_true(res.late_duplicates);
+    assert_true(res.structural);
+    assert_int_equal(rows.seen, 63); /* 62, 63 and 66 went out as valid */
+    assert_int_equal(rep.total, 7);
+    expect(&rep, 64, "unique", "is not unique (first seen on line 62)", "3");
+    expect(&rep, 64, "unique", "is not unique (first seen on line 63)", "c5");
+    expect(&rep, 65, "type", "is not an integer", "abc");
+    /* late: an integer key still shows its value, a hashed one cannot */
+    expect(&rep, 62, "unique", "is not unique (first seen on line 4)", "3");
+    expect(&rep, 63, "unique", "is not unique (first seen on line 6)", "");
+    expect(&rep, 66, "unique", "is not unique (first seen on line 8)", "7");
+    expect(&rep, 66, "unique", "is not unique (first seen on line 10)", "");
+    for (size_t i = 0; i < rep.n; i++) {
+        const struct problem *q = &rep.v[i];
+        bool id = strstr(q->message, "line 4)") || strstr(q->message, "line 8)");
+        if (q->line == 62 || q->line == 66)
+            assert_string_equal(q->field, id ? "id" : "code");
+    }
+    /* the split file only has the records found invalid in time */
+    char *got = slurp(split);
+    assert_non_null(strstr(got, "\r\n3,c5,64,"));
+    assert_non_null(strstr(got, ",65,"));
+    assert_null(strstr(got, ",62,"));
+    free(got);
+    report_free(&rep);
+
+    /* the same file in memory: every repeat found at once, nothing late */
+    struct rows rows2 = {0};
+    assert_int_equal(run(s, p, csv, &rep, &res, &rows2, NULL), 0);
+    assert_false(res.late_duplicates);
+    assert_false(res.structural);
+    assert_int_equal(res.invalid, 5);
+    assert_int_equal(rows2.seen, 60);
+    expect(&rep, 62, "unique", "is not unique (first seen on line 4)", "3");
+    expect(&rep, 63, "unique", "is not unique (first seen on line 6)", "c5");
+    report_free(&rep);
+    free(split);
+    tschema_free(s);
+    profile_free(p);
+}
+
+/* A primary key that is one unique field shares that field's set: each
+ * repeat is reported once, as not unique, in memory and after a spill.  A
+ * composite key spills too, and keeps telling (1, "x, y") from
+ * (1, "x"), ("y") style look-alikes apart. */
+static void test_primary_key_sets(void **state)
+{
+    (void)state;
+    struct diags d = {0};
+    struct tschema *s =
+        compile_file("pk.json",
+                     "{\"fields\": [{\"name\": \"id\", \"type\": \"integer\","
+                     " \"constraints\": {\"unique\": true}}, {\"name\": \"v\"}],"
+                     " \"primaryKey\": \"id\"}\n",
+                     &d);
+    assert_non_null(s);
+    struct profile *p = xcalloc(1, sizeof *p);
+    profile_defaults(p);
+    struct report rep;
+    struct validate_result res;
+    struct rows rows = {0};
+    char csv[2048];
+    size_t o = (size_t)snprintf(csv, sizeof csv, "id,v\n");
+    for (int i = 1; i <= 30; i++)
+        o += (size_t)snprintf(csv + o, sizeof csv - o, "%d,a\n", i);
+    snprintf(csv + o, sizeof csv - o, "2,b\n30,c\n"); /* lines 32 (late) and 33 (at once) */
+
+    for (int spill = 0; spill < 2; spill++) {
+        if (spill)
+            setenv("WHARF_TEST_KEYSET_BUDGET", "1", 1);
+        memset(&rows, 0, sizeof rows);
+        assert_int_equal(run(s, p, csv, &rep, &res, &rows, NULL), 0);
+        unsetenv("WHARF_TEST_KEYSET_BUDGET");
+        assert_int_equal(rep.total, 2);
+        expect(&rep, 32, "unique", "is not unique (first seen on line 3)", "2");
+        expect(&rep, 33, "unique", "is not unique (first seen on line 31)", "30");
+        assert_int_equal(res.invalid, 2);
+        assert_int_equal(res.late_duplicates, spill == 1);
+        report_free(&rep);
+    }
+    tschema_free(s);
+
+    s = compile_file("pk2.json",
+                     "{\"fields\": [{\"name\": \"a\", \"type\": \"integer\"}, {\"name\": \"b\"}],"
+                     " \"primaryKey\": [\"a\", \"b\"]}\n",
+                     &d);
+    assert_non_null(s);
+    o = (size_t)snprintf(csv, sizeof csv, "a,b\n");
+    for (int i = 1; i <= 30; i++)
+        o += (size_t)snprintf(csv + o, sizeof csv - o, "%d,x\n", i);
+    snprintf(csv + o, sizeof csv - o,
+             "5,\"x, y\"\n" /* 32: new: the old ", "-joined text key would not care */
+             "05,x\n"       /* 33: (5, x) of line 6, late */
+             "5,\"x, y\"\n" /* 34: of line 32, at once */);
+    for (int spill = 0; spill < 2; spill++) {
+        if (spill)
+            setenv("WHARF_TEST_KEYSET_BUDGET", "1", 1);
+        memset(&rows, 0, sizeof rows);
+        assert_int_equal(run(s, p, csv, &rep, &res, &rows, NULL), 0);
+        unsetenv("WHARF_TEST_KEYSET_BUDGET");
+        assert_int_equal(rep.total, 2);
+        expect(&rep, 33, "primary_key", "repeats the primary key (a, b) of line 6",
+               spill ? "" : "5, x");
+        expect(&rep, 34, "primary_key", "repeats the primary key (a, b) of line 32", "5, x, y");
+        assert_int_equal(res.valid, 31);
+        assert_int_equal(res.late_duplicates, spill == 1);
+        report_free(&rep);
+    }
+    diag_free(&d);
+    profile_free(p);
+    tschema_free(s);
+}
+
 static void test_schema_file_json(void **state)
 {
     (void)state;
@@ -677,6 +853,8 @@ int main(void)
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_schema_file_json),
         cmocka_unit_test(test_schema_file_errors),
+        cmocka_unit_test(test_spill),
+        cmocka_unit_test(test_primary_key_sets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
