@@ -39,11 +39,6 @@
 #include "util/xmalloc.h"
 
 #define BUSY_TIMEOUT_MS 10000
-/* Page cache during a load (KiB; SQLite's default is 2000): big inserts
- * then rewrite fewer b-tree pages into the WAL before the commit.  Back to
- * the default afterwards, since connections stay open between loads. */
-#define LOAD_CACHE_SQL "PRAGMA cache_size=-2000"
-#define IDLE_CACHE_SQL "PRAGMA cache_size=-2000"
 
 struct sq {
     sqlite3 *db;
@@ -220,7 +215,10 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
     s->path = xstrdup(p->target.path);
     s->table = xstrdup(p->target.table);
     s->profile = p->name ? p->name : "";
-    rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* NOMUTEX: a target belongs to one pipeline, and a pipeline to one
+     * thread, so SQLite need not lock around every bind and step. */
+    rc = sqlite3_open_v2(s->path, &s->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         sq_fail(e, s, rc, "open");
         goto out;
@@ -613,7 +611,6 @@ static void sq_rollback(struct target *t)
     s->index_at_end = false;
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_exec(s->db, IDLE_CACHE_SQL, NULL, NULL, NULL);
 }
 
 static int sq_begin(struct target *t, const char *intake, const struct columns *cols,
@@ -684,8 +681,7 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
             goto fail;
     }
     sql = insert_sql(s, cols, &p->target.key, p->target.mode == LOAD_UPSERT);
-    if (sq_prepare(s, sql, &s->ins, "prepare insert", e) < 0 ||
-        sq_exec(s, LOAD_CACHE_SQL, "cache_size", e) < 0)
+    if (sq_prepare(s, sql, &s->ins, "prepare insert", e) < 0)
         goto fail;
     s->ncols = cols->n;
     rc = sqlite3_bind_text(s->ins, (int)cols->n + 1, intake, -1, SQLITE_TRANSIENT);
@@ -789,7 +785,6 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
         goto out;
     s->active = false;
     s->index_at_end = false;
-    sqlite3_exec(s->db, IDLE_CACHE_SQL, NULL, NULL, NULL);
     r = 0;
 out:
     sqlite3_finalize(st);

@@ -39,6 +39,7 @@
 
 #include "source/ssh.h"
 #include "util/durable.h"
+#include "util/hashwriter.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -725,22 +726,39 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
              "%s: resuming %s at byte %lld of %llu (verified from %s)", im->label, d->path,
              (long long)off, (unsigned long long)d->size, partial);
     }
-    for (;;) {
-        ssize_t n = libssh2_sftp_read(h, (char *)im->buf, SFTP_READ_BUF);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            fail(im, e, "read %s at byte %lld", remote, (long long)off);
+    /* Decrypting here, hashing and writing on a second thread (hashwriter):
+     * the two halves of the work run on two cores, as OpenSSH's ssh and
+     * sftp processes do. */
+    {
+        struct hashwriter *hw = hashwriter_start(fd, &hash, SFTP_READ_BUF, 3);
+        bool read_failed = false, write_failed = false;
+        for (;;) {
+            char *buf = hashwriter_buffer(hw);
+            ssize_t n = libssh2_sftp_read(h, buf, SFTP_READ_BUF);
+            if (n <= 0) {
+                hashwriter_submit(hw, buf, 0);
+                if (n < 0) {
+                    fail(im, e, "read %s at byte %lld", remote, (long long)off);
+                    read_failed = true;
+                }
+                break;
+            }
+            if (hashwriter_submit(hw, buf, (size_t)n) < 0) {
+                write_failed = true;
+                break;
+            }
+            off += n;
+            if ((uint64_t)off > d->size)
+                break; /* grown: the size check below says so */
+        }
+        if (hashwriter_finish(hw) < 0 || write_failed) {
+            if (!read_failed)
+                werr_sys(e, "%s: write", partial);
+            keep_partial = false; /* the file may be short of what was hashed */
             goto out;
         }
-        if (write_all(fd, im->buf, (size_t)n) < 0) {
-            werr_sys(e, "%s: write", partial);
+        if (read_failed)
             goto out;
-        }
-        sha256_update(&hash, im->buf, (size_t)n);
-        off += n;
-        if ((uint64_t)off > d->size)
-            break; /* grown: the size check below says so */
     }
     libssh2_sftp_close(h);
     h = NULL;

@@ -247,8 +247,7 @@ int keyset_add_int(struct keyset *ks, int64_t key, uint64_t line, uint64_t *firs
     return add(ks, &k, 1, line, first);
 }
 
-int keyset_add_bytes(struct keyset *ks, const void *key, size_t len, uint64_t line,
-                     uint64_t *first)
+int keyset_add_bytes(struct keyset *ks, const void *key, size_t len, uint64_t line, uint64_t *first)
 {
     uint64_t k[2];
     siphash128(ks->sk0, ks->sk1, key, len, k);
@@ -438,7 +437,7 @@ int keyset_row_end(struct keyset *ks, bool row_invalid, struct werr *e)
 
 struct cursor {
     uint64_t *buf;
-    size_t pos, len;   /* entries in buf */
+    size_t pos, len;    /* entries in buf */
     uint64_t off, left; /* file offset and entries after buf */
 };
 
@@ -466,8 +465,7 @@ static void heap_down(const struct keyset *ks, struct cursor *cur, size_t *h, si
         size_t c = 2 * i + 1;
         if (c >= n)
             return;
-        if (c + 1 < n &&
-            ecmp(cursor_at(ks, &cur[h[c + 1]]), cursor_at(ks, &cur[h[c]]), ks->kw) < 0)
+        if (c + 1 < n && ecmp(cursor_at(ks, &cur[h[c + 1]]), cursor_at(ks, &cur[h[c]]), ks->kw) < 0)
             c++;
         if (ecmp(cursor_at(ks, &cur[h[i]]), cursor_at(ks, &cur[h[c]]), ks->kw) <= 0)
             return;

@@ -733,14 +733,14 @@ static size_t utf8_chars(const char *p, size_t len)
 }
 
 struct cells {
-    struct value *vals;    /* per field */
-    struct ts_cast *cast;  /* per field */
-    bool *ok;              /* per field: cast and non-null */
-    struct keyset **uniq;  /* per field: the unique set, or NULL */
-    struct keyset *pk;     /* NULL without a primary key, or when it is one unique field */
-    struct keyset **sets;  /* all of the above, for keyset_row_end */
+    struct value *vals;   /* per field */
+    struct ts_cast *cast; /* per field */
+    bool *ok;             /* per field: cast and non-null */
+    struct keyset **uniq; /* per field: the unique set, or NULL */
+    struct keyset *pk;    /* NULL without a primary key, or when it is one unique field */
+    struct keyset **sets; /* all of the above, for keyset_row_end */
     size_t nsets;
-    size_t *col;           /* per field: its 1-based CSV column */
+    size_t *col;   /* per field: its 1-based CSV column */
     char *scratch; /* NUL-terminated copy of a cell, for regexec */
     size_t scratch_cap;
     unsigned char *pkbuf; /* a composite primary key, encoded */
@@ -773,8 +773,8 @@ static enum keyset_kind key_kind(const struct ts_field *f)
     }
 }
 
-static int key_add(struct keyset *ks, enum keyset_kind kind, const struct ts_cast *v,
-                   uint64_t line, uint64_t *first)
+static int key_add(struct keyset *ks, enum keyset_kind kind, const struct ts_cast *v, uint64_t line,
+                   uint64_t *first)
 {
     if (kind == KEYSET_INT)
         return keyset_add_int(ks, v->kind == TC_INT ? v->i : real_key(v->d), line, first);
@@ -1007,8 +1007,7 @@ static size_t keyset_budget(void)
  * single field that is unique anyway: that field's set already refuses
  * every repeat, and the primary key is only checked when the field passed.
  * The budget is shared; spilled runs go next to the part. */
-static void sets_open(const struct tschema *s, const struct validate_input *in,
-                      struct cells *C)
+static void sets_open(const struct tschema *s, const struct validate_input *in, struct cells *C)
 {
     size_t n = 0, budget;
     bool pk_set = s->n_pk > 1 || (s->n_pk == 1 && !s->f[s->pk[0]].unique);
@@ -1046,9 +1045,9 @@ struct late {
     struct validate_result *res;
     const struct ts_field *f; /* the unique field; NULL for the primary key */
     size_t col;
-    char names[256];           /* primary key fields */
-    bool real;                 /* the key is a number's bits */
-    struct keyset *lines;      /* several sets: count each record once */
+    char names[256];      /* primary key fields */
+    bool real;            /* the key is a number's bits */
+    struct keyset *lines; /* several sets: count each record once */
     struct werr *e;
     int err;
 };
@@ -1083,8 +1082,8 @@ static void late_dup(void *ctx, uint64_t line, uint64_t first, bool row_invalid,
         report_add(L->R->rep, L->R->in->display, line, L->col, L->f->name, vl ? val : NULL, vl,
                    "unique", "is not unique (first seen on line %llu)", (unsigned long long)first);
     else
-        report_add(L->R->rep, L->R->in->display, line, 0, NULL, vl ? val : NULL, vl,
-                   "primary_key", "repeats the primary key (%s) of line %llu", L->names,
+        report_add(L->R->rep, L->R->in->display, line, 0, NULL, vl ? val : NULL, vl, "primary_key",
+                   "repeats the primary key (%s) of line %llu", L->names,
                    (unsigned long long)first);
     if (row_invalid)
         return;
@@ -1112,8 +1111,7 @@ static void late_twice(void *ctx, uint64_t line, uint64_t first, bool row_invali
 }
 
 /* The end of a run: the repeats that only the merge of spilled runs finds. */
-static int sets_finish(struct run *R, struct cells *C, struct validate_result *res,
-                       struct werr *e)
+static int sets_finish(struct run *R, struct cells *C, struct validate_result *res, struct werr *e)
 {
     const struct tschema *s = R->s;
     struct late L = {.R = R, .res = res, .e = e};

@@ -78,7 +78,7 @@ struct validate_result {
     uint64_t records; /* data records seen */
     uint64_t valid;
     uint64_t invalid;
-    bool structural; /* a problem that makes the whole part unusable (bad XML, bad header) */
+    bool structural;      /* a problem that makes the whole part unusable (bad XML, bad header) */
     bool late_duplicates; /* repeats found after their rows went to fn (implies structural) */
 };
 

@@ -689,12 +689,11 @@ static void test_primary_key_sets(void **state)
 {
     (void)state;
     struct diags d = {0};
-    struct tschema *s =
-        compile_file("pk.json",
-                     "{\"fields\": [{\"name\": \"id\", \"type\": \"integer\","
-                     " \"constraints\": {\"unique\": true}}, {\"name\": \"v\"}],"
-                     " \"primaryKey\": \"id\"}\n",
-                     &d);
+    struct tschema *s = compile_file("pk.json",
+                                     "{\"fields\": [{\"name\": \"id\", \"type\": \"integer\","
+                                     " \"constraints\": {\"unique\": true}}, {\"name\": \"v\"}],"
+                                     " \"primaryKey\": \"id\"}\n",
+                                     &d);
     assert_non_null(s);
     struct profile *p = xcalloc(1, sizeof *p);
     profile_defaults(p);
