@@ -43,7 +43,9 @@ eq() {
 # contains "description" haystack needle
 contains() {
   if [ -z "$3" ]; then bad "$1 (empty needle)"; return; fi
-  if printf '%s' "$2" | grep -qF -- "$3"; then ok "$1"; else bad "$1 (no '$3' in: $(printf '%s' "$2" | head -c 600))"; fi
+  # a here-string, not a pipe: with pipefail, grep -q leaving early would
+  # fail the pipeline through printf's SIGPIPE
+  if grep -qF -- "$3" <<<"$2"; then ok "$1"; else bad "$1 (no '$3' in: $(printf '%s' "$2" | head -c 600))"; fi
 }
 
 sql() { sqlite3 "$1" "$2"; }
