@@ -16,7 +16,7 @@
 EXPECT="$WHARF_SOURCE_DIR/tests/corpus/expected.tsv"
 MEM_KB=${HOSTILE_MEM_KB:-1048576}
 # ASan reserves terabytes of virtual memory: ulimit -v cannot apply there
-if ldd "$WHARF" 2>/dev/null | grep -q 'libasan'; then MEM_KB=unlimited; fi
+if grep -q 'libasan' <<<"$(ldd "$WHARF" 2>/dev/null)"; then MEM_KB=unlimited; fi
 
 cat > schemas/o.json <<'EOS'
 {"fields": [{"name": "order_id", "type": "integer"}, {"name": "customer", "type": "string"},
@@ -87,7 +87,7 @@ print(j["state"] + "/" + j["outcome"] + "\t" + (j.get("last_error") or "").repla
   esac
   if [ "$st" != "$want_st" ]; then
     bad "$case: $st, want $want_st ($why)"
-  elif [ -n "$reason" ] && ! printf '%s' "$why" | grep -qiF -- "$reason"; then
+  elif [ -n "$reason" ] && ! grep -qiF -- "$reason" <<<"$why"; then
     bad "$case: $outcome, but the reason does not say '$reason': $why"
   else
     ok "$case: $outcome${reason:+ ($reason)}"

@@ -159,7 +159,7 @@ if [ -x "$SSHD" ]; then
     printf 'HostKey %s\nPidFile none\nInclude %s\n' "$TMP/hostkey" "$SRC/packaging/sshd_config.d/wharf-partners.conf" >"$TMP/sshd_config"
     if out=$("$SSHD" -t -f "$TMP/sshd_config" 2>&1); then
         ok "sshd -t accepts wharf-partners.conf"
-    elif echo "$out" | grep -q 'privilege separation directory'; then
+    elif grep -q 'privilege separation directory' <<<"$out"; then
         note "sshd -t needs /run/sshd; snippet not checked"
     else
         bad "sshd -t rejects wharf-partners.conf"; printf '%s\n' "$out"

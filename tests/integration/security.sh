@@ -109,7 +109,7 @@ no_secret() { # description secret...
     grep -rqaF -- "$s" var/ log.* 2>/dev/null && hit="$hit $(grep -rlaF -- "$s" var/ log.* | head -3 | tr '\n' ' ')"
     # the ledger holds events as JSON text; look inside the database too
     for db in var/*.db; do
-      sqlite3 "$db" .dump 2>/dev/null | grep -qF -- "$s" && hit="$hit $db"
+      sqlite3 "$db" .dump 2>/dev/null | grep -F -- "$s" >/dev/null && hit="$hit $db"
     done
   done
   if [ -z "$hit" ]; then ok "$d"; else bad "$d: found in$hit"; fi
