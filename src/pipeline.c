@@ -117,6 +117,8 @@ struct job {
     struct report rep;
     /* load pass: the profile's cached target (pipeline owns it) */
     struct target *tg;
+    uint64_t bytes_read, bytes_total; /* progress of the load pass */
+    uint64_t bytes_before, *part_read;
     uint64_t rows;
 };
 
@@ -823,8 +825,11 @@ static int insert_row(void *ctx, const struct row *row, struct werr *e)
     if (j->tg->ops->insert(j->tg, row, e) < 0)
         return -1;
     j->rows++;
-    if (j->pl->progress && (j->rows & 0xffff) == 0)
-        j->pl->progress(j->pl->progress_ctx, j->in.id, "load", 0, 0, j->rows);
+    if (j->pl->progress && (j->rows & 0xffff) == 0) {
+        j->bytes_read = j->bytes_before + (j->part_read ? *j->part_read : 0);
+        j->pl->progress(j->pl->progress_ctx, j->in.id, "load", j->bytes_read, j->bytes_total,
+                        j->rows);
+    }
     return 0;
 }
 
@@ -882,6 +887,12 @@ static int step_load(struct job *j)
     if (!(v = validator_for(j->pl, j->p, &e)))
         goto fail;
     j->rows = 0;
+    j->bytes_total = 0;
+    for (size_t i = 0; i < j->insp.n; i++)
+        j->bytes_total += j->insp.parts[i].rejected ? 0 : j->insp.parts[i].utf8_bytes;
+    uint64_t before = 0, part_read = 0;
+    if (j->pl->progress)
+        j->pl->progress(j->pl->progress_ctx, j->in.id, "load", 0, j->bytes_total, 0);
     for (size_t i = 0; i < j->insp.n; i++) {
         struct part *pt = &j->insp.parts[i];
         struct validate_input vi = {
@@ -891,6 +902,7 @@ static int step_load(struct job *j)
             .delimiter = pt->dialect.delimiter,
             .quote = pt->dialect.quote,
             .header = pt->dialect.header,
+            .bytes_read = &part_read,
         };
         struct validate_result res = {0};
         char *invalid_csv = NULL;
@@ -910,7 +922,12 @@ static int step_load(struct job *j)
         }
         if (j->p->on_invalid == ON_INVALID_SPLIT)
             invalid_csv = xasprintf("%s/invalid-%zu.csv", j->workdir, i + 1);
+        part_read = 0;
+        j->part_read = &part_read;
+        j->bytes_before = before;
         r = validator_run(v, &vi, &j->rep, insert_row, j, invalid_csv, &res, &e);
+        before += pt->utf8_bytes;
+        j->part_read = NULL;
         free(invalid_csv);
         if (r < 0)
             goto fail;

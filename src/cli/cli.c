@@ -204,8 +204,8 @@ void cli_progress(void *ctx, const char *intake, const char *step, uint64_t done
         start = now;
     }
     double secs = (double)(now - start) / 1000.0;
-    if (secs <= 0)
-        secs = 0.001;
+    if (secs <= 0.05)
+        return; /* nothing to say yet */
     if (total && done)
         fprintf(stderr, "\r%s %s: %llu/%llu MB, %llu rows, %.0f rows/s, %.0fs left   ", intake,
                 step, (unsigned long long)(done >> 20), (unsigned long long)(total >> 20),

@@ -62,7 +62,8 @@ void wlog(enum log_level level, const char *profile, const char *intake, const c
         json_decref(o);
     } else {
         char *f = fields && json_object_size(fields) ? json_dumps(fields, JSON_COMPACT) : NULL;
-        line = xasprintf("%.12s %-5s %s%s%s%s%s%s %s%s%s\n", ts + 11, level_names[level],
+        /* \r + erase-line first: a progress line may be half drawn */
+        line = xasprintf("\r\033[K%.12s %-5s %s%s%s%s%s%s %s%s%s\n", ts + 11, level_names[level],
                          profile ? profile : "", profile ? " " : "", intake ? intake : "",
                          intake ? " " : "", event ? event : "", event ? ":" : "", msg,
                          f ? " " : "", f ? f : "");

@@ -29,6 +29,7 @@ struct csv_reader {
     size_t in_len, in_pos;
     uint64_t in_base; /* file offset of in[0] */
     bool eof;
+    uint64_t *progress; /* bytes read so far, for a progress display */
 
     char *rec; /* record buffer: field contents, unescaped */
     size_t rec_len, rec_cap;
@@ -210,7 +211,14 @@ static bool refill(struct csv_reader *r, int *err, struct werr *e)
         return false;
     }
     r->in_len = (size_t)n;
+    if (r->progress)
+        *r->progress = r->in_base + (uint64_t)n;
     return true;
+}
+
+void csv_set_progress(struct csv_reader *r, uint64_t *counter)
+{
+    r->progress = counter;
 }
 
 static void new_field(struct csv_reader *r)

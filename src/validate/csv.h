@@ -54,6 +54,8 @@ struct csv_reader;
 struct csv_reader *csv_open_fd(int fd, char delimiter, char quote, uint64_t max_line,
                                uint64_t max_field);
 /* Opens path (O_RDONLY|O_NOFOLLOW); NULL with e filled when it cannot. */
+/* Keep *counter at the number of bytes read so far (progress display). */
+void csv_set_progress(struct csv_reader *r, uint64_t *counter);
 struct csv_reader *csv_open(const char *path, char delimiter, char quote, uint64_t max_line,
                             uint64_t max_field, struct werr *e);
 /* 1: a record in rec; 0: end of file; -1: read error (e filled). */

@@ -1184,6 +1184,8 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
     memset(res, 0, sizeof *res);
     rd = csv_open(in->path, in->delimiter ? in->delimiter : ',', in->quote, p->limits.max_line,
                   p->limits.max_field, e);
+    if (rd && in->bytes_read)
+        csv_set_progress(rd, in->bytes_read);
     if (!rd)
         return -1;
     map = xcalloc(s->n + 1, sizeof *map);

@@ -72,6 +72,7 @@ struct validate_input {
     enum data_format format;
     char delimiter, quote;
     bool header;
+    uint64_t *bytes_read; /* when not NULL: kept at the bytes read so far (progress) */
 };
 
 struct validate_result {

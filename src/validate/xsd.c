@@ -1252,6 +1252,8 @@ static int io_read(void *ctx, char *buf, int len)
         r->read_errno = errno;
         return -1;
     }
+    if (r->in->bytes_read)
+        *r->in->bytes_read += (uint64_t)n;
     if (r->pro.state != P_DONE && prolog_feed(&r->pro, buf, (size_t)n)) {
         r->res->structural = true;
         report_add(r->rep, r->in->display, r->pro.line, r->pro.col, NULL, NULL, 0, "doctype",
