@@ -2,8 +2,9 @@
  * test_xsd: XML against an XSD (validate/xsd.c) on files generated here:
  * typed shredding, error positions and paths, the refusals (DOCTYPE,
  * billion laughs, external entities, remote and outside schema imports),
- * malformed XML, nesting depth, and bounded memory on a ~200 MB document
- * (1 GB with WHARF_LONG_TESTS=1).
+ * malformed XML, nesting depth, and bounded memory on a generated 1 GB
+ * document (200 MB in sanitizer builds, where the memory bound cannot be
+ * measured anyway; WHARF_LONG_TESTS=1 forces 1 GB there too).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -897,7 +898,12 @@ static int sum_rows(void *ctx, const struct row *row, struct werr *e)
 static void test_large_document_bounded_memory(void **state)
 {
     const char *lt = getenv("WHARF_LONG_TESTS");
+#if defined(__SANITIZE_ADDRESS__)
     uint64_t bytes = lt && !strcmp(lt, "1") ? 1000ULL * 1000 * 1000 : 200ULL * 1000 * 1000;
+#else
+    uint64_t bytes = 1000ULL * 1000 * 1000;
+    (void)lt;
+#endif
     char *path = in_tmp("large.xml");
     uint64_t n = write_large(path, bytes);
     int status = 0;
