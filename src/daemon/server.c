@@ -506,6 +506,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
             timeout = 0;
         if (timeout > 1000)
             timeout = 1000;
+        if (wd_ms && timeout > wd_ms / 4)
+            timeout = (int)(wd_ms / 4); /* never late for the watchdog */
         struct pollfd pfd = {.fd = s.inotify, .events = POLLIN};
         if (poll(&pfd, s.inotify >= 0 ? 1 : 0, timeout) > 0)
             read_inotify(&s, now_ms());
