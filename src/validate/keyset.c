@@ -417,7 +417,8 @@ static int spill(struct keyset *ks, struct werr *e)
     ks->runs = xrealloc(ks->runs, (ks->nruns + 1) * sizeof *ks->runs);
     ks->runs[ks->nruns++] = (struct run){ks->end, n};
     ks->end += n * esize;
-    memset(ks->t, 0, ks->slots * esize);
+    if (ks->t)
+        memset(ks->t, 0, ks->slots * esize);
     ks->n = 0;
     ks->last = SIZE_MAX;
     return 0;
