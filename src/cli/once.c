@@ -6,7 +6,12 @@
  *   wharf ingest -p PROFILE FILE...  push local files through a profile now
  *
  * Both exit 1 when any file they processed was rejected or failed.
+ *
+ * once advances the claimed intakes on `workers:` threads (each with its own
+ * ledger connection and pipeline), never more than a profile's
+ * `concurrency:` of one profile at a time, in claim order.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +28,126 @@ static void free_ids(char **ids, size_t n)
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
+}
+
+struct job {
+    char *id;
+    const struct profile *p; /* NULL: its profile is not loaded */
+    bool taken;
+};
+
+struct pool {
+    struct cli *c;
+    const struct profile_set *set;
+    struct job *jobs;
+    size_t n, left;
+    int *running; /* per profile index in set */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pipeline_stats st;
+};
+
+static int profile_index(const struct profile_set *set, const struct profile *p)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (set->v[i] == p)
+            return (int)i;
+    return -1;
+}
+
+static void stats_add(struct pipeline_stats *a, const struct pipeline_stats *b)
+{
+    a->done += b->done;
+    a->loaded += b->loaded;
+    a->rejected += b->rejected;
+    a->duplicates += b->duplicates;
+    a->failed += b->failed;
+    a->retrying += b->retrying;
+}
+
+static void *pool_worker(void *arg)
+{
+    struct pool *pl = arg;
+    struct pipeline_stats st = {0};
+    struct werr e;
+    struct ledger *l = ledger_open_sqlite(pl->c->cfg.ledger_path, &e);
+    struct pipeline *pipe;
+    if (!l) {
+        wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "ledger: %s", e.msg);
+        return NULL;
+    }
+    pipe = pipeline_new(&pl->c->cfg, pl->set, l);
+    pthread_mutex_lock(&pl->mu);
+    while (pl->left) {
+        struct job *jb = NULL;
+        for (size_t i = 0; i < pl->n && !jb; i++) {
+            struct job *x = &pl->jobs[i];
+            int k = x->p ? profile_index(pl->set, x->p) : -1;
+            if (!x->taken && (k < 0 || pl->running[k] < x->p->concurrency))
+                jb = x;
+        }
+        if (!jb) {
+            pthread_cond_wait(&pl->cv, &pl->mu);
+            continue;
+        }
+        int k = jb->p ? profile_index(pl->set, jb->p) : -1;
+        jb->taken = true;
+        pl->left--;
+        if (k >= 0)
+            pl->running[k]++;
+        pthread_mutex_unlock(&pl->mu);
+        pipeline_advance(pipe, jb->id, &st);
+        pthread_mutex_lock(&pl->mu);
+        if (k >= 0)
+            pl->running[k]--;
+        pthread_cond_broadcast(&pl->cv);
+    }
+    stats_add(&pl->st, &st);
+    pthread_mutex_unlock(&pl->mu);
+    pipeline_free(pipe);
+    ledger_close(l);
+    return NULL;
+}
+
+/* Advance every job: on this thread when there is one worker (with progress
+ * on a terminal), else on a pool of `workers` threads. */
+static void advance_all(struct cli *c, struct pipeline *main_pl, const struct profile_set *set,
+                        struct job *jobs, size_t n, struct pipeline_stats *st)
+{
+    int workers = c->cfg.workers;
+    if (workers <= 1 || n <= 1) {
+        for (size_t i = 0; i < n; i++)
+            pipeline_advance(main_pl, jobs[i].id, st);
+        return;
+    }
+    struct pool pool = {.c = c, .set = set, .jobs = jobs, .n = n, .left = n};
+    pthread_t *t = xcalloc((size_t)workers, sizeof *t);
+    pool.running = xcalloc(set->n + 1, sizeof *pool.running);
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    for (int i = 0; i < workers; i++)
+        pthread_create(&t[i], NULL, pool_worker, &pool);
+    for (int i = 0; i < workers; i++)
+        pthread_join(t[i], NULL);
+    stats_add(st, &pool.st);
+    pthread_mutex_destroy(&pool.mu);
+    pthread_cond_destroy(&pool.cv);
+    free(pool.running);
+    free(t);
+}
+
+static struct job *jobs_of(struct cli *c, const struct profile_set *set, char **ids, size_t n)
+{
+    struct job *jobs = xcalloc(n + 1, sizeof *jobs);
+    for (size_t i = 0; i < n; i++) {
+        struct intake in = {0};
+        struct werr e;
+        jobs[i].id = ids[i];
+        if (ledger_get(c->ledger, ids[i], &in, &e) > 0)
+            jobs[i].p = profiles_find(set, in.profile);
+        intake_clear(&in);
+    }
+    return jobs;
 }
 
 int cmd_once(struct cli *c, int argc, char **argv)
@@ -57,14 +182,14 @@ int cmd_once(struct cli *c, int argc, char **argv)
         r = EXIT_FAILURE_OP;
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        pipeline_advance(pl, ids[i], &st);
+    struct job *jobs = jobs_of(c, &set, ids, n);
+    advance_all(c, pl, &set, jobs, n, &st);
+    free(jobs);
     free_ids(ids, n);
     ids = NULL;
     n = 0;
     for (size_t i = 0; i < set.n; i++) {
         const struct profile *p = set.v[i];
-        size_t first = n;
         if (!p->enabled || ledger_paused(c->ledger, p->name))
             continue;
         if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
@@ -73,9 +198,13 @@ int cmd_once(struct cli *c, int argc, char **argv)
             st.failed++;
             continue;
         }
-        for (size_t k = first; k < n; k++)
-            pipeline_advance(pl, ids[k], &st);
     }
+    /* Sources are not needed while the workers run: close the listing
+     * connections (each worker opens its own). */
+    pipeline_release_sources(pl, 0);
+    jobs = jobs_of(c, &set, ids, n);
+    advance_all(c, pl, &set, jobs, n, &st);
+    free(jobs);
     for (size_t i = 0; i < n; i++)
         cli_print_outcome(c, ids[i]);
     printf("once: %u listed, %u taken, %u loaded, %u rejected, %u duplicates, %u failed, %u "
