@@ -18,9 +18,11 @@
 
 struct build {
     yaml_document_t *doc;
+    struct diags *d;
     const char *file;
     size_t count;
     bool too_big;
+    bool dup;
 };
 
 static struct node *convert(struct build *b, yaml_node_t *y, int depth)
@@ -70,7 +72,15 @@ static struct node *convert(struct build *b, yaml_node_t *y, int depth)
                 node_free(v);
                 break;
             }
-            n->keys[n->n] = xstrdup(k->kind == NODE_SCALAR ? k->value : "?");
+            const char *kname = k->kind == NODE_SCALAR ? k->value : "?";
+            for (size_t j = 0; j < n->n; j++)
+                if (!strcmp(n->keys[j], kname)) {
+                    /* a later value would silently win: refuse instead */
+                    diag_add(b->d, b->file, k->line, k->col, kname,
+                             "duplicate key (first given at line %d)", n->keynodes[j]->line);
+                    b->dup = true;
+                }
+            n->keys[n->n] = xstrdup(kname);
             n->keynodes[n->n] = k;
             n->items[n->n++] = v;
         }
@@ -108,8 +118,12 @@ struct node *node_parse(const char *display, const char *text, size_t len, struc
         root->line = root->col = 1;
         root->file = file;
     } else {
-        struct build b = {.doc = &doc, .file = file};
+        struct build b = {.doc = &doc, .d = d, .file = file};
         root = convert(&b, top, 0);
+        if (b.dup) {
+            node_free(root);
+            root = NULL;
+        }
         if (b.too_big) {
             diag_add(d, display, 1, 1, NULL,
                      "document too large or too deeply nested (limits: %d levels, %d nodes)",

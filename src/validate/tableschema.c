@@ -231,7 +231,9 @@ static void compile_constraints(struct comp *c, struct ts_field *f, const struct
                 cdiag(c, v, path, "%s does not apply to type %s", k, tsfield_type_name(f->type));
             } else if (cast_bound(c, f, v, path, min ? &f->min : &f->max)) {
                 *(min ? &f->has_min : &f->has_max) = true;
-                *(min ? &f->min_text : &f->max_text) = xstrdup(v->value);
+                char **text = min ? &f->min_text : &f->max_text;
+                free(*text); /* a key given twice */
+                *text = xstrdup(v->value);
             }
         } else if (!strcmp(k, "pattern")) {
             if (!(s = scalar_of(c, v, path)))
