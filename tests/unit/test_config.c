@@ -187,6 +187,9 @@ static void test_each_mistake(void **state)
          "on_invalid: [reject]\n",
          "p.yaml:4:13: on_invalid: expected a scalar, found a list"},
         {"source: [ x ]\n", "p.yaml:1:9: source: expected a mapping, found a list"},
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n"
+         "target: { path: y.db, table: u }\n",
+         "p.yaml:4:1: target: duplicate key (first given at line 2)"},
         {"source: { type: spool, path: x\n", "p.yaml:2:1: YAML syntax error"},
     };
     (void)state;
