@@ -21,6 +21,7 @@
 #include "daemon/lock.h"
 #include "pipeline.h"
 #include "util/log.h"
+#include "util/parse.h"
 #include "util/xmalloc.h"
 
 static void free_ids(char **ids, size_t n)
@@ -193,11 +194,18 @@ int cmd_once(struct cli *c, int argc, char **argv)
         if (!p->enabled || ledger_paused(c->ledger, p->name))
             continue;
         if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
-            wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s (see %s)", e.msg,
-                 "runbooks/source-unreachable.md");
+            char ts[32], *h;
+            format_time_ms(now_ms(), ts);
+            h = xasprintf("failing since %s (wharf once): %s (see %s)", ts, e.msg,
+                          strstr(e.msg, "host key") ? "runbooks/host-key-changed.md"
+                                                    : "runbooks/source-unreachable.md");
+            wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
+            ledger_set_health(c->ledger, p->name, h);
+            free(h);
             st.failed++;
             continue;
         }
+        ledger_set_health(c->ledger, p->name, "ok");
     }
     /* Sources are not needed while the workers run: close the listing
      * connections (each worker opens its own). */
