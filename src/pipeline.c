@@ -1074,7 +1074,10 @@ static int step_seal(struct job *j)
         rmtree(dir, &e) < 0)
         goto fail;
 
-    files[nf++] = (struct bag_file){.name = payload_name, .src_path = j->original};
+    /* The original was written and fsynced by the take step with this hash:
+     * the bag links it rather than copying it again. */
+    files[nf++] = (struct bag_file){
+        .name = payload_name, .src_path = j->original, .sha256 = j->in.sha256};
     paths[0] = xasprintf("%s/report.json", j->workdir);
     paths[1] = xasprintf("%s/report.txt", j->workdir);
     if (access(paths[0], F_OK) == 0) {

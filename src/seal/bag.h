@@ -29,6 +29,11 @@ struct bag_file {
     const char *src_path; /* copy from this file, or */
     const char *content;  /* write this literal content */
     size_t len;
+    /* With src_path: its SHA-256, known because the caller wrote and fsynced
+     * that file itself.  The bag then hard-links it instead of copying (no
+     * second copy of a large original; falls back to copying across
+     * filesystems). */
+    const char *sha256;
 };
 
 struct bag_kv {
