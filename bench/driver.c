@@ -89,8 +89,12 @@ static int cmd_validate(const char *dir, const char *name, const char *file, int
         goto out;
     }
     for (int i = 0; i < runs; i++) {
-        struct validate_input in = {.path = file, .display = file, .format = p->format,
-                                    .delimiter = ',', .quote = '"', .header = true};
+        struct validate_input in = {.path = file,
+                                    .display = file,
+                                    .format = p->format,
+                                    .delimiter = ',',
+                                    .quote = '"',
+                                    .header = true};
         struct report rep;
         struct validate_result res = {0};
         struct werr e = {0};
@@ -171,8 +175,8 @@ static int cmd_sha256(const char *file)
         return 1;
     }
     t1 = now();
-    printf("seconds=%.6f bytes=%llu sha256=%s peak_rss_kb=%ld\n", t1 - t0,
-           (unsigned long long)size, hex, peak_rss_kb());
+    printf("seconds=%.6f bytes=%llu sha256=%s peak_rss_kb=%ld\n", t1 - t0, (unsigned long long)size,
+           hex, peak_rss_kb());
     return 0;
 }
 

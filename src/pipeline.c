@@ -241,8 +241,7 @@ void pipeline_set_progress(struct pipeline *pl, progress_fn fn, void *ctx)
     pl->progress_ctx = ctx;
 }
 
-static struct validator *validator_for(struct pipeline *pl, const struct profile *p,
-                                       struct werr *e)
+static struct validator *validator_for(struct pipeline *pl, const struct profile *p, struct werr *e)
 {
     struct diags d = {0};
     struct validator *v;
@@ -326,8 +325,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
                  "%s is %s and could not be quarantined: %s", d->path, d->unsafe, qe.msg);
         else {
             wlog(LOG_WARN, p->name, NULL, "quarantined", NULL,
-                 "%s is %s: moved to %s, not read (see runbooks/stuck-file.md)", d->path,
-                 d->unsafe, qdir);
+                 "%s is %s: moved to %s, not read (see runbooks/stuck-file.md)", d->path, d->unsafe,
+                 qdir);
             st->quarantined++;
         }
         free(qdir);
@@ -438,8 +437,7 @@ static int due_cb(void *c, const struct intake *in)
     return 0;
 }
 
-int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *n,
-                 struct werr *e)
+int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *n, struct werr *e)
 {
     struct due_ctx ctx = {ids, n, now_ms()};
     struct intake_filter f = {.profile = profile, .state = -1, .unfinished = true};
@@ -549,15 +547,14 @@ static void step_failed(struct job *j, struct werr *e)
         delay *= 0.5 + 0.5 * ((double)rand() / RAND_MAX); /* jitter */
         j->in.next_attempt_ms = now_ms() + (int64_t)delay;
         wlog(LOG_WARN, j->p->name, j->in.id, "retry",
-             json_pack("{s:i,s:i,s:s}", "attempt", j->in.attempts, "delay_ms", (int)delay,
-                       "state", state_name(j->in.state)),
+             json_pack("{s:i,s:i,s:s}", "attempt", j->in.attempts, "delay_ms", (int)delay, "state",
+                       state_name(j->in.state)),
              "%s; attempt %d of %d, next in %.1fs", j->in.last_error, j->in.attempts,
              rc->max_attempts, delay / 1000);
         save(j);
         struct werr le;
         ledger_event(j->pl->ledger, j->in.id, "retry",
-                     json_pack("{s:s,s:i}", "error", j->in.last_error, "attempt",
-                               j->in.attempts),
+                     json_pack("{s:s,s:i}", "error", j->in.last_error, "attempt", j->in.attempts),
                      &le);
         return;
     }
@@ -567,8 +564,8 @@ static void step_failed(struct job *j, struct werr *e)
     wlog(LOG_ERROR, j->p->name, j->in.id, "failed", NULL, "%s: parked as failed after %d attempt%s",
          j->in.last_error, j->in.attempts, j->in.attempts == 1 ? "" : "s");
     move(j, ST_FAILED, "failed",
-         json_pack("{s:s,s:s,s:i}", "error", j->in.last_error, "state",
-                   state_name(j->in.state), "attempts", j->in.attempts));
+         json_pack("{s:s,s:s,s:i}", "error", j->in.last_error, "state", state_name(j->in.state),
+                   "attempts", j->in.attempts));
 }
 
 static void drop_of(const struct job *j, struct drop *d)
@@ -581,8 +578,8 @@ static void drop_of(const struct job *j, struct drop *d)
     if (j->p->source.done_file) {
         char *dn = done_name(j->p->source.done_file, j->in.name);
         const char *slash = strrchr(j->in.path, '/');
-        d->done_path = slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, dn)
-                             : xstrdup(dn);
+        d->done_path =
+            slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, dn) : xstrdup(dn);
         free(dn);
     }
 }
@@ -630,8 +627,7 @@ static int step_take(struct job *j)
         r = copy_in(j->in.path, j->original, sha, &bytes, &e);
     } else if (!strcmp(j->in.source, SOURCE_REPLAY)) {
         struct intake old = {0};
-        int g = ledger_get(j->pl->ledger, j->in.replay_of ? j->in.replay_of : j->in.path, &old,
-                           &e);
+        int g = ledger_get(j->pl->ledger, j->in.replay_of ? j->in.replay_of : j->in.path, &old, &e);
         if (g <= 0 || !old.bag) {
             if (g == 0 || (g > 0 && !old.bag))
                 werr_set(&e, "replay: intake %s has no sealed original", j->in.path);
@@ -734,9 +730,9 @@ static int reject(struct job *j, const char *why)
          "%s: %s (%llu problem%s; see %s)", j->in.name, first, (unsigned long long)j->rep.total,
          j->rep.total == 1 ? "" : "s", runbook);
     free(first);
-    return move(j, ST_REJECTED, "rejected",
-                json_pack("{s:s,s:I}", "reason", j->in.last_error, "problems",
-                          (json_int_t)j->rep.total));
+    return move(
+        j, ST_REJECTED, "rejected",
+        json_pack("{s:s,s:I}", "reason", j->in.last_error, "problems", (json_int_t)j->rep.total));
 }
 
 static int finish_source(struct job *j, struct werr *e)
@@ -786,8 +782,8 @@ static int step_inspect(struct job *j)
             if (save(j) < 0)
                 return -1;
             wlog(LOG_INFO, j->p->name, j->in.id, "duplicate", NULL,
-                 "%s: same content as %s; skipped (see runbooks/duplicates-flood.md)",
-                 j->in.name, dup);
+                 "%s: same content as %s; skipped (see runbooks/duplicates-flood.md)", j->in.name,
+                 dup);
             if (move(j, ST_DONE, "duplicate", jstr("duplicate_of", dup)) < 0)
                 return -1;
             rmtree(j->workdir, &e);
@@ -945,10 +941,9 @@ static int step_load(struct job *j)
         return reject(j, "validation");
     }
     if (j->in.state == ST_INSPECTED) {
-        if (save(j) < 0 ||
-            move(j, ST_VALIDATED, "validated",
-                 json_pack("{s:I,s:I}", "records", (json_int_t)records, "invalid",
-                           (json_int_t)invalid)) < 0) {
+        if (save(j) < 0 || move(j, ST_VALIDATED, "validated",
+                                json_pack("{s:I,s:I}", "records", (json_int_t)records, "invalid",
+                                          (json_int_t)invalid)) < 0) {
             if (began)
                 j->tg->ops->rollback(j->tg);
             return -1;
@@ -976,9 +971,9 @@ static int step_load(struct job *j)
          json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid", (json_int_t)invalid),
          "%s: %llu rows loaded%s", j->in.name, (unsigned long long)j->rows,
          invalid ? " (invalid rows parked in the bag)" : "");
-    return move(j, ST_LOADED, "loaded",
-                json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid",
-                          (json_int_t)invalid));
+    return move(
+        j, ST_LOADED, "loaded",
+        json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid", (json_int_t)invalid));
 fail:
     if (j->tg && began)
         j->tg->ops->rollback(j->tg);
@@ -1016,8 +1011,8 @@ static char *evidence_line(const struct job *j)
         const char *fmt = json_string_value(json_object_get(pt, "format"));
         const char *nm = json_string_value(json_object_get(pt, "name"));
         len += (size_t)snprintf(buf + len, sizeof buf > len ? sizeof buf - len : 0,
-                                "%s%s: %s %s (%s)", i ? "; " : "", nm ? nm : "?",
-                                fmt ? fmt : "?", cs ? cs : "?", how ? how : "?");
+                                "%s%s: %s %s (%s)", i ? "; " : "", nm ? nm : "?", fmt ? fmt : "?",
+                                cs ? cs : "?", how ? how : "?");
         if (len >= sizeof buf)
             break;
     }
@@ -1070,14 +1065,15 @@ static int step_seal(struct job *j)
     }
     /* A bag left by a crash before the chain append is reused only if it
      * names the current chain head; otherwise it is rebuilt. */
-    if (access(dir, F_OK) == 0 && (bag_info_get(dir, "Wharf-Previous-Link", prev, sizeof prev) < 0 || strcmp(prev, head)) &&
+    if (access(dir, F_OK) == 0 &&
+        (bag_info_get(dir, "Wharf-Previous-Link", prev, sizeof prev) < 0 || strcmp(prev, head)) &&
         rmtree(dir, &e) < 0)
         goto fail;
 
     /* The original was written and fsynced by the take step with this hash:
      * the bag links it rather than copying it again. */
-    files[nf++] = (struct bag_file){
-        .name = payload_name, .src_path = j->original, .sha256 = j->in.sha256};
+    files[nf++] =
+        (struct bag_file){.name = payload_name, .src_path = j->original, .sha256 = j->in.sha256};
     paths[0] = xasprintf("%s/report.json", j->workdir);
     paths[1] = xasprintf("%s/report.txt", j->workdir);
     if (access(paths[0], F_OK) == 0) {
@@ -1280,9 +1276,11 @@ int pipeline_replay(struct pipeline *pl, const char *id, char new_id[ID_LEN], st
         c = 1;
         goto out;
     }
-    if (old.outcome != OUT_REJECTED || !old.bag || (old.state != ST_DONE && old.state != ST_SEALED)) {
-        werr_set(e, "intake %s is %s (outcome %s): only sealed rejects and failed intakes can be "
-                    "replayed",
+    if (old.outcome != OUT_REJECTED || !old.bag ||
+        (old.state != ST_DONE && old.state != ST_SEALED)) {
+        werr_set(e,
+                 "intake %s is %s (outcome %s): only sealed rejects and failed intakes can be "
+                 "replayed",
                  old.id, state_name(old.state), outcome_name(old.outcome));
         goto out;
     }
@@ -1314,7 +1312,8 @@ int pipeline_replay(struct pipeline *pl, const char *id, char new_id[ID_LEN], st
         memcpy(new_id, in.id, ID_LEN);
     } else if (c == 0) {
         if (old.replayed_by)
-            memcpy(new_id, old.replayed_by, strlen(old.replayed_by) + 1 <= ID_LEN ? strlen(old.replayed_by) + 1 : ID_LEN);
+            memcpy(new_id, old.replayed_by,
+                   strlen(old.replayed_by) + 1 <= ID_LEN ? strlen(old.replayed_by) + 1 : ID_LEN);
         else
             new_id[0] = 0;
     }

@@ -48,8 +48,7 @@ int pipeline_claim_file(struct pipeline *pl, const struct profile *p, const char
 int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats *st);
 /* Collect unfinished intakes that are due (next attempt reached), oldest
  * first; profile NULL for all. */
-int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *n,
-                 struct werr *e);
+int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *n, struct werr *e);
 /* Replay: a rejected (sealed) intake becomes a new intake from its sealed
  * original under the current profile; a failed one resumes where it
  * stopped.  1 done (new id, or the same id for a failed one), 0 already

@@ -3,7 +3,8 @@
  * column, field), the offending value (an excerpt) and why, in words a
  * partner can act on:
  *
- *   orders_1128.csv line 48213, column "unit_price" (5): "12,50" is not a number (decimalChar is ".")
+ *   orders_1128.csv line 48213, column "unit_price" (5): "12,50" is not a number (decimalChar is
+ * ".")
  *
  * A report keeps at most `limit` problems and counts the rest.  Every stage
  * (inspect, validate) fills one; the seal stage writes it as report.json and
@@ -17,11 +18,11 @@
 #include <stdint.h>
 
 struct problem {
-    char *part;    /* file or archive member name */
-    uint64_t line; /* 1-based, 0 = not applicable */
+    char *part;      /* file or archive member name */
+    uint64_t line;   /* 1-based, 0 = not applicable */
     uint64_t column; /* 1-based field index for CSV, character column for XML; 0 = n/a */
-    char *field;   /* column / element name, may be NULL */
-    char *value;   /* excerpt of the offending value, may be NULL */
+    char *field;     /* column / element name, may be NULL */
+    char *value;     /* excerpt of the offending value, may be NULL */
     char *code;    /* machine word: ragged_rows, invalid_encoding, type, xsd, unsafe_member, ... */
     char *message; /* the reason */
 };

@@ -176,11 +176,11 @@ void cli_print_outcome(struct cli *c, const char *id)
         printf("%s  %-12s loaded %llu rows from %s\n", in.id, in.profile,
                (unsigned long long)in.rows, in.name);
     else if (in.state == ST_DONE && in.outcome == OUT_DUPLICATE)
-        printf("%s  %-12s duplicate %s: skipped (same content already loaded)\n", in.id,
-               in.profile, in.name);
+        printf("%s  %-12s duplicate %s: skipped (same content already loaded)\n", in.id, in.profile,
+               in.name);
     else if (in.outcome == OUT_REJECTED)
-        printf("%s  %-12s REJECTED %s: %s\n    report: %s/report.txt\n", in.id, in.profile,
-               in.name, in.last_error ? in.last_error : "", in.bag ? in.bag : "(not sealed yet)");
+        printf("%s  %-12s REJECTED %s: %s\n    report: %s/report.txt\n", in.id, in.profile, in.name,
+               in.last_error ? in.last_error : "", in.bag ? in.bag : "(not sealed yet)");
     else if (in.state == ST_FAILED)
         printf("%s  %-12s FAILED %s: %s\n", in.id, in.profile, in.name,
                in.last_error ? in.last_error : "");

@@ -55,8 +55,9 @@ static int list_common(struct cli *c, int argc, char **argv, bool rejects)
         else if (!rejects && !strcmp(argv[i], "--state") && i + 1 < argc) {
             enum intake_state s;
             if (state_parse(argv[++i], &s) < 0) {
-                cli_usage_error(cmd, "unknown state %s (found taken inspected validated loaded "
-                                     "rejected sealed done failed)",
+                cli_usage_error(cmd,
+                                "unknown state %s (found taken inspected validated loaded "
+                                "rejected sealed done failed)",
                                 argv[i]);
                 return EXIT_USAGE;
             }

@@ -217,8 +217,8 @@ int cmd_once(struct cli *c, int argc, char **argv)
         cli_print_outcome(c, ids[i]);
     printf("once: %u listed, %u taken, %u loaded, %u rejected, %u duplicates, %u failed, %u "
            "waiting to retry, %u quarantined\n",
-           st.listed, st.claimed, st.loaded, st.rejected, st.duplicates, st.failed,
-           st.retrying, st.quarantined);
+           st.listed, st.claimed, st.loaded, st.rejected, st.duplicates, st.failed, st.retrying,
+           st.quarantined);
     if (!r && (st.rejected || st.failed))
         r = EXIT_PROBLEMS;
 out:

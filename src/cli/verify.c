@@ -74,8 +74,9 @@ static int link_cb(void *ctx, const struct chain_link *cl)
     v->chained = xrealloc(v->chained, (v->n_chained + 1) * sizeof *v->chained);
     v->chained[v->n_chained++] = xstrdup(cl->intake);
     if (strcmp(cl->prev, v->prev))
-        problem(v, "chain link %lld (intake %s): previous link %s does not match the link before "
-                   "it %s",
+        problem(v,
+                "chain link %lld (intake %s): previous link %s does not match the link before "
+                "it %s",
                 (long long)cl->seq, cl->intake, cl->prev, v->prev);
     chain_link_compute(cl->prev, cl->tagmanifest, expect);
     if (strcmp(expect, cl->link))
@@ -97,15 +98,19 @@ static int link_cb(void *ctx, const struct chain_link *cl)
         problem(v, "bag %s (intake %s): cannot be checked: %s", in.bag, in.id, e.msg);
     else {
         for (size_t i = 0; i < rep.n; i++)
-            problem(v, "bag %s (intake %s): %s%s%s", in.bag, in.id, rep.v[i].part ? rep.v[i].part : "",
-                    rep.v[i].part ? ": " : "", rep.v[i].message);
+            problem(v, "bag %s (intake %s): %s%s%s", in.bag, in.id,
+                    rep.v[i].part ? rep.v[i].part : "", rep.v[i].part ? ": " : "",
+                    rep.v[i].message);
         if (strcmp(tm, cl->tagmanifest))
-            problem(v, "bag %s (intake %s): tagmanifest-sha256.txt hashes to %s, the chain "
-                       "recorded %s",
+            problem(v,
+                    "bag %s (intake %s): tagmanifest-sha256.txt hashes to %s, the chain "
+                    "recorded %s",
                     in.bag, in.id, tm, cl->tagmanifest);
-        if (bag_info_get(in.bag, "Wharf-Previous-Link", bprev, sizeof bprev) < 0 || strcmp(bprev, cl->prev))
-            problem(v, "bag %s (intake %s): bag-info.txt Wharf-Previous-Link does not match the "
-                       "chain (%s)",
+        if (bag_info_get(in.bag, "Wharf-Previous-Link", bprev, sizeof bprev) < 0 ||
+            strcmp(bprev, cl->prev))
+            problem(v,
+                    "bag %s (intake %s): bag-info.txt Wharf-Previous-Link does not match the "
+                    "chain (%s)",
                     in.bag, in.id, cl->prev);
     }
     report_free(&rep);

@@ -122,8 +122,8 @@ static void get_str(struct walk *w, const struct node *map, const char *key, con
     free(kp);
 }
 
-static void get_duration(struct walk *w, const struct node *map, const char *key,
-                         const char *path, int64_t *out)
+static void get_duration(struct walk *w, const struct node *map, const char *key, const char *path,
+                         int64_t *out)
 {
     char *kp;
     const struct node *n = scalar(w, map, key, path, &kp);
@@ -220,8 +220,8 @@ static void strlist_free(struct strlist *l)
 }
 
 /* A scalar or a list of scalars. */
-static void get_strlist(struct walk *w, const struct node *map, const char *key,
-                        const char *path, struct strlist *out)
+static void get_strlist(struct walk *w, const struct node *map, const char *key, const char *path,
+                        struct strlist *out)
 {
     const struct node *n = node_get(map, key);
     char *kp;
@@ -332,8 +332,8 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
     if (!want(&w, root, NODE_MAP, ""))
         goto out;
     check_keys(&w, root, "",
-               KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger",
-                    "known_hosts", "alert", "log"));
+               KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger", "known_hosts",
+                    "alert", "log"));
     get_str(&w, root, "state_dir", "", &cfg->state_dir);
     get_str(&w, root, "profiles_dir", "", &cfg->profiles_dir);
     get_str(&w, root, "schemas_dir", "", &cfg->schemas_dir);
@@ -463,8 +463,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
         get_str(w, c, "done_file", "source.complete_when", &p->source.done_file);
         get_duration(w, c, "min_age", "source.complete_when", &p->source.min_age_ms);
         const struct node *df = node_get(c, "done_file");
-        if (p->source.done_file && (!strstr(p->source.done_file, "{name}") ||
-                                    strchr(p->source.done_file, '/')))
+        if (p->source.done_file &&
+            (!strstr(p->source.done_file, "{name}") || strchr(p->source.done_file, '/')))
             err_at(w, df, "source.complete_when.done_file",
                    "\"%s\" must contain {name} and no '/' (e.g. \"{name}.done\")",
                    p->source.done_file);
@@ -504,8 +504,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
     if (!p->source.path)
         err_at(w, n, "source.path", "is required");
     if (p->source.type == SOURCE_SPOOL) {
-        static const char *sftp_only[] = {"host", "user", "key_file", "password_file",
-                                          "passphrase_file", "known_hosts", "port"};
+        static const char *sftp_only[] = {
+            "host", "user", "key_file", "password_file", "passphrase_file", "known_hosts", "port"};
         for (size_t i = 0; i < sizeof sftp_only / sizeof *sftp_only; i++)
             if ((c = node_get(n, sftp_only[i]))) {
                 char *kp = join(path, sftp_only[i]);
@@ -573,8 +573,7 @@ static void load_expect(struct walk *w, struct profile *p, const struct node *n)
         }
         if ((c = scalar(w, e, "by", path, &kp))) {
             if (parse_clock(c->value, &x->by_minutes) < 0)
-                err_at(w, c, kp, "\"%s\" is not a time of day (use HH:MM, e.g. 07:00)",
-                       c->value);
+                err_at(w, c, kp, "\"%s\" is not a time of day (use HH:MM, e.g. 07:00)", c->value);
             free(kp);
         } else {
             err_at(w, e, path, "by is required (e.g. by: \"07:00\")");
@@ -582,8 +581,7 @@ static void load_expect(struct walk *w, struct profile *p, const struct node *n)
         get_duration(w, e, "missing_after", path, &x->missing_after_ms);
         get_str(w, e, "timezone", path, &x->timezone);
         if (x->timezone && !tz_valid(x->timezone))
-            err_at(w, node_get(e, "timezone"), path, "\"%s\" is not a known timezone",
-                   x->timezone);
+            err_at(w, node_get(e, "timezone"), path, "\"%s\" is not a known timezone", x->timezone);
         p->n_expect++;
     }
 }
@@ -609,8 +607,7 @@ static void load_csv(struct walk *w, struct profile *p, const struct node *n)
             check_keys(w, c, "csv.dialect", KEYS("delimiter", "quote", "header"));
             p->csv.dialect_pinned = true;
             if ((v = scalar(w, c, "delimiter", "csv.dialect", &kp))) {
-                if (!strcmp(v->value, "\\t") || !strcmp(v->value, "\t") ||
-                    !strcmp(v->value, "tab"))
+                if (!strcmp(v->value, "\\t") || !strcmp(v->value, "\t") || !strcmp(v->value, "tab"))
                     p->csv.delimiter = '\t';
                 else if (strlen(v->value) == 1 && strchr(",;|:\t", v->value[0]))
                     p->csv.delimiter = v->value[0];
@@ -661,8 +658,7 @@ static void load_xml(struct walk *w, struct profile *p, const struct node *n)
             char *kp = join("xml.fields", c->keys[i]);
             if (!ident_valid(c->keys[i]))
                 err_at(w, c->keynodes[i], kp,
-                       "\"%s\" is not a column name (letters, digits, _; at most 63)",
-                       c->keys[i]);
+                       "\"%s\" is not a column name (letters, digits, _; at most 63)", c->keys[i]);
             else if (want(w, c->items[i], NODE_SCALAR, kp)) {
                 p->xml.fields[p->xml.n_fields].column = xstrdup(c->keys[i]);
                 p->xml.fields[p->xml.n_fields].path = xstrdup(c->items[i]->value);
@@ -710,8 +706,8 @@ static void load_limits(struct walk *w, struct profile *p, const struct node *n)
     if (!want(w, n, NODE_MAP, path))
         return;
     check_keys(w, n, path,
-               KEYS("max_bytes", "max_ratio", "max_entries", "max_line", "max_field",
-                    "max_errors", "max_depth"));
+               KEYS("max_bytes", "max_ratio", "max_entries", "max_line", "max_field", "max_errors",
+                    "max_depth"));
     get_size(w, n, "max_bytes", path, &p->limits.max_bytes);
     get_uint(w, n, "max_entries", path, 1, 10000000, &p->limits.max_entries);
     get_size(w, n, "max_line", path, &p->limits.max_line);
@@ -762,8 +758,7 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     if ((n = node_get(root, "name")) && want(&w, n, NODE_SCALAR, "name")) {
         if (!name_valid(n->value))
             err_at(&w, n, "name",
-                   "\"%s\" is not a profile name (letters, digits, - and _; at most 64)",
-                   n->value);
+                   "\"%s\" is not a profile name (letters, digits, - and _; at most 64)", n->value);
         else if (strcmp(n->value, p->name))
             err_at(&w, n, "name", "\"%s\" must match the file name (%s)", n->value, base);
     } else if (!name_valid(p->name)) {
@@ -853,7 +848,8 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     if (p->format == FORMAT_AUTO && !node_get(root, "csv") && !node_get(root, "xml"))
         err_at(&w, root, "format", "needs a csv: or xml: section");
     if (p->on_invalid != ON_INVALID_SPLIT && node_get(root, "max_invalid"))
-        err_at(&w, node_get(root, "max_invalid"), "max_invalid", "only applies to on_invalid: split");
+        err_at(&w, node_get(root, "max_invalid"), "max_invalid",
+               "only applies to on_invalid: split");
     /* Schema references must resolve inside schemas_dir. */
     const struct {
         const char *sect, *key;

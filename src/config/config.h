@@ -37,8 +37,8 @@ struct strlist {
 
 struct source_conf {
     enum source_type type;
-    char *path;          /* spool dir, or remote dir */
-    char *pattern;       /* glob on the file name */
+    char *path;    /* spool dir, or remote dir */
+    char *pattern; /* glob on the file name */
     bool recursive;
     struct strlist ignore; /* globs of names never taken */
     int64_t stable_for_ms; /* 0: not used */
@@ -76,7 +76,7 @@ struct csv_conf {
     char delimiter;
     char quote;
     bool header;
-    char *schema;             /* Table Schema file, relative to schemas_dir */
+    char *schema;               /* Table Schema file, relative to schemas_dir */
     struct node *inline_fields; /* inline `fields:` (a seq), owned */
     enum header_match header_match;
     bool header_case_insensitive;

@@ -14,16 +14,16 @@
 #define DEF_LEDGER_FILE  "ledger.db" /* under state_dir */
 
 /* profile: source */
-#define DEF_PATTERN        "*"
-#define DEF_IGNORE         ".*", "*.tmp", "*.part", "*.partial", "*.filepart", "*~"
-#define DEF_STABLE_FOR_MS  10000 /* used when neither stable_for nor done_file is given */
-#define DEF_SFTP_PORT      22
+#define DEF_PATTERN         "*"
+#define DEF_IGNORE          ".*", "*.tmp", "*.part", "*.partial", "*.filepart", "*~"
+#define DEF_STABLE_FOR_MS   10000 /* used when neither stable_for nor done_file is given */
+#define DEF_SFTP_PORT       22
 #define DEF_SFTP_TIMEOUT_MS 30000
-#define DEF_MAX_TRANSFERS  4
+#define DEF_MAX_TRANSFERS   4
 
 /* profile: schedule */
-#define DEF_EVERY_MS 30000
-#define DEF_TIMEZONE "UTC"
+#define DEF_EVERY_MS         30000
+#define DEF_TIMEZONE         "UTC"
 #define DEF_MISSING_AFTER_MS (2 * 3600 * 1000) /* late at `by`, missing 2h later */
 
 /* profile: processing */
@@ -39,9 +39,9 @@
 #define DEF_MAX_DEPTH   256
 
 /* profile: retry of transient failures */
-#define DEF_MAX_ATTEMPTS    8
-#define DEF_BACKOFF_MS      1000
-#define DEF_BACKOFF_MAX_MS  (15 * 60 * 1000)
+#define DEF_MAX_ATTEMPTS   8
+#define DEF_BACKOFF_MS     1000
+#define DEF_BACKOFF_MAX_MS (15 * 60 * 1000)
 
 #define DEF_CONCURRENCY 1
 

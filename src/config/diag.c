@@ -29,8 +29,8 @@ void diag_add(struct diags *d, const char *file, int line, int col, const char *
         d->msg[d->n++] = xasprintf("%s:%d:%d: %s%s%s", file, line, col, path ? path : "",
                                    path && *path ? ": " : "", msg);
     else
-        d->msg[d->n++] = xasprintf("%s: %s%s%s", file, path ? path : "", path && *path ? ": " : "",
-                                   msg);
+        d->msg[d->n++] =
+            xasprintf("%s: %s%s%s", file, path ? path : "", path && *path ? ": " : "", msg);
 }
 
 void diag_free(struct diags *d)

@@ -1,7 +1,8 @@
 /*
  * diag: a list of configuration problems, each one line:
  *
- *   profiles/acme.yaml:7:17: source.complete_when.stable_for: "10 sec" is not a duration (use 10s, 5m, 1h)
+ *   profiles/acme.yaml:7:17: source.complete_when.stable_for: "10 sec" is not a duration (use 10s,
+ * 5m, 1h)
  *
  * Loaders add every problem they find and keep going, so `wharf check`
  * reports all of them at once.

@@ -65,8 +65,8 @@ static struct node *convert(struct build *b, yaml_node_t *y, int depth)
         n->keynodes = xcalloc(cap, sizeof *n->keynodes);
         for (p = y->data.mapping.pairs.start; p < y->data.mapping.pairs.top; p++) {
             struct node *k = convert(b, yaml_document_get_node(b->doc, p->key), depth + 1);
-            struct node *v = k ? convert(b, yaml_document_get_node(b->doc, p->value), depth + 1)
-                               : NULL;
+            struct node *v =
+                k ? convert(b, yaml_document_get_node(b->doc, p->value), depth + 1) : NULL;
             if (!k || !v) {
                 node_free(k);
                 node_free(v);
@@ -103,10 +103,9 @@ struct node *node_parse(const char *display, const char *text, size_t len, struc
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        diag_add(d, display, (int)parser.problem_mark.line + 1,
-                 (int)parser.problem_mark.column + 1, NULL, "YAML syntax error: %s%s%s",
-                 parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
-                 parser.context ? parser.context : "");
+        diag_add(d, display, (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
+                 NULL, "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown",
+                 parser.context ? " " : "", parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         free(file);
         return NULL;

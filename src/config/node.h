@@ -17,14 +17,14 @@ enum node_kind { NODE_SCALAR, NODE_SEQ, NODE_MAP };
 
 struct node {
     enum node_kind kind;
-    char *value;  /* scalar text */
-    bool quoted;  /* scalar was quoted (so "123" is a string) */
-    size_t n;     /* children of a seq or map */
-    struct node **items;  /* seq items or map values */
-    char **keys;          /* map keys */
+    char *value;            /* scalar text */
+    bool quoted;            /* scalar was quoted (so "123" is a string) */
+    size_t n;               /* children of a seq or map */
+    struct node **items;    /* seq items or map values */
+    char **keys;            /* map keys */
     struct node **keynodes; /* map key nodes, for positions */
-    int line, col;        /* 1-based */
-    const char *file;     /* shared, owned by the root */
+    int line, col;          /* 1-based */
+    const char *file;       /* shared, owned by the root */
     char *file_owned;
 };
 

@@ -227,7 +227,7 @@ static void schedule_all(struct server *s, int64_t now)
  * the source is marked down (circuit open) with the reason, which `wharf
  * status` and `wharf show` print, and is only probed at the backoff times.
  */
-#define CIRCUIT_AFTER 3
+#define CIRCUIT_AFTER  3
 #define BACKOFF_MAX_MS (15 * 60 * 1000)
 
 static const char *source_runbook(const char *msg)
@@ -243,8 +243,8 @@ static char *poll_failed(struct server *s, size_t i, const struct profile *p, in
                          const char *msg)
 {
     int f = ++s->fails[i];
-    double delay = p->schedule.every_ms && p->schedule.every_ms < 5000 ? (double)p->schedule.every_ms
-                                                                         : 5000.0;
+    double delay =
+        p->schedule.every_ms && p->schedule.every_ms < 5000 ? (double)p->schedule.every_ms : 5000.0;
     char since[32], next[32];
     if (f == 1)
         s->down_since[i] = now;

@@ -25,8 +25,8 @@
 #include "util/sha256.h"
 
 struct encoding_evidence {
-    char method[16];  /* "bom", "utf-8", "detector", "declared", "ascii" */
-    char charset[32]; /* IANA-ish name as iconv takes it: "UTF-8", "UTF-16LE", "WINDOWS-1252" */
+    char method[16];   /* "bom", "utf-8", "detector", "declared", "ascii" */
+    char charset[32];  /* IANA-ish name as iconv takes it: "UTF-8", "UTF-16LE", "WINDOWS-1252" */
     double confidence; /* 0..1; 1 for bom/declared/utf-8 */
     char note[128];    /* e.g. "ISO-8859-1 and WINDOWS-1252 agree on every byte present" */
 };
@@ -40,9 +40,9 @@ struct dialect {
 };
 
 struct part {
-    char *name;        /* member name, or the original file name */
-    char *raw_path;    /* decompressed bytes as sent */
-    char *utf8_path;   /* normalised UTF-8, BOM removed (may equal raw_path) */
+    char *name;      /* member name, or the original file name */
+    char *raw_path;  /* decompressed bytes as sent */
+    char *utf8_path; /* normalised UTF-8, BOM removed (may equal raw_path) */
     char raw_sha256[SHA256_HEX_LEN];
     char utf8_sha256[SHA256_HEX_LEN];
     uint64_t raw_bytes, utf8_bytes;
@@ -62,8 +62,7 @@ struct inspection {
 };
 
 int inspect_run(const struct profile *p, const char *original, const char *display_name,
-                const char *parts_dir, struct inspection *out, struct report *rep,
-                struct werr *e);
+                const char *parts_dir, struct inspection *out, struct report *rep, struct werr *e);
 /* The evidence as JSON for ledger events and `wharf show`. */
 json_t *inspection_json(const struct inspection *in);
 void inspection_free(struct inspection *in);

@@ -48,9 +48,9 @@ const char *outcome_name(enum outcome o);
 struct intake {
     char id[ID_LEN];
     char *profile;
-    char *source;      /* "spool:/path" or "sftp://user@host:port/path" */
-    char *path;        /* relative path in the source */
-    char *name;        /* original file name */
+    char *source; /* "spool:/path" or "sftp://user@host:port/path" */
+    char *path;   /* relative path in the source */
+    char *name;   /* original file name */
     uint64_t size;
     int64_t mtime_ns;
     char sha256[SHA256_HEX_LEN]; /* "" until taken */
@@ -62,19 +62,19 @@ struct intake {
     char *last_error;
     int64_t created_ms, updated_ms;
     uint64_t rows;
-    char *bag;          /* bag directory once sealed */
-    char *replay_of;    /* intake id this one replays */
-    char *replayed_by;  /* newest replay of this one */
-    json_t *info;       /* evidence: encoding, format, target... (object) */
+    char *bag;         /* bag directory once sealed */
+    char *replay_of;   /* intake id this one replays */
+    char *replayed_by; /* newest replay of this one */
+    json_t *info;      /* evidence: encoding, format, target... (object) */
 };
 
 struct intake_filter {
     const char *profile;
-    int state;          /* -1: any */
-    bool unfinished;    /* not done / failed */
-    bool rejects;       /* outcome rejected and not replayed */
-    int64_t since_ms;   /* sealed at or after; 0: any */
-    int64_t limit;      /* 0: all */
+    int state;        /* -1: any */
+    bool unfinished;  /* not done / failed */
+    bool rejects;     /* outcome rejected and not replayed */
+    int64_t since_ms; /* sealed at or after; 0: any */
+    int64_t limit;    /* 0: all */
 };
 
 struct chain_link {
@@ -103,8 +103,8 @@ struct ledger_ops {
     int (*list)(struct ledger *l, const struct intake_filter *f, intake_fn fn, void *ctx,
                 struct werr *e);
     int (*events)(struct ledger *l, const char *id, event_fn fn, void *ctx, struct werr *e);
-    int (*find_loaded)(struct ledger *l, const char *profile, const char *sha256,
-                       char id[ID_LEN], struct werr *e);
+    int (*find_loaded)(struct ledger *l, const char *profile, const char *sha256, char id[ID_LEN],
+                       struct werr *e);
     int (*sighting)(struct ledger *l, const char *profile, const char *path, uint64_t size,
                     int64_t mtime_ns, int64_t now_ms, int64_t *first_seen_ms, struct werr *e);
     int (*sightings_prune)(struct ledger *l, const char *profile, int64_t before_ms,
@@ -153,14 +153,13 @@ static inline int ledger_update(struct ledger *l, const struct intake *in, struc
 }
 /* Records an event of `kind` for the intake; detail is stolen (may be NULL),
  * as in ledger_transition. */
-static inline int ledger_event(struct ledger *l, const char *id, const char *kind,
-                               json_t *detail, struct werr *e)
+static inline int ledger_event(struct ledger *l, const char *id, const char *kind, json_t *detail,
+                               struct werr *e)
 {
     return l->ops->event(l, id, kind, detail, e);
 }
 /* 1 found, 0 no such intake (a unique prefix of an id is accepted), -1 error. */
-static inline int ledger_get(struct ledger *l, const char *id, struct intake *out,
-                             struct werr *e)
+static inline int ledger_get(struct ledger *l, const char *id, struct intake *out, struct werr *e)
 {
     return l->ops->get(l, id, out, e);
 }
@@ -189,8 +188,8 @@ static inline int ledger_sighting(struct ledger *l, const char *profile, const c
 {
     return l->ops->sighting(l, profile, path, size, mtime_ns, now_ms, first_seen_ms, e);
 }
-static inline int ledger_sightings_prune(struct ledger *l, const char *profile,
-                                         int64_t before_ms, struct werr *e)
+static inline int ledger_sightings_prune(struct ledger *l, const char *profile, int64_t before_ms,
+                                         struct werr *e)
 {
     return l->ops->sightings_prune(l, profile, before_ms, e);
 }

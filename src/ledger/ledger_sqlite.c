@@ -1194,8 +1194,8 @@ static int sq_set_durable(struct ledger *l, bool full, struct werr *e)
     struct sq *s = l->impl;
     if (s->relaxed == !full)
         return 0;
-    if (exec(s, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", "pragma",
-             e) < 0)
+    if (exec(s, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", "pragma", e) <
+        0)
         return -1;
     s->relaxed = !full;
     return 0;

@@ -26,8 +26,7 @@ struct target_ops {
     /* 1: intake already loaded (*rows filled), 0: not, -1: error */
     int (*loaded)(struct target *t, const char *intake, uint64_t *rows, struct werr *e);
     /* Creates the table when absent, checks its columns, starts the transaction. */
-    int (*begin)(struct target *t, const char *intake, const struct columns *cols,
-                 struct werr *e);
+    int (*begin)(struct target *t, const char *intake, const struct columns *cols, struct werr *e);
     int (*insert)(struct target *t, const struct row *row, struct werr *e);
     /* Records wharf_loads and commits. */
     int (*commit)(struct target *t, const char *intake, const char *sha256, uint64_t rows,

@@ -452,7 +452,8 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
 
     for (i = 0; i < n; i++) {
         const struct bag_file *f = &files[i];
-        if (f->src_path && f->sha256 && link_file(tmp, f->name, f->src_path, f->sha256, hex, &size) == 0)
+        if (f->src_path && f->sha256 &&
+            link_file(tmp, f->name, f->src_path, f->sha256, hex, &size) == 0)
             ; /* linked: same inode, already durable */
         else if (write_file(tmp, f->name, f->src_path, f->content, f->len, hex, &size, e) < 0)
             goto out;

@@ -83,8 +83,7 @@ void drop_list_free(struct drop_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static int drop_ready(struct ledger *l, const struct profile *p, const struct drop *d,
-                      int64_t now)
+static int drop_ready(struct ledger *l, const struct profile *p, const struct drop *d, int64_t now)
 {
     struct werr e;
     if (d->unsafe)
@@ -105,8 +104,7 @@ static int drop_ready(struct ledger *l, const struct profile *p, const struct dr
     return 1;
 }
 
-size_t source_ready(struct ledger *l, const struct profile *p, struct drop_list *list,
-                    int64_t now)
+size_t source_ready(struct ledger *l, const struct profile *p, struct drop_list *list, int64_t now)
 {
     size_t ready = 0;
     for (size_t i = 0; i < list->n; i++) {

@@ -207,8 +207,7 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
     int fd = -1, r = -1;
 
     /* Idempotent: an earlier attempt already renamed it into place. */
-    if (lstat(dest, &st) == 0 && S_ISREG(st.st_mode) && lstat(src, &st2) < 0 &&
-        errno == ENOENT) {
+    if (lstat(dest, &st) == 0 && S_ISREG(st.st_mode) && lstat(src, &st2) < 0 && errno == ENOENT) {
         fd = open(dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
             werr_sys(e, "%s", dest);

@@ -65,8 +65,8 @@ void wlog(enum log_level level, const char *profile, const char *intake, const c
         /* \r + erase-line first: a progress line may be half drawn */
         line = xasprintf("\r\033[K%.12s %-5s %s%s%s%s%s%s %s%s%s\n", ts + 11, level_names[level],
                          profile ? profile : "", profile ? " " : "", intake ? intake : "",
-                         intake ? " " : "", event ? event : "", event ? ":" : "", msg,
-                         f ? " " : "", f ? f : "");
+                         intake ? " " : "", event ? event : "", event ? ":" : "", msg, f ? " " : "",
+                         f ? f : "");
         free(f);
     }
     json_decref(fields);

@@ -237,23 +237,24 @@ static int should_fail(enum kind k, const char *what, void *caller)
     return 1;
 }
 
-#define FD_CHECK(k, fd)                                                                        \
-    do {                                                                                       \
-        char abs_[PATH_MAX];                                                                   \
-        if (want_kind == (k) && fd_matches((fd), abs_, sizeof abs_) && should_fail((k), abs_, __builtin_return_address(0))) { \
-            errno = want_errno;                                                                \
-            return -1;                                                                         \
-        }                                                                                      \
+#define FD_CHECK(k, fd)                                                                            \
+    do {                                                                                           \
+        char abs_[PATH_MAX];                                                                       \
+        if (want_kind == (k) && fd_matches((fd), abs_, sizeof abs_) &&                             \
+            should_fail((k), abs_, __builtin_return_address(0))) {                                 \
+            errno = want_errno;                                                                    \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
-#define PATH_CHECK(k, dirfd, path)                                                             \
-    do {                                                                                       \
-        char abs_[PATH_MAX * 2];                                                               \
-        if (want_kind == (k) && path_matches((dirfd), (path), abs_, sizeof abs_) &&            \
-            should_fail((k), abs_, __builtin_return_address(0))) {                                                          \
-            errno = want_errno;                                                                \
-            return -1;                                                                         \
-        }                                                                                      \
+#define PATH_CHECK(k, dirfd, path)                                                                 \
+    do {                                                                                           \
+        char abs_[PATH_MAX * 2];                                                                   \
+        if (want_kind == (k) && path_matches((dirfd), (path), abs_, sizeof abs_) &&                \
+            should_fail((k), abs_, __builtin_return_address(0))) {                                 \
+            errno = want_errno;                                                                    \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 ssize_t write(int fd, const void *buf, size_t len)

@@ -9,8 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *declared[] = {"auto", "auto", "utf-8", "windows-1252", "utf-16",
-                                     "iso-8859-15"};
+    static const char *declared[] = {"auto",         "auto",   "utf-8",
+                                     "windows-1252", "utf-16", "iso-8859-15"};
     struct enc_scan s;
     struct enc_result res;
     struct report rep;
@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* chunked and one-shot validation disagree */
     memset(&res, 0, sizeof res);
     report_init(&rep, 0);
-    if (encoding_normalise(declared[size ? data[size - 1] % 6 : 0], "raw", raw, out, &s, &res,
-                           &rep, &e) >= 0)
+    if (encoding_normalise(declared[size ? data[size - 1] % 6 : 0], "raw", raw, out, &s, &res, &rep,
+                           &e) >= 0)
         enc_result_free(&res);
     report_free(&rep);
     enc_scan_free(&s);

@@ -9,8 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *names[] = {"input.csv", "input.zip", "input.tar.gz", "input.xml",
-                                  "input.csv.gz", "input"};
+    static const char *names[] = {"input.csv", "input.zip",    "input.tar.gz",
+                                  "input.xml", "input.csv.gz", "input"};
     struct profile *p = xcalloc(1, sizeof *p);
     struct inspection in;
     struct report rep;

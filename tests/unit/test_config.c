@@ -159,35 +159,42 @@ static void test_each_mistake(void **state)
          "p.yaml:1:33: source.patern: unknown key (valid here: type, path, pattern, recursive, "
          "ignore, complete_when, after, host, port, user, key_file, passphrase_file, "
          "password_file, known_hosts, timeout, max_transfers)"},
-        {"source: { type: ftp, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
+        {"source: { type: ftp, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json "
+         "}\n",
          "p.yaml:1:17: source.type: \"ftp\" is not valid (use spool | sftp)"},
         {"source: { type: spool, path: x }\ntarget: { path: w.db, table: \"x; drop\" }\n"
          "csv: { schema: s.json }\n",
          "p.yaml:2:30: target.table: \"x; drop\" is not a table name (letters, digits, _; at most "
          "63; not sqlite_* or wharf_*)"},
-        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n"
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
+         "s.json }\n"
          "limits: { max_bytes: 10 MB }\n",
          "p.yaml:4:22: limits.max_bytes: \"10 MB\" is not a size (use 512, 64KB, 10MB, 1GiB)"},
-        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n"
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
+         "s.json }\n"
          "schedule: { every: 30s, timezone: Mars/Olympus }\n",
          "p.yaml:4:35: schedule.timezone: \"Mars/Olympus\" is not a known timezone (e.g. UTC, "
          "Europe/Berlin)"},
-        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n"
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
+         "s.json }\n"
          "expect: [ { days: someday, by: \"7am\" } ]\n",
          "p.yaml:4:19: expect[0].days: \"someday\" is not a set of days (use mon-fri, sat,sun, "
          "daily)"},
         {"source: { type: sftp, path: /in, host: h, user: u, password: hunter2 }\n"
          "target: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
          "p.yaml:1:52: source.password: secrets are never inline; use password_file"},
-        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n"
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
+         "s.json }\n"
          "encoding: klingon-8\n",
          "p.yaml:4:11: encoding: \"klingon-8\" is not a known charset (use auto, utf-8, "
          "windows-1252, iso-8859-15, utf-16, ...)"},
-        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n"
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
+         "s.json }\n"
          "on_invalid: [reject]\n",
          "p.yaml:4:13: on_invalid: expected a scalar, found a list"},
         {"source: [ x ]\n", "p.yaml:1:9: source: expected a mapping, found a list"},
-        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n"
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
+         "s.json }\n"
          "target: { path: y.db, table: u }\n",
          "p.yaml:4:1: target: duplicate key (first given at line 2)"},
         {"source: { type: spool, path: x\n", "p.yaml:2:1: YAML syntax error"},
@@ -262,7 +269,8 @@ static void test_missing_schema_reported(void **state)
                                    "target: { path: w.db, table: t }\n"
                                    "csv: { schema: nope.json }\n",
                                    NULL);
-    assert_non_null(strstr(msgs, "m.yaml:3:16: csv.schema: \"nope.json\" not found in schemas_dir"));
+    assert_non_null(
+        strstr(msgs, "m.yaml:3:16: csv.schema: \"nope.json\" not found in schemas_dir"));
     free(msgs);
     msgs = load_profile_text("m.yaml",
                              "source: { type: spool, path: x }\n"

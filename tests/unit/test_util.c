@@ -46,11 +46,11 @@ static void test_sizes(void **state)
     static const struct {
         const char *s;
         uint64_t b;
-    } good[] = {{"512", 512},         {"64KB", 64000},       {"10MB", 10000000},
-                {"1GB", 1000000000},  {"64KiB", 65536},      {"10MiB", 10485760},
-                {"1GiB", 1073741824}, {"0", 0},              {"7B", 7}};
-    static const char *bad[] = {"", "10 MB", "10mb", "1.5GB", "MB", "-1", "99999999999999999999",
-                                "20000000000GB"};
+    } good[] = {{"512", 512},         {"64KB", 64000},  {"10MB", 10000000},
+                {"1GB", 1000000000},  {"64KiB", 65536}, {"10MiB", 10485760},
+                {"1GiB", 1073741824}, {"0", 0},         {"7B", 7}};
+    static const char *bad[] = {
+        "", "10 MB", "10mb", "1.5GB", "MB", "-1", "99999999999999999999", "20000000000GB"};
     uint64_t b;
     (void)state;
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
@@ -181,9 +181,12 @@ static void test_durable_write(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations),         cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_clock_days_percent), cmocka_unit_test(test_ids_sorted_unique),
-        cmocka_unit_test(test_sha256),            cmocka_unit_test(test_durable_write),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_clock_days_percent),
+        cmocka_unit_test(test_ids_sorted_unique),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_durable_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
