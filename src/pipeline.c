@@ -331,7 +331,12 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
         }
         free(qdir);
     }
+    /* Sightings are only hints (losing one delays a take by one interval):
+     * no fsync each.  The claims below are durable again. */
+    ledger_set_durable(pl->ledger, false, e);
     ready = source_ready(pl->ledger, p, &list, now_ms());
+    if (ledger_set_durable(pl->ledger, true, e) < 0)
+        goto out;
     if (ready && p->order == ORDER_NAME)
         qsort(list.v, ready, sizeof *list.v, cmp_drop_name);
     else if (ready && p->order == ORDER_MTIME)
@@ -446,20 +451,22 @@ int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *
 
 /* ---- the steps ------------------------------------------------------- */
 
+/* The runbook for a failed step: by the step that failed (the source's own
+ * words decide between host key, authentication and unreachable). */
 static const char *runbook_for(const struct werr *e, enum intake_state st)
 {
-    if (strstr(e->msg, "No space left") || strstr(e->msg, "disk full"))
+    if (strstr(e->msg, "No space left") || strstr(e->msg, "Disk quota"))
         return "runbooks/disk-full.md";
-    if (strstr(e->msg, "host key"))
-        return "runbooks/host-key-changed.md";
-    if (strstr(e->msg, "auth"))
-        return "runbooks/auth-refused.md";
-    if (st == ST_INSPECTED || st == ST_VALIDATED || strstr(e->msg, "database") ||
-        strstr(e->msg, "target"))
+    switch (st) {
+    case ST_FOUND:  /* take: fetching from the source */
+    case ST_SEALED: /* finish: delete/move at the source */
+        return source_runbook(e->msg);
+    case ST_INSPECTED:
+    case ST_VALIDATED:
         return "runbooks/target-down.md";
-    if (st == ST_FOUND)
-        return "runbooks/source-unreachable.md";
-    return "runbooks/replay.md";
+    default:
+        return "runbooks/replay.md";
+    }
 }
 
 static json_t *jstr(const char *k, const char *v)

@@ -54,8 +54,7 @@ int cmd_check(struct cli *c, int argc, char **argv)
         if (source_open(&src, &c->cfg, p, &e) < 0 ||
             (src.ops->list(&src, &list, &e) < 0 && (source_close(&src), 1))) {
             diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s (see %s)", e.msg,
-                     strstr(e.msg, "host key") ? "runbooks/host-key-changed.md"
-                                               : "runbooks/source-unreachable.md");
+                     source_runbook(e.msg));
             drop_list_free(&list);
             continue;
         }

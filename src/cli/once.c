@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "daemon/lock.h"
 #include "pipeline.h"
+#include "source/source.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -197,8 +198,7 @@ int cmd_once(struct cli *c, int argc, char **argv)
             char ts[32], *h;
             format_time_ms(now_ms(), ts);
             h = xasprintf("failing since %s (wharf once): %s (see %s)", ts, e.msg,
-                          strstr(e.msg, "host key") ? "runbooks/host-key-changed.md"
-                                                    : "runbooks/source-unreachable.md");
+                          source_runbook(e.msg));
             wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
             ledger_set_health(c->ledger, p->name, h);
             free(h);

@@ -32,6 +32,7 @@
 #include "daemon/notify.h"
 #include "daemon/sla.h"
 #include "pipeline.h"
+#include "source/source.h"
 #include "util/cron.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -230,15 +231,6 @@ static void schedule_all(struct server *s, int64_t now)
 #define CIRCUIT_AFTER  3
 #define BACKOFF_MAX_MS (15 * 60 * 1000)
 
-static const char *source_runbook(const char *msg)
-{
-    if (strstr(msg, "host key"))
-        return "runbooks/host-key-changed.md";
-    if (strstr(msg, "auth") || strstr(msg, "Auth"))
-        return "runbooks/auth-refused.md";
-    return "runbooks/source-unreachable.md";
-}
-
 static char *poll_failed(struct server *s, size_t i, const struct profile *p, int64_t now,
                          const char *msg)
 {
@@ -357,7 +349,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
     pthread_t *threads;
     struct worker_arg *args;
     struct werr e;
-    int64_t last_due = 0, last_wd = 0, last_sla = 0, wd_ms;
+    int64_t last_due = 0, last_wd = 0, last_sla = 0, last_prune = now_ms(), wd_ms;
     struct sla *sla;
     int r, lock;
 
@@ -486,6 +478,20 @@ int cmd_run(struct cli *c, int argc, char **argv)
         /* Listing connections are not kept between poll rounds. */
         pipeline_release_sources(pl, 0);
         /* Freshness windows: about once a minute, and right after a reload. */
+        /* Sightings of files that are gone: keep them three poll intervals
+         * (a month for cron schedules) so a slow schedule never forgets a
+         * file that is still there. */
+        if (now - last_prune >= 3600 * 1000) {
+            last_prune = now;
+            for (size_t i = 0; i < s.profiles->n; i++) {
+                const struct profile *p = s.profiles->v[i];
+                int64_t keep = 31LL * 86400 * 1000;
+                if (p->schedule.every_ms)
+                    keep =
+                        3 * p->schedule.every_ms > 86400000 ? 3 * p->schedule.every_ms : 86400000;
+                ledger_sightings_prune(c->ledger, p->name, now - keep, &e);
+            }
+        }
         if (now - last_sla >= SLA_EVERY_MS) {
             last_sla = now;
             sla_check(sla, c->ledger, s.profiles, sla_now());

@@ -83,5 +83,8 @@ void drop_free(struct drop *d);
 /* Expand "{name}.done" for a name. */
 char *done_name(const char *pattern, const char *name);
 bool name_ignored(const struct profile *p, const char *name);
+/* The runbook page for an error a source returned (host key, authentication,
+ * anything else: unreachable). */
+const char *source_runbook(const char *msg);
 
 #endif

@@ -29,6 +29,18 @@
 
 #define SPOOL_MAX_DEPTH 16
 
+static int64_t mtime_ns_of(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+/* Still the regular file, size and mtime that were listed (and claimed). */
+static bool same_drop(const struct stat *st, const struct drop *d)
+{
+    return S_ISREG(st->st_mode) && (uint64_t)st->st_size == d->size &&
+           mtime_ns_of(st) == d->mtime_ns;
+}
+
 static int spool_open(struct source *s, struct werr *e)
 {
     struct stat st;
@@ -136,7 +148,7 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
         dr.path = relpath;
         dr.name = xstrdup(name);
         dr.size = (uint64_t)st.st_size;
-        dr.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+        dr.mtime_ns = mtime_ns_of(&st);
         if (S_ISLNK(st.st_mode))
             dr.unsafe = xstrdup("a symbolic link (never followed)");
         else if (S_ISFIFO(st.st_mode))
@@ -232,8 +244,7 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
         werr_set(e, "%s: no longer a regular file with one link; refused", src);
         goto out;
     }
-    if ((uint64_t)st.st_size != d->size ||
-        (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != d->mtime_ns) {
+    if (!same_drop(&st, d)) {
         werr_set(e, "%s: changed after it was seen complete (size %llu -> %llu)", src,
                  (unsigned long long)d->size, (unsigned long long)st.st_size);
         goto out;
@@ -303,13 +314,13 @@ static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
     case AFTER_DELETE:
         /* Normally renamed away at take; the cross-filesystem copy case is
          * removed here, only if it is still the same content. */
-        if (lstat(src, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == d->size &&
-            (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec == d->mtime_ns &&
-            durable_unlink(src, e) < 0)
+        if (lstat(src, &st) == 0 && same_drop(&st, d) && durable_unlink(src, e) < 0)
             goto out;
         break;
     case AFTER_MOVE:
-        if (lstat(src, &st) == 0) {
+        /* Only the content that was taken: a file re-uploaded under the
+         * same name since is a new drop and stays for the next poll. */
+        if (lstat(src, &st) == 0 && same_drop(&st, d)) {
             char *dst;
             if (mkdirs(p->source.after_dir, 0750, e) < 0)
                 goto out;

@@ -67,7 +67,6 @@ eq "no reject waits any more, or the replay was rejected with a new report" \
 
 # --- a file still growing is not taken until stable ---------------------
 spool_profile grow "{ stable_for: 2s }"
-( for i in 1 2 3 4 5 6; do echo "$i,c$i,1.0" >> var/drop/grow/g.csv.tmpdata; sleep 0.5; done ) &
 printf 'order_id,customer,amount\n' > var/drop/grow/g.csv
 ( for i in 1 2 3 4 5 6; do echo "$i,c$i,1.0" >> var/drop/grow/g.csv; sleep 0.5; done ) &
 for _ in 1 2 3 4 5 6; do w once grow >/dev/null 2>&1; sleep 0.5; done
@@ -85,6 +84,18 @@ touch var/drop/flagged/f.csv.ok
 w once flagged >/dev/null 2>&1
 eq "taken once the done file exists" "$(sql var/warehouse.db 'select count(*) from flagged')" 5
 check "the done file is consumed with it" test ! -e var/drop/flagged/f.csv.ok
+
+# --- after: move never moves away a file re-uploaded under the same name ----
+spool_profile mover '{ done_file: "{name}.done" }' "{ move: var/done/mover }"
+orders_csv var/drop/mover/m.csv 1 3; touch var/drop/mover/m.csv.done
+WHARF_TEST_CRASH=sealed "$WHARF" once mover >/dev/null 2>&1   # killed before finish
+orders_csv var/drop/mover/m.csv 1 9                            # the partner re-sends m.csv
+w once mover >/dev/null 2>&1                                     # finishes the first intake
+check "the re-sent file was not moved away unread" test -e var/drop/mover/m.csv
+touch var/drop/mover/m.csv.done                                  # its own done file
+w once mover >/dev/null 2>&1                                     # and takes it as a new drop
+eq "both versions loaded, nothing lost" "$(sql var/warehouse.db 'select count(*) from mover')" 12
+check "the re-sent file is moved once it is sealed" test -e var/done/mover/m.csv
 
 # --- symlink, FIFO, hard link: quarantined, never read ------------------
 spool_profile hostile "{ stable_for: 1s }"
