@@ -760,6 +760,32 @@ static int finish_source(struct job *j, struct werr *e)
 }
 
 /* taken -> (duplicate) done | rejected ; taken -> inspected */
+/*
+ * inspect_run with the schema's field names as the header hint (CSV), so a
+ * first record naming the schema's fields is taken as the header whatever
+ * the sniffing heuristics think of it.
+ */
+static int inspect_run_for(struct job *j, struct werr *e)
+{
+    struct validator *v = validator_for(j->pl, j->p, e);
+    const struct columns *cols = v ? validator_columns(v, FORMAT_CSV) : NULL;
+    struct header_hint hint = {.case_insensitive = j->p->csv.header_case_insensitive};
+    const char **names = NULL;
+    int r;
+    if (!v)
+        return -1;
+    if (cols && cols->n) {
+        names = xcalloc(cols->n, sizeof *names);
+        for (size_t i = 0; i < cols->n; i++)
+            names[i] = cols->v[i].name;
+        hint.names = names;
+        hint.n = cols->n;
+    }
+    r = inspect_run(j->p, &hint, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, e);
+    free(names);
+    return r;
+}
+
 static int step_inspect(struct job *j)
 {
     struct werr e = {0};
@@ -801,7 +827,7 @@ static int step_inspect(struct job *j)
         goto fail;
     inspection_free(&j->insp);
     memset(&j->insp, 0, sizeof j->insp);
-    r = inspect_run(j->p, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, &e);
+    r = inspect_run_for(j, &e);
     if (r < 0)
         goto fail;
     j->have_insp = true;
@@ -879,7 +905,7 @@ static int step_load(struct job *j)
         report_init(&j->rep, (size_t)j->p->limits.max_errors);
         if (rmtree(j->partsdir, &e) < 0)
             goto fail;
-        r = inspect_run(j->p, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, &e);
+        r = inspect_run_for(j, &e);
         if (r != 0) {
             if (r > 0)
                 werr_set(&e, "inspection no longer passes on resume");
@@ -905,6 +931,7 @@ static int step_load(struct job *j)
             .delimiter = pt->dialect.delimiter,
             .quote = pt->dialect.quote,
             .header = pt->dialect.header,
+            .skip_first_line = pt->dialect.sep_line,
             .bytes_read = &part_read,
         };
         struct validate_result res = {0};

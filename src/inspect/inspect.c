@@ -46,9 +46,9 @@ static const char *nested_archive(const unsigned char *p, size_t n)
 }
 
 /* Inspect one unpacked member into part.  0, 1 rejected, -1 failure. */
-static int inspect_part(const struct profile *p, const char *parts_dir, size_t index,
-                        struct unpack_member *m, struct part *pt, struct report *rep,
-                        struct werr *e)
+static int inspect_part(const struct profile *p, const struct header_hint *hint,
+                        const char *parts_dir, size_t index, struct unpack_member *m,
+                        struct part *pt, struct report *rep, struct werr *e)
 {
     struct enc_result er;
     char *utf8_out = xasprintf("%s/%04zu.utf8", parts_dir, index);
@@ -76,16 +76,17 @@ static int inspect_part(const struct profile *p, const char *parts_dir, size_t i
         memcpy(pt->utf8_sha256, m->raw_sha256, SHA256_HEX_LEN);
     }
     pt->utf8_bytes = er.bytes;
-    r = sniff_part(p, m->name, er.sample, er.sample_len, er.bytes == er.sample_len, &pt->format,
-                   &pt->dialect, &pt->xml_root, rep);
+    r = sniff_part(p, hint, m->name, er.sample, er.sample_len, er.bytes == er.sample_len,
+                   &pt->format, &pt->dialect, &pt->xml_root, rep);
 out:
     enc_result_free(&er);
     free(utf8_out);
     return r;
 }
 
-int inspect_run(const struct profile *p, const char *original, const char *display_name,
-                const char *parts_dir, struct inspection *out, struct report *rep, struct werr *e)
+int inspect_run(const struct profile *p, const struct header_hint *hint, const char *original,
+                const char *display_name, const char *parts_dir, struct inspection *out,
+                struct report *rep, struct werr *e)
 {
     struct unpack u;
     size_t i, good = 0;
@@ -123,7 +124,7 @@ int inspect_run(const struct profile *p, const char *original, const char *displ
             continue;
         }
         memcpy(pt->raw_sha256, m->raw_sha256, SHA256_HEX_LEN);
-        pr = inspect_part(p, parts_dir, i + 1, m, pt, rep, e);
+        pr = inspect_part(p, hint, parts_dir, i + 1, m, pt, rep, e);
         if (pr < 0)
             goto out;
         if (pr == 1) {
@@ -191,10 +192,14 @@ static json_t *part_json(const struct part *pt)
     json_object_set_new(o, "format", json_string(format_name(pt->format)));
     if (pt->format == FORMAT_CSV && pt->dialect.delimiter) {
         char d[2] = {pt->dialect.delimiter, 0}, q[2] = {pt->dialect.quote, 0};
-        json_object_set_new(o, "dialect",
-                            json_pack("{s:s, s:s, s:b, s:s, s:b}", "delimiter", d, "quote", q,
-                                      "header", pt->dialect.header, "eol", pt->dialect.eol,
-                                      "sniffed", pt->dialect.sniffed));
+        json_object_set_new(
+            o, "dialect",
+            json_pack("{s:s, s:s, s:b, s:s, s:b, s:b, s:s, s:s}", "delimiter", d, "quote", q,
+                      "header", pt->dialect.header, "eol", pt->dialect.eol, "sniffed",
+                      pt->dialect.sniffed, "sep_line", pt->dialect.sep_line, "delimiter_from",
+                      pt->dialect.delimiter_from ? pt->dialect.delimiter_from : "sniffed",
+                      "header_from",
+                      pt->dialect.header_from ? pt->dialect.header_from : "heuristic"));
     }
     if (pt->xml_root)
         json_object_set_new(o, "xml_root", jstr(pt->xml_root));

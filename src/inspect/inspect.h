@@ -37,6 +37,22 @@ struct dialect {
     bool header;
     char eol[5];  /* "CRLF", "LF", "CR" */
     bool sniffed; /* false when pinned by the profile */
+    /* The first line was Excel's "sep=X" hint: X is the delimiter and the
+     * line is not data (the validator skips it; line numbers still count it). */
+    bool sep_line;
+    const char *delimiter_from; /* "profile", "sep-line", "sniffed" (static) */
+    const char *header_from;    /* "profile", "schema", "heuristic", "empty" (static) */
+};
+
+/*
+ * What the feed's schema says a header looks like.  A first record whose
+ * non-empty fields all name schema fields (and at least one does) is the
+ * header, whatever the sniffing heuristics say.  NULL or n == 0: no schema.
+ */
+struct header_hint {
+    const char *const *names;
+    size_t n;
+    bool case_insensitive;
 };
 
 struct part {
@@ -61,8 +77,9 @@ struct inspection {
     size_t n;
 };
 
-int inspect_run(const struct profile *p, const char *original, const char *display_name,
-                const char *parts_dir, struct inspection *out, struct report *rep, struct werr *e);
+int inspect_run(const struct profile *p, const struct header_hint *hint, const char *original,
+                const char *display_name, const char *parts_dir, struct inspection *out,
+                struct report *rep, struct werr *e);
 /* The evidence as JSON for ledger events and `wharf show`. */
 json_t *inspection_json(const struct inspection *in);
 void inspection_free(struct inspection *in);

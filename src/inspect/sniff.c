@@ -11,8 +11,14 @@
  *   3. the delimiter whose field count is most consistent wins (ties: more
  *      fields, then the order above); one field everywhere means ',';
  *   4. the quote is ' only when fields start with ' and never with ";
- *   5. the first record is a header unless one of its fields is empty or
- *      looks like data (a number or date).
+ *   5. the first record is a header when the schema says so (its non-empty
+ *      fields all name schema fields, at least one does); otherwise unless
+ *      one of its fields is empty or looks like data (a number or date).
+ *
+ * Before all that, a first line of exactly "sep=X" (Excel writes it when
+ * asked to) is a hint, not data: X is the delimiter, the line is skipped,
+ * and the evidence says so.  With a pinned delimiter a different X is a
+ * reject: the partner's file says one thing and the profile another.
  */
 #include "inspect/sniff.h"
 
@@ -20,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/xmalloc.h"
 
@@ -215,8 +222,22 @@ static bool looks_like_data(const unsigned char *s, size_t n)
 }
 
 struct header_test {
+    const struct header_hint *hint;
     bool data_like; /* a field of the first record is empty or data */
+    size_t named;   /* fields of the first record naming a schema field */
+    bool foreign;   /* a non-empty field that names no schema field */
 };
+
+static bool names_field(const struct header_hint *h, const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const char *f = h->names[i];
+        if (strlen(f) == n &&
+            (h->case_insensitive ? !strncasecmp(f, (const char *)s, n) : !memcmp(f, s, n)))
+            return true;
+    }
+    return false;
+}
 
 static void header_field(void *ctx, size_t rec, size_t col, const unsigned char *s, size_t n,
                          bool quoted)
@@ -231,18 +252,62 @@ static void header_field(void *ctx, size_t rec, size_t col, const unsigned char 
     }
     if (n == 0 || looks_like_data(s, n))
         h->data_like = true;
+    if (h->hint && h->hint->n && n) {
+        if (names_field(h->hint, s, n))
+            h->named++;
+        else
+            h->foreign = true;
+    }
 }
 
-static void sniff_csv(const unsigned char *p, size_t len, bool whole, struct dialect *d)
+/* Length of a first line "sep=X" with its line end, or 0. */
+static size_t sep_line(const unsigned char *p, size_t len, char *delim)
+{
+    size_t n;
+    if (len < 5 || memcmp(p, "sep=", 4) || p[4] == '\r' || p[4] == '\n')
+        return 0;
+    if (len == 5)
+        n = 5;
+    else if (p[5] == '\n')
+        n = 6;
+    else if (p[5] == '\r')
+        n = len > 6 && p[6] == '\n' ? 7 : 6;
+    else
+        return 0;
+    *delim = (char)p[4];
+    return n;
+}
+
+static void sniff_header(const unsigned char *p, size_t len, bool whole,
+                         const struct header_hint *hint, struct dialect *d)
+{
+    size_t counts[SNIFF_RECORDS];
+    struct header_test ht = {.hint = hint};
+    if (split(p, len, whole, d->delimiter, d->quote, counts, header_field, &ht) == 0) {
+        d->header = true; /* nothing to judge by: the common case */
+        d->header_from = "empty";
+    } else if (ht.named && !ht.foreign) {
+        d->header = true;
+        d->header_from = "schema";
+    } else {
+        d->header = !ht.data_like;
+        d->header_from = "heuristic";
+    }
+}
+
+static void sniff_csv(const unsigned char *p, size_t len, bool whole,
+                      const struct header_hint *hint, struct dialect *d)
 {
     static const char cands[] = {',', ';', '\t', '|'};
     size_t counts[SNIFF_RECORDS], i, best_mode = 0;
     double best = -1;
     struct quote_count qc;
-    struct header_test ht = {false};
 
-    d->delimiter = ',';
-    for (i = 0; i < sizeof cands; i++) {
+    if (!d->sep_line) {
+        d->delimiter = ',';
+        d->delimiter_from = "sniffed";
+    }
+    for (i = 0; i < sizeof cands && !d->sep_line; i++) {
         size_t n = split(p, len, whole, cands[i], '"', counts, NULL, NULL), mode;
         double c = consistency(counts, n, &mode);
         if (mode < 2)
@@ -256,19 +321,17 @@ static void sniff_csv(const unsigned char *p, size_t len, bool whole, struct dia
     memset(&qc, 0, sizeof qc);
     split(p, len, whole, d->delimiter, '\0', counts, count_quotes, &qc);
     d->quote = qc.sq > 0 && qc.dq == 0 ? '\'' : '"';
-    if (split(p, len, whole, d->delimiter, d->quote, counts, header_field, &ht) == 0)
-        d->header = true; /* nothing to judge by: the common case */
-    else
-        d->header = !ht.data_like;
+    sniff_header(p, len, whole, hint, d);
     sniff_eol(p, len, d->quote, d->eol);
     d->sniffed = true;
 }
 
-int sniff_part(const struct profile *p, const char *part, const unsigned char *sample, size_t len,
-               bool whole, enum data_format *fmt, struct dialect *d, char **xml_root,
-               struct report *rep)
+int sniff_part(const struct profile *p, const struct header_hint *hint, const char *part,
+               const unsigned char *sample, size_t len, bool whole, enum data_format *fmt,
+               struct dialect *d, char **xml_root, struct report *rep)
 {
-    size_t i = 0;
+    size_t i = 0, skip;
+    char sep = 0;
     bool xml;
     *xml_root = NULL;
     memset(d, 0, sizeof *d);
@@ -303,14 +366,30 @@ int sniff_part(const struct profile *p, const char *part, const unsigned char *s
         return 0;
     }
     *fmt = FORMAT_CSV;
+    if ((skip = sep_line(sample, len, &sep)) > 0) {
+        d->sep_line = true;
+        d->delimiter = sep;
+        d->delimiter_from = "sep-line";
+        if (p->csv.dialect_pinned && p->csv.delimiter != sep) {
+            report_add(rep, part, 1, 0, NULL, (const char *)sample, 5, "dialect_mismatch",
+                       "the file's first line says the delimiter is '%c' (sep=%c), but the "
+                       "profile pins '%c'",
+                       sep, sep, p->csv.delimiter);
+            return 1;
+        }
+        sample += skip;
+        len -= skip;
+    }
     if (p->csv.dialect_pinned) {
         d->delimiter = p->csv.delimiter;
         d->quote = p->csv.quote;
         d->header = p->csv.header;
+        d->delimiter_from = d->sep_line ? "sep-line" : "profile";
+        d->header_from = "profile";
         sniff_eol(sample, len, d->quote, d->eol);
         d->sniffed = false;
     } else {
-        sniff_csv(sample, len, whole, d);
+        sniff_csv(sample, len, whole, hint, d);
     }
     return 0;
 }

@@ -18,11 +18,13 @@
 /*
  * sample: the first bytes of the UTF-8 form; whole: the sample is the whole
  * part (its last line is complete).  Fills fmt, d (CSV) or *xml_root
- * (malloc'd, NULL when not found in the sample).  Returns 0, or 1 when the
- * format does not match the profile (reason in rep under `part`).
+ * (malloc'd, NULL when not found in the sample).  hint (may be NULL): the
+ * schema's field names, which decide whether the first record is a header.
+ * Returns 0, or 1 when the format does not match the profile (reason in rep
+ * under `part`).
  */
-int sniff_part(const struct profile *p, const char *part, const unsigned char *sample, size_t len,
-               bool whole, enum data_format *fmt, struct dialect *d, char **xml_root,
-               struct report *rep);
+int sniff_part(const struct profile *p, const struct header_hint *hint, const char *part,
+               const unsigned char *sample, size_t len, bool whole, enum data_format *fmt,
+               struct dialect *d, char **xml_root, struct report *rep);
 
 #endif

@@ -1194,6 +1194,8 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
     for (size_t i = 0; i < s->n; i++)
         map[i] = i;
 
+    if (in->skip_first_line && csv_next(rd, &rec, e) < 0)
+        goto out;
     if (in->header) {
         if ((got = csv_next(rd, &rec, e)) < 0)
             goto out;

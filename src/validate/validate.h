@@ -72,6 +72,7 @@ struct validate_input {
     enum data_format format;
     char delimiter, quote;
     bool header;
+    bool skip_first_line; /* Excel's "sep=X" line: not data, still counted as line 1 */
     uint64_t *bytes_read; /* when not NULL: kept at the bytes read so far (progress) */
 };
 

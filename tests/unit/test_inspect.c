@@ -116,7 +116,7 @@ static void run(struct run *r, const struct profile *p, const char *name)
     memset(r, 0, sizeof *r);
     r->parts = xasprintf("%s/parts-%d", tmp, ++seq);
     report_init(&r->rep, 0);
-    r->rc = inspect_run(p, orig, name, r->parts, &r->in, &r->rep, &r->e);
+    r->rc = inspect_run(p, NULL, orig, name, r->parts, &r->in, &r->rep, &r->e);
     if (r->rc < 0)
         fail_msg("inspect_run failed: %s", r->e.msg);
     free(orig);
