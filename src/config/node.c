@@ -6,9 +6,11 @@
 #include "config/node.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "util/xmalloc.h"
@@ -140,6 +142,40 @@ struct node *node_parse(const char *display, const char *text, size_t len, struc
     return root;
 }
 
+static bool is_json_name(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 5 && !strcasecmp(path + n - 5, ".json");
+}
+
+/*
+ * A .json file is JSON, not YAML: comments, unquoted keys, single quotes,
+ * trailing commas and repeated keys are errors even though YAML would take
+ * them.  jansson decides (and says where); then, because jansson keeps no
+ * positions, libyaml reads the same text into the tree for file:line:col
+ * diagnostics.  Strict JSON is YAML but for one thing: YAML refuses tabs
+ * where JSON allows them as whitespace.  A tab can only be whitespace in
+ * valid JSON (inside strings it must be escaped), so tabs become spaces,
+ * which keeps every position.
+ */
+static bool json_strict(const char *path, char *buf, size_t len, struct diags *d)
+{
+    json_error_t err;
+    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        diag_add(d, path, err.line > 0 ? err.line : 1, err.column > 0 ? err.column : 1, NULL,
+                 "JSON syntax error: %s (a .json file is strict JSON: no comments, quoted keys, "
+                 "no trailing commas; use .yaml for YAML)",
+                 err.text);
+        return false;
+    }
+    json_decref(j);
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\t')
+            buf[i] = ' ';
+    return true;
+}
+
 struct node *node_load(const char *path, struct diags *d)
 {
     FILE *f = fopen(path, "rb");
@@ -165,7 +201,11 @@ struct node *node_load(const char *path, struct diags *d)
         }
     }
     fclose(f);
-    root = node_parse(path, buf, len, d);
+    if (is_json_name(path)) {
+        root = json_strict(path, buf, len, d) ? node_parse(path, buf, len, d) : NULL;
+    } else {
+        root = node_parse(path, buf, len, d);
+    }
     free(buf);
     return root;
 }

@@ -1,7 +1,8 @@
 /*
- * node: a YAML (or JSON, which YAML reads too) document as a small tree that
- * remembers where each node came from, so every error can name
- * file:line:column.  Loaded with libyaml's document API.
+ * node: a YAML or JSON document as a small tree that remembers where each
+ * node came from, so every error can name file:line:column.  Loaded with
+ * libyaml's document API; a file named *.json must first be strict JSON
+ * (jansson), since YAML would accept comments and unquoted keys.
  *
  * Ownership: node_load returns a tree the caller frees with node_free.
  */
@@ -28,8 +29,9 @@ struct node {
     char *file_owned;
 };
 
-/* Parse a file.  Returns NULL and adds a diag on a syntax error. An empty
- * document gives an empty map. */
+/* Parse a file (strict JSON when its name ends in .json, else YAML).
+ * Returns NULL and adds a diag on a syntax error.  An empty YAML document
+ * gives an empty map. */
 struct node *node_load(const char *path, struct diags *d);
 struct node *node_parse(const char *display, const char *text, size_t len, struct diags *d);
 void node_free(struct node *n);

@@ -28,6 +28,7 @@
 #include "load/target.h"
 
 #include <limits.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -727,6 +728,11 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
             rc = sqlite3_bind_int64(s->ins, idx, v->i);
             break;
         case VAL_REAL:
+            if (isnan(v->d)) { /* SQLite would store NULL: never a substitute value */
+                werr_set(e, "%s: line %llu: column %zu is NaN, which SQLite cannot store", s->path,
+                         (unsigned long long)row->line, i + 1);
+                return -1;
+            }
             rc = sqlite3_bind_double(s->ins, idx, v->d);
             break;
         case VAL_TEXT:

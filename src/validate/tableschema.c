@@ -22,11 +22,15 @@
  */
 #include "validate/tableschema.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
 
 #include "util/durable.h"
 #include "util/parse.h"
@@ -183,6 +187,36 @@ ok:
     return true;
 }
 
+/* libxml2 reports a pattern that does not compile through its error
+ * handler (thread-local): catch the first message instead of letting it
+ * print. */
+struct pattern_err {
+    char *buf;
+    size_t size;
+};
+
+static void pattern_err(void *ctx, xmlErrorPtr err)
+{
+    struct pattern_err *pe = ctx;
+    if (!pe->buf[0] && err && err->message) {
+        snprintf(pe->buf, pe->size, "%s", err->message);
+        size_t n = strlen(pe->buf);
+        while (n && (pe->buf[n - 1] == '\n' || pe->buf[n - 1] == ' '))
+            pe->buf[--n] = 0;
+    }
+}
+
+static xmlRegexpPtr pattern_compile(const char *s, char *err, size_t size)
+{
+    struct pattern_err pe = {err, size};
+    xmlRegexpPtr re;
+    err[0] = 0;
+    xmlSetStructuredErrorFunc(&pe, pattern_err);
+    re = xmlRegexpCompile((const xmlChar *)s);
+    xmlSetStructuredErrorFunc(NULL, NULL);
+    return re;
+}
+
 static bool bounds_allowed(enum ts_type t)
 {
     return t == TS_INTEGER || t == TS_NUMBER || t == TS_DATE || t == TS_TIME || t == TS_DATETIME ||
@@ -242,18 +276,21 @@ static void compile_constraints(struct comp *c, struct ts_field *f, const struct
                 cdiag(c, v, path, "pattern longer than %d bytes", PATTERN_MAX);
                 continue;
             }
-            /* The spec matches the whole value: anchor it. */
-            char *re = xasprintf("^(%s)$", s);
-            int rc = regcomp(&f->re, re, REG_EXTENDED | REG_NOSUB);
-            free(re);
-            if (rc) {
-                char err[256];
-                regerror(rc, &f->re, err, sizeof err);
-                cdiag(c, v, path, "\"%s\" is not a valid POSIX extended regular expression: %s", s,
-                      err);
+            /* XML Schema regular expressions (the spec's dialect), which
+             * match the whole value and count characters, not bytes. */
+            char err[256] = "";
+            if (f->re) /* a key given twice */
+                xmlRegFreeRegexp(f->re);
+            f->re = pattern_compile(s, err, sizeof err);
+            if (!f->re) {
+                cdiag(c, v, path,
+                      "\"%s\" is not a valid XML Schema regular expression (the Table Schema "
+                      "pattern syntax): %s",
+                      s, err[0] ? err : "does not compile");
                 continue;
             }
             f->has_pattern = true;
+            free(f->pattern);
             f->pattern = xstrdup(s);
         } else if (!strcmp(k, "enum")) {
             size_t o = 0;
@@ -469,6 +506,7 @@ struct tschema *tschema_compile(const struct wharf_config *cfg, const struct pro
     struct node *root = NULL;
     char *path = NULL;
 
+    xmlInitParser(); /* patterns are libxml2 regular expressions */
     s->missing = xcalloc(1, sizeof *s->missing);
     s->missing[0] = xstrdup("");
     s->n_missing = 1;
@@ -743,7 +781,7 @@ struct cells {
     struct keyset **sets; /* all of the above, for keyset_row_end */
     size_t nsets;
     size_t *col;   /* per field: its 1-based CSV column */
-    char *scratch; /* NUL-terminated copy of a cell, for regexec */
+    char *scratch; /* NUL-terminated copy of a cell, for xmlRegexpExec */
     size_t scratch_cap;
     unsigned char *pkbuf; /* a composite primary key, encoded */
     size_t pkbuf_cap;
@@ -805,6 +843,25 @@ static void check_cell(struct run *R, struct cells *C, const struct csv_record *
         return;
     }
     size_t before = R->nerr;
+    /* NaN compares false with everything: it would pass any bound and equal
+     * every enum value.  It meets none of them.  And the SQLite target turns
+     * a NaN into NULL, so a NaN never reaches it: one value never silently
+     * becomes another.  (SQLite stores +-Inf faithfully as REAL.) */
+    bool nan = v->kind == TC_REAL && isnan(v->d);
+    if (nan) {
+        if (f->has_min)
+            problem(R, rec->line, col, f->name, p, len, "minimum",
+                    "is NaN, which meets no minimum (%s)", f->min_text);
+        if (f->has_max)
+            problem(R, rec->line, col, f->name, p, len, "maximum",
+                    "is NaN, which meets no maximum (%s)", f->max_text);
+        if (f->n_enum)
+            problem(R, rec->line, col, f->name, p, len, "enum", "is NaN, which is not one of %s",
+                    f->enum_text);
+        if (R->nerr == before && R->p->target.type == TARGET_SQLITE)
+            problem(R, rec->line, col, f->name, p, len, "unstorable",
+                    "is NaN, which the SQLite target cannot store (it would become NULL)");
+    }
     if (f->has_min_len || f->has_max_len) {
         size_t n = utf8_chars(p, len);
         if (f->has_min_len && n < f->min_len)
@@ -816,10 +873,10 @@ static void check_cell(struct run *R, struct cells *C, const struct csv_record *
                     "is longer than maxLength %llu (%zu characters)",
                     (unsigned long long)f->max_len, n);
     }
-    if (f->has_min && tsfield_compare(f, v, &f->min) < 0)
+    if (!nan && f->has_min && tsfield_compare(f, v, &f->min) < 0)
         problem(R, rec->line, col, f->name, p, len, "minimum", "is less than minimum %s",
                 f->min_text);
-    if (f->has_max && tsfield_compare(f, v, &f->max) > 0)
+    if (!nan && f->has_max && tsfield_compare(f, v, &f->max) > 0)
         problem(R, rec->line, col, f->name, p, len, "maximum", "is greater than maximum %s",
                 f->max_text);
     if (f->has_pattern) {
@@ -830,11 +887,11 @@ static void check_cell(struct run *R, struct cells *C, const struct csv_record *
         memcpy(C->scratch, p, len);
         C->scratch[len] = 0;
         /* an embedded NUL would cut the match short: never a match */
-        if (memchr(p, 0, len) || regexec(&f->re, C->scratch, 0, NULL, 0) != 0)
+        if (memchr(p, 0, len) || xmlRegexpExec(f->re, (const xmlChar *)C->scratch) != 1)
             problem(R, rec->line, col, f->name, p, len, "pattern", "does not match pattern \"%s\"",
                     f->pattern);
     }
-    if (f->n_enum) {
+    if (!nan && f->n_enum) {
         size_t i;
         for (i = 0; i < f->n_enum; i++)
             if (tsfield_compare(f, v, &f->enum_v[i]) == 0)

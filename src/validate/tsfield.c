@@ -84,8 +84,8 @@ void tsfield_free(struct ts_field *f)
     free(f->false_values);
     free(f->min_text);
     free(f->max_text);
-    if (f->has_pattern)
-        regfree(&f->re);
+    if (f->re)
+        xmlRegFreeRegexp(f->re);
     free(f->pattern);
     free(f->enum_v);
     free(f->enum_text);

@@ -6,10 +6,11 @@
 #ifndef WHARF_TSFIELD_H
 #define WHARF_TSFIELD_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <libxml/xmlregexp.h>
 
 enum ts_type {
     TS_STRING,
@@ -56,7 +57,7 @@ struct ts_field {
     struct ts_cast min, max;
     char *min_text, *max_text;
     bool has_pattern;
-    regex_t re;
+    xmlRegexpPtr re; /* constraints.pattern: XML Schema regex, whole value */
     char *pattern;
     struct ts_cast *enum_v;
     size_t n_enum;
