@@ -93,16 +93,65 @@ static const char *scalar_of(struct comp *c, const struct node *n, const char *p
     return n->value;
 }
 
+/*
+ * Table Schema properties wharf knows and does not support: each is refused
+ * with the reason, never ignored (a schema that says more than wharf checks
+ * would let through what its author meant to stop).  docs/table-schema.md
+ * has the whole table.
+ */
+static const struct {
+    const char *key, *why;
+} unsupported[] = {
+    {"foreignKeys", "foreignKeys are not supported: wharf validates one file at a time and "
+                    "cannot check references into another table; remove them (check the "
+                    "reference in the target instead)"},
+    {"uniqueKeys", "uniqueKeys (Table Schema v2) are not supported: use a field's "
+                   "constraints.unique, or primaryKey for one combination of fields"},
+    {"fieldsMatch", "fieldsMatch (Table Schema v2) is not supported: set csv.header_match in "
+                    "the profile instead"},
+    {"missingValues@field", "a field's own missingValues (Table Schema v2) is not supported: "
+                            "set missingValues for the whole schema"},
+    {"categories", "categories (Table Schema v2) are not supported: use constraints.enum"},
+    {"categoriesOrdered", "categoriesOrdered (Table Schema v2) is not supported"},
+    {"exclusiveMinimum", "exclusiveMinimum (Table Schema v2) is not supported: use minimum"},
+    {"exclusiveMaximum", "exclusiveMaximum (Table Schema v2) is not supported: use maximum"},
+    {"jsonSchema", "constraints.jsonSchema (Table Schema v2) is not supported"},
+    {"itemType", "itemType belongs to the list type (Table Schema v2), which is not supported"},
+    {"delimiter", "delimiter belongs to the list type (Table Schema v2), which is not supported"},
+    {NULL, NULL},
+};
+
+static const char *unsupported_why(const char *key, const char *path)
+{
+    for (size_t u = 0; unsupported[u].key; u++) {
+        const char *k = unsupported[u].key, *at = strchr(k, '@');
+        size_t kl = at ? (size_t)(at - k) : strlen(k);
+        if (strlen(key) != kl || memcmp(key, k, kl))
+            continue;
+        /* "missingValues@field": only in a field, not at the root */
+        if (at && (!path || !strchr(path, '[') || strstr(path, "constraints")))
+            continue;
+        return unsupported[u].why;
+    }
+    return NULL;
+}
+
 static bool check_keys(struct comp *c, const struct node *map, const char *path, const char **valid)
 {
     bool ok = true;
     for (size_t i = 0; i < map->n; i++) {
         size_t k;
+        const char *why;
         for (k = 0; valid[k]; k++)
             if (!strcmp(valid[k], map->keys[i]))
                 break;
         if (valid[k])
             continue;
+        if ((why = unsupported_why(map->keys[i], path))) {
+            cdiag(c, keynode(map, i), path, "%s", why);
+            ok = false;
+            continue;
+        }
         char list[512];
         size_t o = 0;
         for (k = 0; valid[k] && o < sizeof list; k++)
@@ -243,12 +292,18 @@ static void compile_constraints(struct comp *c, struct ts_field *f, const struct
             get_bool(c, v, path, &f->required);
         } else if (!strcmp(k, "unique")) {
             get_bool(c, v, path, &f->unique);
+            if (f->unique && (f->type == TS_OBJECT || f->type == TS_ARRAY))
+                cdiag(c, v, path,
+                      "unique is not supported for type %s (two spellings of one JSON value "
+                      "would count as different)",
+                      tsfield_type_name(f->type));
         } else if (!strcmp(k, "minLength") || !strcmp(k, "maxLength")) {
             uint64_t u;
             if (!(s = scalar_of(c, v, path)))
                 continue;
-            if (f->type != TS_STRING && f->type != TS_ANY) {
-                cdiag(c, v, path, "%s applies to strings, not to type %s", k,
+            if (f->type != TS_STRING && f->type != TS_ANY && f->type != TS_OBJECT &&
+                f->type != TS_ARRAY) {
+                cdiag(c, v, path, "%s applies to strings, objects and arrays, not to type %s", k,
                       tsfield_type_name(f->type));
             } else if (parse_uint(s, UINT32_MAX, &u) < 0) {
                 cdiag(c, v, path, "\"%s\" is not a non-negative integer", s);
@@ -296,6 +351,10 @@ static void compile_constraints(struct comp *c, struct ts_field *f, const struct
             size_t o = 0;
             if (v->kind != NODE_SEQ || v->n == 0) {
                 cdiag(c, v, path, "enum must be a non-empty list");
+                continue;
+            }
+            if (f->type == TS_OBJECT || f->type == TS_ARRAY) {
+                cdiag(c, v, path, "enum is not supported for type %s", tsfield_type_name(f->type));
                 continue;
             }
             f->enum_v = xcalloc(v->n, sizeof *f->enum_v);
@@ -351,7 +410,15 @@ static void compile_field(struct comp *c, struct tschema *s, const struct node *
     if ((v = node_get(m, "type"))) {
         const char *t = scalar_of(c, v, path);
         int ty = t ? tsfield_type(t) : -1;
-        if (t && ty < 0)
+        if (t && ty < 0 && !strcmp(t, "geojson"))
+            cdiag(c, v, path,
+                  "type geojson is not supported: wharf does not validate GeoJSON or TopoJSON "
+                  "(use type object to require a JSON object)");
+        else if (t && ty < 0 && !strcmp(t, "list"))
+            cdiag(c, v, path,
+                  "type list (Table Schema v2) is not supported (use type array for a JSON "
+                  "array, or string)");
+        else if (t && ty < 0)
             cdiag(c, v, path, "unknown type \"%s\" (valid: %s)", t, tsfield_type_names());
         if (ty >= 0)
             f->type = (enum ts_type)ty;
@@ -377,6 +444,14 @@ static void compile_field(struct comp *c, struct tschema *s, const struct node *
                 f->fmt = FMT_PATTERN;
                 f->pattern_fmt = xstrdup(pat);
             }
+        } else if (f->type == TS_GEOPOINT) {
+            if (!strcmp(fm, "array"))
+                f->fmt = FMT_GEO_ARRAY;
+            else if (!strcmp(fm, "object"))
+                f->fmt = FMT_GEO_OBJECT;
+            else
+                cdiag(c, v, sub, "unknown geopoint format \"%s\" (valid: default, array, object)",
+                      fm);
         } else if (f->type == TS_STRING) {
             if (!strcmp(fm, "email"))
                 f->fmt = FMT_EMAIL;
@@ -462,8 +537,8 @@ static size_t field_index(const struct tschema *s, const char *name)
 
 static void compile_root(struct comp *c, struct tschema *s, const struct node *root)
 {
-    static const char *valid[] = {"fields", "missingValues", "primaryKey", "foreignKeys", "name",
-                                  "title",  "description",   "$schema",    "profile",     NULL};
+    static const char *valid[] = {"fields",      "missingValues", "primaryKey", "name", "title",
+                                  "description", "$schema",       "profile",    NULL};
     const struct node *v;
     if (root->kind != NODE_MAP) {
         cdiag(c, root, NULL, "a Table Schema must be a map with \"fields\"");
@@ -494,8 +569,6 @@ static void compile_root(struct comp *c, struct tschema *s, const struct node *r
         for (size_t i = 0; i < s->n_pk; i++)
             s->f[s->pk[i]].required = true;
     }
-    /* foreignKeys reference other tables, which a single file cannot check;
-     * accepted and ignored so shared schemas still load. */
 }
 
 struct tschema *tschema_compile(const struct wharf_config *cfg, const struct profile *p,
@@ -863,15 +936,18 @@ static void check_cell(struct run *R, struct cells *C, const struct csv_record *
                     "is NaN, which the SQLite target cannot store (it would become NULL)");
     }
     if (f->has_min_len || f->has_max_len) {
-        size_t n = utf8_chars(p, len);
+        size_t n = f->type == TS_OBJECT || f->type == TS_ARRAY ? (size_t)v->i : utf8_chars(p, len);
+        const char *unit = f->type == TS_OBJECT  ? "members"
+                           : f->type == TS_ARRAY ? "items"
+                                                 : "characters";
         if (f->has_min_len && n < f->min_len)
             problem(R, rec->line, col, f->name, p, len, "min_length",
-                    "is shorter than minLength %llu (%zu characters)",
-                    (unsigned long long)f->min_len, n);
+                    "is shorter than minLength %llu (%zu %s)", (unsigned long long)f->min_len, n,
+                    unit);
         if (f->has_max_len && n > f->max_len)
             problem(R, rec->line, col, f->name, p, len, "max_length",
-                    "is longer than maxLength %llu (%zu characters)",
-                    (unsigned long long)f->max_len, n);
+                    "is longer than maxLength %llu (%zu %s)", (unsigned long long)f->max_len, n,
+                    unit);
     }
     if (!nan && f->has_min && tsfield_compare(f, v, &f->min) < 0)
         problem(R, rec->line, col, f->name, p, len, "minimum", "is less than minimum %s",

@@ -2,7 +2,8 @@
  * tsfield: casting CSV cells to Table Schema types (see tsfield.h).
  *
  * Owns nothing but what a compiled field holds (freed by tsfield_free).
- * Casting never allocates: temporal values are normalised into the cast's
+ * Casting allocates only to parse object and array cells (jansson, freed
+ * at once): temporal values and geopoints are normalised into the cast's
  * own small buffer, everything else points at the cell or is a number.
  *
  * Dates and times are parsed here rather than with strptime(3): strptime is
@@ -14,6 +15,7 @@
  */
 #include "validate/tsfield.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +25,11 @@
 #include "util/xmalloc.h"
 
 static const char *type_names[] = {
-    [TS_STRING] = "string",     [TS_INTEGER] = "integer", [TS_NUMBER] = "number",
-    [TS_BOOLEAN] = "boolean",   [TS_DATE] = "date",       [TS_TIME] = "time",
-    [TS_DATETIME] = "datetime", [TS_YEAR] = "year",       [TS_YEARMONTH] = "yearmonth",
-    [TS_DURATION] = "duration", [TS_ANY] = "any",
+    [TS_STRING] = "string",     [TS_INTEGER] = "integer",   [TS_NUMBER] = "number",
+    [TS_BOOLEAN] = "boolean",   [TS_DATE] = "date",         [TS_TIME] = "time",
+    [TS_DATETIME] = "datetime", [TS_YEAR] = "year",         [TS_YEARMONTH] = "yearmonth",
+    [TS_DURATION] = "duration", [TS_ANY] = "any",           [TS_OBJECT] = "object",
+    [TS_ARRAY] = "array",       [TS_GEOPOINT] = "geopoint",
 };
 
 int tsfield_type(const char *name)
@@ -45,7 +48,7 @@ const char *tsfield_type_name(enum ts_type t)
 const char *tsfield_type_names(void)
 {
     return "string, integer, number, boolean, date, time, datetime, year, yearmonth, duration, "
-           "any";
+           "any, object, array, geopoint";
 }
 
 static const char *default_true[] = {"true", "True", "TRUE", "1"};
@@ -707,6 +710,129 @@ static bool string_format_ok(enum ts_format fmt, const char *s, size_t len)
     }
 }
 
+/* object / array: the cell must be that JSON value (strict JSON, no
+ * repeated keys); its member count goes to o->i. */
+static bool cast_json(enum ts_type t, const char *s, size_t len, struct ts_cast *o)
+{
+    json_error_t err;
+    json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES, &err);
+    bool ok = j && (t == TS_OBJECT ? json_is_object(j) : json_is_array(j));
+    if (ok)
+        o->i = (int64_t)(t == TS_OBJECT ? json_object_size(j) : json_array_size(j));
+    json_decref(j);
+    return ok;
+}
+
+/* A JSON number ("-12.5e3", no leading "+", no leading zeros) at *p,
+ * after optional spaces; advances *p. */
+static bool json_number(const char **p, const char *end, double *out)
+{
+    const char *q, *start;
+    char buf[64], *ep;
+    while (*p < end && **p == ' ')
+        (*p)++;
+    q = start = *p;
+    if (q < end && *q == '-')
+        q++;
+    if (q == end || !isdig(*q))
+        return false;
+    if (*q == '0' && q + 1 < end && isdig(q[1]))
+        return false;
+    while (q < end && isdig(*q))
+        q++;
+    if (q < end && *q == '.') {
+        if (++q == end || !isdig(*q))
+            return false;
+        while (q < end && isdig(*q))
+            q++;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < end && (*q == '+' || *q == '-'))
+            q++;
+        if (q == end || !isdig(*q))
+            return false;
+        while (q < end && isdig(*q))
+            q++;
+    }
+    if ((size_t)(q - start) >= sizeof buf)
+        return false;
+    memcpy(buf, start, (size_t)(q - start));
+    buf[q - start] = 0;
+    *out = strtod(buf, &ep);
+    *p = q;
+    return *ep == 0 && isfinite(*out);
+}
+
+/* The shortest %g text that reads back as d. */
+static int shortest(char *buf, size_t size, double d)
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, size, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return n;
+}
+
+/*
+ * geopoint, in its three forms (the spec's examples):
+ *   default  "90, 45" or "90,45"      lon, lat
+ *   array    "[90, 45]"               a JSON array of two numbers
+ *   object   {"lon": 90, "lat": 45}   a JSON object of exactly lon and lat
+ * Longitude within [-180, 180], latitude within [-90, 90].  Stored as
+ * "lon,lat" in the shortest exact form.
+ */
+static bool cast_geopoint(enum ts_format fmt, const char *s, size_t len, struct ts_cast *o)
+{
+    double lon, lat;
+    if (fmt == FMT_GEO_OBJECT) {
+        json_error_t err;
+        json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES, &err), *a, *b;
+        bool ok = j && json_is_object(j) && json_object_size(j) == 2 &&
+                  (a = json_object_get(j, "lon")) && (b = json_object_get(j, "lat")) &&
+                  json_is_number(a) && json_is_number(b);
+        if (ok) {
+            lon = json_number_value(a);
+            lat = json_number_value(b);
+        }
+        json_decref(j);
+        if (!ok)
+            return false;
+    } else {
+        const char *p = s, *end = s + len;
+        if (fmt == FMT_GEO_ARRAY) {
+            if (p == end || *p++ != '[')
+                return false;
+            while (end > p && end[-1] == ' ')
+                end--;
+            if (end == p || *--end != ']')
+                return false;
+        }
+        if (!json_number(&p, end, &lon))
+            return false;
+        while (p < end && *p == ' ')
+            p++;
+        if (p == end || *p++ != ',')
+            return false;
+        if (!json_number(&p, end, &lat))
+            return false;
+        while (fmt == FMT_GEO_ARRAY && p < end && *p == ' ')
+            p++;
+        if (p != end)
+            return false;
+    }
+    if (lon < -180 || lon > 180 || lat < -90 || lat > 90)
+        return false;
+    int n = shortest(o->buf, sizeof o->buf / 2, lon);
+    o->buf[n++] = ',';
+    n += shortest(o->buf + n, sizeof o->buf - (size_t)n, lat);
+    o->s = o->buf;
+    o->len = (size_t)n;
+    return true;
+}
+
 static bool in_list(char **v, size_t n, const char *s, size_t len)
 {
     for (size_t i = 0; i < n; i++)
@@ -829,6 +955,22 @@ int tsfield_cast(const struct ts_field *f, const char *s, size_t len, struct ts_
     case TS_DURATION:
         if (!cast_duration(s, len, &o->ord)) {
             snprintf(why, why_len, "is not an ISO 8601 duration (e.g. P1Y2M3DT4H5M6S)");
+            return -1;
+        }
+        return 0;
+    case TS_OBJECT:
+    case TS_ARRAY:
+        if (!cast_json(f->type, s, len, o)) {
+            snprintf(why, why_len, "is not a JSON %s", tsfield_type_name(f->type));
+            return -1;
+        }
+        return 0;
+    case TS_GEOPOINT:
+        if (!cast_geopoint(f->fmt, s, len, o)) {
+            snprintf(why, why_len, "is not a geopoint (%s; longitude -180..180, latitude -90..90)",
+                     f->fmt == FMT_GEO_ARRAY    ? "format array: [lon, lat]"
+                     : f->fmt == FMT_GEO_OBJECT ? "format object: {\"lon\": .., \"lat\": ..}"
+                                                : "lon, lat");
             return -1;
         }
         return 0;

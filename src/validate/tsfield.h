@@ -24,12 +24,27 @@ enum ts_type {
     TS_YEARMONTH,
     TS_DURATION,
     TS_ANY,
+    TS_OBJECT,
+    TS_ARRAY,
+    TS_GEOPOINT,
 };
 
-enum ts_format { FMT_DEFAULT, FMT_ANY, FMT_PATTERN, FMT_EMAIL, FMT_URI, FMT_UUID, FMT_BINARY };
+enum ts_format {
+    FMT_DEFAULT,
+    FMT_ANY,
+    FMT_PATTERN,
+    FMT_EMAIL,
+    FMT_URI,
+    FMT_UUID,
+    FMT_BINARY,
+    FMT_GEO_ARRAY,  /* geopoint "[lon, lat]" */
+    FMT_GEO_OBJECT, /* geopoint {"lon": .., "lat": ..} */
+};
 
 /* A cast value.  Temporal types are normalised to ISO 8601 text in buf;
- * ord orders them (days, seconds, months). */
+ * ord orders them (days, seconds, months).  A geopoint is "lon,lat" in buf;
+ * an object or array is the cell's own (valid JSON) text, with i its number
+ * of members for minLength / maxLength. */
 struct ts_cast {
     enum { TC_TEXT, TC_INT, TC_REAL } kind;
     int64_t i;
@@ -37,7 +52,7 @@ struct ts_cast {
     const char *s; /* TC_TEXT: the raw cell or buf */
     size_t len;
     double ord;
-    char buf[48];
+    char buf[64];
 };
 
 struct ts_field {

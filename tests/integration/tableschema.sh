@@ -98,4 +98,21 @@ printf 'fields:\n  # a comment is fine in YAML\n  - {name: id, type: integer}\n'
 profile yamlok y.schema.yaml
 out=$(w check yamlok 2>&1); rc=$?
 eq "a .yaml schema with a comment passes" "$rc" 0
+# --- what wharf does not support is refused at check, with the reason -----
+refused() { # description schema-json expected-text
+  printf '%s\n' "$2" > schemas/r.schema.json
+  profile refused r.schema.json
+  out=$(w check refused 2>&1); rc=$?
+  eq "$1: exit 1" "$rc" 1
+  contains "$1: explained" "$out" "$3"
+}
+refused "foreignKeys" '{"fields": [{"name": "id"}], "foreignKeys": [{"fields": "id", "reference": {"resource": "x", "fields": "id"}}]}' \
+  'schemas/r.schema.json:1:30: foreignKeys are not supported: wharf validates one file at a time'
+refused "uniqueKeys" '{"fields": [{"name": "id"}], "uniqueKeys": [["id"]]}' 'uniqueKeys (Table Schema v2) are not supported'
+refused "geojson" '{"fields": [{"name": "g", "type": "geojson"}]}' 'type geojson is not supported'
+refused "list" '{"fields": [{"name": "g", "type": "list"}]}' 'type list (Table Schema v2) is not supported'
+refused "a field's missingValues" '{"fields": [{"name": "g", "missingValues": ["-"]}]}' "a field's own missingValues (Table Schema v2) is not supported"
+refused "exclusiveMinimum" '{"fields": [{"name": "g", "type": "integer", "constraints": {"exclusiveMinimum": 1}}]}' 'exclusiveMinimum (Table Schema v2) is not supported'
+refused "unique on an object" '{"fields": [{"name": "g", "type": "object", "constraints": {"unique": true}}]}' 'unique is not supported for type object'
+refused "a number format" '{"fields": [{"name": "g", "type": "number", "format": "currency"}]}' 'type number has no format "currency"'
 finish

@@ -850,7 +850,8 @@ static void test_schema_file_errors(void **state)
     assert_true(has_diag(&d, "is longer than 63 bytes"));
     assert_true(has_diag(&d, "fields[6].format: \"%d.%q\" is not a date/time pattern"));
     assert_true(has_diag(&d, "fields[7].constraints.minimum: \"x\" is not an integer"));
-    assert_true(has_diag(&d, "minLength applies to strings, not to type integer"));
+    assert_true(
+        has_diag(&d, "minLength applies to strings, objects and arrays, not to type integer"));
     assert_true(has_diag(&d, "primaryKey: \"zz\" is not a field of this schema"));
     assert_true(has_diag(&d, "unknown property \"extra\" (valid: fields, missingValues"));
     diag_free(&d);
