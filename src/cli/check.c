@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "load/target.h"
 #include "source/source.h"
 #include "validate/validate.h"
 
@@ -41,8 +42,18 @@ int cmd_check(struct cli *c, int argc, char **argv)
     }
     c->cfg_loaded = true;
     profiles_load(&c->cfg, n ? names : NULL, n, &set, &d);
+    /* Every schema compiles, and its columns fit the target table as it is
+     * now under the profile's target.evolve: a schema change that the
+     * table cannot follow is found here, before any file is touched. */
     for (size_t i = 0; i < set.n; i++) {
         struct validator *v = validator_compile(&c->cfg, set.v[i], &d);
+        for (int f = 0; v && f < 2; f++) {
+            const struct columns *cols = validator_columns(v, f ? FORMAT_XML : FORMAT_CSV);
+            struct werr e = {0};
+            if (cols && target_check_schema(&c->cfg, set.v[i], cols, &e) < 0)
+                diag_add(&d, set.v[i]->file, 0, 0, "target", "%s (see %s)", e.msg,
+                         werr_runbook(&e));
+        }
         validator_free(v);
     }
     /* --connect: reach every source and list it, as a poll would. */

@@ -671,10 +671,10 @@ static void load_xml(struct walk *w, struct profile *p, const struct node *n)
 
 static void load_target(struct walk *w, struct profile *p, const struct node *n)
 {
-    int type = 0, mode = 0;
+    int type = 0, mode = 0, evolve = 0;
     if (!want(w, n, NODE_MAP, "target"))
         return;
-    check_keys(w, n, "target", KEYS("type", "path", "table", "mode", "key"));
+    check_keys(w, n, "target", KEYS("type", "path", "table", "mode", "key", "evolve"));
     get_enum(w, n, "type", "target", KEYS("sqlite"), &type);
     p->target.type = (enum target_type)type;
     get_str(w, n, "path", "target", &p->target.path);
@@ -682,6 +682,8 @@ static void load_target(struct walk *w, struct profile *p, const struct node *n)
     get_enum(w, n, "mode", "target", KEYS("append", "replace", "upsert"), &mode);
     p->target.mode = (enum load_mode)mode;
     get_strlist(w, n, "key", "target", &p->target.key);
+    get_enum(w, n, "evolve", "target", KEYS("none", "add_columns"), &evolve);
+    p->target.evolve = (enum target_evolve)evolve;
     if (!p->target.path)
         err_at(w, n, "target.path", "is required");
     if (!p->target.table)

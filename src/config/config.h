@@ -94,12 +94,19 @@ struct xml_conf {
     size_t n_fields;
 };
 
+/* How a target table may follow its schema (docs/configuration.md). */
+enum target_evolve {
+    EVOLVE_NONE,        /* the table must already have every column */
+    EVOLVE_ADD_COLUMNS, /* a new optional field becomes a new nullable column */
+};
+
 struct target_conf {
     enum target_type type;
     char *path;
     char *table;
     enum load_mode mode;
     struct strlist key; /* upsert key columns */
+    enum target_evolve evolve;
 };
 
 struct limits_conf {

@@ -27,6 +27,7 @@
  */
 #include "load/target.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -35,7 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
+#include <jansson.h>
+
+#include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -387,41 +392,103 @@ static int create_intake_index(struct sq *s, struct werr *e)
     return r;
 }
 
-/* An existing table must hold every column with a compatible type, and
- * must not demand values wharf does not have (NOT NULL without default). */
-static int check_table(struct sq *s, const struct tinfo *ti, const struct columns *cols,
+/*
+ * How an existing table differs from the schema's columns, and what the
+ * profile's `target.evolve` allows about it:
+ *   - a schema column the table lacks: with add_columns and an optional
+ *     field it goes into adds[] (begin adds it, nullable, in the load's own
+ *     transaction); otherwise the table does not fit;
+ *   - a column whose declared type does not fit the schema's type: never
+ *     changed by wharf (existing rows would be reinterpreted);
+ *   - a table column the schema no longer has: a load leaves it NULL unless
+ *     it is NOT NULL without a default; `strict` (wharf check) refuses it
+ *     outright, so a field dropped from a schema is a decision, not a
+ *     surprise.
+ * Every mismatch is WERR_SCHEMA with the fix in the message.
+ */
+static int schema_diff(struct sq *s, const struct tinfo *ti, const struct columns *cols,
+                       enum target_evolve evolve, bool strict, size_t *adds, size_t *nadds,
                        struct werr *e)
 {
     size_t i, j;
+    *nadds = 0;
     for (i = 0; i < cols->n; i++) {
-        const struct tcol *c = tinfo_find(ti, cols->v[i].name);
+        const struct column *col = &cols->v[i];
+        const struct tcol *c = tinfo_find(ti, col->name);
         if (!c) {
-            werr_set(e,
-                     "%s: table \"%s\" has no column \"%s\" (needed: %s); add it with "
-                     "ALTER TABLE \"%s\" ADD COLUMN \"%s\" %s",
-                     s->path, s->table, cols->v[i].name, type_sql(cols->v[i].type), s->table,
-                     cols->v[i].name, type_sql(cols->v[i].type));
+            if (evolve == EVOLVE_ADD_COLUMNS && !col->required) {
+                adds[(*nadds)++] = i;
+                continue;
+            }
+            if (evolve == EVOLVE_ADD_COLUMNS)
+                werr_setk(e, WERR_SCHEMA,
+                          "%s: table \"%s\" has no column \"%s\", and the schema makes it "
+                          "required: target.evolve adds only optional fields (existing rows "
+                          "would have no value); make the field optional, or add the column "
+                          "with a default yourself",
+                          s->path, s->table, col->name);
+            else
+                werr_setk(e, WERR_SCHEMA,
+                          "%s: table \"%s\" has no column \"%s\" (needed: %s); set "
+                          "target.evolve: add_columns to let wharf add it, or add it with "
+                          "ALTER TABLE \"%s\" ADD COLUMN \"%s\" %s",
+                          s->path, s->table, col->name, type_sql(col->type), s->table, col->name,
+                          type_sql(col->type));
             return -1;
         }
-        if (!type_compatible(cols->v[i].type, c->type)) {
-            werr_set(e, "%s: table \"%s\" column \"%s\" is declared %s, the schema needs %s",
-                     s->path, s->table, c->name, *c->type ? c->type : "without a type",
-                     type_sql(cols->v[i].type));
+        if (!type_compatible(col->type, c->type)) {
+            werr_setk(e, WERR_SCHEMA,
+                      "%s: table \"%s\" column \"%s\" is declared %s, the schema needs %s: "
+                      "wharf never changes a column's type; migrate the table (or load into a "
+                      "new one) and run wharf check again",
+                      s->path, s->table, c->name, *c->type ? c->type : "without a type",
+                      type_sql(col->type));
             return -1;
         }
     }
     for (j = 0; j < ti->n; j++) {
         const struct tcol *c = &ti->v[j];
-        bool ours = !strcasecmp(c->name, "_wharf_intake");
+        bool ours = !strncasecmp(c->name, "_wharf", 6);
         for (i = 0; !ours && i < cols->n; i++)
             ours = !strcasecmp(c->name, cols->v[i].name);
-        if (!ours && c->notnull && !c->has_default && !c->pk) {
-            werr_set(e,
-                     "%s: table \"%s\" column \"%s\" is NOT NULL without a default, and the "
-                     "schema has no such field",
-                     s->path, s->table, c->name);
+        if (ours)
+            continue;
+        if (c->notnull && !c->has_default && !c->pk) {
+            werr_setk(e, WERR_SCHEMA,
+                      "%s: table \"%s\" column \"%s\" is NOT NULL without a default, and the "
+                      "schema has no such field",
+                      s->path, s->table, c->name);
             return -1;
         }
+        if (strict) {
+            werr_setk(e, WERR_SCHEMA,
+                      "%s: table \"%s\" has a column \"%s\" that the schema no longer has: "
+                      "new rows would leave it empty; put the field back in the schema (it "
+                      "may be optional), or drop the column from the table",
+                      s->path, s->table, c->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int add_columns(struct sq *s, const struct columns *cols, const size_t *adds, size_t n,
+                       struct werr *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct column *col = &cols->v[adds[i]];
+        struct sqlbuf b = {0};
+        int r;
+        sb_add(&b, "ALTER TABLE ");
+        sb_ident(&b, s->table);
+        sb_add(&b, " ADD COLUMN ");
+        sb_ident(&b, col->name);
+        sb_add(&b, " ");
+        sb_add(&b, type_sql(col->type));
+        r = sq_exec(s, b.s, "evolve: add column", e);
+        free(b.s);
+        if (r < 0)
+            return -1;
     }
     return 0;
 }
@@ -643,7 +710,18 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
             goto fail;
         created = true;
     } else {
-        if (check_table(s, &ti, cols, e) < 0)
+        size_t *adds = xcalloc(cols->n + 1, sizeof *adds), nadds;
+        int dr = schema_diff(s, &ti, cols, p->target.evolve, false, adds, &nadds, e);
+        if (dr == 0 && nadds) {
+            dr = add_columns(s, cols, adds, nadds, e);
+            if (dr == 0)
+                wlog(LOG_INFO, s->profile, intake, "evolve",
+                     json_pack("{s:s,s:I}", "table", s->table, "added", (json_int_t)nadds),
+                     "table \"%s\": %zu new column%s added (target.evolve: add_columns)", s->table,
+                     nadds, nadds == 1 ? "" : "s");
+        }
+        free(adds);
+        if (dr < 0)
             goto fail;
         if (!tinfo_find(&ti, "_wharf_intake") && add_intake_column(s, e) < 0)
             goto fail;
@@ -821,6 +899,44 @@ static char *sq_describe(struct target *t)
     return xasprintf("sqlite:%s#%s", s->path, s->table);
 }
 
+/* Read-only: a database or table that does not exist yet fits (the first
+ * load creates it); a database that cannot be read is reported. */
+static int sq_check_schema(const struct wharf_config *cfg, const struct profile *p,
+                           const struct columns *cols, struct werr *e)
+{
+    struct sq s = {0};
+    struct tinfo ti = {0};
+    size_t *adds = NULL, nadds;
+    struct stat st;
+    int rc, r = -1;
+    (void)cfg;
+    if (!p->target.path || !p->target.table || cols->n == 0)
+        return 0;
+    if (stat(p->target.path, &st) < 0 && errno == ENOENT)
+        return 0;
+    s.path = p->target.path;
+    s.table = p->target.table;
+    rc = sqlite3_open_v2(s.path, &s.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        sq_fail(e, &s, rc, "open read-only");
+        goto out;
+    }
+    sqlite3_busy_timeout(s.db, BUSY_TIMEOUT_MS);
+    if (table_info(&s, &ti, e) < 0)
+        goto out;
+    if (ti.n == 0) {
+        r = 0;
+        goto out;
+    }
+    adds = xcalloc(cols->n + 1, sizeof *adds);
+    r = schema_diff(&s, &ti, cols, p->target.evolve, true, adds, &nadds, e);
+out:
+    free(adds);
+    tinfo_free(&ti);
+    sqlite3_close(s.db);
+    return r;
+}
+
 const struct target_ops target_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -831,4 +947,5 @@ const struct target_ops target_sqlite_ops = {
     .rollback = sq_rollback,
     .close = sq_close,
     .describe = sq_describe,
+    .check_schema = sq_check_schema,
 };

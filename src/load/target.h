@@ -35,6 +35,11 @@ struct target_ops {
     void (*close)(struct target *t);
     /* Human description for bag-info and show: "sqlite:var/warehouse.db#orders". */
     char *(*describe)(struct target *t);
+    /* wharf check: does the existing table fit these columns under the
+     * profile's target.evolve?  Creates and changes nothing (no table yet:
+     * fits).  0, or -1 with the mismatch and its fix in e (WERR_SCHEMA). */
+    int (*check_schema)(const struct wharf_config *cfg, const struct profile *p,
+                        const struct columns *cols, struct werr *e);
 };
 
 struct target {
@@ -49,5 +54,8 @@ extern const struct target_ops target_sqlite_ops;
 int target_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
                 struct werr *e);
 void target_close(struct target *t);
+/* The backend's check_schema for the profile's target (see target_ops). */
+int target_check_schema(const struct wharf_config *cfg, const struct profile *p,
+                        const struct columns *cols, struct werr *e);
 
 #endif
