@@ -47,6 +47,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -877,7 +878,8 @@ static int step_load(struct job *j)
 {
     struct werr e = {0};
     struct validator *v;
-    uint64_t rows = 0, records = 0, invalid = 0;
+    uint64_t rows = 0, records = 0, invalid = 0, parked_rows = 0;
+    json_t *parked = NULL; /* the split files the validator wrote */
     bool structural = false, began = false;
     int r;
 
@@ -922,6 +924,7 @@ static int step_load(struct job *j)
     uint64_t before = 0, part_read = 0;
     if (j->pl->progress)
         j->pl->progress(j->pl->progress_ctx, j->in.id, "load", 0, j->bytes_total, 0);
+    parked = json_array();
     for (size_t i = 0; i < j->insp.n; i++) {
         struct part *pt = &j->insp.parts[i];
         struct validate_input vi = {
@@ -959,12 +962,30 @@ static int step_load(struct job *j)
         before += pt->utf8_bytes;
         j->part_read = NULL;
         free(invalid_csv);
+        if (res.invalid_path) {
+            /* Recorded by its name in the work dir, so a seal after a
+             * restart bags exactly these files. */
+            const char *slash = strrchr(res.invalid_path, '/');
+            char *bag_name = xasprintf("invalid-rows-%zu.csv", i + 1);
+            json_array_append_new(parked,
+                                  json_pack("{s:s,s:s,s:s,s:I}", "part", pt->name, "work",
+                                            slash ? slash + 1 : res.invalid_path, "bag", bag_name,
+                                            "rows", (json_int_t)res.invalid_written));
+            parked_rows += res.invalid_written;
+            free(bag_name);
+            free(res.invalid_path);
+        }
         if (r < 0)
             goto fail;
         records += res.records;
         invalid += res.invalid;
         structural |= res.structural;
     }
+    if (j->p->on_invalid == ON_INVALID_SPLIT)
+        info_set(j, "invalid_rows",
+                 json_pack("{s:I,s:O}", "rows", (json_int_t)parked_rows, "files", parked));
+    json_decref(parked);
+    parked = NULL;
     info_set(j, "validation",
              json_pack("{s:I,s:I,s:I}", "records", (json_int_t)records, "invalid",
                        (json_int_t)invalid, "problems", (json_int_t)j->rep.total));
@@ -1009,6 +1030,7 @@ static int step_load(struct job *j)
         j, ST_LOADED, "loaded",
         json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid", (json_int_t)invalid));
 fail:
+    json_decref(parked);
     if (j->tg && began)
         j->tg->ops->rollback(j->tg);
     if (j->tg)
@@ -1080,10 +1102,14 @@ static int step_seal(struct job *j)
     bool has_own = false;
     char tm[SHA256_HEX_LEN], prev[SHA256_HEX_LEN];
     char *dir = bag_dir_for(j), *payload_name = xasprintf("data/%s", j->in.name);
-    char *received = NULL, *rows = NULL, *evidence = NULL, *paths[8] = {0}, *names[8] = {0};
-    struct bag_file files[8];
+    char *received = NULL, *rows = NULL, *evidence = NULL, *invalid_rows = NULL;
+    json_t *parked = j->in.info ? json_object_get(j->in.info, "invalid_rows") : NULL;
+    json_t *pfiles = parked ? json_object_get(parked, "files") : NULL, *pf;
+    size_t np = 0, max_files = 3 + json_array_size(pfiles);
+    struct bag_file *files = xcalloc(max_files, sizeof *files);
+    char **paths = xcalloc(max_files, sizeof *paths);
     struct bag_kv kv[16];
-    size_t nf = 0, nk = 0;
+    size_t nf = 0, nk = 0, pi;
     int lock = -1, r = -1;
     char ts[32];
 
@@ -1108,20 +1134,30 @@ static int step_seal(struct job *j)
      * the bag links it rather than copying it again. */
     files[nf++] =
         (struct bag_file){.name = payload_name, .src_path = j->original, .sha256 = j->in.sha256};
-    paths[0] = xasprintf("%s/report.json", j->workdir);
-    paths[1] = xasprintf("%s/report.txt", j->workdir);
+    paths[np++] = xasprintf("%s/report.json", j->workdir);
+    paths[np++] = xasprintf("%s/report.txt", j->workdir);
     if (access(paths[0], F_OK) == 0) {
         files[nf++] = (struct bag_file){.name = "report.json", .src_path = paths[0]};
         files[nf++] = (struct bag_file){.name = "report.txt", .src_path = paths[1]};
     }
-    for (int i = 1; i <= 4 && j->p->on_invalid == ON_INVALID_SPLIT; i++) {
-        char *p = xasprintf("%s/invalid-%d.csv", j->workdir, i);
-        if (access(p, F_OK) == 0 && nf < 8) {
-            paths[1 + i] = p;
-            names[i] = xasprintf("invalid-rows-%d.csv", i);
-            files[nf++] = (struct bag_file){.name = names[i], .src_path = p};
-        } else
-            free(p);
+    /* Exactly the invalid-row files the load step recorded; one missing
+     * from the work dir is an error, never a silent gap in the bag. */
+    json_array_foreach(pfiles, pi, pf)
+    {
+        const char *work = json_string_value(json_object_get(pf, "work"));
+        const char *name = json_string_value(json_object_get(pf, "bag"));
+        if (!work || !name || strchr(work, '/') || strchr(name, '/')) {
+            werr_set(&e, "ledger evidence invalid_rows.files[%zu] is malformed", pi);
+            goto fail;
+        }
+        paths[np] = xasprintf("%s/%s", j->workdir, work);
+        if (access(paths[np], F_OK) < 0) {
+            werr_sys(&e, "invalid rows of %s: %s", json_string_value(json_object_get(pf, "part")),
+                     paths[np]);
+            np++;
+            goto fail;
+        }
+        files[nf++] = (struct bag_file){.name = name, .src_path = paths[np++]};
     }
     format_time_ms(j->in.created_ms, ts);
     received = xstrdup(ts);
@@ -1137,6 +1173,11 @@ static int step_seal(struct job *j)
     kv[nk++] = (struct bag_kv){"Wharf-Detected", evidence};
     kv[nk++] = (struct bag_kv){"Wharf-Outcome", outcome_name(j->in.outcome)};
     kv[nk++] = (struct bag_kv){"Wharf-Rows-Loaded", rows};
+    if (parked) {
+        invalid_rows =
+            xasprintf("%" PRIu64, (uint64_t)json_integer_value(json_object_get(parked, "rows")));
+        kv[nk++] = (struct bag_kv){"Wharf-Invalid-Rows", invalid_rows};
+    }
     json_t *tg = j->in.info ? json_object_get(j->in.info, "target") : NULL;
     kv[nk++] = (struct bag_kv){"Wharf-Target", tg ? json_string_value(tg) : "none"};
     if (j->in.replay_of)
@@ -1170,10 +1211,11 @@ fail:
 out:
     if (lock >= 0)
         close(lock);
-    for (int i = 0; i < 8; i++) {
+    for (size_t i = 0; i < np; i++)
         free(paths[i]);
-        free(names[i]);
-    }
+    free(paths);
+    free(files);
+    free(invalid_rows);
     free(dir);
     free(payload_name);
     free(received);

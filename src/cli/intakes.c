@@ -175,6 +175,12 @@ int cmd_show(struct cli *c, int argc, char **argv)
                in.state == ST_FAILED ? ", stopped in " : "",
                in.state == ST_FAILED ? state_name(in.failed_from) : "", outcome_name(in.outcome),
                (unsigned long long)in.rows);
+        json_t *parked = in.info ? json_object_get(in.info, "invalid_rows") : NULL;
+        if (parked)
+            printf("invalid   %" JSON_INTEGER_FORMAT " rows parked in the bag (%zu file%s)\n",
+                   json_integer_value(json_object_get(parked, "rows")),
+                   json_array_size(json_object_get(parked, "files")),
+                   json_array_size(json_object_get(parked, "files")) == 1 ? "" : "s");
         if (in.attempts)
             printf("attempts  %d\n", in.attempts);
         if (in.last_error)

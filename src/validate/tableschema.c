@@ -22,12 +22,14 @@
  */
 #include "validate/tableschema.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
@@ -1405,8 +1407,11 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
             }
         } else {
             res->invalid++;
-            if (w && split_record(w, &rec, ncols, &R, e) < 0)
-                goto out;
+            if (w) {
+                if (split_record(w, &rec, ncols, &R, e) < 0)
+                    goto out;
+                res->invalid_written++;
+            }
         }
     }
     if (got < 0) {
@@ -1417,13 +1422,22 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
         werr_prefix(e, "%s", in->display);
         goto out;
     }
-    if (w) {
+    if (w && !res->invalid_written) {
+        /* Nothing to park: no file (and none left from an earlier pass). */
+        dfile_abort(&w->df);
+        w->open = false;
+        if (unlink(invalid_csv) < 0 && errno != ENOENT) {
+            werr_sys(e, "%s", invalid_csv);
+            goto out;
+        }
+    } else if (w) {
         if (w->n && dfile_write(&w->df, w->buf, w->n, e) < 0)
             goto out;
         w->n = 0;
         w->open = false;
         if (dfile_commit(&w->df, NULL, e) < 0)
             goto out;
+        res->invalid_path = xstrdup(invalid_csv);
     }
     rc = 0;
 out:

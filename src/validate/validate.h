@@ -10,7 +10,10 @@
  *  - every problem goes into rep (capped there, counted always);
  *  - fn, when not NULL, is called for every valid row in order;
  *  - invalid_csv, when not NULL (on_invalid: split), receives each invalid
- *    record followed by its errors.
+ *    record followed by its errors.  The file is only kept when it holds at
+ *    least one record: res->invalid_path then names it (caller frees) and
+ *    res->invalid_written counts its records.  The caller bags exactly the
+ *    paths returned here; nothing is found by guessing names.
  * Returns 0 when the part was read to the end (res and rep tell how it
  * went), -1 when it could not be (e filled), or fn's -1.
  *
@@ -82,6 +85,8 @@ struct validate_result {
     uint64_t invalid;
     bool structural;      /* a problem that makes the whole part unusable (bad XML, bad header) */
     bool late_duplicates; /* repeats found after their rows went to fn (implies structural) */
+    char *invalid_path;   /* the split file written (caller frees), NULL when none */
+    uint64_t invalid_written; /* records written to it */
 };
 
 struct validator;

@@ -534,6 +534,11 @@ static void test_split_file(void **state)
                          &rep, &res, &rows, split),
                      0);
     assert_int_equal(res.invalid, 2);
+    /* the path written is returned with its record count */
+    assert_non_null(res.invalid_path);
+    assert_string_equal(res.invalid_path, split);
+    assert_int_equal(res.invalid_written, 2);
+    free(res.invalid_path);
     char *got = slurp(split);
     assert_string_equal(
         got, "id;unit_price;day;_wharf_line;_wharf_errors\r\n"
@@ -541,6 +546,15 @@ static void test_split_file(void **state)
              "a number (decimalChar is \"\".\"\")\"\r\n"
              "8;1;;4;has 2 fields, the header has 3\r\n");
     free(got);
+    report_free(&rep);
+
+    /* no invalid record: no file, no path (and the earlier one is gone) */
+    assert_int_equal(run(s, p, "id;unit_price;day\n1;9.5;2024-01-02\n", &rep, &res, &rows, split),
+                     0);
+    assert_int_equal(res.invalid, 0);
+    assert_null(res.invalid_path);
+    assert_int_equal(res.invalid_written, 0);
+    assert_int_equal(access(split, F_OK), -1);
     report_free(&rep);
     free(split);
     tschema_free(s);
@@ -685,6 +699,8 @@ static void test_spill(void **state)
     assert_non_null(strstr(got, ",65,"));
     assert_null(strstr(got, ",62,"));
     free(got);
+    assert_int_equal(res.invalid_written, 2);
+    free(res.invalid_path);
     report_free(&rep);
 
     /* the same file in memory: every repeat found at once, nothing late */
