@@ -299,16 +299,22 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
                   struct pipeline_stats *st, struct werr *e)
 {
     struct source *src;
-    struct drop_list list = {0};
+    struct drop_list list = {0}, skipped = {0};
     char *desc = source_desc(p);
     size_t ready, i;
-    int r = -1;
+    int64_t now;
+    int r = -1, lr;
 
     if (!(src = source_get(pl, p, e))) {
+        ledger_source_failed(pl->ledger, p->name, e->msg, source_runbook(e->msg), now_ms());
         free(desc);
         return -1;
     }
-    if (src->ops->list(src, &list, e) < 0) {
+    src->skipped = &skipped;
+    lr = src->ops->list(src, &list, e);
+    src->skipped = NULL;
+    if (lr < 0) {
+        ledger_source_failed(pl->ledger, p->name, e->msg, source_runbook(e->msg), now_ms());
         source_drop(pl, p);
         goto out;
     }
@@ -335,7 +341,18 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     /* Sightings are only hints (losing one delays a take by one interval):
      * no fsync each.  The claims below are durable again. */
     ledger_set_durable(pl->ledger, false, e);
-    ready = source_ready(pl->ledger, p, &list, now_ms());
+    now = now_ms();
+    ready = source_ready(pl->ledger, p, &list, now);
+    /* Partial uploads under a temporary name are watched too: one that
+     * never completes is `stuck` in `wharf status`. */
+    for (i = 0; i < skipped.n; i++) {
+        int64_t first;
+        struct werr se;
+        if (skipped.v[i].temp)
+            ledger_sighting(pl->ledger, p->name, skipped.v[i].path, skipped.v[i].size,
+                            skipped.v[i].mtime_ns, now, &first, &se);
+    }
+    ledger_source_ok(pl->ledger, p->name, now);
     if (ledger_set_durable(pl->ledger, true, e) < 0)
         goto out;
     if (ready && p->order == ORDER_NAME)
@@ -366,6 +383,7 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     r = 0;
 out:
     drop_list_free(&list);
+    drop_list_free(&skipped);
     free(desc);
     return r;
 }
@@ -545,6 +563,9 @@ static void step_failed(struct job *j, struct werr *e)
     }
     free(j->in.last_error);
     j->in.last_error = xasprintf("%s (see %s)", e->msg, runbook);
+    /* the same, apart, for `wharf status` and the alerts */
+    info_set(j, "error", json_string(e->msg));
+    info_set(j, "runbook", json_string(runbook));
     j->in.attempts++;
     if (e->transient && j->in.attempts < rc->max_attempts) {
         double delay = (double)rc->backoff_ms;

@@ -12,6 +12,19 @@
 #include "source/source.h"
 #include "validate/validate.h"
 
+#define CHECK_SHOW_MAX 20
+
+/* "  seen     orders_1.csv (120 bytes): matches the pattern" */
+static void check_line(const struct profile *p, const struct drop *d, const char *why,
+                       const char *what)
+{
+    (void)p;
+    printf("  %-8s ", what);
+    for (const char *s = d->path; *s; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+    printf(" (%llu bytes): %s\n", (unsigned long long)d->size, why);
+}
+
 int cmd_check(struct cli *c, int argc, char **argv)
 {
     struct diags d = {0};
@@ -56,23 +69,42 @@ int cmd_check(struct cli *c, int argc, char **argv)
         }
         validator_free(v);
     }
-    /* --connect: reach every source and list it, as a poll would. */
+    /* --connect: reach every source and list it, as a poll would, and say
+     * what was seen and what was passed over, and why. */
     for (size_t i = 0; connect && i < set.n; i++) {
         struct source src;
-        struct drop_list list = {0};
+        struct drop_list list = {0}, skipped = {0};
         struct werr e;
         const struct profile *p = set.v[i];
-        if (source_open(&src, &c->cfg, p, &e) < 0 ||
-            (src.ops->list(&src, &list, &e) < 0 && (source_close(&src), 1))) {
-            diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s (see %s)", e.msg,
-                     source_runbook(e.msg));
+        int lr = -1;
+        if (source_open(&src, &c->cfg, p, &e) == 0) {
+            src.skipped = &skipped;
+            lr = src.ops->list(&src, &list, &e);
+            source_close(&src);
+        }
+        if (lr < 0) {
+            /* the message names its runbook once: the source's own words
+             * may already carry one */
+            if (strstr(e.msg, "runbooks/"))
+                diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s", e.msg);
+            else
+                diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s (see %s)", e.msg,
+                         source_runbook(e.msg));
             drop_list_free(&list);
+            drop_list_free(&skipped);
             continue;
         }
-        printf("%s: source reachable, %zu file%s waiting\n", p->name, list.n,
-               list.n == 1 ? "" : "s");
+        printf("%s: source reachable, %zu file%s waiting, %zu passed over\n", p->name, list.n,
+               list.n == 1 ? "" : "s", skipped.n);
+        for (size_t k = 0; k < list.n && k < CHECK_SHOW_MAX; k++)
+            check_line(p, &list.v[k], list.v[k].unsafe ? list.v[k].unsafe : "matches the pattern",
+                       list.v[k].unsafe ? "unsafe, will be quarantined" : "seen");
+        for (size_t k = 0; k < skipped.n && k < CHECK_SHOW_MAX; k++)
+            check_line(p, &skipped.v[k], skipped.v[k].skipped, "skipped");
+        if (list.n > CHECK_SHOW_MAX || skipped.n > CHECK_SHOW_MAX)
+            printf("  (only the first %d of each shown)\n", CHECK_SHOW_MAX);
         drop_list_free(&list);
-        source_close(&src);
+        drop_list_free(&skipped);
     }
     for (size_t i = 0; i < d.n; i++)
         printf("%s\n", d.msg[i]);

@@ -1,44 +1,31 @@
 /*
  * status, pause, resume: one line per profile for operators.
  *
- *   state      ok | late | missing (an `expect:` window was missed; see
- *              daemon/sla.h) | failing (failed intakes or a failing
- *              source) | paused; paused, disabled and failing win over
- *              late and missing
- *   last ok    when a file was last loaded
- *   freshness  against the expect windows: "ok, last 06:12",
- *              "due 07:00, late since 07:00", "-" without expect
- *   backlog    intakes not yet finished
- *   rejects    rejects waiting for a replay
- *   source     the last poll's health, kept in the ledger by the server
+ *   PROFILE  STATE  LAST LOADED  BACKLOG  REJECTS  FAILED  REASON
+ *
+ * STATE is the most severe of the profile's problems (daemon/health.h has
+ * the states and their order); REASON says why in one line and ends with
+ * the runbook to read.  Further problems follow on indented "also" lines.
+ * Times are UTC ("Z"); a freshness window's local times name their zone.
+ * `--json` prints the same, from the same code (health_json).
+ *
+ * Exit: 0 whatever the states (it is a report), 3 when a profile cannot be
+ * loaded, 4 when the ledger cannot be read.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "daemon/sla.h"
+#include "daemon/health.h"
 #include "util/parse.h"
 
-struct pstat {
-    const char *name;
-    int64_t last_ok;
-    uint64_t backlog, rejects, failed, total;
-};
-
-static int stat_cb(void *c, const struct intake *in)
+/* A reason for a terminal: partner-supplied names in it lose their control
+ * characters. */
+static void put_plain(const char *s)
 {
-    struct pstat *s = c;
-    s->total++;
-    if (in->state == ST_FAILED)
-        s->failed++;
-    else if (in->state != ST_DONE)
-        s->backlog++;
-    if (in->outcome == OUT_REJECTED && !in->replayed_by)
-        s->rejects++;
-    if (in->outcome == OUT_LOADED && in->state == ST_DONE && in->updated_ms > s->last_ok)
-        s->last_ok = in->updated_ms;
-    return 0;
+    for (; *s; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 }
 
 int cmd_status(struct cli *c, int argc, char **argv)
@@ -47,7 +34,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
     bool json = false;
     json_t *arr = NULL;
     int64_t now = sla_now();
-    int r;
+    int r, width = 7;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
@@ -60,48 +47,50 @@ int cmd_status(struct cli *c, int argc, char **argv)
     if ((r = cli_ledger(c)))
         return r;
     r = cli_profiles(c, NULL, 0, &set);
+    for (size_t i = 0; i < set.n; i++)
+        if ((int)strlen(set.v[i]->name) > width)
+            width = (int)strlen(set.v[i]->name);
     if (json)
         arr = json_array();
     else
-        printf("%-16s %-8s %-24s %7s %7s %6s  %-36s %s\n", "PROFILE", "STATE", "LAST LOADED",
-               "BACKLOG", "REJECTS", "FAILED", "FRESHNESS", "SOURCE");
+        printf("%-*s  %-9s  %-24s  %7s  %7s  %6s  %s\n", width, "PROFILE", "STATE", "LAST LOADED",
+               "BACKLOG", "REJECTS", "FAILED", "REASON");
     for (size_t i = 0; i < set.n; i++) {
-        struct pstat s = {.name = set.v[i]->name};
-        struct intake_filter f = {.profile = s.name, .state = -1};
+        struct health h;
         struct werr e;
         char ts[32] = "never";
-        bool paused = ledger_paused(c->ledger, s.name);
-        char *health = ledger_health(c->ledger, s.name);
-        const char *state;
-        struct sla_status sla;
-        ledger_list(c->ledger, &f, stat_cb, &s, &e);
-        sla_eval(set.v[i], now, s.last_ok, &sla);
-        if (s.last_ok)
-            format_time_ms(s.last_ok, ts);
-        if (paused)
-            state = "paused";
-        else if (!set.v[i]->enabled)
-            state = "disabled";
-        else if (s.failed || (health && strncmp(health, "ok", 2)))
-            state = "failing";
-        else if (sla.state == SLA_LATE || sla.state == SLA_MISSING)
-            state = sla_state_name(sla.state);
-        else
-            state = "ok";
-        if (json)
-            json_array_append_new(
-                arr, json_pack("{s:s,s:s,s:s?,s:I,s:I,s:I,s:s,s:s?,s:s?}", "profile", s.name,
-                               "state", state, "last_loaded", s.last_ok ? ts : NULL, "backlog",
-                               (json_int_t)s.backlog, "rejects", (json_int_t)s.rejects, "failed",
-                               (json_int_t)s.failed, "source", health ? health : "not polled yet",
-                               "sla", sla.state == SLA_NONE ? NULL : sla_state_name(sla.state),
-                               "freshness", sla.state == SLA_NONE ? NULL : sla.freshness));
-        else
-            printf("%-16s %-8s %-24s %7llu %7llu %6llu  %-36s %s\n", s.name, state, ts,
-                   (unsigned long long)s.backlog, (unsigned long long)s.rejects,
-                   (unsigned long long)s.failed, sla.state == SLA_NONE ? "-" : sla.freshness,
-                   health ? health : "not polled yet");
-        free(health);
+        if (health_eval(c->ledger, set.v[i], now, &h, &e) < 0) {
+            fprintf(stderr, "wharf status: %s: %s\n", set.v[i]->name, e.msg);
+            json_decref(arr);
+            profiles_free(&set);
+            return EXIT_FAILURE_OP;
+        }
+        if (json) {
+            json_t *o = health_json(&h);
+            char *legacy = ledger_health(c->ledger, set.v[i]->name);
+            json_object_set_new(o, "source", json_string(legacy ? legacy : "not polled yet"));
+            free(legacy);
+            json_array_append_new(arr, o);
+            health_clear(&h);
+            continue;
+        }
+        if (h.last_loaded_ms)
+            format_time_ms(h.last_loaded_ms, ts);
+        printf("%-*s  %-9s  %-24s  %7llu  %7llu  %6llu  ", width, h.profile,
+               health_state_name(h.state), ts, (unsigned long long)h.backlog,
+               (unsigned long long)h.rejects, (unsigned long long)h.failed);
+        put_plain(h.issue[0].reason);
+        if (h.issue[0].runbook[0])
+            printf(" -- %s", h.issue[0].runbook);
+        putchar('\n');
+        for (size_t k = 1; k < h.n_issues; k++) {
+            printf("%-*s  also %s: ", width, "", health_state_name(h.issue[k].state));
+            put_plain(h.issue[k].reason);
+            if (h.issue[k].runbook[0])
+                printf(" -- %s", h.issue[k].runbook);
+            putchar('\n');
+        }
+        health_clear(&h);
     }
     if (json)
         cli_print_json(arr);

@@ -419,6 +419,9 @@ void profile_defaults(struct profile *p)
     p->retry.backoff_ms = DEF_BACKOFF_MS;
     p->retry.backoff_max_ms = DEF_BACKOFF_MAX_MS;
     p->concurrency = DEF_CONCURRENCY;
+    p->health.rejecting_after = DEF_REJECTING_AFTER;
+    p->health.flood_duplicates = DEF_FLOOD_DUPLICATES;
+    p->health.flood_within_ms = DEF_FLOOD_WITHIN_MS;
 }
 
 static bool name_valid(const char *s)
@@ -735,6 +738,21 @@ static void load_retry(struct walk *w, struct profile *p, const struct node *n)
     get_duration(w, n, "backoff_max", "retry", &p->retry.backoff_max_ms);
 }
 
+static void load_health(struct walk *w, struct profile *p, const struct node *n)
+{
+    const struct node *f;
+    if (!want(w, n, NODE_MAP, "health"))
+        return;
+    check_keys(w, n, "health", KEYS("rejecting_after", "stuck_after", "flood"));
+    get_int(w, n, "rejecting_after", "health", 1, 1000, &p->health.rejecting_after);
+    get_duration(w, n, "stuck_after", "health", &p->health.stuck_after_ms);
+    if ((f = node_get(n, "flood")) && want(w, f, NODE_MAP, "health.flood")) {
+        check_keys(w, f, "health.flood", KEYS("duplicates", "within"));
+        get_int(w, f, "duplicates", "health.flood", 1, 1000000, &p->health.flood_duplicates);
+        get_duration(w, f, "within", "health.flood", &p->health.flood_within_ms);
+    }
+}
+
 struct profile *profile_load(const struct wharf_config *cfg, const char *path, struct diags *d)
 {
     struct walk w = {.d = d, .errors_before = d->n};
@@ -752,7 +770,7 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     check_keys(&w, root, "",
                KEYS("name", "enabled", "source", "schedule", "expect", "encoding", "format", "csv",
                     "xml", "target", "on_invalid", "max_invalid", "duplicates", "archive_parts",
-                    "limits", "retry", "order", "concurrency"));
+                    "limits", "retry", "order", "concurrency", "health"));
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
     dot = strrchr(base, '.');
@@ -830,6 +848,13 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     get_enum(&w, root, "order", "", KEYS("none", "name", "mtime"), &v);
     p->order = (enum order_by)v;
     get_int(&w, root, "concurrency", "", 1, 64, &p->concurrency);
+    if ((n = node_get(root, "health")))
+        load_health(&w, p, n);
+    if (!p->health.stuck_after_ms) {
+        p->health.stuck_after_ms = DEF_STUCK_FACTOR * p->source.stable_for_ms;
+        if (p->health.stuck_after_ms < DEF_STUCK_MIN_MS)
+            p->health.stuck_after_ms = DEF_STUCK_MIN_MS;
+    }
 
     /* What the format needs. */
     if ((p->format == FORMAT_CSV || p->format == FORMAT_AUTO) && !node_get(root, "csv") &&

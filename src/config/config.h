@@ -125,6 +125,14 @@ struct retry_conf {
     int64_t backoff_max_ms; /* cap */
 };
 
+/* What `wharf status` and the alerts count as a problem (health:). */
+struct health_conf {
+    int rejecting_after;     /* the last N finished intakes all rejected: rejecting */
+    int64_t stuck_after_ms;  /* 0: 10 x stable_for, at least 15 minutes */
+    int flood_duplicates;    /* at least this many duplicates ... */
+    int64_t flood_within_ms; /* ... within this window: flooding */
+};
+
 struct profile {
     char *name;
     char *file; /* the YAML it came from */
@@ -147,6 +155,7 @@ struct profile {
     struct retry_conf retry;
     enum order_by order;
     int concurrency;
+    struct health_conf health;
 };
 
 struct wharf_config {

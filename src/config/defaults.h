@@ -45,4 +45,11 @@
 
 #define DEF_CONCURRENCY 1
 
+/* profile: health (what `wharf status` and the alerts call a problem) */
+#define DEF_REJECTING_AFTER  1                /* the last intake rejected */
+#define DEF_STUCK_MIN_MS     (15 * 60 * 1000) /* stuck_after: 10 x stable_for, >= this */
+#define DEF_STUCK_FACTOR     10
+#define DEF_FLOOD_DUPLICATES 5
+#define DEF_FLOOD_WITHIN_MS  (3600 * 1000)
+
 #endif

@@ -191,3 +191,78 @@ char *ledger_health(struct ledger *l, const char *profile)
         return NULL;
     return v;
 }
+
+int ledger_source_health(struct ledger *l, const char *profile, struct source_health *out)
+{
+    char key[160], *v = NULL;
+    struct werr e;
+    json_t *j;
+    json_int_t last_poll = 0, last_ok = 0, since = 0, fails = 0;
+    int ok = 0;
+    const char *error = NULL, *runbook = NULL;
+
+    memset(out, 0, sizeof *out);
+    snprintf(key, sizeof key, "source:%s", profile);
+    if (ledger_kv_get(l, key, &v, &e) < 0 || !v)
+        return 0;
+    j = json_loads(v, 0, NULL);
+    free(v);
+    if (!j)
+        return 0;
+    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?s,s?s}", "ok", &ok, "last_poll", &last_poll, "last_ok",
+                &last_ok, "since", &since, "fails", &fails, "error", &error, "runbook", &runbook);
+    out->ok = ok;
+    out->last_poll_ms = last_poll;
+    out->last_ok_ms = last_ok;
+    out->since_ms = since;
+    out->fails = (int)fails;
+    snprintf(out->error, sizeof out->error, "%s", error ? error : "");
+    snprintf(out->runbook, sizeof out->runbook, "%s", runbook ? runbook : "");
+    json_decref(j);
+    return 1;
+}
+
+static void source_put(struct ledger *l, const char *profile, const struct source_health *h)
+{
+    char key[160], *v;
+    struct werr e;
+    json_t *j = json_pack("{s:b,s:I,s:I}", "ok", h->ok, "last_poll", (json_int_t)h->last_poll_ms,
+                          "last_ok", (json_int_t)h->last_ok_ms);
+    if (!h->ok) {
+        json_object_set_new(j, "since", json_integer(h->since_ms));
+        json_object_set_new(j, "fails", json_integer(h->fails));
+        json_object_set_new(j, "error", json_string(h->error));
+        json_object_set_new(j, "runbook", json_string(h->runbook));
+    }
+    v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    snprintf(key, sizeof key, "source:%s", profile);
+    if (v)
+        ledger_kv_set(l, key, v, &e);
+    free(v);
+}
+
+void ledger_source_ok(struct ledger *l, const char *profile, int64_t now)
+{
+    struct source_health h;
+    ledger_source_health(l, profile, &h);
+    h.ok = true;
+    h.last_poll_ms = h.last_ok_ms = now;
+    source_put(l, profile, &h);
+}
+
+void ledger_source_failed(struct ledger *l, const char *profile, const char *error,
+                          const char *runbook, int64_t now)
+{
+    struct source_health h;
+    if (!ledger_source_health(l, profile, &h) || h.ok) {
+        h.since_ms = now; /* a new outage starts */
+        h.fails = 0;
+    }
+    h.ok = false;
+    h.fails++;
+    h.last_poll_ms = now;
+    snprintf(h.error, sizeof h.error, "%s", error ? error : "");
+    snprintf(h.runbook, sizeof h.runbook, "%s", runbook ? runbook : "");
+    source_put(l, profile, &h);
+}

@@ -70,11 +70,13 @@ struct intake {
 
 struct intake_filter {
     const char *profile;
-    int state;        /* -1: any */
-    bool unfinished;  /* not done / failed */
-    bool rejects;     /* outcome rejected and not replayed */
-    int64_t since_ms; /* sealed at or after; 0: any */
-    int64_t limit;    /* 0: all */
+    int state;         /* -1: any */
+    bool unfinished;   /* not done / failed */
+    bool rejects;      /* outcome rejected and not replayed */
+    int64_t since_ms;  /* sealed at or after; 0: any */
+    int64_t limit;     /* 0: all */
+    bool with_failed;  /* with rejects: failed intakes too */
+    bool newest_first; /* descending id (ids sort by creation time) */
 };
 
 struct chain_link {
@@ -89,6 +91,15 @@ struct chain_link {
 typedef int (*intake_fn)(void *ctx, const struct intake *in);
 typedef int (*event_fn)(void *ctx, int64_t time_ms, const char *kind, const char *detail_json);
 typedef int (*chain_fn)(void *ctx, const struct chain_link *cl);
+/* A file seen in a source: appeared_ms when its path was first seen (kept
+ * while it grows), first_seen_ms when it was first seen at this size and
+ * mtime. */
+struct sighting {
+    const char *path;
+    uint64_t size;
+    int64_t mtime_ns, appeared_ms, first_seen_ms, last_seen_ms;
+};
+typedef int (*sighting_fn)(void *ctx, const struct sighting *sg);
 
 struct ledger;
 
@@ -109,6 +120,8 @@ struct ledger_ops {
                     int64_t mtime_ns, int64_t now_ms, int64_t *first_seen_ms, struct werr *e);
     int (*sightings_prune)(struct ledger *l, const char *profile, int64_t before_ms,
                            struct werr *e);
+    int (*unclaimed)(struct ledger *l, const char *profile, int64_t seen_since_ms, sighting_fn fn,
+                     void *ctx, struct werr *e);
     int (*chain_append)(struct ledger *l, const char *id, const char *tagmanifest,
                         struct chain_link *out, struct werr *e);
     int (*chain_walk)(struct ledger *l, chain_fn fn, void *ctx, struct werr *e);
@@ -193,6 +206,14 @@ static inline int ledger_sightings_prune(struct ledger *l, const char *profile, 
 {
     return l->ops->sightings_prune(l, profile, before_ms, e);
 }
+/* The profile's sightings seen at or after seen_since_ms (i.e. still in the
+ * source at the last listing) that no intake claimed, oldest appearance
+ * first, until fn returns non-zero. */
+static inline int ledger_unclaimed(struct ledger *l, const char *profile, int64_t seen_since_ms,
+                                   sighting_fn fn, void *ctx, struct werr *e)
+{
+    return l->ops->unclaimed(l, profile, seen_since_ms, fn, ctx, e);
+}
 /* link = sha256(prev link || tag manifest sha256), prev of the first = 64 '0'. */
 static inline int ledger_chain_append(struct ledger *l, const char *id, const char *tagmanifest,
                                       struct chain_link *out, struct werr *e)
@@ -247,6 +268,25 @@ int ledger_set_paused(struct ledger *l, const char *profile, bool paused, struct
 void ledger_set_health(struct ledger *l, const char *profile, const char *health);
 /* malloc'd health line or NULL when never polled. */
 char *ledger_health(struct ledger *l, const char *profile);
+
+/* What the last polls of a profile's source found, kept in kv as JSON
+ * "source:<profile>" by the pipeline's poll; `wharf status` and the alerts
+ * read it.  An outage starts at the first failed poll and its start (since)
+ * is kept until a poll succeeds again. */
+struct source_health {
+    bool ok;              /* the last poll listed the source */
+    int64_t last_poll_ms; /* the last poll, failed or not */
+    int64_t last_ok_ms;   /* the last successful listing */
+    int64_t since_ms;     /* !ok: the first failed poll of this outage */
+    int fails;            /* !ok: consecutive failed polls */
+    char error[512];      /* !ok: the source's error */
+    char runbook[96];     /* !ok: the page to read */
+};
+void ledger_source_ok(struct ledger *l, const char *profile, int64_t now);
+void ledger_source_failed(struct ledger *l, const char *profile, const char *error,
+                          const char *runbook, int64_t now);
+/* 1 filled, 0 never polled. */
+int ledger_source_health(struct ledger *l, const char *profile, struct source_health *out);
 
 void intake_clear(struct intake *in);
 json_t *intake_json(const struct intake *in);

@@ -101,6 +101,13 @@ static const char *const migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL"
     ");",
+    /* 1 -> 2: when a path was first seen at all (first_seen_ms restarts
+     * whenever its size or mtime changes; `wharf status` needs the age of a
+     * file that never became complete), and intakes by path for the
+     * question "was this sighting ever claimed". */
+    "ALTER TABLE sightings ADD COLUMN appeared_ms INTEGER;"
+    "UPDATE sightings SET appeared_ms = first_seen_ms;"
+    "CREATE INDEX intakes_path ON intakes(profile, path);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -368,11 +375,15 @@ struct ledger *ledger_open_sqlite(const char *path, struct werr *e)
              "WHERE id = ?1 AND state = ?2",
              true, e) < 0 ||
         prep(s, &s->sighting,
-             "INSERT INTO sightings (profile, path, size, mtime_ns, first_seen_ms, last_seen_ms) "
-             "VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+             "INSERT INTO sightings (profile, path, size, mtime_ns, first_seen_ms, last_seen_ms, "
+             "appeared_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5) "
              "ON CONFLICT (profile, path) DO UPDATE SET "
              "first_seen_ms = CASE WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns "
              "THEN first_seen_ms ELSE excluded.first_seen_ms END, "
+             "appeared_ms = CASE WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns "
+             "THEN appeared_ms WHEN EXISTS (SELECT 1 FROM intakes i WHERE i.profile = ?1 AND "
+             "i.path = ?2 AND i.size = sightings.size AND i.mtime_ns = sightings.mtime_ns) "
+             "THEN excluded.first_seen_ms ELSE COALESCE(appeared_ms, first_seen_ms) END, "
              "size = excluded.size, mtime_ns = excluded.mtime_ns, "
              "last_seen_ms = excluded.last_seen_ms "
              "RETURNING first_seen_ms",
@@ -707,15 +718,23 @@ static int sq_list(struct ledger *l, const struct intake_filter *f, intake_fn fn
     char sql[1024], after[ID_LEN] = "";
     int64_t left = f->limit > 0 ? f->limit : INT64_MAX;
     int r = -1, n = 0, i, rc, stop = 0;
+    const char *rejects = f->rejects && f->with_failed
+                              ? " AND ((outcome = 'rejected' AND replayed_by IS NULL) OR "
+                                "state = 'failed')"
+                          : f->rejects ? " AND outcome = 'rejected' AND replayed_by IS NULL"
+                                       : "";
 
+    /* Newest first pages backwards from the largest id ("\x7f" sorts
+     * after every id). */
+    if (f->newest_first)
+        snprintf(after, sizeof after, "\x7f");
     snprintf(sql, sizeof sql,
-             "SELECT " INTAKE_COLS " FROM intakes WHERE id > :after%s%s%s%s%s "
-             "ORDER BY id LIMIT :lim",
-             f->profile ? " AND profile = :profile" : "",
+             "SELECT " INTAKE_COLS " FROM intakes WHERE id %s :after%s%s%s%s%s "
+             "ORDER BY id %s LIMIT :lim",
+             f->newest_first ? "<" : ">", f->profile ? " AND profile = :profile" : "",
              f->state >= 0 ? " AND state = :state" : "",
-             f->unfinished ? " AND state NOT IN ('done', 'failed')" : "",
-             f->rejects ? " AND outcome = 'rejected' AND replayed_by IS NULL" : "",
-             f->since_ms > 0 ? " AND sealed_ms >= :since" : "");
+             f->unfinished ? " AND state NOT IN ('done', 'failed')" : "", rejects,
+             f->since_ms > 0 ? " AND sealed_ms >= :since" : "", f->newest_first ? "DESC" : "ASC");
     if (f->state >= ST__COUNT) {
         werr_set(e, "list: bad state %d", f->state);
         goto out;
@@ -902,6 +921,62 @@ static int sq_sightings_prune(struct ledger *l, const char *profile, int64_t bef
     sqlite3_bind_int64(st, 2, before_ms);
     if (run(s, st, "prune sightings", e) == 0)
         r = 0;
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* Read whole before the callbacks (a source holds few unclaimed files; the
+ * LIMIT bounds a pathological one). */
+static int sq_unclaimed(struct ledger *l, const char *profile, int64_t seen_since, sighting_fn fn,
+                        void *ctx, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    struct row {
+        char *path;
+        struct sighting sg;
+    } *rows = NULL;
+    size_t n = 0, cap = 0, i;
+    int r = -1, rc;
+
+    if (prep(s, &st,
+             "SELECT path, size, mtime_ns, COALESCE(appeared_ms, first_seen_ms), first_seen_ms, "
+             "last_seen_ms FROM sightings sg WHERE profile = ?1 AND last_seen_ms >= ?2 AND "
+             "NOT EXISTS (SELECT 1 FROM intakes i WHERE i.profile = sg.profile AND "
+             "i.path = sg.path AND i.size = sg.size AND i.mtime_ns = sg.mtime_ns) "
+             "ORDER BY 4, path LIMIT 1000",
+             false, e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, profile, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, seen_since);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        rows[n].path = col_dup(st, 0);
+        rows[n].sg.path = rows[n].path;
+        rows[n].sg.size = (uint64_t)sqlite3_column_int64(st, 1);
+        rows[n].sg.mtime_ns = sqlite3_column_int64(st, 2);
+        rows[n].sg.appeared_ms = sqlite3_column_int64(st, 3);
+        rows[n].sg.first_seen_ms = sqlite3_column_int64(st, 4);
+        rows[n].sg.last_seen_ms = sqlite3_column_int64(st, 5);
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        fail(s, e, rc, "unclaimed sightings");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    for (i = 0; i < n; i++)
+        if (fn(ctx, &rows[i].sg))
+            break;
+    r = 0;
+out:
+    for (i = 0; i < n; i++)
+        free(rows[i].path);
+    free(rows);
     sqlite3_finalize(st);
     return r;
 }
@@ -1213,6 +1288,7 @@ static const struct ledger_ops sqlite_ops = {
     .find_loaded = sq_find_loaded,
     .sighting = sq_sighting,
     .sightings_prune = sq_sightings_prune,
+    .unclaimed = sq_unclaimed,
     .chain_append = sq_chain_append,
     .chain_walk = sq_chain_walk,
     .chain_state = sq_chain_state,

@@ -495,8 +495,14 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
         char *relpath;
         struct drop dr = {0};
 
-        if (name_ignored(p, nm))
+        if (name_ignored(p, nm)) {
+            if (has_perm && LIBSSH2_SFTP_S_ISREG(at->permissions))
+                source_skip(
+                    s, rel, nm, at->flags & LIBSSH2_SFTP_ATTR_SIZE ? at->filesize : 0,
+                    at->flags & LIBSSH2_SFTP_ATTR_ACMODTIME ? (int64_t)at->mtime * 1000000000LL : 0,
+                    true);
             continue;
+        }
         if (has_perm && LIBSSH2_SFTP_S_ISDIR(at->permissions)) {
             if (!strcmp(nm, QUARANTINE_DIR))
                 continue;
@@ -510,8 +516,14 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
             continue;
         }
         if (fnmatch(p->source.pattern ? p->source.pattern : "*", nm, 0) != 0 ||
-            is_done_file(p, v, n, nm))
+            is_done_file(p, v, n, nm)) {
+            if (!is_done_file(p, v, n, nm) && has_perm && LIBSSH2_SFTP_S_ISREG(at->permissions))
+                source_skip(
+                    s, rel, nm, at->flags & LIBSSH2_SFTP_ATTR_SIZE ? at->filesize : 0,
+                    at->flags & LIBSSH2_SFTP_ATTR_ACMODTIME ? (int64_t)at->mtime * 1000000000LL : 0,
+                    false);
             continue;
+        }
         dr.path = *rel ? xasprintf("%s/%s", rel, nm) : xstrdup(nm);
         dr.name = xstrdup(nm);
         dr.size = at->flags & LIBSSH2_SFTP_ATTR_SIZE ? at->filesize : 0;

@@ -57,6 +57,63 @@ bool name_ignored(const struct profile *p, const char *name)
     return false;
 }
 
+/* The ignore glob that matches name, or NULL. */
+static const char *ignore_glob(const struct profile *p, const char *name)
+{
+    for (size_t i = 0; i < p->source.ignore.n; i++)
+        if (fnmatch(p->source.ignore.v[i], name, FNM_PERIOD) == 0 ||
+            fnmatch(p->source.ignore.v[i], name, 0) == 0)
+            return p->source.ignore.v[i];
+    return NULL;
+}
+
+/*
+ * Is name the temporary name of a file the pattern takes?  A glob "*SUFFIX"
+ * without other wildcards (*.filepart, *.part, *.tmp, *~) whose removal
+ * leaves a matching name, or a leading dot (".orders_1.csv") when the
+ * pattern is narrower than "*" (else every hidden file would qualify).
+ */
+static bool temp_name(const struct profile *p, const char *name, const char *glob)
+{
+    const char *pat = p->source.pattern ? p->source.pattern : "*";
+    size_t n = strlen(name), sl;
+    bool r = false;
+    if (!glob)
+        return false;
+    if (glob[0] == '*' && !strpbrk(glob + 1, "*?[") && (sl = strlen(glob + 1)) < n &&
+        !strcmp(name + n - sl, glob + 1)) {
+        char *base = xstrndup(name, n - sl);
+        r = fnmatch(pat, base, 0) == 0;
+        free(base);
+    } else if (name[0] == '.' && strcmp(pat, "*") != 0) {
+        r = fnmatch(pat, name + 1, 0) == 0;
+    }
+    return r;
+}
+
+void source_skip(struct source *s, const char *rel, const char *name, uint64_t size,
+                 int64_t mtime_ns, bool ignored)
+{
+    const struct profile *p = s->profile;
+    struct drop d = {0};
+    const char *glob;
+    if (!s->skipped)
+        return;
+    d.path = rel && *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
+    d.name = xstrdup(name);
+    d.size = size;
+    d.mtime_ns = mtime_ns;
+    glob = ignored ? ignore_glob(p, name) : NULL;
+    d.temp = temp_name(p, name, glob);
+    if (ignored)
+        d.skipped = xasprintf("ignored: matches ignore glob \"%s\"%s", glob ? glob : "?",
+                              d.temp ? " (the temporary name of an upload in progress)" : "");
+    else
+        d.skipped =
+            xasprintf("does not match pattern \"%s\"", p->source.pattern ? p->source.pattern : "*");
+    drop_list_add(s->skipped, &d);
+}
+
 void drop_list_add(struct drop_list *l, const struct drop *d)
 {
     if (l->n == l->cap) {
@@ -72,6 +129,7 @@ void drop_free(struct drop *d)
     free(d->name);
     free(d->done_path);
     free(d->unsafe);
+    free(d->skipped);
     memset(d, 0, sizeof *d);
 }
 
@@ -83,24 +141,26 @@ void drop_list_free(struct drop_list *l)
     memset(l, 0, sizeof *l);
 }
 
+/* Every listed drop is recorded as a sighting, whatever the rules: the
+ * stability clock needs it, and `wharf status` tells from it how long a file
+ * has waited without becoming complete. */
 static int drop_ready(struct ledger *l, const struct profile *p, const struct drop *d, int64_t now)
 {
     struct werr e;
+    int64_t first = now;
     if (d->unsafe)
         return 0;
+    if (ledger_sighting(l, p->name, d->path, d->size, d->mtime_ns, now, &first, &e) < 0) {
+        wlog(LOG_WARN, p->name, NULL, "sighting", NULL, "%s", e.msg);
+        if (p->source.stable_for_ms)
+            return 0;
+    }
     if (p->source.done_file && !d->has_done)
         return 0;
     if (p->source.min_age_ms && now - d->mtime_ns / 1000000 < p->source.min_age_ms)
         return 0;
-    if (p->source.stable_for_ms) {
-        int64_t first = now;
-        if (ledger_sighting(l, p->name, d->path, d->size, d->mtime_ns, now, &first, &e) < 0) {
-            wlog(LOG_WARN, p->name, NULL, "sighting", NULL, "%s", e.msg);
-            return 0;
-        }
-        if (now - first < p->source.stable_for_ms)
-            return 0;
-    }
+    if (p->source.stable_for_ms && now - first < p->source.stable_for_ms)
+        return 0;
     return 1;
 }
 

@@ -29,6 +29,11 @@ struct drop {
     bool has_done;   /* its done file exists */
     char *done_path; /* relative path of the done file, when configured */
     char *unsafe;    /* not NULL: why it must be quarantined (symlink, FIFO, hard link...) */
+    /* In source.skipped only: why the listing passed over it, and whether
+     * it is the temporary name of a file the pattern would take (a partial
+     * upload: "orders_1.csv.filepart"). */
+    char *skipped;
+    bool temp;
 };
 
 struct drop_list {
@@ -63,6 +68,10 @@ struct source {
     const struct wharf_config *cfg;
     const struct profile *profile;
     void *impl;
+    /* When not NULL, list() also appends here the files it passes over
+     * (ignored names, names the pattern does not match), each with why
+     * (`wharf check --connect`, and the poll's watch for stuck uploads). */
+    struct drop_list *skipped;
 };
 
 extern const struct source_ops source_spool_ops;
@@ -83,6 +92,10 @@ void drop_free(struct drop *d);
 /* Expand "{name}.done" for a name. */
 char *done_name(const char *pattern, const char *name);
 bool name_ignored(const struct profile *p, const char *name);
+/* For the backends: note a file list() passes over (ignored: by an ignore
+ * glob; else the pattern does not match it) in s->skipped, if wanted. */
+void source_skip(struct source *s, const char *rel, const char *name, uint64_t size,
+                 int64_t mtime_ns, bool ignored);
 /* The runbook page for an error a source returned (host key, authentication,
  * anything else: unreachable). */
 const char *source_runbook(const char *msg);

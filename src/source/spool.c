@@ -124,7 +124,9 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
         struct stat st;
         struct drop dr = {0};
 
-        if (name_ignored(p, name) || lstat(full, &st) < 0) {
+        if (lstat(full, &st) < 0 || name_ignored(p, name)) {
+            if (s->skipped && name_ignored(p, name) && lstat(full, &st) == 0 && S_ISREG(st.st_mode))
+                source_skip(s, rel, name, (uint64_t)st.st_size, mtime_ns_of(&st), true);
             free(full);
             free(relpath);
             continue;
@@ -141,6 +143,8 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
             continue;
         }
         if (fnmatch(p->source.pattern, name, 0) != 0 || is_done_file(p, names, n, name)) {
+            if (!is_done_file(p, names, n, name))
+                source_skip(s, rel, name, (uint64_t)st.st_size, mtime_ns_of(&st), false);
             free(full);
             free(relpath);
             continue;

@@ -11,14 +11,16 @@ rmdir var/drop/acme
 "$WHARF" run >srv.out 2>srv.err &
 SRV=$!
 for _ in $(seq 1 120); do
-  w status 2>/dev/null | grep -q "circuit open" && break
+  [ "$(w status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["source_health"]["failed_polls"])' 2>/dev/null)" -ge 3 ] 2>/dev/null && break
   sleep 0.25
 done
 st=$(w status)
-contains "status shows the source down with the circuit open" "$st" "circuit open"
+contains "status shows the source down since its first failed poll" "$st" "source unreachable"
+contains "status counts the failed polls" "$st" "failed polls"
+eq "the legacy source line still says the circuit is open" "$(w status --json | python3 -c 'import json,sys; print("circuit open" in json.load(sys.stdin)[0]["source"])')" True
 contains "status gives the reason" "$st" "var/drop/acme"
 contains "status names the runbook" "$st" "runbooks/source-unreachable.md"
-eq "status state is failing" "$(w status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" failing
+eq "status state is down" "$(w status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" down
 contains "the log has the source_down event" "$(cat srv.err)" "source_down"
 before=$(grep -c '"event":"source_down"\|"event":"poll_failed"' srv.err)
 sleep 4

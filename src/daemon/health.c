@@ -1,0 +1,468 @@
+/*
+ * health: a profile's state, reason and runbook (see health.h for the
+ * states and their order).
+ *
+ * Reads, never writes: the intakes of the profile (one pass, oldest first),
+ * the source's poll record (ledger_source_health), the sightings no intake
+ * claimed (ledger_unclaimed) and the `expect:` windows (sla_eval).  Owns the
+ * file lists in struct health (health_clear frees them).
+ */
+#include "daemon/health.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "source/source.h"
+#include "util/parse.h"
+#include "util/xmalloc.h"
+
+#define RB_LATE     "runbooks/expected-file-missing.md"
+#define RB_FLOOD    "runbooks/duplicates-flood.md"
+#define RB_STUCK    "runbooks/stuck-file.md"
+#define RB_REPLAY   "runbooks/replay.md"
+#define RING_MAX    1000 /* health.rejecting_after's upper bound */
+#define REASON_FILE 80   /* a file name in a reason is cut here */
+
+static const char *const state_names[HEALTH__COUNT] = {
+    [HEALTH_OK] = "ok",
+    [HEALTH_WAITING] = "waiting",
+    [HEALTH_LATE] = "late",
+    [HEALTH_MISSING] = "missing",
+    [HEALTH_FLOODING] = "flooding",
+    [HEALTH_REJECTING] = "rejecting",
+    [HEALTH_RETRYING] = "retrying",
+    [HEALTH_STUCK] = "stuck",
+    [HEALTH_FAILING] = "failing",
+    [HEALTH_DOWN] = "down",
+    [HEALTH_DISABLED] = "disabled",
+    [HEALTH_PAUSED] = "paused",
+};
+
+const char *health_state_name(enum health_state s)
+{
+    if ((int)s < 0 || s >= HEALTH__COUNT)
+        return "?";
+    return state_names[s];
+}
+
+void health_age(int64_t ms, char *buf, size_t n)
+{
+    int64_t s = ms < 0 ? 0 : ms / 1000;
+    if (s < 120)
+        snprintf(buf, n, "%lld s", (long long)s);
+    else if (s < 3600)
+        snprintf(buf, n, "%lld min", (long long)(s / 60));
+    else if (s < 86400)
+        snprintf(buf, n, "%lld h %lld min", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else
+        snprintf(buf, n, "%lld d %lld h", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+}
+
+static void size_label(uint64_t b, char *buf, size_t n)
+{
+    if (b < 10 * 1024)
+        snprintf(buf, n, "%llu bytes", (unsigned long long)b);
+    else if (b < 10 * 1024 * 1024)
+        snprintf(buf, n, "%.1f KiB", (double)b / 1024);
+    else
+        snprintf(buf, n, "%.1f MiB", (double)b / (1024 * 1024));
+}
+
+/* One intake remembered for a reason: copies, since the callback's strings
+ * live only for the call. */
+struct seen {
+    char id[ID_LEN];
+    char name[REASON_FILE + 1];
+    char error[512];
+    char runbook[96];
+    char extra[64]; /* duplicate_of */
+    int attempts;
+    int64_t next_ms;
+};
+
+static void remember(struct seen *s, const struct intake *in)
+{
+    const char *err = NULL, *rb = NULL, *dup = NULL;
+    if (in->info) {
+        err = json_string_value(json_object_get(in->info, "error"));
+        rb = json_string_value(json_object_get(in->info, "runbook"));
+        dup = json_string_value(json_object_get(in->info, "duplicate_of"));
+    }
+    if (!err || in->outcome == OUT_REJECTED)
+        err = in->last_error;
+    memcpy(s->id, in->id, ID_LEN);
+    snprintf(s->name, sizeof s->name, "%s", in->name ? in->name : "");
+    snprintf(s->error, sizeof s->error, "%s", err ? err : "");
+    snprintf(s->runbook, sizeof s->runbook, "%s", rb ? rb : "");
+    snprintf(s->extra, sizeof s->extra, "%s", dup ? dup : "");
+    s->attempts = in->attempts;
+    s->next_ms = in->next_attempt_ms;
+}
+
+struct scan {
+    const struct profile *p;
+    struct health *h;
+    int64_t flood_since;
+    uint64_t in_progress;
+    /* the last rejecting_after finished intakes: rejected or not */
+    bool ring[RING_MAX];
+    size_t ring_n, ring_at;
+    struct seen retry, reject, failed, dup;
+    bool have_retry, have_reject, have_failed, have_dup;
+};
+
+static int scan_cb(void *c, const struct intake *in)
+{
+    struct scan *x = c;
+    struct health *h = x->h;
+    bool unfinished = in->state != ST_DONE && in->state != ST_FAILED;
+
+    if (in->state == ST_FAILED) {
+        h->failed++;
+        remember(&x->failed, in);
+        x->have_failed = true;
+    } else if (unfinished) {
+        h->backlog++;
+        if (in->attempts > 0 && in->last_error) {
+            h->retrying++;
+            remember(&x->retry, in);
+            x->have_retry = true;
+        } else {
+            x->in_progress++;
+        }
+    }
+    if (in->outcome == OUT_REJECTED && !in->replayed_by) {
+        h->rejects++;
+        remember(&x->reject, in);
+        x->have_reject = true;
+    }
+    if (in->outcome == OUT_LOADED && in->state == ST_DONE && in->updated_ms > h->last_loaded_ms)
+        h->last_loaded_ms = in->updated_ms;
+    if (in->outcome == OUT_DUPLICATE && in->created_ms >= x->flood_since) {
+        h->duplicates++;
+        remember(&x->dup, in);
+        x->have_dup = true;
+    }
+    if ((in->outcome == OUT_LOADED || in->outcome == OUT_REJECTED) && in->state != ST_FAILED) {
+        size_t cap = (size_t)x->p->health.rejecting_after;
+        if (cap > RING_MAX)
+            cap = RING_MAX;
+        x->ring[x->ring_at] = in->outcome == OUT_REJECTED && !in->replayed_by;
+        x->ring_at = (x->ring_at + 1) % cap;
+        if (x->ring_n < cap)
+            x->ring_n++;
+    }
+    return 0;
+}
+
+static struct health_issue *add(struct health *h, enum health_state st, const char *runbook,
+                                const char *intake)
+{
+    struct health_issue *is = &h->issue[h->n_issues++];
+    memset(is, 0, sizeof *is);
+    is->state = st;
+    snprintf(is->runbook, sizeof is->runbook, "%s", runbook ? runbook : "");
+    snprintf(is->intake, sizeof is->intake, "%s", intake ? intake : "");
+    return is;
+}
+
+/* What a file that never became complete still waits for. */
+static void why_waiting(const struct profile *p, const struct sighting *sg, bool temp, int64_t now,
+                        char *buf, size_t n)
+{
+    char age[32];
+    if (temp) {
+        snprintf(buf, n, "a temporary upload name, ignored until the partner renames it");
+        return;
+    }
+    if (p->source.stable_for_ms && now - sg->first_seen_ms < p->source.stable_for_ms) {
+        char want[32];
+        health_age(now - sg->first_seen_ms, age, sizeof age);
+        health_age(p->source.stable_for_ms, want, sizeof want);
+        snprintf(buf, n, "unchanged for %s, complete once unchanged for %s (stable_for)", age,
+                 want);
+        return;
+    }
+    if (p->source.done_file) {
+        const char *base = strrchr(sg->path, '/');
+        char *dn = done_name(p->source.done_file, base ? base + 1 : sg->path);
+        snprintf(buf, n, "no done file %.*s yet", REASON_FILE, dn);
+        free(dn);
+        return;
+    }
+    if (p->source.min_age_ms) {
+        snprintf(buf, n, "younger than min_age");
+        return;
+    }
+    snprintf(buf, n, "not taken yet");
+}
+
+struct files_ctx {
+    const struct profile *p;
+    struct health *h;
+    int64_t stuck_after;
+};
+
+static int files_cb(void *c, const struct sighting *sg)
+{
+    struct files_ctx *x = c;
+    struct health *h = x->h;
+    const char *base = strrchr(sg->path, '/');
+    bool temp = name_ignored(x->p, base ? base + 1 : sg->path);
+    bool stuck = h->now_ms - sg->appeared_ms >= x->stuck_after;
+    struct health_file **v = stuck ? &h->stuck : &h->waiting;
+    size_t *n = stuck ? &h->n_stuck : &h->n_waiting;
+    struct health_file *f;
+
+    if (*n >= 100)
+        return 0; /* enough to say what is wrong */
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    f = &(*v)[(*n)++];
+    memset(f, 0, sizeof *f);
+    f->path = xstrdup(sg->path);
+    f->size = sg->size;
+    f->appeared_ms = sg->appeared_ms;
+    f->temp = temp;
+    why_waiting(x->p, sg, temp, h->now_ms, f->why, sizeof f->why);
+    return 0;
+}
+
+static int64_t stuck_after(const struct profile *p)
+{
+    int64_t v = p->health.stuck_after_ms;
+    if (v <= 0) {
+        v = 10 * p->source.stable_for_ms;
+        if (v < 15 * 60 * 1000)
+            v = 15 * 60 * 1000;
+    }
+    return v;
+}
+
+/* The problems found, most severe first (the order of enum health_state). */
+static void issues(const struct profile *p, struct health *h, struct scan *x, bool paused)
+{
+    char a[64], b[96], ts[32];
+    struct health_issue *is;
+
+    if (paused)
+        snprintf(add(h, HEALTH_PAUSED, NULL, NULL)->reason, sizeof is->reason,
+                 "paused by an operator; `wharf resume %s` polls it again", p->name);
+    if (!p->enabled)
+        snprintf(add(h, HEALTH_DISABLED, NULL, NULL)->reason, sizeof is->reason,
+                 "enabled: false in %s", p->file ? p->file : "its profile");
+    if (h->polled && !h->source.ok) {
+        is = add(h, HEALTH_DOWN, h->source.runbook, NULL);
+        format_time_ms(h->source.since_ms, ts);
+        snprintf(is->reason, sizeof is->reason,
+                 "source unreachable: %s; since %s, %d failed poll%s", h->source.error, ts,
+                 h->source.fails, h->source.fails == 1 ? "" : "s");
+    }
+    if (h->failed) {
+        is = add(h, HEALTH_FAILING, x->failed.runbook[0] ? x->failed.runbook : RB_REPLAY,
+                 x->failed.id);
+        snprintf(is->reason, sizeof is->reason,
+                 "%llu intake%s failed and wait%s for an operator; newest %s (%s): %s",
+                 (unsigned long long)h->failed, h->failed == 1 ? "" : "s",
+                 h->failed == 1 ? "s" : "", x->failed.name, x->failed.id, x->failed.error);
+    }
+    if (h->n_stuck) {
+        const struct health_file *f = &h->stuck[0];
+        size_label(f->size, a, sizeof a);
+        health_age(h->now_ms - f->appeared_ms, b, sizeof b);
+        is = add(h, HEALTH_STUCK, RB_STUCK, NULL);
+        snprintf(is->reason, sizeof is->reason, "%.*s (%s) in the source for %s: %s%s", REASON_FILE,
+                 f->path, a, b, f->why,
+                 h->n_stuck > 1 ? "; and more (status --json lists them)" : "");
+    }
+    if (h->retrying) {
+        const struct seen *r = &x->retry;
+        is = add(h, HEALTH_RETRYING, r->runbook[0] ? r->runbook : NULL, r->id);
+        if (r->next_ms > h->now_ms) {
+            health_age(r->next_ms - h->now_ms, a, sizeof a);
+            snprintf(b, sizeof b, "next in %s", a);
+        } else {
+            snprintf(b, sizeof b, "next attempt due now");
+        }
+        snprintf(is->reason, sizeof is->reason, "%s, %d of %d attempts, %s (%s%s)", r->error,
+                 r->attempts, p->retry.max_attempts, b, r->name,
+                 h->retrying > 1 ? " and others" : "");
+    }
+    if (x->ring_n && x->ring_n >= (size_t)p->health.rejecting_after) {
+        bool all = true;
+        for (size_t i = 0; i < x->ring_n; i++)
+            all &= x->ring[i];
+        if (all && x->have_reject) {
+            const struct seen *r = &x->reject;
+            is = add(h, HEALTH_REJECTING, r->runbook[0] ? r->runbook : RB_REPLAY, r->id);
+            char lead[64];
+            if (p->health.rejecting_after == 1)
+                snprintf(lead, sizeof lead, "the last file was rejected");
+            else
+                snprintf(lead, sizeof lead, "the last %d files were rejected",
+                         p->health.rejecting_after);
+            snprintf(is->reason, sizeof is->reason, "%s; newest %s (%s)%s%s", lead, r->name, r->id,
+                     r->error[0] ? ": " : "", r->error);
+        }
+    }
+    if (h->duplicates >= (uint64_t)p->health.flood_duplicates && x->have_dup) {
+        format_duration(p->health.flood_within_ms, a, sizeof a);
+        is = add(h, HEALTH_FLOODING, RB_FLOOD, x->dup.id);
+        snprintf(is->reason, sizeof is->reason,
+                 "%llu duplicates within %s (flood threshold %d); newest %s: same content as %s",
+                 (unsigned long long)h->duplicates, a, p->health.flood_duplicates, x->dup.name,
+                 x->dup.extra);
+    }
+    if (h->sla.state == SLA_MISSING || h->sla.state == SLA_LATE) {
+        is = add(h, h->sla.state == SLA_MISSING ? HEALTH_MISSING : HEALTH_LATE, RB_LATE, NULL);
+        if (h->last_loaded_ms)
+            format_time_ms(h->last_loaded_ms, ts);
+        snprintf(is->reason, sizeof is->reason, "expected %s by %s (%s): %s; last file loaded %s",
+                 h->sla.day, h->sla.by, h->sla.timezone, h->sla.freshness,
+                 h->last_loaded_ms ? ts : "never");
+    }
+    if (h->n_waiting || x->in_progress) {
+        is = add(h, HEALTH_WAITING, NULL, NULL);
+        if (h->n_waiting) {
+            health_age(h->now_ms - h->waiting[0].appeared_ms, a, sizeof a);
+            snprintf(is->reason, sizeof is->reason, "%zu file%s not complete yet: %.*s for %s, %s",
+                     h->n_waiting, h->n_waiting == 1 ? "" : "s", REASON_FILE, h->waiting[0].path, a,
+                     h->waiting[0].why);
+        } else {
+            snprintf(is->reason, sizeof is->reason, "%llu intake%s in progress",
+                     (unsigned long long)x->in_progress, x->in_progress == 1 ? "" : "s");
+        }
+    }
+}
+
+int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct health *h,
+                struct werr *e)
+{
+    struct scan *x = xcalloc(1, sizeof *x);
+    struct intake_filter f = {.profile = p->name, .state = -1};
+    struct files_ctx fc = {p, h, stuck_after(p)};
+    bool paused;
+    int r = -1;
+
+    memset(h, 0, sizeof *h);
+    h->profile = p->name;
+    h->now_ms = now;
+    x->p = p;
+    x->h = h;
+    x->flood_since = now - p->health.flood_within_ms;
+    if (ledger_list(l, &f, scan_cb, x, e) < 0)
+        goto out;
+    h->polled = ledger_source_health(l, p->name, &h->source) == 1;
+    /* Files still in the source at its last listing that no intake took. */
+    if (h->polled && h->source.last_ok_ms &&
+        ledger_unclaimed(l, p->name, h->source.last_ok_ms, files_cb, &fc, e) < 0)
+        goto out;
+    sla_eval(p, now, h->last_loaded_ms, &h->sla);
+    paused = ledger_paused(l, p->name);
+    issues(p, h, x, paused);
+    h->state = h->n_issues ? h->issue[0].state : HEALTH_OK;
+    if (!h->n_issues) {
+        char ts[32];
+        struct health_issue *is = add(h, HEALTH_OK, NULL, NULL);
+        h->n_issues = 0; /* ok is not an issue; issue[0] holds its reason */
+        if (h->last_loaded_ms)
+            format_time_ms(h->last_loaded_ms, ts);
+        if (h->sla.state == SLA_OK)
+            snprintf(is->reason, sizeof is->reason, "%s (%s)", h->sla.freshness, h->sla.timezone);
+        else if (!h->polled && !h->last_loaded_ms)
+            snprintf(is->reason, sizeof is->reason, "not polled yet");
+        else
+            snprintf(is->reason, sizeof is->reason, "last file loaded %s",
+                     h->last_loaded_ms ? ts : "never");
+    }
+    r = 0;
+out:
+    free(x);
+    return r;
+}
+
+static void files_free(struct health_file *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].path);
+    free(v);
+}
+
+void health_clear(struct health *h)
+{
+    files_free(h->stuck, h->n_stuck);
+    files_free(h->waiting, h->n_waiting);
+    memset(h, 0, sizeof *h);
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char ts[32];
+    if (ms <= 0)
+        return json_null();
+    format_time_ms(ms, ts);
+    return json_string(ts);
+}
+
+static json_t *files_json(const struct health *h, const struct health_file *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:s,s:I,s:o,s:I,s:b,s:s}", "path", v[i].path, "size",
+                                           (json_int_t)v[i].size, "appeared",
+                                           time_json(v[i].appeared_ms), "age_s",
+                                           (json_int_t)((h->now_ms - v[i].appeared_ms) / 1000),
+                                           "temporary", v[i].temp, "waiting_for", v[i].why));
+    return a;
+}
+
+static json_t *issue_json(const struct health_issue *is)
+{
+    return json_pack("{s:s,s:s,s:s?,s:s?}", "state", health_state_name(is->state), "reason",
+                     is->reason, "runbook", is->runbook[0] ? is->runbook : NULL, "intake",
+                     is->intake[0] ? is->intake : NULL);
+}
+
+json_t *health_json(const struct health *h)
+{
+    json_t *o = json_object(), *also = json_array(), *src;
+    const struct health_issue *top = &h->issue[0];
+
+    json_object_set_new(o, "profile", json_string(h->profile));
+    json_object_set_new(o, "state", json_string(health_state_name(h->state)));
+    json_object_set_new(o, "reason", json_string(top->reason));
+    json_object_set_new(o, "runbook", top->runbook[0] ? json_string(top->runbook) : json_null());
+    json_object_set_new(o, "intake", top->intake[0] ? json_string(top->intake) : json_null());
+    for (size_t i = 1; i < h->n_issues; i++)
+        json_array_append_new(also, issue_json(&h->issue[i]));
+    json_object_set_new(o, "also", also);
+    json_object_set_new(o, "time", time_json(h->now_ms));
+    json_object_set_new(o, "last_loaded", time_json(h->last_loaded_ms));
+    json_object_set_new(o, "backlog", json_integer((json_int_t)h->backlog));
+    json_object_set_new(o, "rejects", json_integer((json_int_t)h->rejects));
+    json_object_set_new(o, "failed", json_integer((json_int_t)h->failed));
+    json_object_set_new(o, "retrying", json_integer((json_int_t)h->retrying));
+    json_object_set_new(o, "duplicates_recent", json_integer((json_int_t)h->duplicates));
+    json_object_set_new(o, "sla",
+                        h->sla.state == SLA_NONE ? json_null()
+                                                 : json_string(sla_state_name(h->sla.state)));
+    json_object_set_new(o, "freshness",
+                        h->sla.state == SLA_NONE ? json_null() : json_string(h->sla.freshness));
+    json_object_set_new(o, "timezone",
+                        h->sla.state == SLA_NONE ? json_null() : json_string(h->sla.timezone));
+    if (!h->polled)
+        src = json_null();
+    else if (h->source.ok)
+        src = json_pack("{s:b,s:o,s:o}", "ok", 1, "last_poll", time_json(h->source.last_poll_ms),
+                        "last_ok", time_json(h->source.last_ok_ms));
+    else
+        src =
+            json_pack("{s:b,s:o,s:o,s:o,s:i,s:s,s:s}", "ok", 0, "last_poll",
+                      time_json(h->source.last_poll_ms), "last_ok", time_json(h->source.last_ok_ms),
+                      "down_since", time_json(h->source.since_ms), "failed_polls", h->source.fails,
+                      "error", h->source.error, "runbook", h->source.runbook);
+    json_object_set_new(o, "source_health", src);
+    json_object_set_new(o, "stuck", files_json(h, h->stuck, h->n_stuck));
+    json_object_set_new(o, "waiting", files_json(h, h->waiting, h->n_waiting));
+    return o;
+}

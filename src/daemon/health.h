@@ -1,0 +1,99 @@
+/*
+ * health: one state per profile, with a one-line reason and the runbook to
+ * read -- the truth `wharf status`, `status --json`, the console and the
+ * alerts all tell, computed in one place from the ledger.
+ *
+ * A profile can have several problems at once; each is an issue, and the
+ * state shown is the most severe one.  In order, least severe first:
+ *
+ *   ok         nothing wrong
+ *   waiting    files not complete yet, or intakes in progress (normal work)
+ *   late       an `expect:` window passed without a loaded file
+ *   missing    ... and its missing_after passed too
+ *   flooding   health.flood.duplicates duplicates within flood.within
+ *   rejecting  the last health.rejecting_after finished intakes were rejected
+ *   retrying   an intake waits for a retry after a transient failure
+ *   stuck      a file (or its temporary upload name) sat in the source
+ *              longer than health.stuck_after without becoming complete
+ *   failing    intakes parked as failed (retries used up, or permanent)
+ *   down       the last poll could not list the source
+ *   disabled   `enabled: false`
+ *   paused     `wharf pause`
+ *
+ * late and missing rank below the problems that explain them (a stuck
+ * upload, a source that is down, a locked target make a file late), so the
+ * state names the cause and the symptom is listed with it.  Operator
+ * decisions (disabled, paused) rank highest: they explain everything else.
+ *
+ * Times are epoch ms; "now" is sla_now() (WHARF_TEST_NOW in tests).
+ */
+#ifndef WHARF_HEALTH_H
+#define WHARF_HEALTH_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "daemon/sla.h"
+#include "ledger/ledger.h"
+
+enum health_state {
+    HEALTH_OK,
+    HEALTH_WAITING,
+    HEALTH_LATE,
+    HEALTH_MISSING,
+    HEALTH_FLOODING,
+    HEALTH_REJECTING,
+    HEALTH_RETRYING,
+    HEALTH_STUCK,
+    HEALTH_FAILING,
+    HEALTH_DOWN,
+    HEALTH_DISABLED,
+    HEALTH_PAUSED,
+    HEALTH__COUNT
+};
+
+const char *health_state_name(enum health_state s);
+
+struct health_issue {
+    enum health_state state;
+    char reason[768];
+    char runbook[96];    /* "" when there is nothing to read */
+    char intake[ID_LEN]; /* the intake it is about, "" when none */
+};
+
+/* A file in the source that never became complete. */
+struct health_file {
+    char *path;
+    uint64_t size;
+    int64_t appeared_ms; /* first seen at this path */
+    bool temp;           /* a temporary upload name (ignored until renamed) */
+    char why[160];       /* what it still waits for */
+};
+
+struct health {
+    const char *profile;
+    enum health_state state;                  /* issue[0]'s, or ok */
+    struct health_issue issue[HEALTH__COUNT]; /* most severe first */
+    size_t n_issues;
+    int64_t now_ms;
+    /* the facts the issues come from */
+    int64_t last_loaded_ms; /* 0: never */
+    uint64_t backlog, rejects, failed, retrying, duplicates;
+    struct sla_status sla;
+    bool polled; /* the source was ever polled */
+    struct source_health source;
+    struct health_file *stuck, *waiting;
+    size_t n_stuck, n_waiting;
+};
+
+/* Computes h for profile p.  -1 on a ledger error (e filled). */
+int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct health *h,
+                struct werr *e);
+void health_clear(struct health *h);
+/* The JSON of `wharf status --json` for one profile (a new reference). */
+json_t *health_json(const struct health *h);
+/* "2 h 5 min", "40 s": an age or a wait for a person to read. */
+void health_age(int64_t ms, char *buf, size_t n);
+
+#endif
