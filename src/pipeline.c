@@ -11,8 +11,10 @@
  * idempotent, so after a crash pipeline_advance simply re-runs the step the
  * intake was in:
  *
- *  found      take: fetch the drop into work/<id>/original, hashing it.
- *             A rename that already happened is detected and only hashed.
+ *  found      take: copy the drop into work/<id>/original, a file of our
+ *             own, hashing it (never the partner's inode, which it may still
+ *             hold open); every later step reads only that copy.  A crash
+ *             before `taken` simply copies again.
  *  taken      duplicates: content already loaded for the profile is
  *             skipped (done, outcome duplicate) or rejected, per profile.
  *             inspect: unpack, detect encoding and format (parts/ is
@@ -604,6 +606,9 @@ static void drop_of(const struct job *j, struct drop *d)
     d->name = j->in.name;
     d->size = j->in.size;
     d->mtime_ns = j->in.mtime_ns;
+    json_t *ino = j->in.info ? json_object_get(j->in.info, "source_inode") : NULL;
+    if (json_is_integer(ino))
+        d->ino = (uint64_t)json_integer_value(ino);
     if (j->p->source.done_file) {
         char *dn = done_name(j->p->source.done_file, j->in.name);
         const char *slash = strrchr(j->in.path, '/');
@@ -670,10 +675,16 @@ static int step_take(struct job *j)
     } else {
         struct source *src = source_get(j->pl, j->p, &e);
         struct drop d;
+        uint64_t ino = 0;
         if (!src)
             goto fail;
         drop_of(j, &d);
+        d.ino = 0; /* whatever is there now, checked against size and mtime */
+        d.taken_ino = &ino;
         r = src->ops->fetch(src, &d, j->original, sha, &bytes, &e);
+        /* finish() deletes or moves only this inode */
+        if (r == 0 && ino)
+            info_set(j, "source_inode", json_integer((json_int_t)ino));
         if (r < 0 && e.transient)
             source_drop(j->pl, j->p);
         crash_point("fetched");

@@ -34,6 +34,11 @@ struct drop {
      * upload: "orders_1.csv.filepart"). */
     char *skipped;
     bool temp;
+    /* spool: the inode that was taken; finish() deletes or moves the name
+     * only while it still refers to it (0: unknown, size and mtime only). */
+    uint64_t ino;
+    /* fetch: when not NULL, set to the inode it copied (spool) */
+    uint64_t *taken_ino;
 };
 
 struct drop_list {
@@ -49,14 +54,16 @@ struct source_ops {
     /* Every name matching the pattern and not ignored, with unsafe ones
      * marked (they are quarantined by the caller, never opened). */
     int (*list)(struct source *s, struct drop_list *out, struct werr *e);
-    /* Bring the drop's bytes into dest (a new file; the backend writes it
-     * durably), checking the content still matches size and mtime.
-     * sha256 and bytes describe what was written.  A spool may rename instead
-     * of copying when the file is not needed afterwards (after: delete). */
+    /* Bring the drop's bytes into dest, a new wharf-owned file the backend
+     * writes durably (a copy, hashed while copying: never the partner's own
+     * inode, which the partner could still hold open and change), checking
+     * the content still matches size and mtime.  sha256 and bytes describe
+     * what was written; everything after the take reads only dest. */
     int (*fetch)(struct source *s, const struct drop *d, const char *dest,
                  char sha256[SHA256_HEX_LEN], uint64_t *bytes, struct werr *e);
-    /* Apply `after:` (delete | move | leave) once sealed.  Idempotent: a drop
-     * already gone is success. */
+    /* Apply `after:` (delete | move | leave) once sealed, only to the file
+     * that was taken (same size, mtime and, when known, inode).  Idempotent:
+     * a drop already gone, or replaced since, is success. */
     int (*finish)(struct source *s, const struct drop *d, struct werr *e);
     /* Move an unsafe entry aside (spool: into quarantine_dir). */
     int (*quarantine)(struct source *s, const struct drop *d, const char *qdir, struct werr *e);

@@ -5,10 +5,11 @@
  * device, socket or hard-linked file is marked unsafe (the caller moves it
  * to quarantine with the reason).  Taking opens with O_NOFOLLOW|O_NONBLOCK,
  * fstat's the descriptor (regular, one link, same size and mtime as listed)
- * and then either renames the file into the work dir (after: delete — the
- * spool no longer needs it) or copies it (after: move | leave), hashing the
- * bytes that were actually taken.  `after:` is applied by finish(), only once
- * the intake is sealed.
+ * and copies it into a wharf-owned file (a reflink where the filesystem
+ * offers one), hashing the bytes that were actually taken; the partner's
+ * inode is never renamed into wharf, since the partner may still hold it
+ * open.  `after:` is applied by finish(), only once the intake is sealed,
+ * and only to the inode that was taken.
  */
 #include "source/source.h"
 
@@ -34,11 +35,12 @@ static int64_t mtime_ns_of(const struct stat *st)
     return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 }
 
-/* Still the regular file, size and mtime that were listed (and claimed). */
+/* Still the regular file, size and mtime that were listed (and claimed),
+ * and the inode that was taken when that is known. */
 static bool same_drop(const struct stat *st, const struct drop *d)
 {
     return S_ISREG(st->st_mode) && (uint64_t)st->st_size == d->size &&
-           mtime_ns_of(st) == d->mtime_ns;
+           mtime_ns_of(st) == d->mtime_ns && (!d->ino || (uint64_t)st->st_ino == d->ino);
 }
 
 static int spool_open(struct source *s, struct werr *e)
@@ -189,30 +191,6 @@ static int spool_list(struct source *s, struct drop_list *out, struct werr *e)
     return list_dir(s, "", 0, out, e);
 }
 
-/* Read fd through the hash (after a rename the bytes are already in place). */
-static int hash_fd(int fd, char sha[SHA256_HEX_LEN], uint64_t *bytes, struct werr *e)
-{
-    static __thread unsigned char buf[1 << 17];
-    struct sha256 h;
-    uint64_t total = 0;
-    ssize_t n;
-    sha256_init(&h);
-    while ((n = read(fd, buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            werr_sys(e, "read");
-            sha256_abort(&h);
-            return -1;
-        }
-        sha256_update(&h, buf, (size_t)n);
-        total += (uint64_t)n;
-    }
-    sha256_final(&h, sha);
-    *bytes = total;
-    return 0;
-}
-
 static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
                        char sha[SHA256_HEX_LEN], uint64_t *bytes, struct werr *e)
 {
@@ -222,16 +200,6 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
     struct dfile df = {.fd = -1};
     int fd = -1, r = -1;
 
-    /* Idempotent: an earlier attempt already renamed it into place. */
-    if (lstat(dest, &st) == 0 && S_ISREG(st.st_mode) && lstat(src, &st2) < 0 && errno == ENOENT) {
-        fd = open(dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            werr_sys(e, "%s", dest);
-            goto out;
-        }
-        r = hash_fd(fd, sha, bytes, e);
-        goto out;
-    }
     fd = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ELOOP)
@@ -253,38 +221,33 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
                  (unsigned long long)d->size, (unsigned long long)st.st_size);
         goto out;
     }
-    if (p->source.after == AFTER_DELETE) {
-        if (rename(src, dest) == 0) {
-            if (lstat(dest, &st2) < 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
-                werr_set(e, "%s: replaced while being taken; refused", src);
-                goto out;
-            }
-            if (fsync_parent(dest, e) < 0 || fsync_parent(src, e) < 0)
-                goto out;
-            r = hash_fd(fd, sha, bytes, e);
-            goto out;
-        }
-        if (errno != EXDEV) {
-            werr_sys(e, "rename %s -> %s", src, dest);
-            goto out;
-        }
-        /* Another filesystem: copy, and unlink at finish. */
-    }
+    /* Always a copy of our own, hashed as it is written: the partner's inode
+     * stays where it is (it may still be open for writing), and is deleted
+     * or moved by finish() only once the copy is sealed. */
     if (dfile_open(&df, dest, 0640, true, e) < 0)
         goto out;
-    if (copy_fd(fd, &df, e) < 0) {
+    if (dfile_copy_of(&df, fd, d->size, e) < 0) {
         werr_prefix(e, "%s", src);
         dfile_abort(&df);
         goto out;
     }
     *bytes = df.bytes;
-    if (*bytes != d->size) {
+    if (fstat(fd, &st2) < 0) {
+        werr_sys(e, "%s: fstat", src);
+        dfile_abort(&df);
+        goto out;
+    }
+    if (*bytes != d->size || !same_drop(&st2, d)) {
         werr_set(e, "%s: read %llu bytes, listed %llu; it changed while being taken", src,
                  (unsigned long long)*bytes, (unsigned long long)d->size);
         dfile_abort(&df);
         goto out;
     }
-    r = dfile_commit(&df, sha, e);
+    if (dfile_commit(&df, sha, e) < 0)
+        goto out;
+    if (d->taken_ino)
+        *d->taken_ino = (uint64_t)st.st_ino;
+    r = 0;
 out:
     if (fd >= 0)
         close(fd);
@@ -316,8 +279,8 @@ static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
     case AFTER_LEAVE:
         break;
     case AFTER_DELETE:
-        /* Normally renamed away at take; the cross-filesystem copy case is
-         * removed here, only if it is still the same content. */
+        /* Only the file that was taken: one rewritten or replaced since is
+         * a new drop and stays for the next poll. */
         if (lstat(src, &st) == 0 && same_drop(&st, d) && durable_unlink(src, e) < 0)
             goto out;
         break;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -288,11 +290,14 @@ int rmtree(const char *path, struct werr *e)
     return rmtree_at(AT_FDCWD, path, path, e);
 }
 
-int copy_fd(int src, struct dfile *dst, struct werr *e)
+static int copy_limit(int src, struct dfile *dst, uint64_t limit, struct werr *e)
 {
     static __thread char buf[1 << 17];
     for (;;) {
-        ssize_t n = read(src, buf, sizeof buf);
+        size_t want = sizeof buf;
+        if (limit - dst->bytes < want)
+            want = (size_t)(limit - dst->bytes) + 1; /* one more shows the excess */
+        ssize_t n = read(src, buf, want);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -301,9 +306,63 @@ int copy_fd(int src, struct dfile *dst, struct werr *e)
         }
         if (n == 0)
             return 0;
+        if ((uint64_t)n > limit - dst->bytes) {
+            werr_set(e, "more than %llu bytes", (unsigned long long)limit);
+            return -1;
+        }
         if (dfile_write(dst, buf, (size_t)n, e) < 0)
             return -1;
     }
+}
+
+int copy_fd(int src, struct dfile *dst, struct werr *e)
+{
+    return copy_limit(src, dst, UINT64_MAX - 1, e);
+}
+
+/* After a reflink: hash the clone (ours alone) by reading it back. */
+static int hash_clone(struct dfile *dst, uint64_t limit, struct werr *e)
+{
+    static __thread char buf[1 << 17];
+    struct stat st;
+    int fd = open(dst->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r = -1;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        werr_sys(e, "%s: read back", dst->tmp);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > limit) {
+        werr_set(e, "more than %llu bytes", (unsigned long long)limit);
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            werr_sys(e, "%s: read back", dst->tmp);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (dst->hashing)
+            sha256_update(&dst->hash, buf, (size_t)n);
+        dst->bytes += (uint64_t)n;
+    }
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+int dfile_copy_of(struct dfile *dst, int src, uint64_t limit, struct werr *e)
+{
+    if (limit == UINT64_MAX)
+        limit--;
+    if (dst->bytes == 0 && ioctl(dst->fd, FICLONE, src) == 0)
+        return hash_clone(dst, limit, e);
+    /* No reflinks here (EOPNOTSUPP, EXDEV, EINVAL...): copy the bytes. */
+    return copy_limit(src, dst, limit, e);
 }
 
 int fsync_tree_dirs(const char *path, struct werr *e)

@@ -61,5 +61,11 @@ int rmtree(const char *path, struct werr *e);
 int write_all(int fd, const void *buf, size_t len);
 /* Copy src fd to dst dfile (hashing if the dfile does). */
 int copy_fd(int src, struct dfile *dst, struct werr *e);
+/* Make dst a copy of its own of the whole file src: a reflink (FICLONE)
+ * where the filesystem offers one (then hashed by reading dst back), else
+ * the bytes copied through the hash.  Either way later writes to src never
+ * reach dst.  Fails, writing no more than limit + 1 bytes, when src holds
+ * more than limit bytes. */
+int dfile_copy_of(struct dfile *dst, int src, uint64_t limit, struct werr *e);
 
 #endif

