@@ -582,7 +582,17 @@ static bool cast_number(const struct ts_field *f, const char *s, size_t len, dou
         return false;
     buf[n] = 0;
     *out = strtod(buf, &ep);
-    return *ep == 0;
+    if (*ep)
+        return false;
+    /* Beyond the range of a double: never infinity or zero instead. */
+    if (isinf(*out))
+        return false;
+    if (*out == 0) {
+        for (size_t i = 0; buf[i] && buf[i] != 'e' && buf[i] != 'E'; i++)
+            if (buf[i] >= '1' && buf[i] <= '9')
+                return false;
+    }
+    return true;
 }
 
 /* ---- the rest ----------------------------------------------------------- */
