@@ -863,10 +863,13 @@ struct cells {
 };
 
 /* A number's key: its bits, so that keys are equal exactly when the values
- * print the same with %.17g (0 and -0 differ; NaNs differ only by sign). */
+ * are equal numbers: -0 is 0 (they compare equal, so a unique column may
+ * not hold both); NaNs differ only by sign. */
 static int64_t real_key(double d)
 {
     uint64_t b;
+    if (d == 0)
+        d = 0.0;
     memcpy(&b, &d, sizeof b);
     if (d != d)
         b = (b & (1ULL << 63)) | 0x7ff8000000000000ULL;

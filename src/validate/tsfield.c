@@ -604,6 +604,8 @@ static bool cast_duration(const char *s, size_t len, double *ord)
     double total = 0;
     const char *order = "YMWD", *torder = "HMS";
     size_t at = 0;
+    bool neg = p < end && *p == '-'; /* XML Schema: "-P1D" */
+    p += neg;
     if (p == end || *p++ != 'P')
         return false;
     while (p < end) {
@@ -650,7 +652,7 @@ static bool cast_duration(const char *s, size_t len, double *ord)
     }
     if (!any || (in_time && s[len - 1] == 'T'))
         return false;
-    *ord = total;
+    *ord = neg ? -total : total;
     return true;
 }
 
