@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The SFTP runbooks, run against the real sshd fixture (see runbooks.sh and
+# tests/lib/runbook.sh): auth-refused with a key the partner does not know,
+# host-key-changed with a stale pin, source-unreachable with the server down
+# and one file the partner account cannot read.
+. "$WHARF_SOURCE_DIR/tests/lib/common.sh"
+. "$WHARF_SOURCE_DIR/tests/lib/sshd.sh"
+. "$WHARF_SOURCE_DIR/tests/lib/runbook.sh"
+
+SD=$(sshd_mkdir) || { bad "cannot make the sshd dir"; finish; exit 1; }
+trap 'sshd_cleanup "$SD" >/dev/null 2>&1; cleanup' EXIT
+sshd_setup "$SD" >/dev/null 2>&1 && sshd_start "$SD" >/dev/null 2>&1 || { bad "sshd did not start"; finish; exit 1; }
+ok "sshd on 127.0.0.1:$SSHD_PORT"
+
+wl() { "$WHARF" "$@" 2>>"$RB_LOG"; }
+deploy() { # NAME KEY: a deployment whose wharf.yaml pins host keys in DIR/known_hosts
+  rb_deploy "$T/$1" || exit 1
+  echo "known_hosts: $RB_ETC_KNOWN_HOSTS" >> wharf.yaml
+  cp "$SSHD_KNOWN_HOSTS" "$RB_ETC_KNOWN_HOSTS"
+  orders_schema
+  mkdir -p "$SSHD_UPLOAD/$1" && chown "$SSHD_USER" "$SSHD_UPLOAD/$1"
+  cat > profiles/acme.yaml <<EOP
+name: acme
+source:
+  type: sftp
+  host: 127.0.0.1
+  port: $SSHD_PORT
+  user: $SSHD_USER
+  key_file: $2
+  path: /upload/$1
+  pattern: "*.csv"
+  complete_when: { stable_for: 0s }
+  after: delete
+  timeout: 5s
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: var/warehouse.db, table: acme }
+retry: { max_attempts: 1, backoff: 50ms, backoff_max: 100ms }
+EOP
+  export RB_P=acme RB_HOST=127.0.0.1 RB_PORT=$SSHD_PORT RB_USER=$SSHD_USER RB_KEY_FILE=$2
+  export RB_DROP=$SSHD_UPLOAD/$1
+}
+
+# --- auth-refused: our key is not on the partner's server --------------------
+deploy auth "$SSHD_KEY_WRONG"
+orders_csv "$SSHD_UPLOAD/auth/a.csv" 1 3
+wl once >/dev/null
+RB_EXPECT=$'fail\twharf check --connect\tthe server refuses the key: the finding'
+run_runbook runbooks/auth-refused.md
+contains "auth-refused: sftp by hand shows the refusal" "$(sftp -v -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile="$RB_ETC_KNOWN_HOSTS" -i "$SSHD_KEY_WRONG" -P "$SSHD_PORT" "$SSHD_USER@127.0.0.1" </dev/null 2>&1)" "Permission denied"
+
+# --- host-key-changed: the pinned key is not the server's -------------------
+deploy hostkey "$SSHD_KEY_ED25519"
+ssh-keygen -q -t ed25519 -N '' -f "$T/oldhost" >/dev/null
+echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$T/oldhost.pub")" > "$RB_ETC_KNOWN_HOSTS"
+orders_csv "$SSHD_UPLOAD/hostkey/h.csv" 1 3
+wl once >/dev/null
+contains "host-key-changed: the log points at wharf trust" "$(cat "$RB_LOG")" "wharf trust"
+RB_EXPECT=$'fail\tssh-keygen -F [0-9.]+ -f\tthe test server is not on port 22: no entry for the bare host'
+RB_TTY='wharf trust'
+run_runbook runbooks/host-key-changed.md
+wl once >/dev/null
+eq "host-key-changed: after the new pin the file is loaded" "$(sql var/warehouse.db 'select count(*) from acme')" 3
+
+# --- source-unreachable: the server is down; one file could not be fetched ---
+deploy down "$SSHD_KEY_ED25519"
+orders_csv "$SSHD_UPLOAD/down/locked.csv" 1 4
+chown root:root "$SSHD_UPLOAD/down/locked.csv"; chmod 600 "$SSHD_UPLOAD/down/locked.csv"
+wl once >/dev/null
+export RB_ID
+RB_ID=$(w intakes -p acme --json | python3 -c 'import json,sys; print(max(i["id"] for i in json.load(sys.stdin) if i["state"]=="failed"))')
+[ -n "$RB_ID" ] && ok "source-unreachable: a fetch failed" || bad "source-unreachable: no failed fetch"
+sshd_stop "$SD" >/dev/null 2>&1
+wl once >/dev/null
+rb_hook() {
+  case "$1" in "wharf intakes -p "*) # the fix: the host is back, the partner fixed the file's mode
+    sshd_start "$SD" >/dev/null 2>&1; chmod 644 "$SSHD_UPLOAD/down/locked.csv" ;;
+  esac
+}
+RB_EXPECT=$'fail\twharf check --connect\tthe host is down: the finding
+fail\tnc -vz\tnothing listens: the finding
+fail\tssh-keyscan -p\tno sshd answers: the finding'
+run_runbook runbooks/source-unreachable.md
+eq "source-unreachable: the replayed fetch loaded" "$(sql var/warehouse.db 'select count(*) from acme' 2>/dev/null)" 4
+
+finish
