@@ -13,6 +13,9 @@ sshd_setup "$SD" >/dev/null 2>&1 && sshd_start "$SD" >/dev/null 2>&1 || { bad "s
 ok "sshd on 127.0.0.1:$SSHD_PORT"
 
 wl() { "$WHARF" "$@" 2>>"$RB_LOG"; }
+poll2() { wl once >/dev/null; wl once >/dev/null; }
+# drop FILE ID COUNT: a partner file and its done file
+drop() { orders_csv "$1" "$2" "$3"; touch "$1.done"; chown "$SSHD_USER" "$1" "$1.done"; }
 deploy() { # NAME KEY: a deployment whose wharf.yaml pins host keys in DIR/known_hosts
   rb_deploy "$T/$1" || exit 1
   echo "known_hosts: $RB_ETC_KNOWN_HOSTS" >> wharf.yaml
@@ -29,7 +32,7 @@ source:
   key_file: $2
   path: /upload/$1
   pattern: "*.csv"
-  complete_when: { stable_for: 0s }
+  complete_when: { done_file: "{name}.done" }
   after: delete
   timeout: 5s
 format: csv
@@ -43,8 +46,8 @@ EOP
 
 # --- auth-refused: our key is not on the partner's server --------------------
 deploy auth "$SSHD_KEY_WRONG"
-orders_csv "$SSHD_UPLOAD/auth/a.csv" 1 3
-wl once >/dev/null
+drop "$SSHD_UPLOAD/auth/a.csv" 1 3
+poll2
 RB_EXPECT=$'fail\twharf check --connect\tthe server refuses the key: the finding'
 run_runbook runbooks/auth-refused.md
 contains "auth-refused: sftp by hand shows the refusal" "$(sftp -v -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile="$RB_ETC_KNOWN_HOSTS" -i "$SSHD_KEY_WRONG" -P "$SSHD_PORT" "$SSHD_USER@127.0.0.1" </dev/null 2>&1)" "Permission denied"
@@ -53,20 +56,20 @@ contains "auth-refused: sftp by hand shows the refusal" "$(sftp -v -o BatchMode=
 deploy hostkey "$SSHD_KEY_ED25519"
 ssh-keygen -q -t ed25519 -N '' -f "$T/oldhost" >/dev/null
 echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$T/oldhost.pub")" > "$RB_ETC_KNOWN_HOSTS"
-orders_csv "$SSHD_UPLOAD/hostkey/h.csv" 1 3
-wl once >/dev/null
+drop "$SSHD_UPLOAD/hostkey/h.csv" 1 3
+poll2
 contains "host-key-changed: the log points at wharf trust" "$(cat "$RB_LOG")" "wharf trust"
 RB_EXPECT=$'fail\tssh-keygen -F [0-9.]+ -f\tthe test server is not on port 22: no entry for the bare host'
 RB_TTY='wharf trust'
 run_runbook runbooks/host-key-changed.md
-wl once >/dev/null
+poll2
 eq "host-key-changed: after the new pin the file is loaded" "$(sql var/warehouse.db 'select count(*) from acme')" 3
 
 # --- source-unreachable: the server is down; one file could not be fetched ---
 deploy down "$SSHD_KEY_ED25519"
-orders_csv "$SSHD_UPLOAD/down/locked.csv" 1 4
+drop "$SSHD_UPLOAD/down/locked.csv" 1 4
 chown root:root "$SSHD_UPLOAD/down/locked.csv"; chmod 600 "$SSHD_UPLOAD/down/locked.csv"
-wl once >/dev/null
+poll2
 export RB_ID
 RB_ID=$(w intakes -p acme --json | python3 -c 'import json,sys; print(max(i["id"] for i in json.load(sys.stdin) if i["state"]=="failed"))')
 [ -n "$RB_ID" ] && ok "source-unreachable: a fetch failed" || bad "source-unreachable: no failed fetch"

@@ -71,7 +71,7 @@ def chunks(path):
                 acc = line
             else:
                 acc += "\n" + line
-            if complete(acc):
+            if not acc.endswith("\\") and complete(acc):
                 res.append(acc)
                 acc = None
         if acc is not None:
@@ -87,7 +87,7 @@ def subst(chunk, path):
         return v
     for p, var in PATHS:
         if re.search(re.escape(p) + r"(?![\w.-])", chunk) or (p + "/") in chunk:
-            chunk = re.sub(re.escape(p) + r"(?=[/\s'\"]|$)", lambda m: val(var, p), chunk)
+            chunk = re.sub(re.escape(p) + r"(?![\w.-])", lambda m: val(var, p), chunk)
     for w in WORDS:
         pat = r"(?<![-\w$.])" + w + r"(?![\w])"
         if re.search(pat, chunk):
