@@ -967,8 +967,16 @@ static void check_cell(struct run *R, struct cells *C, const struct csv_record *
         }
         memcpy(C->scratch, p, len);
         C->scratch[len] = 0;
-        /* an embedded NUL would cut the match short: never a match */
-        if (memchr(p, 0, len) || xmlRegexpExec(f->re, (const xmlChar *)C->scratch) != 1)
+        /* an embedded NUL would cut the match short: never a match.  libxml2
+         * gives up (-1) on a pattern that backtracks too much, e.g.
+         * (a|aa)* on a long run of a's: a reject too, said as such. */
+        int m = memchr(p, 0, len) ? 0 : xmlRegexpExec(f->re, (const xmlChar *)C->scratch);
+        if (m < 0)
+            problem(R, rec->line, col, f->name, p, len, "pattern",
+                    "could not be checked against pattern \"%s\" (the regular expression "
+                    "engine gave up: the pattern backtracks too much; simplify it)",
+                    f->pattern);
+        else if (m != 1)
             problem(R, rec->line, col, f->name, p, len, "pattern", "does not match pattern \"%s\"",
                     f->pattern);
     }
