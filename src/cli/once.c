@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "daemon/lock.h"
+#include "daemon/sla.h"
 #include "pipeline.h"
 #include "source/source.h"
 #include "util/log.h"
@@ -215,6 +216,10 @@ int cmd_once(struct cli *c, int argc, char **argv)
     free(jobs);
     for (size_t i = 0; i < n; i++)
         cli_print_outcome(c, ids[i]);
+    /* The alerts for what this run found, as the server sends them. */
+    struct sla *alerts = sla_new(&c->cfg);
+    sla_check(alerts, c->ledger, &set, sla_now());
+    sla_finish(alerts, 30000);
     printf("once: %u listed, %u taken, %u loaded, %u rejected, %u duplicates, %u failed, %u "
            "waiting to retry, %u quarantined\n",
            st.listed, st.claimed, st.loaded, st.rejected, st.duplicates, st.failed, st.retrying,

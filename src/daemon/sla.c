@@ -27,14 +27,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/alert.h"
 #include "util/cron.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
-#define ALERT_MAX        8
-#define ALERT_TIMEOUT_MS 30000
-#define ALERT_GRACE_MS   2000 /* at shutdown */
+#define ALERT_GRACE_MS 2000 /* at shutdown */
 
 const char *sla_state_name(enum sla_state s)
 {
@@ -175,21 +174,16 @@ void sla_eval(const struct profile *p, int64_t now, int64_t last_loaded, struct 
 
 /* --- the server's checks and alerts -------------------------------------- */
 
-struct alert_child {
-    pid_t pid;
-    int64_t deadline;
-    char profile[80];
-};
-
 struct sla {
     const struct wharf_config *cfg;
-    struct alert_child kids[ALERT_MAX];
+    struct alerter *alerts;
 };
 
 struct sla *sla_new(const struct wharf_config *cfg)
 {
     struct sla *s = xcalloc(1, sizeof *s);
     s->cfg = cfg;
+    s->alerts = alert_new(cfg);
     return s;
 }
 
@@ -227,101 +221,28 @@ static void days_label(uint8_t mask, char *buf, size_t n)
 
 static json_t *event_json(const struct profile *p, const struct sla_status *st, int64_t now)
 {
-    char days[64], ts[32], due[32], last[32], ma[32];
+    char days[64], due[32], last[32], ma[32];
     days_label(st->window->days, days, sizeof days);
-    format_time_ms(now, ts);
     format_time_ms(st->due_ms, due);
     if (st->last_loaded_ms)
         format_time_ms(st->last_loaded_ms, last);
     format_duration(st->window->missing_after_ms, ma, sizeof ma);
-    return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s?,s:s,s:s}", "event",
-                     sla_state_name(st->state), "profile", p->name, "window", "days", days, "by",
-                     st->by, "timezone", st->timezone, "missing_after", ma, "day", st->day, "due",
-                     due, "last_loaded", st->last_loaded_ms ? last : NULL, "time", ts, "freshness",
-                     st->freshness);
-}
-
-static void run_alert(struct sla *s, const char *profile, const char *payload)
-{
-    struct alert_child *slot = NULL;
-    int fds[2] = {-1, -1};
-    pid_t pid;
-
-    for (int i = 0; i < ALERT_MAX && !slot; i++)
-        if (!s->kids[i].pid)
-            slot = &s->kids[i];
-    if (!slot) {
-        wlog(LOG_ERROR, profile, NULL, "alert_skipped", NULL,
-             "%d alert commands are still running; this alert is not sent", ALERT_MAX);
-        return;
-    }
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        wlog(LOG_ERROR, profile, NULL, "alert_failed", NULL, "pipe: %s", strerror(errno));
-        return;
-    }
-    pid = fork();
-    if (pid < 0) {
-        wlog(LOG_ERROR, profile, NULL, "alert_failed", NULL, "fork: %s", strerror(errno));
-        goto out;
-    }
-    if (pid == 0) {
-        /* only async-signal-safe calls from here on */
-        setpgid(0, 0);
-        if (dup2(fds[0], 0) < 0 || dup2(2, 1) < 0)
-            _exit(126);
-        execl("/bin/sh", "sh", "-c", s->cfg->alert, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also here, so the group exists before we may kill it */
-    close(fds[0]);
-    fds[0] = -1;
-    fcntl(fds[1], F_SETFL, O_NONBLOCK);
-    size_t len = strlen(payload), off = 0;
-    while (off < len) {
-        ssize_t w = write(fds[1], payload + off, len - off);
-        if (w <= 0)
-            break; /* the command did not want it all; not our problem */
-        off += (size_t)w;
-    }
-    slot->pid = pid;
-    slot->deadline = now_ms() + ALERT_TIMEOUT_MS;
-    snprintf(slot->profile, sizeof slot->profile, "%s", profile);
-out:
-    if (fds[0] >= 0)
-        close(fds[0]);
-    close(fds[1]);
-}
-
-static void reap(struct sla *s, bool force)
-{
-    int64_t now = now_ms();
-    for (int i = 0; i < ALERT_MAX; i++) {
-        struct alert_child *k = &s->kids[i];
-        int st;
-        pid_t r;
-        if (!k->pid)
-            continue;
-        r = waitpid(k->pid, &st, WNOHANG);
-        if (r == 0 && (force || now >= k->deadline)) {
-            kill(-k->pid, SIGKILL);
-            waitpid(k->pid, &st, 0);
-            wlog(LOG_ERROR, k->profile, NULL, "alert_timeout", NULL,
-                 "the alert command was still running after %ds and was killed",
-                 force ? ALERT_GRACE_MS / 1000 : ALERT_TIMEOUT_MS / 1000);
-            k->pid = 0;
-        } else if (r == k->pid || (r < 0 && errno == ECHILD)) {
-            if (r == k->pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-                wlog(LOG_ERROR, k->profile, NULL, "alert_failed", NULL, "the alert command %s %d",
-                     WIFEXITED(st) ? "exited with" : "died of signal",
-                     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-            k->pid = 0;
-        }
-    }
+    char reason[320];
+    snprintf(reason, sizeof reason, "expected %s by %s (%s): %s", st->day, st->by, st->timezone,
+             st->freshness);
+    json_t *ev = alert_event(sla_state_name(st->state), p->name, NULL, reason,
+                             "runbooks/expected-file-missing.md", now);
+    json_object_update_new(ev,
+                           json_pack("{s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s?,s:s}", "window", "days",
+                                     days, "by", st->by, "timezone", st->timezone, "missing_after",
+                                     ma, "day", st->day, "due", due, "last_loaded",
+                                     st->last_loaded_ms ? last : NULL, "freshness", st->freshness));
+    return ev;
 }
 
 void sla_reap(struct sla *s)
 {
-    reap(s, false);
+    alert_reap(s->alerts);
 }
 
 /* One window of one profile: alert when it moved into late or missing. */
@@ -352,13 +273,10 @@ static void check_window(struct sla *s, struct ledger *l, const struct profile *
         return;
     }
     json_t *ev = event_json(p, &st, now);
-    char *payload = json_dumps(ev, JSON_COMPACT);
     wlog(LOG_WARN, p->name, NULL, st.state == SLA_LATE ? "sla_late" : "sla_missing",
          json_deep_copy(ev), "expected by %s %s (%s): %s", st.day, st.by, st.timezone,
          st.freshness);
-    if (s->cfg->alert && *s->cfg->alert && payload)
-        run_alert(s, p->name, payload);
-    free(payload);
+    alert_send(s->alerts, p->name, NULL, ev);
     json_decref(ev);
 }
 
@@ -377,22 +295,19 @@ void sla_check(struct sla *s, struct ledger *l, const struct profile_set *set, i
         for (size_t k = 0; k < p->n_expect; k++)
             check_window(s, l, p, &p->expect[k], now, last);
     }
-    reap(s, false);
+    /* and every other event worth an alert (daemon/alert.h) */
+    alert_check(s->alerts, l, set, now);
+}
+
+void sla_finish(struct sla *s, int64_t wait_ms)
+{
+    if (!s)
+        return;
+    alert_free(s->alerts, wait_ms);
+    free(s);
 }
 
 void sla_free(struct sla *s)
 {
-    if (!s)
-        return;
-    for (int waited = 0; waited < ALERT_GRACE_MS; waited += 50) {
-        bool any = false;
-        reap(s, false);
-        for (int i = 0; i < ALERT_MAX; i++)
-            any |= s->kids[i].pid != 0;
-        if (!any)
-            break;
-        usleep(50000);
-    }
-    reap(s, true);
-    free(s);
+    sla_finish(s, ALERT_GRACE_MS);
 }

@@ -52,7 +52,8 @@ void sla_eval(const struct profile *p, int64_t now, int64_t last_loaded, struct 
 /* The server's side: check every profile, alert on transitions into late or
  * missing (marked in the ledger kv "sla:<profile>:<day>:<by>", so a restart
  * does not alert again), log sla_late / sla_missing, and run wharf.yaml's
- * `alert:` command with the event as JSON on stdin.  Alert commands run in
+ * `alert:` command with the event as JSON on stdin; then every other event
+ * of daemon/alert.h (rejects, failures, source down and up, stuck files).  Alert commands run in
  * the background with a timeout; sla_reap collects them and must be called
  * from the main loop; sla_free waits a moment for the last ones. */
 struct sla;
@@ -60,5 +61,8 @@ struct sla *sla_new(const struct wharf_config *cfg);
 void sla_check(struct sla *s, struct ledger *l, const struct profile_set *set, int64_t now);
 void sla_reap(struct sla *s);
 void sla_free(struct sla *s);
+/* sla_free, waiting up to wait_ms for running alert commands (wharf once
+ * waits for them: it is about to exit). */
+void sla_finish(struct sla *s, int64_t wait_ms);
 
 #endif

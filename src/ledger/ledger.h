@@ -70,13 +70,14 @@ struct intake {
 
 struct intake_filter {
     const char *profile;
-    int state;         /* -1: any */
-    bool unfinished;   /* not done / failed */
-    bool rejects;      /* outcome rejected and not replayed */
-    int64_t since_ms;  /* sealed at or after; 0: any */
-    int64_t limit;     /* 0: all */
-    bool with_failed;  /* with rejects: failed intakes too */
-    bool newest_first; /* descending id (ids sort by creation time) */
+    int state;                /* -1: any */
+    bool unfinished;          /* not done / failed */
+    bool rejects;             /* outcome rejected and not replayed */
+    int64_t since_ms;         /* sealed at or after; 0: any */
+    int64_t limit;            /* 0: all */
+    bool with_failed;         /* with rejects: failed intakes too */
+    bool newest_first;        /* descending id (ids sort by creation time) */
+    int64_t updated_since_ms; /* updated at or after; 0: any */
 };
 
 struct chain_link {

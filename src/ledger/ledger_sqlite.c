@@ -729,12 +729,14 @@ static int sq_list(struct ledger *l, const struct intake_filter *f, intake_fn fn
     if (f->newest_first)
         snprintf(after, sizeof after, "\x7f");
     snprintf(sql, sizeof sql,
-             "SELECT " INTAKE_COLS " FROM intakes WHERE id %s :after%s%s%s%s%s "
+             "SELECT " INTAKE_COLS " FROM intakes WHERE id %s :after%s%s%s%s%s%s "
              "ORDER BY id %s LIMIT :lim",
              f->newest_first ? "<" : ">", f->profile ? " AND profile = :profile" : "",
              f->state >= 0 ? " AND state = :state" : "",
              f->unfinished ? " AND state NOT IN ('done', 'failed')" : "", rejects,
-             f->since_ms > 0 ? " AND sealed_ms >= :since" : "", f->newest_first ? "DESC" : "ASC");
+             f->since_ms > 0 ? " AND sealed_ms >= :since" : "",
+             f->updated_since_ms > 0 ? " AND updated_ms >= :updated" : "",
+             f->newest_first ? "DESC" : "ASC");
     if (f->state >= ST__COUNT) {
         werr_set(e, "list: bad state %d", f->state);
         goto out;
@@ -752,6 +754,9 @@ static int sq_list(struct ledger *l, const struct intake_filter *f, intake_fn fn
                               state_name((enum intake_state)f->state), -1, SQLITE_STATIC);
         if (f->since_ms > 0)
             sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), f->since_ms);
+        if (f->updated_since_ms > 0)
+            sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":updated"),
+                               f->updated_since_ms);
         n = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             if (read_intake(s, st, &page[n], e) < 0)
