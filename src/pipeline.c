@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "inspect/inspect.h"
+#include "load/keydigest.h"
 #include "load/target.h"
 #include "report.h"
 #include "seal/bag.h"
@@ -123,6 +124,7 @@ struct job {
     uint64_t bytes_read, bytes_total; /* progress of the load pass */
     uint64_t bytes_before, *part_read;
     uint64_t rows;
+    uint32_t part_no; /* the part being loaded, 1-based when there are several (lineage) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -884,7 +886,9 @@ static int insert_row(void *ctx, const struct row *row, struct werr *e)
         e->transient = true;
         return -1;
     }
-    if (j->tg->ops->insert(j->tg, row, e) < 0)
+    struct row r = *row;
+    r.part = j->part_no;
+    if (j->tg->ops->insert(j->tg, &r, e) < 0)
         return -1;
     j->rows++;
     if (j->pl->progress && (j->rows & 0xffff) == 0) {
@@ -903,6 +907,60 @@ static bool too_many_invalid(const struct profile *p, uint64_t invalid, uint64_t
         (double)invalid * 100.0 / (double)records > p->max_invalid_pct)
         return true;
     return false;
+}
+
+/* What the load left in the target (target.h, load_stats), as evidence for
+ * reconcile: info.load on this intake, and a "superseded" event on every
+ * earlier intake whose rows it replaced or deleted (reconcile does not call
+ * those a gap).  Re-running it after a crash writes the same again. */
+static int record_load(struct job *j, struct werr *e)
+{
+    const struct load_stats *st = &j->tg->stats;
+    char hex[KEYDIGEST_HEX_LEN];
+    json_t *sup;
+    int r = 0;
+    if (!st->key)
+        return 0; /* a target that has no key digest (loaded before reconcile existed) */
+    sup = json_array();
+    if (st->n_sup && ledger_set_durable(j->pl->ledger, false, e) < 0) {
+        json_decref(sup);
+        return -1;
+    }
+    for (size_t i = 0; i < st->n_sup && r == 0; i++) {
+        const struct supersession *sp = &st->sup[i];
+        struct intake old = {0};
+        json_t *d;
+        keydigest_hex(&sp->digest, hex);
+        d = json_pack("{s:s,s:I,s:s?,s:b}", "intake", sp->intake, "rows", (json_int_t)sp->rows,
+                      "digest", sp->all ? NULL : hex, "all", sp->all);
+        json_array_append_new(sup, json_deep_copy(d));
+        json_object_del(d, "intake");
+        json_object_set_new(d, "by", json_string(j->in.id));
+        /* Rows under an id the ledger never issued were put there by hand:
+         * reconcile reports them; there is no intake to note this on. */
+        int g = ledger_get(j->pl->ledger, sp->intake, &old, e);
+        if (g < 0 || (g == 1 && strcmp(old.id, sp->intake)))
+            g = g < 0 ? -1 : 0;
+        intake_clear(&old);
+        if (g < 0)
+            r = -1;
+        else if (g == 1)
+            r = ledger_event(j->pl->ledger, sp->intake, "superseded", d, e);
+        else
+            json_decref(d);
+    }
+    if (st->n_sup) {
+        struct werr e2 = {0};
+        if (ledger_set_durable(j->pl->ledger, true, &e2) < 0 && r == 0) {
+            *e = e2;
+            r = -1;
+        }
+    }
+    keydigest_hex(&st->digest, hex);
+    info_set(j, "load",
+             json_pack("{s:I,s:s,s:s,s:o}", "rows", (json_int_t)st->rows, "key", st->key,
+                       "key_digest", hex, "superseded", sup));
+    return r;
 }
 
 /* inspected -> validated -> loaded, or -> rejected; validated -> loaded. */
@@ -924,6 +982,8 @@ static int step_load(struct job *j)
         /* The target committed before a crash: never load twice. */
         j->in.rows = rows;
         j->in.outcome = OUT_LOADED;
+        if (record_load(j, &e) < 0)
+            goto fail;
         if (save(j) < 0)
             return -1;
         if (j->in.state == ST_INSPECTED &&
@@ -989,6 +1049,7 @@ static int step_load(struct job *j)
             invalid_csv = xasprintf("%s/invalid-%zu.csv", j->workdir, i + 1);
         part_read = 0;
         j->part_read = &part_read;
+        j->part_no = j->insp.n > 1 ? (uint32_t)(i + 1) : 0;
         j->bytes_before = before;
         r = validator_run(v, &vi, &j->rep, insert_row, j, invalid_csv, &res, &e);
         before += pt->utf8_bytes;
@@ -1050,6 +1111,8 @@ static int step_load(struct job *j)
     char *tdesc = j->tg->ops->describe(j->tg);
     info_set(j, "target", json_string(tdesc));
     free(tdesc);
+    if (record_load(j, &e) < 0)
+        goto fail;
     if (j->rep.total && write_report(j, NULL, &e) < 0)
         goto fail;
     if (save(j) < 0)

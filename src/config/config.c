@@ -333,7 +333,7 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
         goto out;
     check_keys(&w, root, "",
                KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger", "known_hosts",
-                    "alert", "log"));
+                    "alert", "log", "reconcile"));
     get_str(&w, root, "state_dir", "", &cfg->state_dir);
     get_str(&w, root, "profiles_dir", "", &cfg->profiles_dir);
     get_str(&w, root, "schemas_dir", "", &cfg->schemas_dir);
@@ -350,6 +350,10 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
             get_str(&w, n, "path", "ledger", &cfg->ledger_path);
             ledger_set = cfg->ledger_path != NULL;
         }
+    }
+    if ((n = node_get(root, "reconcile")) && want(&w, n, NODE_MAP, "reconcile")) {
+        check_keys(&w, n, "reconcile", KEYS("every"));
+        get_duration(&w, n, "every", "reconcile", &cfg->reconcile_every_ms);
     }
     if ((n = node_get(root, "log")) && want(&w, n, NODE_MAP, "log")) {
         int fmt = 0;
@@ -405,6 +409,7 @@ void profile_defaults(struct profile *p)
     p->csv.header = true;
     p->target.type = TARGET_SQLITE;
     p->target.mode = LOAD_APPEND;
+    p->target.lineage = true;
     p->on_invalid = ON_INVALID_REJECT;
     p->max_invalid_pct = -1;
     p->duplicates = DUP_SKIP;
@@ -674,10 +679,12 @@ static void load_xml(struct walk *w, struct profile *p, const struct node *n)
 
 static void load_target(struct walk *w, struct profile *p, const struct node *n)
 {
-    int type = 0, mode = 0, evolve = 0;
+    int type = 0, mode = 0, evolve = 0, lineage = p->target.lineage ? 0 : 1;
     if (!want(w, n, NODE_MAP, "target"))
         return;
-    check_keys(w, n, "target", KEYS("type", "path", "table", "mode", "key", "evolve"));
+    check_keys(w, n, "target", KEYS("type", "path", "table", "mode", "key", "evolve", "lineage"));
+    get_enum(w, n, "lineage", "target", KEYS("line", "none"), &lineage);
+    p->target.lineage = lineage == 0;
     get_enum(w, n, "type", "target", KEYS("sqlite"), &type);
     p->target.type = (enum target_type)type;
     get_str(w, n, "path", "target", &p->target.path);
@@ -770,7 +777,7 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     check_keys(&w, root, "",
                KEYS("name", "enabled", "source", "schedule", "expect", "encoding", "format", "csv",
                     "xml", "target", "on_invalid", "max_invalid", "duplicates", "archive_parts",
-                    "limits", "retry", "order", "concurrency", "health"));
+                    "limits", "retry", "order", "concurrency", "health", "reconcile"));
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
     dot = strrchr(base, '.');
@@ -848,6 +855,10 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     get_enum(&w, root, "order", "", KEYS("none", "name", "mtime"), &v);
     p->order = (enum order_by)v;
     get_int(&w, root, "concurrency", "", 1, 64, &p->concurrency);
+    if ((n = node_get(root, "reconcile")) && want(&w, n, NODE_MAP, "reconcile")) {
+        check_keys(&w, n, "reconcile", KEYS("every"));
+        get_duration(&w, n, "every", "reconcile", &p->reconcile_every_ms);
+    }
     if ((n = node_get(root, "health")))
         load_health(&w, p, n);
     if (!p->health.stuck_after_ms) {

@@ -107,6 +107,7 @@ struct target_conf {
     enum load_mode mode;
     struct strlist key; /* upsert key columns */
     enum target_evolve evolve;
+    bool lineage; /* lineage: line (default) stores each row's source line in _wharf_line */
 };
 
 struct limits_conf {
@@ -156,6 +157,7 @@ struct profile {
     enum order_by order;
     int concurrency;
     struct health_conf health;
+    int64_t reconcile_every_ms; /* reconcile.every; 0: wharf.yaml's (or never) */
 };
 
 struct wharf_config {
@@ -164,11 +166,12 @@ struct wharf_config {
     char *profiles_dir;
     char *schemas_dir;
     int workers;
-    char *ledger_type; /* "sqlite" */
-    char *ledger_path; /* default <state_dir>/ledger.db */
-    char *known_hosts; /* global known_hosts for sftp sources */
-    char *alert;       /* command run with an event as JSON on stdin */
-    int log_json;      /* -1 auto, 0 text, 1 json */
+    char *ledger_type;          /* "sqlite" */
+    char *ledger_path;          /* default <state_dir>/ledger.db */
+    char *known_hosts;          /* global known_hosts for sftp sources */
+    char *alert;                /* command run with an event as JSON on stdin */
+    int log_json;               /* -1 auto, 0 text, 1 json */
+    int64_t reconcile_every_ms; /* reconcile.every for every profile; 0: never */
     /* derived */
     char *work_dir, *archive_dir, *rejects_dir, *quarantine_dir;
 };

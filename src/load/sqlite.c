@@ -21,6 +21,21 @@
  * With no columns (nothing of the intake was loadable) begin only opens the
  * transaction: commit still records the intake in wharf_loads.
  *
+ * Lineage (target.lineage: line): a table this load creates gets a
+ * "_wharf_line" TEXT column after "_wharf_intake"; an existing table is
+ * written with lineage only when it already has that column.  Its value
+ * says where the row came from in the decoded part: "12" (CSV, the
+ * physical line the record starts on; XML, the line the record's start
+ * tag is on) followed for XML by a space and the record's XPath
+ * ("7 /orders/order[3]"), prefixed with "P:" (P the 1-based part) when the
+ * intake has several parts ("2:12").
+ *
+ * Reconcile's evidence, kept in the same transaction: wharf_loads also
+ * holds key_rows, key_digest and key_cols (load_stats in target.h), and
+ * wharf_supersessions one row per earlier intake whose rows this load
+ * replaced (upsert: found by looking the key up before each insert) or
+ * deleted (replace).
+ *
  * What can fail: the database cannot be opened or written (SQLITE_BUSY,
  * SQLITE_LOCKED, SQLITE_FULL are marked transient), a refused identifier, a
  * table whose columns do not fit, a constraint violated by a row.
@@ -52,9 +67,18 @@ struct sq {
     char *table;
     const char *profile;
     sqlite3_stmt *ins;
-    size_t ncols;      /* value parameters of ins; the intake is ncols + 1 */
+    size_t ncols;      /* value parameters of ins; the intake is ncols + 1, the line ncols + 2 */
     bool active;       /* between begin and commit/rollback */
     bool index_at_end; /* a table made by this load: its intake index is built at commit */
+    bool lineage;      /* this load writes _wharf_line */
+    char intake[ID_LEN];
+    /* the key digest: which of the load's columns form the key */
+    size_t *kidx, nk;
+    struct keyhash kh;
+    /* upsert: the row a key already has (its intake and digest key) */
+    sqlite3_stmt *prev;
+    size_t *uidx, nu; /* the upsert key's columns */
+    struct load_stats *st;
 };
 
 /* A growable SQL text; only identifiers and fixed words go in here. */
@@ -195,6 +219,72 @@ static bool type_compatible(enum col_type t, const char *decl)
     return false;
 }
 
+/* 1 when the table (or view) exists, 0 when not, -1 on error. */
+static int has_table(struct sq *s, const char *name, struct werr *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (sq_prepare(s, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", &st,
+                   "read schema", e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "read schema");
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
+/* 1 when table has the column, 0 when not, -1 on error. */
+static int has_column(struct sq *s, const char *table, const char *col, struct werr *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (sq_prepare(s, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE", &st,
+                   "read table columns", e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "read columns of %s", table);
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
+/* wharf_loads from before reconcile gets its key columns, and
+ * wharf_supersessions is created; each only when missing (a look first, so
+ * a busy database is not locked for nothing). */
+static int upgrade_loads(struct sq *s, struct werr *e)
+{
+    static const char sup_sql[] = "CREATE TABLE IF NOT EXISTS wharf_supersessions ("
+                                  " intake TEXT NOT NULL,"
+                                  " by_intake TEXT NOT NULL,"
+                                  " rows INTEGER NOT NULL,"
+                                  " digest TEXT,"
+                                  " all_rows INTEGER NOT NULL,"
+                                  " PRIMARY KEY (intake, by_intake))";
+    int k = has_column(s, "wharf_loads", "key_digest", e);
+    if (k < 0)
+        return -1;
+    if (k == 0 && (sq_exec(s,
+                           "ALTER TABLE wharf_loads ADD COLUMN key_rows INTEGER;"
+                           "ALTER TABLE wharf_loads ADD COLUMN key_digest TEXT;"
+                           "ALTER TABLE wharf_loads ADD COLUMN key_cols TEXT",
+                           "add key columns to wharf_loads", e) < 0))
+        return -1;
+    k = has_table(s, "wharf_supersessions", e);
+    if (k < 0)
+        return -1;
+    if (k == 0 && sq_exec(s, sup_sql, "create wharf_supersessions", e) < 0)
+        return -1;
+    return 0;
+}
+
 static int sq_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
                    struct werr *e)
 {
@@ -204,7 +294,10 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
                                     " tbl TEXT NOT NULL,"
                                     " rows INTEGER NOT NULL,"
                                     " sha256 TEXT,"
-                                    " time_ms INTEGER NOT NULL)";
+                                    " time_ms INTEGER NOT NULL,"
+                                    " key_rows INTEGER,"
+                                    " key_digest TEXT,"
+                                    " key_cols TEXT)";
     struct sq *s = NULL;
     sqlite3_stmt *st = NULL;
     int rc, r = -1;
@@ -223,14 +316,19 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
     s->profile = p->name ? p->name : "";
     /* NOMUTEX: a target belongs to one pipeline, and a pipeline to one
      * thread, so SQLite need not lock around every bind and step. */
-    rc = sqlite3_open_v2(s->path, &s->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    rc = sqlite3_open_v2(
+        s->path, &s->db,
+        (t->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+            SQLITE_OPEN_NOMUTEX,
+        NULL);
     if (rc != SQLITE_OK) {
         sq_fail(e, s, rc, "open");
         goto out;
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (t->readonly)
+        goto done;
     if (sq_exec(s, "PRAGMA journal_mode=WAL", "journal_mode=WAL", e) < 0 ||
         sq_exec(s, "PRAGMA synchronous=FULL", "synchronous=FULL", e) < 0)
         goto out;
@@ -248,6 +346,9 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
     }
     if (rc == SQLITE_DONE && sq_exec(s, loads_sql, "create wharf_loads", e) < 0)
         goto out;
+    if (upgrade_loads(s, e) < 0)
+        goto out;
+done:
     t->impl = s;
     s = NULL;
     r = 0;
@@ -262,19 +363,52 @@ out:
     return r;
 }
 
+/* The supersessions recorded with intake's load, into st. */
+static int read_supersessions(struct sq *s, const char *intake, struct load_stats *st,
+                              struct werr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (sq_prepare(s,
+                   "SELECT intake, rows, digest, all_rows FROM wharf_supersessions"
+                   " WHERE by_intake = ?1 ORDER BY intake",
+                   &q, "read wharf_supersessions", e) < 0)
+        return -1;
+    sqlite3_bind_text(q, 1, intake, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *old = (const char *)sqlite3_column_text(q, 0);
+        struct supersession *sp = load_stats_sup(st, old ? old : "");
+        sp->rows = (uint64_t)sqlite3_column_int64(q, 1);
+        keydigest_parse((const char *)sqlite3_column_text(q, 2), &sp->digest);
+        sp->all = sqlite3_column_int(q, 3) != 0;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "read wharf_supersessions for %s", intake);
+        return -1;
+    }
+    return 0;
+}
+
 static int sq_loaded(struct target *t, const char *intake, uint64_t *rows, struct werr *e)
 {
     struct sq *s = t->impl;
     sqlite3_stmt *st = NULL;
     int rc, r = -1;
-    if (sq_prepare(s, "SELECT rows FROM wharf_loads WHERE intake = ?1", &st, "read wharf_loads",
-                   e) < 0)
+    load_stats_clear(&t->stats);
+    if (sq_prepare(s,
+                   "SELECT rows, key_rows, key_digest, key_cols FROM wharf_loads WHERE intake = ?1",
+                   &st, "read wharf_loads", e) < 0)
         return -1;
     sqlite3_bind_text(st, 1, intake, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
+        const char *kc = (const char *)sqlite3_column_text(st, 3);
         if (rows)
             *rows = (uint64_t)sqlite3_column_int64(st, 0);
+        t->stats.rows = (uint64_t)sqlite3_column_int64(st, 1);
+        if (kc && keydigest_parse((const char *)sqlite3_column_text(st, 2), &t->stats.digest) == 0)
+            t->stats.key = xstrdup(kc);
         r = 1;
     } else if (rc == SQLITE_DONE) {
         r = 0;
@@ -282,6 +416,8 @@ static int sq_loaded(struct target *t, const char *intake, uint64_t *rows, struc
         sq_fail(e, s, rc, "read wharf_loads for %s", intake);
     }
     sqlite3_finalize(st);
+    if (r == 1 && t->stats.key && read_supersessions(s, intake, &t->stats, e) < 0)
+        r = -1;
     return r;
 }
 
@@ -350,7 +486,7 @@ static const struct tcol *tinfo_find(const struct tinfo *ti, const char *name)
     return NULL;
 }
 
-static int create_table(struct sq *s, const struct columns *cols, struct werr *e)
+static int create_table(struct sq *s, const struct columns *cols, bool lineage, struct werr *e)
 {
     struct sqlbuf b = {0};
     size_t i;
@@ -364,7 +500,8 @@ static int create_table(struct sq *s, const struct columns *cols, struct werr *e
         sb_add(&b, type_sql(cols->v[i].type));
         sb_add(&b, ", ");
     }
-    sb_add(&b, "\"_wharf_intake\" TEXT NOT NULL)");
+    sb_add(&b, lineage ? "\"_wharf_intake\" TEXT NOT NULL, \"_wharf_line\" TEXT)"
+                       : "\"_wharf_intake\" TEXT NOT NULL)");
     if (sq_exec(s, b.s, "create table", e) < 0) {
         werr_prefix(e, "table \"%s\"", s->table);
         goto out;
@@ -589,7 +726,7 @@ static int create_key_index(struct sq *s, const struct strlist *key, struct werr
 /* INSERT INTO "t" ("a", "b", "_wharf_intake") VALUES (?1, ?2, ?3)
  *   [ON CONFLICT ("k") DO UPDATE SET "a" = excluded."a", ..] */
 static char *insert_sql(struct sq *s, const struct columns *cols, const struct strlist *key,
-                        bool upsert)
+                        bool upsert, bool lineage)
 {
     struct sqlbuf b = {0};
     char num[32];
@@ -601,8 +738,9 @@ static char *insert_sql(struct sq *s, const struct columns *cols, const struct s
         sb_ident(&b, cols->v[i].name);
         sb_add(&b, ", ");
     }
-    sb_add(&b, "\"_wharf_intake\") VALUES (");
-    for (i = 0; i <= cols->n; i++) {
+    sb_add(&b, lineage ? "\"_wharf_intake\", \"_wharf_line\") VALUES ("
+                       : "\"_wharf_intake\") VALUES (");
+    for (i = 0; i <= cols->n + (lineage ? 1 : 0); i++) {
         snprintf(num, sizeof num, "%s?%zu", i ? ", " : "", i + 1);
         sb_add(&b, num);
     }
@@ -624,6 +762,8 @@ static char *insert_sql(struct sq *s, const struct columns *cols, const struct s
             sb_add(&b, ", ");
         }
         sb_add(&b, "\"_wharf_intake\" = excluded.\"_wharf_intake\"");
+        if (lineage)
+            sb_add(&b, ", \"_wharf_line\" = excluded.\"_wharf_line\"");
     }
     return b.s;
 }
@@ -668,6 +808,203 @@ static int check_names(struct sq *s, const struct columns *cols, const struct pr
     return 0;
 }
 
+/* Frees what one load's key bookkeeping holds. */
+static void load_end(struct sq *s)
+{
+    sqlite3_finalize(s->prev);
+    s->prev = NULL;
+    free(s->kidx);
+    free(s->uidx);
+    s->kidx = s->uidx = NULL;
+    s->nk = s->nu = 0;
+}
+
+static size_t col_index(const struct columns *cols, const char *name)
+{
+    for (size_t i = 0; i < cols->n; i++)
+        if (!strcasecmp(cols->v[i].name, name))
+            return i;
+    return SIZE_MAX;
+}
+
+/* The key the digest is over: target.key, else the schema's primaryKey,
+ * else every column; its names go into st->key as "a,b". */
+static void choose_key(struct sq *s, const struct columns *cols, const struct profile *p,
+                       struct load_stats *st)
+{
+    struct sqlbuf names = {0};
+    s->kidx = xcalloc(cols->n + 1, sizeof *s->kidx);
+    s->nk = 0;
+    for (size_t i = 0; i < p->target.key.n; i++) {
+        size_t k = col_index(cols, p->target.key.v[i]);
+        if (k != SIZE_MAX)
+            s->kidx[s->nk++] = k;
+    }
+    if (!s->nk || s->nk != p->target.key.n) {
+        s->nk = 0;
+        for (size_t i = 0; i < cols->n; i++)
+            if (cols->v[i].key)
+                s->kidx[s->nk++] = i;
+    }
+    if (!s->nk)
+        for (size_t i = 0; i < cols->n; i++)
+            s->kidx[s->nk++] = i;
+    for (size_t i = 0; i < s->nk; i++) {
+        if (i)
+            sb_add(&names, ",");
+        sb_add(&names, cols->v[s->kidx[i]].name);
+    }
+    free(st->key);
+    st->key = names.s ? names.s : xstrdup("");
+}
+
+/* SELECT "_wharf_intake", <digest key> FROM "t" WHERE <upsert key> = ..;
+ * the digest key's columns are named in st->key. */
+static int prepare_prev(struct sq *s, const struct columns *cols, const struct profile *p,
+                        struct werr *e)
+{
+    struct sqlbuf b = {0};
+    char num[32];
+    int r;
+    s->uidx = xcalloc(p->target.key.n + 1, sizeof *s->uidx);
+    s->nu = 0;
+    for (size_t i = 0; i < p->target.key.n; i++)
+        s->uidx[s->nu++] = col_index(cols, p->target.key.v[i]);
+    sb_add(&b, "SELECT \"_wharf_intake\"");
+    for (size_t i = 0; i < s->nk; i++) {
+        sb_add(&b, ", ");
+        sb_ident(&b, cols->v[s->kidx[i]].name);
+    }
+    sb_add(&b, " FROM ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " WHERE ");
+    for (size_t i = 0; i < s->nu; i++) {
+        if (i)
+            sb_add(&b, " AND ");
+        sb_ident(&b, cols->v[s->uidx[i]].name);
+        snprintf(num, sizeof num, " = ?%zu", i + 1);
+        sb_add(&b, num);
+    }
+    r = sq_prepare(s, b.s, &s->prev, "prepare the upsert lookup", e);
+    free(b.s);
+    return r;
+}
+
+/* replace: every intake in the table loses all its rows. */
+static int supersede_all(struct sq *s, struct werr *e)
+{
+    struct sqlbuf b = {0};
+    sqlite3_stmt *q = NULL;
+    int rc, r = -1;
+    sb_add(&b, "SELECT \"_wharf_intake\", count(*) FROM ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " GROUP BY 1");
+    if (sq_prepare(s, b.s, &q, "replace: count old rows", e) < 0)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *old = (const char *)sqlite3_column_text(q, 0);
+        struct supersession *sp = load_stats_sup(s->st, old ? old : "");
+        sp->rows = (uint64_t)sqlite3_column_int64(q, 1);
+        sp->all = true;
+    }
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "replace: count old rows");
+        goto out;
+    }
+    r = 0;
+out:
+    sqlite3_finalize(q);
+    free(b.s);
+    return r;
+}
+
+/* The digest key of a stored row (columns from `first` on) into kh. */
+static void hash_stored(struct sq *s, sqlite3_stmt *q, int first)
+{
+    for (size_t i = 0; i < s->nk; i++) {
+        int c = first + (int)i;
+        switch (sqlite3_column_type(q, c)) {
+        case SQLITE_NULL:
+            keyhash_null(&s->kh);
+            break;
+        case SQLITE_INTEGER:
+            keyhash_int(&s->kh, sqlite3_column_int64(q, c));
+            break;
+        case SQLITE_FLOAT:
+            keyhash_real(&s->kh, sqlite3_column_double(q, c));
+            break;
+        default: {
+            const void *t = sqlite3_column_blob(q, c);
+            keyhash_text(&s->kh, t ? t : "", (size_t)sqlite3_column_bytes(q, c));
+        }
+        }
+    }
+}
+
+static void hash_value(struct keyhash *kh, const struct value *v)
+{
+    switch (v->kind) {
+    case VAL_NULL:
+        keyhash_null(kh);
+        break;
+    case VAL_INT:
+        keyhash_int(kh, v->i);
+        break;
+    case VAL_REAL:
+        keyhash_real(kh, v->d);
+        break;
+    case VAL_TEXT:
+        keyhash_text(kh, v->s ? v->s : "", v->len);
+        break;
+    }
+}
+
+static int bind_value(sqlite3_stmt *st, int idx, const struct value *v)
+{
+    switch (v->kind) {
+    case VAL_NULL:
+        return sqlite3_bind_null(st, idx);
+    case VAL_INT:
+        return sqlite3_bind_int64(st, idx, v->i);
+    case VAL_REAL:
+        return sqlite3_bind_double(st, idx, v->d);
+    case VAL_TEXT:
+        return sqlite3_bind_text(st, idx, v->s ? v->s : "", (int)v->len, SQLITE_STATIC);
+    }
+    return SQLITE_MISUSE;
+}
+
+/* upsert: does the row's key exist already?  Then that row is superseded:
+ * counted against its intake (or taken back from this one's own). */
+static int note_superseded(struct sq *s, const struct row *row, struct werr *e)
+{
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < s->nu && rc == SQLITE_OK; i++)
+        rc = bind_value(s->prev, (int)i + 1, &row->v[s->uidx[i]]);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s->prev);
+    if (rc == SQLITE_ROW) {
+        const char *old = (const char *)sqlite3_column_text(s->prev, 0);
+        hash_stored(s, s->prev, 1);
+        if (old && !strcmp(old, s->intake)) {
+            keyhash_sub_from(&s->kh, &s->st->digest);
+            s->st->rows--;
+        } else {
+            struct supersession *sp = load_stats_sup(s->st, old ? old : "");
+            keyhash_add_to(&s->kh, &sp->digest);
+            sp->rows++;
+        }
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(s->prev);
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "table \"%s\": upsert lookup, line %llu", s->table,
+                (unsigned long long)row->line);
+        return -1;
+    }
+    return 0;
+}
+
 static void sq_rollback(struct target *t)
 {
     struct sq *s = t->impl;
@@ -675,6 +1012,7 @@ static void sq_rollback(struct target *t)
         return;
     sqlite3_finalize(s->ins);
     s->ins = NULL;
+    load_end(s);
     s->active = false;
     s->index_at_end = false;
     if (!sqlite3_get_autocommit(s->db))
@@ -694,11 +1032,16 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
         werr_set(e, "%s: begin: a load is already in progress", s->path);
         return -1;
     }
+    load_stats_clear(&t->stats);
+    s->st = &t->stats;
+    snprintf(s->intake, sizeof s->intake, "%s", intake);
+    s->lineage = false;
     if (check_names(s, cols, p, e) < 0)
         goto out;
     if (sq_exec(s, "BEGIN IMMEDIATE", "begin", e) < 0)
         goto out;
     s->active = true;
+    choose_key(s, cols, p, s->st);
     if (cols->n == 0) { /* nothing to load: the table is left alone, only wharf_loads */
         r = 0;
         goto out;
@@ -706,10 +1049,12 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
     if (table_info(s, &ti, e) < 0)
         goto fail;
     if (ti.n == 0) {
-        if (create_table(s, cols, e) < 0)
+        if (create_table(s, cols, p->target.lineage, e) < 0)
             goto fail;
         created = true;
+        s->lineage = p->target.lineage;
     } else {
+        s->lineage = p->target.lineage && tinfo_find(&ti, "_wharf_line");
         size_t *adds = xcalloc(cols->n + 1, sizeof *adds), nadds;
         int dr = schema_diff(s, &ti, cols, p->target.evolve, false, adds, &nadds, e);
         if (dr == 0 && nadds) {
@@ -749,7 +1094,11 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
                 goto fail;
             }
         }
+        if (prepare_prev(s, cols, p, e) < 0)
+            goto fail;
     }
+    if (p->target.mode == LOAD_REPLACE && !created && supersede_all(s, e) < 0)
+        goto fail;
     if (p->target.mode == LOAD_REPLACE) {
         struct sqlbuf b = {0};
         sb_add(&b, "DELETE FROM ");
@@ -759,7 +1108,7 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
         if (rc < 0)
             goto fail;
     }
-    sql = insert_sql(s, cols, &p->target.key, p->target.mode == LOAD_UPSERT);
+    sql = insert_sql(s, cols, &p->target.key, p->target.mode == LOAD_UPSERT, s->lineage);
     if (sq_prepare(s, sql, &s->ins, "prepare insert", e) < 0)
         goto fail;
     s->ncols = cols->n;
@@ -773,6 +1122,8 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
 fail:
     sq_rollback(t);
 out:
+    if (r < 0)
+        load_end(s);
     tinfo_free(&ti);
     free(sql);
     return r;
@@ -795,33 +1146,36 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
                  (unsigned long long)row->line, row->n, s->ncols);
         return -1;
     }
-    for (i = 0; i < row->n && rc == SQLITE_OK; i++) {
+    for (i = 0; i < row->n; i++) {
         const struct value *v = &row->v[i];
-        int idx = (int)i + 1;
-        switch (v->kind) {
-        case VAL_NULL:
-            rc = sqlite3_bind_null(s->ins, idx);
-            break;
-        case VAL_INT:
-            rc = sqlite3_bind_int64(s->ins, idx, v->i);
-            break;
-        case VAL_REAL:
-            if (isnan(v->d)) { /* SQLite would store NULL: never a substitute value */
-                werr_set(e, "%s: line %llu: column %zu is NaN, which SQLite cannot store", s->path,
-                         (unsigned long long)row->line, i + 1);
-                return -1;
-            }
-            rc = sqlite3_bind_double(s->ins, idx, v->d);
-            break;
-        case VAL_TEXT:
-            if (v->len > INT_MAX) {
-                werr_set(e, "%s: line %llu: value of column %zu is too long", s->path,
-                         (unsigned long long)row->line, i + 1);
-                return -1;
-            }
-            rc = sqlite3_bind_text(s->ins, idx, v->s ? v->s : "", (int)v->len, SQLITE_STATIC);
-            break;
+        if (v->kind == VAL_REAL && isnan(v->d)) { /* SQLite would store NULL: never a substitute */
+            werr_set(e, "%s: line %llu: column %zu is NaN, which SQLite cannot store", s->path,
+                     (unsigned long long)row->line, i + 1);
+            return -1;
         }
+        if (v->kind == VAL_TEXT && v->len > INT_MAX) {
+            werr_set(e, "%s: line %llu: value of column %zu is too long", s->path,
+                     (unsigned long long)row->line, i + 1);
+            return -1;
+        }
+    }
+    if (s->prev && note_superseded(s, row, e) < 0)
+        return -1;
+    for (i = 0; i < row->n && rc == SQLITE_OK; i++)
+        rc = bind_value(s->ins, (int)i + 1, &row->v[i]);
+    if (rc == SQLITE_OK && s->lineage) {
+        char where[64 + 512];
+        int n;
+        if (row->part)
+            n = snprintf(where, sizeof where, "%u:%llu%s%s", row->part,
+                         (unsigned long long)row->line, row->xpath ? " " : "",
+                         row->xpath ? row->xpath : "");
+        else
+            n = snprintf(where, sizeof where, "%llu%s%s", (unsigned long long)row->line,
+                         row->xpath ? " " : "", row->xpath ? row->xpath : "");
+        if (n >= (int)sizeof where)
+            n = (int)sizeof where - 1;
+        rc = sqlite3_bind_text(s->ins, (int)s->ncols + 2, where, n, SQLITE_TRANSIENT);
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s->ins);
@@ -829,6 +1183,44 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
     if (rc != SQLITE_DONE && rc != SQLITE_OK) {
         sq_fail(e, s, rc, "table \"%s\": insert line %llu", s->table,
                 (unsigned long long)row->line);
+        return -1;
+    }
+    for (i = 0; i < s->nk; i++)
+        hash_value(&s->kh, &row->v[s->kidx[i]]);
+    keyhash_add_to(&s->kh, &s->st->digest);
+    s->st->rows++;
+    return 0;
+}
+
+static int record_supersessions(struct sq *s, const char *intake, const struct load_stats *ls,
+                                struct werr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = SQLITE_DONE;
+    if (!ls->n_sup)
+        return 0;
+    if (sq_prepare(s,
+                   "INSERT OR REPLACE INTO wharf_supersessions (intake, by_intake, rows, digest,"
+                   " all_rows) VALUES (?1, ?2, ?3, ?4, ?5)",
+                   &q, "record supersessions", e) < 0)
+        return -1;
+    for (size_t i = 0; i < ls->n_sup && rc == SQLITE_DONE; i++) {
+        char hex[KEYDIGEST_HEX_LEN];
+        keydigest_hex(&ls->sup[i].digest, hex);
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, ls->sup[i].intake, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, intake, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)ls->sup[i].rows);
+        if (ls->sup[i].all)
+            sqlite3_bind_null(q, 4);
+        else
+            sqlite3_bind_text(q, 4, hex, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(q, 5, ls->sup[i].all);
+        rc = sqlite3_step(q);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "record supersessions of %s", intake);
         return -1;
     }
     return 0;
@@ -847,10 +1239,16 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
     if (s->index_at_end && create_intake_index(s, e) < 0)
         goto out;
     if (sq_prepare(s,
-                   "INSERT INTO wharf_loads (intake, profile, tbl, rows, sha256, time_ms)"
-                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                   "INSERT INTO wharf_loads (intake, profile, tbl, rows, sha256, time_ms,"
+                   " key_rows, key_digest, key_cols)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                    &st, "record load", e) < 0)
         goto out;
+    char hex[KEYDIGEST_HEX_LEN];
+    keydigest_hex(&t->stats.digest, hex);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)t->stats.rows);
+    sqlite3_bind_text(st, 8, hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 9, t->stats.key ? t->stats.key : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 1, intake, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->profile, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, s->table, -1, SQLITE_STATIC);
@@ -863,8 +1261,11 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
         sq_fail(e, s, rc, "record load of %s in wharf_loads", intake);
         goto out;
     }
+    if (record_supersessions(s, intake, &t->stats, e) < 0)
+        goto out;
     sqlite3_finalize(s->ins);
     s->ins = NULL;
+    load_end(s);
     if (sq_exec(s, "COMMIT", "commit", e) < 0)
         goto out;
     s->active = false;
@@ -883,6 +1284,7 @@ static void sq_close(struct target *t)
     if (!s)
         return;
     sq_rollback(t);
+    keyhash_free(&s->kh);
     sqlite3_close(s->db);
     free(s->path);
     free(s->table);
@@ -937,6 +1339,236 @@ out:
     return r;
 }
 
+/* ---- reading back: reconcile and trace ------------------------------- */
+
+/* "a,b" into checked identifiers. */
+static int split_key(const char *key, struct strlist *out, struct werr *e)
+{
+    const char *p = key;
+    memset(out, 0, sizeof *out);
+    while (p && *p) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        char *name = xstrndup(p, n);
+        if (!ident_valid(name)) {
+            werr_set(e, "recorded key column \"%s\" is not a valid identifier", name);
+            free(name);
+            return -1;
+        }
+        out->v = xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+        out->v[out->n++] = name;
+        p = c ? c + 1 : NULL;
+    }
+    return 0;
+}
+
+static void strlist_clear(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/*
+ * The intake's rows now, in batches: each batch is its own statement (and
+ * read transaction) over at most `batch` rows in rowid order through the
+ * intake index, so a writer is never held off for long and memory stays
+ * flat whatever the table's size:
+ *   SELECT rowid, <key> FROM "t" WHERE "_wharf_intake" = ?1 AND rowid > ?2
+ *   ORDER BY rowid LIMIT ?3
+ */
+static int sq_tally(struct target *t, const char *intake, const char *key, uint64_t batch,
+                    struct tally *out, struct werr *e)
+{
+    struct sq *s = t->impl;
+    struct strlist kc = {0};
+    struct sqlbuf b = {0};
+    sqlite3_stmt *q = NULL;
+    sqlite3_int64 last = INT64_MIN;
+    int rc, r = -1, k;
+    memset(out, 0, sizeof *out);
+    if (!batch)
+        batch = 50000;
+    if ((k = has_table(s, "wharf_loads", e)) < 0)
+        goto out;
+    if (k) {
+        if (sq_prepare(s, "SELECT rows FROM wharf_loads WHERE intake = ?1", &q, "read wharf_loads",
+                       e) < 0)
+            goto out;
+        sqlite3_bind_text(q, 1, intake, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            out->load_recorded = true;
+            out->recorded_rows = (uint64_t)sqlite3_column_int64(q, 0);
+        } else if (rc != SQLITE_DONE) {
+            sq_fail(e, s, rc, "read wharf_loads for %s", intake);
+            goto out;
+        }
+        sqlite3_finalize(q);
+        q = NULL;
+    }
+    if ((k = has_table(s, s->table, e)) < 0)
+        goto out;
+    if (!k || !key) {
+        out->table_missing = !k;
+        r = 0;
+        goto out;
+    }
+    if (split_key(key, &kc, e) < 0)
+        goto out;
+    sb_add(&b, "SELECT rowid");
+    for (size_t i = 0; i < kc.n; i++) {
+        sb_add(&b, ", ");
+        sb_ident(&b, kc.v[i]);
+    }
+    sb_add(&b, " FROM ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " WHERE \"_wharf_intake\" = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3");
+    if (sq_prepare(s, b.s, &q, "read rows", e) < 0) {
+        werr_prefix(e, "table \"%s\"", s->table);
+        goto out;
+    }
+    s->nk = kc.n;
+    for (;;) {
+        uint64_t n = 0;
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, intake, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, last);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)batch);
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+            last = sqlite3_column_int64(q, 0);
+            hash_stored(s, q, 1);
+            keyhash_add_to(&s->kh, &out->digest);
+            n++;
+        }
+        if (rc != SQLITE_DONE) {
+            sq_fail(e, s, rc, "table \"%s\": read rows of %s", s->table, intake);
+            goto out;
+        }
+        out->rows += n;
+        if (n < batch)
+            break;
+    }
+    r = 0;
+out:
+    s->nk = 0;
+    sqlite3_finalize(q);
+    free(b.s);
+    strlist_clear(&kc);
+    return r;
+}
+
+static int sq_intakes(struct target *t, intake_count_fn fn, void *ctx, struct werr *e)
+{
+    struct sq *s = t->impl;
+    struct sqlbuf b = {0};
+    sqlite3_stmt *q = NULL;
+    int rc, r = -1, k;
+    if ((k = has_table(s, s->table, e)) < 0)
+        return -1;
+    if (!k)
+        return 1;
+    sb_add(&b, "SELECT \"_wharf_intake\", count(*) FROM ");
+    sb_ident(&b, s->table);
+    sb_add(&b, " GROUP BY 1 ORDER BY 1");
+    if (sq_prepare(s, b.s, &q, "count rows per intake", e) < 0)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(q, 0);
+        if (fn(ctx, id ? id : "", (uint64_t)sqlite3_column_int64(q, 1), e) < 0)
+            goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "table \"%s\": count rows per intake", s->table);
+        goto out;
+    }
+    r = 0;
+out:
+    sqlite3_finalize(q);
+    free(b.s);
+    return r;
+}
+
+static int sq_find(struct target *t, char *const *cols, char *const *vals, size_t n, size_t limit,
+                   found_fn fn, void *ctx, struct werr *e)
+{
+    struct sq *s = t->impl;
+    struct sqlbuf b = {0};
+    sqlite3_stmt *q = NULL;
+    const char **names = NULL, **values = NULL;
+    char num[32];
+    int rc, r = -1, nc, ci = -1, cl = -1, k;
+    if ((k = has_table(s, s->table, e)) < 0)
+        return -1;
+    if (!k) {
+        werr_set(e, "%s: table \"%s\" does not exist", s->path, s->table);
+        return -1;
+    }
+    sb_add(&b, "SELECT * FROM ");
+    sb_ident(&b, s->table);
+    for (size_t i = 0; i < n; i++) {
+        if (!ident_valid(cols[i])) {
+            werr_set(e, "\"%s\" is not a column name", cols[i]);
+            goto out;
+        }
+        /* SQLite reads a double-quoted name that is no column as a string:
+         * look first, so a typo is an error and not "no row matches". */
+        if ((k = has_column(s, s->table, cols[i], e)) <= 0) {
+            if (k == 0)
+                werr_set(e, "%s: table \"%s\" has no column \"%s\"", s->path, s->table, cols[i]);
+            goto out;
+        }
+        sb_add(&b, i ? " AND " : " WHERE ");
+        sb_ident(&b, cols[i]);
+        snprintf(num, sizeof num, " = ?%zu", i + 1);
+        sb_add(&b, num);
+    }
+    snprintf(num, sizeof num, " LIMIT %zu", limit ? limit : 100);
+    sb_add(&b, num);
+    if (sq_prepare(s, b.s, &q, "find rows", e) < 0) {
+        werr_prefix(e, "table \"%s\"", s->table);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        sqlite3_bind_text(q, (int)i + 1, vals[i], -1, SQLITE_STATIC);
+    nc = sqlite3_column_count(q);
+    names = xcalloc((size_t)nc + 1, sizeof *names);
+    values = xcalloc((size_t)nc + 1, sizeof *values);
+    for (int i = 0; i < nc; i++) {
+        names[i] = sqlite3_column_name(q, i);
+        if (!strcmp(names[i], "_wharf_intake"))
+            ci = i;
+        else if (!strcmp(names[i], "_wharf_line"))
+            cl = i;
+    }
+    if (ci < 0) {
+        werr_set(e, "%s: table \"%s\" has no _wharf_intake column: its rows cannot be traced",
+                 s->path, s->table);
+        goto out;
+    }
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct found_row fr = {.names = names, .values = values, .n = (size_t)nc};
+        for (int i = 0; i < nc; i++)
+            values[i] = (const char *)sqlite3_column_text(q, i);
+        fr.intake = values[ci];
+        fr.line = cl >= 0 ? values[cl] : NULL;
+        if (fn(ctx, &fr, e) < 0)
+            goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        sq_fail(e, s, rc, "table \"%s\": find rows", s->table);
+        goto out;
+    }
+    r = 0;
+out:
+    sqlite3_finalize(q);
+    free(names);
+    free(values);
+    free(b.s);
+    return r;
+}
+
 const struct target_ops target_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -948,4 +1580,7 @@ const struct target_ops target_sqlite_ops = {
     .close = sq_close,
     .describe = sq_describe,
     .check_schema = sq_check_schema,
+    .tally = sq_tally,
+    .intakes = sq_intakes,
+    .find = sq_find,
 };

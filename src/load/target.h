@@ -14,10 +14,53 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "load/keydigest.h"
 #include "util/err.h"
+#include "util/ids.h"
 #include "validate/validate.h"
 
 struct target;
+
+/* Rows of an earlier intake that this load took out of the table: upsert
+ * replaced them (counted per row) or replace deleted them (all). */
+struct supersession {
+    char intake[ID_LEN];
+    uint64_t rows;
+    struct keydigest digest; /* of the rows taken out; not kept for all */
+    bool all;
+};
+
+/* What a load left in the target, for the ledger and reconcile: the rows
+ * carrying the intake after the commit and their key digest, the key's
+ * columns ("a,b", or "*" for every column), and the rows of earlier
+ * intakes it superseded.  Filled by commit, and by loaded() when it finds
+ * the intake already committed. */
+struct load_stats {
+    uint64_t rows;
+    struct keydigest digest;
+    char *key;
+    struct supersession *sup;
+    size_t n_sup;
+};
+
+/* One intake as the target holds it now (reconcile). */
+struct tally {
+    bool table_missing;     /* the table does not exist */
+    bool load_recorded;     /* wharf_loads has the intake */
+    uint64_t recorded_rows; /* wharf_loads.rows when recorded */
+    uint64_t rows;          /* rows carrying the intake */
+    struct keydigest digest;
+};
+
+/* One row found by trace: the table's columns as text (NULL for NULL). */
+struct found_row {
+    const char *const *names;
+    const char *const *values;
+    size_t n;
+    const char *intake, *line; /* _wharf_intake, _wharf_line (NULL without lineage) */
+};
+typedef int (*found_fn)(void *ctx, const struct found_row *r, struct werr *e);
+typedef int (*intake_count_fn)(void *ctx, const char *intake, uint64_t rows, struct werr *e);
 
 struct target_ops {
     const char *name;
@@ -40,19 +83,40 @@ struct target_ops {
      * fits).  0, or -1 with the mismatch and its fix in e (WERR_SCHEMA). */
     int (*check_schema)(const struct wharf_config *cfg, const struct profile *p,
                         const struct columns *cols, struct werr *e);
+    /* reconcile: is the intake in wharf_loads, and its rows in the table
+     * now with the key digest over key ("a,b"), read in batches of `batch`
+     * rows; key NULL: only the wharf_loads check (rows left 0). */
+    int (*tally)(struct target *t, const char *intake, const char *key, uint64_t batch,
+                 struct tally *out, struct werr *e);
+    /* reconcile: every intake id present in the table with its row count
+     * (fn in id order); 1 when the table does not exist. */
+    int (*intakes)(struct target *t, intake_count_fn fn, void *ctx, struct werr *e);
+    /* trace: rows where every cols[i] = vals[i] (at most limit). */
+    int (*find)(struct target *t, char *const *cols, char *const *vals, size_t n, size_t limit,
+                found_fn fn, void *ctx, struct werr *e);
 };
 
 struct target {
     const struct target_ops *ops;
     const struct profile *profile;
     void *impl;
+    bool readonly;           /* set before open: never create or change anything */
+    struct load_stats stats; /* of the last commit or loaded() hit */
 };
+
+/* Record a superseded row (or all rows, rows given) of intake in st. */
+struct supersession *load_stats_sup(struct load_stats *st, const char *intake);
+void load_stats_clear(struct load_stats *st);
 
 extern const struct target_ops target_sqlite_ops;
 
 /* Picks the backend from the profile and opens it. */
 int target_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
                 struct werr *e);
+/* The same for reading only (reconcile, trace): a missing database is an
+ * error, nothing is created. */
+int target_open_readonly(struct target *t, const struct wharf_config *cfg, const struct profile *p,
+                         struct werr *e);
 void target_close(struct target *t);
 /* The backend's check_schema for the profile's target (see target_ops). */
 int target_check_schema(const struct wharf_config *cfg, const struct profile *p,

@@ -628,6 +628,8 @@ struct tschema *tschema_compile(const struct wharf_config *cfg, const struct pro
                 col->type = COL_TEXT;
             }
         }
+        for (size_t i = 0; i < s->n_pk; i++)
+            s->cols.v[s->pk[i]].key = true;
     }
 out:
     node_free(root);

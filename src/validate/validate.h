@@ -44,6 +44,7 @@ struct column {
     char *name;
     enum col_type type;
     bool required;
+    bool key; /* part of the schema's primaryKey */
 };
 
 struct columns {
@@ -64,7 +65,10 @@ struct value {
 struct row {
     const struct value *v; /* one per column, in struct columns order */
     size_t n;
-    uint64_t line; /* where the record starts */
+    uint64_t line;     /* where the record starts (physical line of the decoded part) */
+    const char *xpath; /* XML: the record as an XPath with its ordinal; NULL for CSV */
+    uint32_t part;     /* 1-based part of the intake when it has several, else 0 (the
+                          pipeline sets it; validators leave it 0) */
 };
 
 typedef int (*row_fn)(void *ctx, const struct row *row, struct werr *e);

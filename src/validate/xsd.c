@@ -894,6 +894,7 @@ struct run {
     /* the current record */
     bool in_record;
     uint64_t rec_no, rec_line, rec_errs;
+    char rec_xpath[PATH_BYTES]; /* the record as an XPath, for lineage */
     size_t ncap;
     struct fieldrt *f;
     struct value *vals;
@@ -1059,9 +1060,31 @@ static int typed(const struct column *c, const struct xfield *xf, struct fieldrt
     return 0;
 }
 
+/* The current record as an XPath that selects exactly it: "/orders/order[17]"
+ * when records are the root's children (rec_no counts them all), else
+ * "(/batch/orders/order)[17]", the 17th in document order. */
+static const char *record_xpath(struct run *r)
+{
+    size_t o = 0, R = r->x->nrsteps, size = sizeof r->rec_xpath;
+    char *b = r->rec_xpath;
+    int n;
+    if (R > 2)
+        b[o++] = '(';
+    for (size_t d = 0; d < R && o < size; d++) {
+        n = snprintf(b + o, size - o, "/%s", r->x->rsteps[d]);
+        if (n < 0 || (size_t)n >= size - o)
+            return NULL;
+        o += (size_t)n;
+    }
+    n = snprintf(b + o, size - o, "%s[%llu]", R > 2 ? ")" : "", (unsigned long long)r->rec_no);
+    if (n < 0 || (size_t)n >= size - o)
+        return NULL;
+    return b;
+}
+
 static void finish_record(struct run *r)
 {
-    struct row row;
+    struct row row = {0};
     r->in_record = false;
     if (r->fn && !r->rec_errs) {
         for (size_t i = 0; i < r->x->cols.n; i++) {
@@ -1084,6 +1107,7 @@ static void finish_record(struct run *r)
     row.v = r->vals;
     row.n = r->x->cols.n;
     row.line = r->rec_line;
+    row.xpath = record_xpath(r);
     if (r->fn(r->ctx, &row, r->e) < 0) {
         r->cb_failed = true;
         halt(r);

@@ -371,7 +371,8 @@ static void test_hostile_identifiers(void **state)
     target_close(&t);
 
     assert_peek(f, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master ORDER BY name)",
-                "sqlite_autoindex_wharf_loads_1,wharf_loads,y");
+                "sqlite_autoindex_wharf_loads_1,sqlite_autoindex_wharf_supersessions_1,wharf_loads,"
+                "wharf_supersessions,y");
     assert_peek(f, "SELECT v FROM y", "42");
 }
 
