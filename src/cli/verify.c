@@ -3,7 +3,8 @@
  *
  *  1. every sealed intake's bag is re-hashed against both of its manifests
  *     (bag_verify), and its tag-manifest hash must equal the one the chain
- *     recorded;
+ *     recorded; its original (data/NAME) must still hash to the sha256 the
+ *     ledger recorded when the file was taken, whatever the manifests say;
  *  2. the chain is walked from the start: each link must equal
  *     sha256(previous link || tag-manifest hash), each bag's
  *     Wharf-Previous-Link must name the link before it, and every sealed
@@ -62,6 +63,38 @@ static bool wanted(struct vctx *v, const char *id)
     return false;
 }
 
+/*
+ * The payload against what the ledger recorded when the file was taken:
+ * a payload edited with manifest-sha256.txt rewritten to match passes the
+ * bag's own manifests, never this.  Names the file that changed.
+ */
+static void original_check(struct vctx *v, const struct intake *in)
+{
+    char *path = xasprintf("%s/data/%s", in->bag, in->name), got[SHA256_HEX_LEN],
+         info[SHA256_HEX_LEN * 2];
+    struct werr e;
+    uint64_t size = 0;
+    if (!in->sha256[0])
+        goto out;
+    if (sha256_file(path, got, &size, &e) < 0)
+        problem(v, "bag %s (intake %s): the original data/%s cannot be read: %s", in->bag, in->id,
+                in->name, e.msg);
+    else if (strcmp(got, in->sha256))
+        problem(v,
+                "bag %s (intake %s): data/%s was changed: it hashes to %s, the ledger recorded "
+                "%s when the file was taken (%llu bytes then, %llu now)",
+                in->bag, in->id, in->name, got, in->sha256, (unsigned long long)in->size,
+                (unsigned long long)size);
+    if (bag_info_get(in->bag, "Wharf-Original-SHA256", info, sizeof info) == 0 &&
+        strcmp(info, in->sha256))
+        problem(v,
+                "bag %s (intake %s): bag-info.txt Wharf-Original-SHA256 %s is not the sha256 the "
+                "ledger recorded (%s)",
+                in->bag, in->id, info, in->sha256);
+out:
+    free(path);
+}
+
 static int link_cb(void *ctx, const struct chain_link *cl)
 {
     struct vctx *v = ctx;
@@ -106,6 +139,7 @@ static int link_cb(void *ctx, const struct chain_link *cl)
                     "bag %s (intake %s): tagmanifest-sha256.txt hashes to %s, the chain "
                     "recorded %s",
                     in.bag, in.id, tm, cl->tagmanifest);
+        original_check(v, &in);
         if (bag_info_get(in.bag, "Wharf-Previous-Link", bprev, sizeof bprev) < 0 ||
             strcmp(bprev, cl->prev))
             problem(v,
