@@ -349,9 +349,16 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     ready = source_ready(pl->ledger, p, &list, now);
     /* Partial uploads under a temporary name are watched too: one that
      * never completes is `stuck` in `wharf status`. */
+    for (i = ready; i < list.n; i++)
+        if (!list.v[i].unsafe)
+            wlog(LOG_DEBUG, p->name, NULL, "not_complete", NULL,
+                 "%s (%llu bytes): not complete yet", list.v[i].path,
+                 (unsigned long long)list.v[i].size);
     for (i = 0; i < skipped.n; i++) {
         int64_t first;
         struct werr se;
+        wlog(LOG_DEBUG, p->name, NULL, "skipped", NULL, "%s (%llu bytes): %s", skipped.v[i].path,
+             (unsigned long long)skipped.v[i].size, skipped.v[i].skipped);
         if (skipped.v[i].temp)
             ledger_sighting(pl->ledger, p->name, skipped.v[i].path, skipped.v[i].size,
                             skipped.v[i].mtime_ns, now, &first, &se);

@@ -31,26 +31,39 @@ int cmd_check(struct cli *c, int argc, char **argv)
     struct profile_set set = {0};
     char **names = NULL;
     size_t n = 0;
-    bool connect = false;
+    bool connect = false, json = false;
+    json_t *sources = json_array();
     int r;
 
     names = calloc((size_t)argc, sizeof *names);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--connect"))
             connect = true;
+        else if (!strcmp(argv[i], "--json"))
+            json = true;
         else if (argv[i][0] == '-') {
             cli_usage_error("check", "unknown option %s", argv[i]);
             free(names);
+            json_decref(sources);
             return EXIT_USAGE;
         } else
             names[n++] = argv[i];
     }
     if (config_load(c->config_path, &c->cfg, &d) < 0) {
-        for (size_t i = 0; i < d.n; i++)
-            printf("%s\n", d.msg[i]);
-        printf("configuration: %zu problem%s\n", d.n, d.n == 1 ? "" : "s");
+        if (json) {
+            json_t *pr = json_array();
+            for (size_t i = 0; i < d.n; i++)
+                json_array_append_new(pr, json_string(d.msg[i]));
+            cli_print_json(json_pack("{s:b,s:s?,s:o}", "ok", 0, "config",
+                                     c->config_path ? c->config_path : NULL, "problems", pr));
+        } else {
+            for (size_t i = 0; i < d.n; i++)
+                printf("%s\n", d.msg[i]);
+            printf("configuration: %zu problem%s\n", d.n, d.n == 1 ? "" : "s");
+        }
         diag_free(&d);
         free(names);
+        json_decref(sources);
         return EXIT_CONFIG;
     }
     c->cfg_loaded = true;
@@ -90,21 +103,53 @@ int cmd_check(struct cli *c, int argc, char **argv)
             else
                 diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s (see %s)", e.msg,
                          source_runbook(e.msg));
+            json_array_append_new(sources, json_pack("{s:s,s:b,s:s}", "profile", p->name,
+                                                     "reachable", 0, "error", e.msg));
             drop_list_free(&list);
             drop_list_free(&skipped);
             continue;
         }
-        printf("%s: source reachable, %zu file%s waiting, %zu passed over\n", p->name, list.n,
-               list.n == 1 ? "" : "s", skipped.n);
-        for (size_t k = 0; k < list.n && k < CHECK_SHOW_MAX; k++)
-            check_line(p, &list.v[k], list.v[k].unsafe ? list.v[k].unsafe : "matches the pattern",
-                       list.v[k].unsafe ? "unsafe, will be quarantined" : "seen");
-        for (size_t k = 0; k < skipped.n && k < CHECK_SHOW_MAX; k++)
-            check_line(p, &skipped.v[k], skipped.v[k].skipped, "skipped");
-        if (list.n > CHECK_SHOW_MAX || skipped.n > CHECK_SHOW_MAX)
-            printf("  (only the first %d of each shown)\n", CHECK_SHOW_MAX);
+        if (json) {
+            json_t *files = json_array();
+            for (size_t k = 0; k < list.n; k++)
+                json_array_append_new(
+                    files, json_pack("{s:s,s:I,s:s,s:s}", "path", list.v[k].path, "size",
+                                     (json_int_t)list.v[k].size, "seen",
+                                     list.v[k].unsafe ? "unsafe" : "matches", "why",
+                                     list.v[k].unsafe ? list.v[k].unsafe : "matches the pattern"));
+            for (size_t k = 0; k < skipped.n; k++)
+                json_array_append_new(
+                    files, json_pack("{s:s,s:I,s:s,s:s,s:b}", "path", skipped.v[k].path, "size",
+                                     (json_int_t)skipped.v[k].size, "seen", "skipped", "why",
+                                     skipped.v[k].skipped, "temporary", skipped.v[k].temp));
+            json_array_append_new(sources, json_pack("{s:s,s:b,s:o}", "profile", p->name,
+                                                     "reachable", 1, "files", files));
+        } else {
+            printf("%s: source reachable, %zu file%s waiting, %zu passed over\n", p->name, list.n,
+                   list.n == 1 ? "" : "s", skipped.n);
+            for (size_t k = 0; k < list.n && k < CHECK_SHOW_MAX; k++)
+                check_line(p, &list.v[k],
+                           list.v[k].unsafe ? list.v[k].unsafe : "matches the pattern",
+                           list.v[k].unsafe ? "unsafe, will be quarantined" : "seen");
+            for (size_t k = 0; k < skipped.n && k < CHECK_SHOW_MAX; k++)
+                check_line(p, &skipped.v[k], skipped.v[k].skipped, "skipped");
+            if (list.n > CHECK_SHOW_MAX || skipped.n > CHECK_SHOW_MAX)
+                printf("  (only the first %d of each shown)\n", CHECK_SHOW_MAX);
+        }
         drop_list_free(&list);
         drop_list_free(&skipped);
+    }
+    if (json) {
+        json_t *pr = json_array(), *pn = json_array();
+        for (size_t i = 0; i < d.n; i++)
+            json_array_append_new(pr, json_string(d.msg[i]));
+        for (size_t i = 0; i < set.n; i++)
+            json_array_append_new(pn, json_string(set.v[i]->name));
+        cli_print_json(json_pack("{s:b,s:s?,s:o,s:o,s:o}", "ok", d.n == 0, "config", c->cfg.file,
+                                 "profiles", pn, "problems", pr, "sources", sources));
+        sources = NULL;
+        r = d.n ? EXIT_PROBLEMS : EXIT_OK;
+        goto out;
     }
     for (size_t i = 0; i < d.n; i++)
         printf("%s\n", d.msg[i]);
@@ -119,6 +164,8 @@ int cmd_check(struct cli *c, int argc, char **argv)
         printf("%s\n", set.n ? ")" : "");
         r = EXIT_OK;
     }
+out:
+    json_decref(sources);
     diag_free(&d);
     profiles_free(&set);
     free(names);

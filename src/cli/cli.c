@@ -4,10 +4,15 @@
  */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/durable.h"
@@ -17,14 +22,19 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: wharf [-c wharf.yaml] [-v] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f,
+            "usage: wharf [-c wharf.yaml] [-v] COMMAND [ARGS]\n\n"
+            "  -c FILE        the configuration (default ./wharf.yaml, else built-in)\n"
+            "  -v, --verbose  debug log lines too (each poll: what it listed, skipped, and why)\n"
+            "  --version      the version; -h, --help: this text\n\ncommands:\n");
     for (const struct command *c = commands; c->name; c++)
         fprintf(f, "  %-8s %s\n", c->name, c->summary);
     fprintf(f, "\n`wharf COMMAND --help` for a command's options.\n"
                "Without -c, ./wharf.yaml is read when present, else the embedded defaults\n"
                "(state in ./var, profiles in ./profiles, schemas in ./schemas).\n"
                "Exit codes: 0 ok, 1 problems found, 2 usage, 3 configuration, 4 operational "
-               "failure, 5 locked.\n");
+               "failure\n(ledger, disk, network: the message says which, and the runbook), "
+               "5 another wharf server holds the state directory.\n");
 }
 
 const struct command *cli_find(const char *name)
@@ -37,12 +47,38 @@ const struct command *cli_find(const char *name)
 
 bool cli_wants_help(const struct command *cmd, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: %s\n\n%s\n", cmd->usage, cmd->summary);
+            printf("usage: %s\n\n%s\n\nGlobal options (before the command): -c FILE, -v, "
+                   "--verbose.\n",
+                   cmd->usage, cmd->summary);
             return true;
         }
+        if (!strcmp(argv[i], "--version")) {
+            printf("wharf %s\n", WHARF_VERSION);
+            return true;
+        }
+    }
     return false;
+}
+
+bool cli_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 6 || n > ID_LEN - 1)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s))
+            return false;
+    return true;
+}
+
+bool cli_tty(int fd)
+{
+    const char *term = getenv("TERM");
+    return isatty(fd) && term && *term && strcmp(term, "dumb") != 0;
 }
 
 void cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -71,25 +107,91 @@ int cli_config(struct cli *c)
     }
     diag_free(&d);
     c->cfg_loaded = true;
-    log_init(c->cfg.log_json, LOG_INFO);
+    log_init(c->cfg.log_json, c->verbose ? LOG_DEBUG : LOG_INFO);
+    return 0;
+}
+
+/* Commands that only read the ledger: they never create a state
+ * directory or a ledger where none exists. */
+static bool reads_only(const char *cmd)
+{
+    static const char *const readers[] = {"status", "intakes", "show",      "rejects",
+                                          "export", "verify",  "reconcile", "trace"};
+    for (size_t i = 0; cmd && i < sizeof readers / sizeof *readers; i++)
+        if (!strcmp(cmd, readers[i]))
+            return true;
+    return false;
+}
+
+static void user_label(uid_t uid, char *buf, size_t n)
+{
+    struct passwd *pw = getpwuid(uid);
+    snprintf(buf, n, "uid %u%s%s%s", (unsigned)uid, pw ? " (" : "", pw ? pw->pw_name : "",
+             pw ? ")" : "");
+}
+
+/*
+ * Root on a state directory that belongs to someone else (the service user
+ * of the package): become that user before touching anything, so no file
+ * in it ends up owned by root and unwritable for the server.  Refuses (exit
+ * 4) when the switch fails.
+ */
+static int become_owner(struct cli *c)
+{
+    struct stat st;
+    struct passwd *pw;
+    char who[160];
+    if (geteuid() != 0 || stat(c->cfg.state_dir, &st) < 0 || st.st_uid == 0)
+        return 0;
+    pw = getpwuid(st.st_uid);
+    user_label(st.st_uid, who, sizeof who);
+    if ((pw ? initgroups(pw->pw_name, pw->pw_gid) : setgroups(0, NULL)) < 0 ||
+        setgid(pw ? pw->pw_gid : st.st_gid) < 0 || setuid(st.st_uid) < 0) {
+        fprintf(stderr,
+                "wharf %s: refusing to run as root on %s, which belongs to %s: files created "
+                "there would be root's and the server could not write them; switching to %s "
+                "failed (%s). Run it as that user (sudo -u %s wharf ...); see "
+                "runbooks/state-permissions.md\n",
+                c->cmd ? c->cmd : "", c->cfg.state_dir, who, who, strerror(errno),
+                pw ? pw->pw_name : "#uid");
+        return EXIT_FAILURE_OP;
+    }
+    fprintf(stderr, "wharf: %s belongs to %s: running as that user, not root\n", c->cfg.state_dir,
+            who);
     return 0;
 }
 
 int cli_ledger(struct cli *c)
 {
     struct werr e;
+    struct stat st;
     int r = cli_config(c);
+    bool ro = reads_only(c->cmd);
     if (r)
         return r;
     if (c->ledger)
         return 0;
-    if (mkdirs(c->cfg.state_dir, 0750, &e) < 0) {
+    if ((r = become_owner(c)))
+        return r;
+    if (ro && stat(c->cfg.ledger_path, &st) < 0) {
+        fprintf(stderr,
+                "wharf %s: no ledger at %s: nothing has run with this configuration (%s) yet. "
+                "Give the configuration with -c, or start with `wharf once` or `wharf run`.\n",
+                c->cmd, c->cfg.ledger_path, c->cfg.file ? c->cfg.file : "built-in defaults");
+        return EXIT_FAILURE_OP;
+    }
+    if (!ro && mkdirs(c->cfg.state_dir, 0750, &e) < 0) {
         fprintf(stderr, "wharf: %s\n", e.msg);
         return EXIT_FAILURE_OP;
     }
     c->ledger = ledger_open_sqlite(c->cfg.ledger_path, &e);
     if (!c->ledger) {
         fprintf(stderr, "wharf: ledger: %s\n", e.msg);
+        return EXIT_FAILURE_OP;
+    }
+    if (!ro && ledger_writable(c->ledger, &e) < 0) {
+        fprintf(stderr, "wharf %s: %s; nothing was done (see runbooks/state-permissions.md)\n",
+                c->cmd ? c->cmd : "", e.msg);
         return EXIT_FAILURE_OP;
     }
     return 0;
@@ -108,6 +210,9 @@ int cli_main(int argc, char **argv)
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return EXIT_OK;
+        } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+            c.verbose = true;
+            i++;
         } else if (!strcmp(argv[i], "--version")) {
             printf("wharf %s\n", WHARF_VERSION);
             return EXIT_OK;
@@ -137,7 +242,8 @@ int cli_main(int argc, char **argv)
     }
     if (cli_wants_help(cmd, argc - i, argv + i))
         return EXIT_OK;
-    log_init(-1, LOG_INFO);
+    c.cmd = cmd->name;
+    log_init(-1, c.verbose ? LOG_DEBUG : LOG_INFO);
     r = cmd->fn(&c, argc - i, argv + i);
     ledger_close(c.ledger);
     if (c.cfg_loaded)
@@ -164,13 +270,25 @@ void cli_print_json(json_t *j)
     json_decref(j);
 }
 
+json_t *cli_outcome_json(struct cli *c, const char *id)
+{
+    struct intake in = {0};
+    struct werr e;
+    json_t *o;
+    if (ledger_get(c->ledger, id, &in, &e) <= 0)
+        return json_null();
+    o = intake_json(&in);
+    intake_clear(&in);
+    return o;
+}
+
 void cli_print_outcome(struct cli *c, const char *id)
 {
     struct intake in = {0};
     struct werr e;
     if (ledger_get(c->ledger, id, &in, &e) <= 0)
         return;
-    if (isatty(2))
+    if (cli_tty(2))
         fputs("\r\033[K", stderr); /* clear the progress line */
     if (in.state == ST_DONE && in.outcome == OUT_LOADED)
         printf("%s  %-12s loaded %llu rows from %s\n", in.id, in.profile,
@@ -197,7 +315,7 @@ void cli_progress(void *ctx, const char *intake, const char *step, uint64_t done
     static char current[ID_LEN];
     int64_t now = now_ms();
     (void)ctx;
-    if (!isatty(2))
+    if (!cli_tty(2))
         return;
     if (strncmp(current, intake, ID_LEN)) {
         snprintf(current, sizeof current, "%s", intake);

@@ -33,6 +33,8 @@ struct cli {
     struct wharf_config cfg;
     bool cfg_loaded;
     struct ledger *ledger;
+    bool verbose;    /* -v, --verbose: debug log lines */
+    const char *cmd; /* the command's name */
 };
 
 struct command {
@@ -52,6 +54,12 @@ int cli_ledger(struct cli *c);
 /* True when argv holds -h/--help; prints the command's usage. */
 bool cli_wants_help(const struct command *cmd, int argc, char **argv);
 const struct command *cli_find(const char *name);
+/* fd is a terminal that understands control sequences (not TERM=dumb):
+ * only then do progress lines and cursor movements appear. */
+bool cli_tty(int fd);
+/* s looks like an intake id or a prefix of one (a usage check; the ledger
+ * says whether it exists). */
+bool cli_id_valid(const char *s);
 void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The commands. */
@@ -77,6 +85,8 @@ int cmd_trace(struct cli *c, int argc, char **argv);
 int cli_profiles(struct cli *c, char **names, size_t n, struct profile_set *set);
 /* A one-line human summary of an intake's outcome. */
 void cli_print_outcome(struct cli *c, const char *id);
+/* The intake as JSON (intake_json), or JSON null when it cannot be read. */
+json_t *cli_outcome_json(struct cli *c, const char *id);
 /* A progress callback for pipeline_set_progress: on a terminal, one
  * self-updating line on stderr (rows, rate, elapsed); silent otherwise. */
 void cli_progress(void *ctx, const char *intake, const char *step, uint64_t done, uint64_t total,

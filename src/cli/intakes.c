@@ -1,10 +1,12 @@
 /*
  * intakes, rejects, show: what the ledger knows, for operators.
  *
- *   wharf intakes [-p PROFILE] [--state STATE] [--limit N] [--json]
- *   wharf rejects [-p PROFILE] [--json]
+ *   wharf intakes [-p PROFILE] [--state STATE] [--limit N] [--json]   newest first
+ *   wharf rejects [-p PROFILE] [--limit N] [--json]   rejects and failed intakes, marked
  *   wharf show INTAKE [--json]     every event with its time
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,32 +17,76 @@
 struct list_ctx {
     json_t *arr;
     bool rejects;
-    size_t n;
+    int width; /* of the profile column */
+    size_t n, failed;
 };
+
+/* A partner's file name for a terminal: control characters become '?'. */
+static void put_name(const char *s, int width)
+{
+    int n = 0;
+    for (; s && *s && n < width; s++, n++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+    for (; n < width; n++)
+        putchar(' ');
+}
 
 static int list_cb(void *c, const struct intake *in)
 {
     struct list_ctx *l = c;
     char ts[32];
     l->n++;
+    if (in->state == ST_FAILED)
+        l->failed++;
     if (l->arr) {
-        json_array_append_new(l->arr, intake_json(in));
+        json_t *o = intake_json(in);
+        if (l->rejects)
+            json_object_set_new(o, "kind",
+                                json_string(in->state == ST_FAILED ? "failed" : "rejected"));
+        json_array_append_new(l->arr, o);
         return 0;
     }
     format_time_ms(in->updated_ms, ts);
-    if (l->rejects)
-        printf("%s  %-14s %-28.28s %s\n    %s\n", in->id, in->profile, in->name, ts,
-               in->last_error ? in->last_error : "");
-    else
-        printf("%s  %-14s %-9s %-9s %8llu  %-28.28s %s\n", in->id, in->profile,
-               state_name(in->state), outcome_name(in->outcome), (unsigned long long)in->rows,
-               in->name, ts);
+    if (l->rejects) {
+        printf("%s  %-*s  %-8s  ", in->id, l->width, in->profile,
+               in->state == ST_FAILED ? "FAILED" : "rejected");
+        put_name(in->name, 28);
+        printf(" %s\n    ", ts);
+        for (const char *s = in->last_error; s && *s; s++)
+            putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+        putchar('\n');
+    } else {
+        printf("%s  %-*s  %-9s %-9s %8llu  ", in->id, l->width, in->profile, state_name(in->state),
+               outcome_name(in->outcome), (unsigned long long)in->rows);
+        put_name(in->name, 28);
+        printf(" %s\n", ts);
+    }
     return 0;
+}
+
+/* The profile column: as wide as the longest profile name (of the -p
+ * profile, else of profiles_dir's files), at least "PROFILE". */
+static int profile_width(struct cli *c, const char *profile)
+{
+    int w = 7;
+    DIR *d;
+    struct dirent *de;
+    if (profile)
+        return (int)strlen(profile) > w ? (int)strlen(profile) : w;
+    if (!(d = opendir(c->cfg.profiles_dir)))
+        return 16;
+    while ((de = readdir(d))) {
+        const char *dot = strrchr(de->d_name, '.');
+        if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml")) && (int)(dot - de->d_name) > w)
+            w = (int)(dot - de->d_name);
+    }
+    closedir(d);
+    return w;
 }
 
 static int list_common(struct cli *c, int argc, char **argv, bool rejects)
 {
-    struct intake_filter f = {.state = -1};
+    struct intake_filter f = {.state = -1, .newest_first = true};
     struct list_ctx l = {.rejects = rejects};
     struct werr e;
     bool json = false;
@@ -62,10 +108,10 @@ static int list_common(struct cli *c, int argc, char **argv, bool rejects)
                 return EXIT_USAGE;
             }
             f.state = (int)s;
-        } else if (!rejects && !strcmp(argv[i], "--limit") && i + 1 < argc) {
+        } else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
             uint64_t v;
-            if (parse_uint(argv[++i], 1000000000, &v) < 0) {
-                cli_usage_error(cmd, "--limit needs a number");
+            if (parse_uint(argv[++i], 1000000000, &v) < 0 || v == 0) {
+                cli_usage_error(cmd, "--limit needs a number from 1");
                 return EXIT_USAGE;
             }
             f.limit = (int64_t)v;
@@ -77,13 +123,16 @@ static int list_common(struct cli *c, int argc, char **argv, bool rejects)
     if ((r = cli_ledger(c)))
         return r;
     f.rejects = rejects;
+    f.with_failed = rejects;
+    l.width = profile_width(c, f.profile);
     if (json)
         l.arr = json_array();
     else if (rejects)
-        printf("%-26s  %-14s %-28s %s\n", "INTAKE", "PROFILE", "FILE", "WHEN");
+        printf("%-26s  %-*s  %-8s  %-28s %s\n", "INTAKE", l.width, "PROFILE", "KIND", "FILE",
+               "WHEN");
     else
-        printf("%-26s  %-14s %-9s %-9s %8s  %-28s %s\n", "INTAKE", "PROFILE", "STATE", "OUTCOME",
-               "ROWS", "FILE", "UPDATED");
+        printf("%-26s  %-*s  %-9s %-9s %8s  %-28s %s\n", "INTAKE", l.width, "PROFILE", "STATE",
+               "OUTCOME", "ROWS", "FILE", "UPDATED");
     if (ledger_list(c->ledger, &f, list_cb, &l, &e) < 0) {
         fprintf(stderr, "wharf %s: %s\n", cmd, e.msg);
         json_decref(l.arr);
@@ -92,10 +141,10 @@ static int list_common(struct cli *c, int argc, char **argv, bool rejects)
     if (json)
         cli_print_json(l.arr);
     else if (rejects && l.n)
-        printf("\n%zu reject%s waiting. Read the report with `wharf show INTAKE`, fix the "
-               "profile or have the partner resend, then `wharf replay INTAKE` "
-               "(runbooks/replay.md).\n",
-               l.n, l.n == 1 ? "" : "s");
+        printf("\n%zu reject%s and %zu failed intake%s waiting, newest first. Read why with `wharf "
+               "show INTAKE`, fix the profile, the target or have the partner resend, then "
+               "`wharf replay INTAKE` (runbooks/replay.md).\n",
+               l.n - l.failed, l.n - l.failed == 1 ? "" : "s", l.failed, l.failed == 1 ? "" : "s");
     return EXIT_OK;
 }
 
@@ -149,6 +198,13 @@ int cmd_show(struct cli *c, int argc, char **argv)
     }
     if (!id) {
         cli_usage_error("show", "needs an INTAKE id (or a unique prefix)");
+        return EXIT_USAGE;
+    }
+    if (!cli_id_valid(id)) {
+        cli_usage_error("show",
+                        "\"%s\" is not an intake id (26 letters and digits, or a unique prefix "
+                        "of at least 6)",
+                        id);
         return EXIT_USAGE;
     }
     if ((r = cli_ledger(c)))

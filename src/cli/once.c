@@ -159,23 +159,36 @@ int cmd_once(struct cli *c, int argc, char **argv)
     struct pipeline_stats st = {0};
     struct pipeline *pl;
     struct werr e;
-    char **ids = NULL;
-    size_t n = 0;
+    char **ids = NULL, **names = xcalloc((size_t)argc + 1, sizeof *names);
+    size_t n = 0, n_names = 0;
+    bool json = false;
     int r, lock;
 
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-') {
+    /* options anywhere among the profile names; "--" ends them */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (!strcmp(argv[i], "--")) {
+            while (++i < argc)
+                names[n_names++] = argv[i];
+        } else if (argv[i][0] == '-') {
             cli_usage_error("once", "unknown option %s", argv[i]);
+            free(names);
             return EXIT_USAGE;
-        }
-    if ((r = cli_ledger(c)))
+        } else
+            names[n_names++] = argv[i];
+    }
+    if ((r = cli_ledger(c))) {
+        free(names);
         return r;
+    }
     lock = statelock_acquire(&c->cfg, &e);
     if (lock < 0) {
         fprintf(stderr, "wharf once: %s\n", e.msg);
+        free(names);
         return lock == -2 ? EXIT_LOCKED : EXIT_FAILURE_OP;
     }
-    r = cli_profiles(c, argc > 1 ? argv + 1 : NULL, (size_t)(argc - 1), &set);
+    r = cli_profiles(c, n_names ? names : NULL, n_names, &set);
     pl = pipeline_new(&c->cfg, &set, c->ledger);
     pipeline_set_progress(pl, cli_progress, NULL);
 
@@ -214,20 +227,33 @@ int cmd_once(struct cli *c, int argc, char **argv)
     jobs = jobs_of(c, &set, ids, n);
     advance_all(c, pl, &set, jobs, n, &st);
     free(jobs);
+    json_t *out = json ? json_array() : NULL;
     for (size_t i = 0; i < n; i++)
-        cli_print_outcome(c, ids[i]);
+        if (json)
+            json_array_append_new(out, cli_outcome_json(c, ids[i]));
+        else
+            cli_print_outcome(c, ids[i]);
     /* The alerts for what this run found, as the server sends them. */
     struct sla *alerts = sla_new(&c->cfg);
     sla_check(alerts, c->ledger, &set, sla_now());
     sla_finish(alerts, 30000);
-    printf("once: %u listed, %u taken, %u loaded, %u rejected, %u duplicates, %u failed, %u "
-           "waiting to retry, %u quarantined\n",
-           st.listed, st.claimed, st.loaded, st.rejected, st.duplicates, st.failed, st.retrying,
-           st.quarantined);
+    if (json)
+        cli_print_json(
+            json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "intakes", out, "counts",
+                      "listed", (json_int_t)st.listed, "taken", (json_int_t)st.claimed, "loaded",
+                      (json_int_t)st.loaded, "rejected", (json_int_t)st.rejected, "duplicates",
+                      (json_int_t)st.duplicates, "failed", (json_int_t)st.failed, "retrying",
+                      (json_int_t)st.retrying, "quarantined", (json_int_t)st.quarantined));
+    else
+        printf("once: %u listed, %u taken, %u loaded, %u rejected, %u duplicates, %u failed, %u "
+               "waiting to retry, %u quarantined\n",
+               st.listed, st.claimed, st.loaded, st.rejected, st.duplicates, st.failed, st.retrying,
+               st.quarantined);
     if (!r && (st.rejected || st.failed))
         r = EXIT_PROBLEMS;
 out:
     free_ids(ids, n);
+    free(names);
     pipeline_free(pl);
     profiles_free(&set);
     close(lock);
@@ -240,28 +266,35 @@ int cmd_ingest(struct cli *c, int argc, char **argv)
     struct pipeline_stats st = {0};
     struct pipeline *pl = NULL;
     const char *pname = NULL;
-    char *names[1];
-    int i, r, first_file = -1;
+    char *names[1], **files = xcalloc((size_t)argc + 1, sizeof *files);
+    size_t n_files = 0;
+    bool json = false, opts = true;
+    json_t *out = NULL;
+    int i, r;
 
+    /* options anywhere among the files ("ingest -p P f.csv --json"); after
+     * "--" everything is a file, even "--json" */
     for (i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "-p") || !strcmp(argv[i], "--profile")) && i + 1 < argc)
+        if (opts && (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--profile")) && i + 1 < argc)
             pname = argv[++i];
-        else if (argv[i][0] == '-' && strcmp(argv[i], "--") && first_file < 0) {
+        else if (opts && !strcmp(argv[i], "--json"))
+            json = true;
+        else if (opts && !strcmp(argv[i], "--"))
+            opts = false;
+        else if (opts && argv[i][0] == '-' && argv[i][1]) {
             cli_usage_error("ingest", "unknown option %s", argv[i]);
+            free(files);
             return EXIT_USAGE;
-        } else {
-            if (!strcmp(argv[i], "--"))
-                i++;
-            first_file = i;
-            break;
-        }
+        } else
+            files[n_files++] = argv[i];
     }
-    if (!pname || first_file < 0 || first_file >= argc) {
+    if (!pname || !n_files) {
         cli_usage_error("ingest", "needs -p PROFILE and at least one FILE");
+        free(files);
         return EXIT_USAGE;
     }
     if ((r = cli_ledger(c)))
-        return r;
+        goto out;
     names[0] = (char *)pname;
     if ((r = cli_profiles(c, names, 1, &set)) || !set.n) {
         r = EXIT_CONFIG;
@@ -269,27 +302,39 @@ int cmd_ingest(struct cli *c, int argc, char **argv)
     }
     pl = pipeline_new(&c->cfg, &set, c->ledger);
     pipeline_set_progress(pl, cli_progress, NULL);
-    for (i = first_file; i < argc; i++) {
+    if (json)
+        out = json_array();
+    for (size_t k = 0; k < n_files; k++) {
         char id[ID_LEN];
         struct werr e;
-        int cl = pipeline_claim_file(pl, set.v[0], argv[i], id, &e);
+        int cl = pipeline_claim_file(pl, set.v[0], files[k], id, &e);
         if (cl < 0) {
             fprintf(stderr, "wharf ingest: %s\n", e.msg);
+            if (json)
+                json_array_append_new(
+                    out, json_pack("{s:s,s:n,s:s}", "file", files[k], "intake", "error", e.msg));
             st.failed++;
             continue;
         }
-        if (cl == 0) {
-            printf("%s: already ingested as %s (use wharf replay to run it again)\n", argv[i],
-                   *id ? id : "an earlier intake");
-            cli_print_outcome(c, id);
+        if (cl > 0)
+            pipeline_advance(pl, id, &st);
+        if (json) {
+            json_array_append_new(out, json_pack("{s:s,s:o,s:b}", "file", files[k], "intake",
+                                                 *id ? cli_outcome_json(c, id) : json_null(),
+                                                 "already_ingested", cl == 0));
             continue;
         }
-        pipeline_advance(pl, id, &st);
+        if (cl == 0)
+            printf("%s: already ingested as %s (use wharf replay to run it again)\n", files[k],
+                   *id ? id : "an earlier intake");
         cli_print_outcome(c, id);
     }
+    if (json)
+        cli_print_json(out);
     if (st.rejected || st.failed || st.retrying)
         r = EXIT_PROBLEMS;
 out:
+    free(files);
     pipeline_free(pl);
     profiles_free(&set);
     return r;

@@ -3,8 +3,8 @@
  * current profile (a new intake, linked both ways), or resume failed ones
  * where they stopped.
  *
- *   wharf replay INTAKE...
- *   wharf replay -p PROFILE --all     every reject (and failed intake) of a profile
+ *   wharf replay [--json] INTAKE...
+ *   wharf replay [--json] -p PROFILE --all   every reject (and failed intake) of a profile
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,26 +38,33 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     struct collect todo = {0};
     struct pipeline *pl;
     const char *profile = NULL;
-    bool all = false;
+    bool all = false, json = false;
+    json_t *out = NULL;
     int r, problems = 0;
 
+    /* options anywhere among the ids */
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "-p") || !strcmp(argv[i], "--profile")) && i + 1 < argc)
             profile = argv[++i];
         else if (!strcmp(argv[i], "--all"))
             all = true;
+        else if (!strcmp(argv[i], "--json"))
+            json = true;
         else if (argv[i][0] == '-') {
             cli_usage_error("replay", "unknown option %s", argv[i]);
-            return EXIT_USAGE;
+            goto usage;
+        } else if (!cli_id_valid(argv[i])) {
+            cli_usage_error("replay", "\"%s\" is not an intake id", argv[i]);
+            goto usage;
         } else
             add_id(&todo, argv[i]);
     }
     if ((all && !profile) || (!all && !todo.n) || (all && todo.n)) {
         cli_usage_error("replay", "give INTAKE ids, or -p PROFILE --all");
-        return EXIT_USAGE;
+        goto usage;
     }
     if ((r = cli_ledger(c)))
-        return r;
+        goto fail;
     if (all) {
         struct werr e;
         struct intake_filter f = {.profile = profile, .state = -1, .rejects = true};
@@ -65,11 +72,14 @@ int cmd_replay(struct cli *c, int argc, char **argv)
         if (ledger_list(c->ledger, &f, collect_cb, &todo, &e) < 0 ||
             ledger_list(c->ledger, &g, collect_cb, &todo, &e) < 0) {
             fprintf(stderr, "wharf replay: %s\n", e.msg);
-            return EXIT_FAILURE_OP;
+            r = EXIT_FAILURE_OP;
+            goto fail;
         }
-        if (!todo.n)
+        if (!todo.n && !json)
             printf("nothing to replay for %s\n", profile);
     }
+    if (json)
+        out = json_array();
     cli_profiles(c, NULL, 0, &set);
     pl = pipeline_new(&c->cfg, &set, c->ledger);
     pipeline_set_progress(pl, cli_progress, NULL);
@@ -79,7 +89,18 @@ int cmd_replay(struct cli *c, int argc, char **argv)
         int k = pipeline_replay(pl, todo.ids[i], id, &e);
         if (k < 0) {
             fprintf(stderr, "wharf replay %s: %s\n", todo.ids[i], e.msg);
+            if (json)
+                json_array_append_new(out, json_pack("{s:s,s:n,s:s}", "replayed", todo.ids[i],
+                                                     "intake", "error", e.msg));
             problems++;
+            continue;
+        }
+        if (k == 1)
+            pipeline_advance(pl, id, &st);
+        if (json) {
+            json_array_append_new(out, json_pack("{s:s,s:o,s:b}", "replayed", todo.ids[i], "intake",
+                                                 *id ? cli_outcome_json(c, id) : json_null(),
+                                                 "already_replayed", k == 0));
             continue;
         }
         if (k == 0) {
@@ -88,9 +109,10 @@ int cmd_replay(struct cli *c, int argc, char **argv)
             continue;
         }
         printf("%s: replaying as %s\n", todo.ids[i], id);
-        pipeline_advance(pl, id, &st);
         cli_print_outcome(c, id);
     }
+    if (json)
+        cli_print_json(out);
     if (problems || st.rejected || st.failed)
         r = EXIT_PROBLEMS;
     for (size_t i = 0; i < todo.n; i++)
@@ -98,5 +120,12 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     free(todo.ids);
     pipeline_free(pl);
     profiles_free(&set);
+    return r;
+usage:
+    r = EXIT_USAGE;
+fail:
+    for (size_t i = 0; i < todo.n; i++)
+        free(todo.ids[i]);
+    free(todo.ids);
     return r;
 }

@@ -131,6 +131,7 @@ struct ledger_ops {
     int (*kv_get)(struct ledger *l, const char *key, char **value, struct werr *e);
     int (*kv_set)(struct ledger *l, const char *key, const char *value, struct werr *e);
     int (*check)(struct ledger *l, char **result, struct werr *e);
+    int (*writable)(struct ledger *l, struct werr *e);
     int (*set_durable)(struct ledger *l, bool full, struct werr *e);
     void (*close)(struct ledger *l);
 };
@@ -255,6 +256,13 @@ static inline int ledger_set_durable(struct ledger *l, bool full, struct werr *e
 static inline int ledger_check(struct ledger *l, char **result, struct werr *e)
 {
     return l->ops->check(l, result, e);
+}
+/* 0 when this process can write the ledger; else -1 saying why (a file
+ * owned by another user, a read-only file system): a command that must
+ * write fails before it does anything. */
+static inline int ledger_writable(struct ledger *l, struct werr *e)
+{
+    return l->ops->writable(l, e);
 }
 static inline void ledger_close(struct ledger *l)
 {

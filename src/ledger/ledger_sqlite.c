@@ -17,6 +17,10 @@
 #include "ledger/ledger.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1281,7 +1285,58 @@ static int sq_set_durable(struct ledger *l, bool full, struct werr *e)
     return 0;
 }
 
+/* Why path cannot be written by us, or NULL when it can (or is absent). */
+static char *not_writable(const char *path)
+{
+    struct stat st;
+    struct passwd *pw;
+    int err;
+    if (access(path, W_OK) == 0 || errno == ENOENT)
+        return NULL;
+    err = errno;
+    if (stat(path, &st) < 0)
+        return xasprintf("%s: %s", path, strerror(errno));
+    pw = getpwuid(st.st_uid);
+    return xasprintf("%s is not writable by uid %u: owned by uid %u%s%s%s, mode %04o (%s)", path,
+                     (unsigned)geteuid(), (unsigned)st.st_uid, pw ? " (" : "",
+                     pw ? pw->pw_name : "", pw ? ")" : "", (unsigned)(st.st_mode & 07777),
+                     strerror(err));
+}
+
+/*
+ * The ledger, its WAL and shared-memory files and their directory must all
+ * be writable; SQLite would otherwise open the file read-only and fail only
+ * at the first write ("attempt to write a readonly database").
+ */
+static int sq_writable(struct ledger *l, struct werr *e)
+{
+    struct sq *s = l->impl;
+    char *dir = xstrdup(s->path), *slash = strrchr(dir, '/'), *why = NULL;
+    const char *suffix[] = {"", "-wal", "-shm"};
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, 2, ".");
+    for (size_t i = 0; i < 3 && !why; i++) {
+        char *p = xasprintf("%s%s", s->path, suffix[i]);
+        why = not_writable(p);
+        free(p);
+    }
+    if (!why)
+        why = not_writable(dir);
+    if (!why && sqlite3_db_readonly(s->db, "main") == 1)
+        why = xasprintf("%s: SQLite opened it read-only", s->path);
+    free(dir);
+    if (why) {
+        werr_set(e, "cannot write the ledger: %s", why);
+        free(why);
+        return -1;
+    }
+    return 0;
+}
+
 static const struct ledger_ops sqlite_ops = {
+    .writable = sq_writable,
     .set_durable = sq_set_durable,
     .claim = sq_claim,
     .transition = sq_transition,

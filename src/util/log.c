@@ -19,6 +19,17 @@ static int json_mode = -1;
 static enum log_level min_level = LOG_INFO;
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
+static int fancy = -1; /* stderr takes control sequences: a terminal, not TERM=dumb */
+
+static bool stderr_fancy(void)
+{
+    if (fancy < 0) {
+        const char *term = getenv("TERM");
+        fancy = isatty(2) && term && *term && strcmp(term, "dumb") != 0;
+    }
+    return fancy;
+}
+
 void log_init(int json, enum log_level min)
 {
     json_mode = json < 0 ? !isatty(2) : json;
@@ -63,10 +74,10 @@ void wlog(enum log_level level, const char *profile, const char *intake, const c
     } else {
         char *f = fields && json_object_size(fields) ? json_dumps(fields, JSON_COMPACT) : NULL;
         /* \r + erase-line first: a progress line may be half drawn */
-        line = xasprintf("\r\033[K%.12s %-5s %s%s%s%s%s%s %s%s%s\n", ts + 11, level_names[level],
-                         profile ? profile : "", profile ? " " : "", intake ? intake : "",
-                         intake ? " " : "", event ? event : "", event ? ":" : "", msg, f ? " " : "",
-                         f ? f : "");
+        line = xasprintf("%s%.12s %-5s %s%s%s%s%s%s %s%s%s\n", stderr_fancy() ? "\r\033[K" : "",
+                         ts + 11, level_names[level], profile ? profile : "", profile ? " " : "",
+                         intake ? intake : "", intake ? " " : "", event ? event : "",
+                         event ? ":" : "", msg, f ? " " : "", f ? f : "");
         free(f);
     }
     json_decref(fields);
