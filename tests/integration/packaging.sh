@@ -155,6 +155,8 @@ else
 fi
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 if [ -x "$SSHD" ]; then
+    # what the OS must provide for sshd (/run/sshd, user sshd): the fixture makes it
+    [ "$(id -u)" = 0 ] && bash "$SRC/tests/lib/sshd.sh" prereqs
     ssh-keygen -q -t ed25519 -N '' -f "$TMP/hostkey" >/dev/null
     printf 'HostKey %s\nPidFile none\nInclude %s\n' "$TMP/hostkey" "$SRC/packaging/sshd_config.d/wharf-partners.conf" >"$TMP/sshd_config"
     if out=$("$SSHD" -t -f "$TMP/sshd_config" 2>&1); then

@@ -12,7 +12,9 @@
 #   sshd_stop DIR         # stop listener and sessions
 #   sshd_cleanup DIR      # stop and remove DIR
 #
-#   bash tests/lib/sshd.sh mkdir|setup|start|stop|kill-sessions|cleanup DIR
+#   sshd_os_prereqs       # /run/sshd and the sshd user (setup and start call it)
+#
+#   bash tests/lib/sshd.sh mkdir|prereqs|setup|start|stop|kill-sessions|cleanup DIR
 #
 # After sshd_start, DIR/sshd.env holds (and the sourcing shell gets exported):
 #   SSHD_PORT SSHD_PID SSHD_LOG SSHD_DIR SSHD_USER SSHD_CHROOT SSHD_UPLOAD
@@ -27,6 +29,10 @@
 # OpenSSH 8.8+ refuses by default and libssh2 1.10 still makes for RSA keys.
 #
 # What it does to the machine (it must run as root):
+#   - creates what OpenSSH expects the OS (or an earlier run of the ssh
+#     service) to provide, and never relies on either: the privilege
+#     separation directory /run/sshd (root-owned, mode 0755; /run is a tmpfs,
+#     so a fresh boot has none) and the unprivileged user sshd;
 #   - creates the system user wharftest-partner (no login shell, home /upload)
 #     if missing, and sets its password to a random one stored in DIR;
 #   - runs /usr/sbin/sshd as root on 127.0.0.1:<free port> with its own
@@ -41,6 +47,18 @@
 SSHD_BIN=${SSHD_BIN:-/usr/sbin/sshd}
 SSHD_PARTNER=${SSHD_PARTNER:-wharftest-partner}
 SSHD_BASE=${SSHD_BASE:-/var/lib/wharf-test}
+
+# What the OS must provide for sshd, created here (every start: /run is
+# emptied at boot and a test may remove /run/sshd to prove this).
+sshd_os_prereqs() {
+    local privsep=/run/sshd
+    if ! id sshd >/dev/null 2>&1; then
+        useradd -M -r -d "$privsep" -s /usr/sbin/nologin sshd 2>/dev/null ||
+            id sshd >/dev/null 2>&1 || { echo "sshd_os_prereqs: cannot create user sshd" >&2; return 1; }
+    fi
+    mkdir -p "$privsep" && chown root:root "$privsep" && chmod 0755 "$privsep" ||
+        { echo "sshd_os_prereqs: cannot create $privsep" >&2; return 1; }
+}
 
 sshd_mkdir() {
     mkdir -p "$SSHD_BASE" && chmod 755 "$SSHD_BASE" || return 1
@@ -65,6 +83,7 @@ _sshd_free_port() {
 sshd_setup() {
     local d=$1
     [ -n "$d" ] && [ -d "$d" ] || { echo "sshd_setup: no dir" >&2; return 1; }
+    sshd_os_prereqs || return 1
     if ! id "$SSHD_PARTNER" >/dev/null 2>&1; then
         useradd -M -r -d /upload -s /usr/sbin/nologin "$SSHD_PARTNER" 2>/dev/null ||
             id "$SSHD_PARTNER" >/dev/null 2>&1 || return 1
@@ -162,6 +181,7 @@ sshd_start() {
         _sshd_write_config "$d" "$port"
         echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/etc/host_ed25519.pub")" >"$d/known_hosts"
         rm -f "$d/sshd.pid"
+        sshd_os_prereqs || return 1
         "$SSHD_BIN" -f "$d/etc/sshd_config" -E "$d/sshd.log" || { rm -f "$d/port"; continue; }
         local i
         for i in $(seq 1 100); do
@@ -229,13 +249,14 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     shift
     case "$cmd" in
     mkdir) sshd_mkdir ;;
+    prereqs) sshd_os_prereqs ;;
     setup) sshd_setup "$@" ;;
     start) sshd_start "$@" ;;
     stop) sshd_stop "$@" ;;
     kill-sessions) sshd_kill_sessions "$@" ;;
     cleanup) sshd_cleanup "$@" ;;
     *)
-        echo "usage: $0 mkdir|setup|start|stop|kill-sessions|cleanup DIR" >&2
+        echo "usage: $0 mkdir|prereqs|setup|start|stop|kill-sessions|cleanup DIR" >&2
         exit 2
         ;;
     esac
