@@ -289,6 +289,8 @@ void config_defaults(struct wharf_config *cfg, const char *state_dir)
     cfg->workers = DEF_WORKERS;
     cfg->ledger_type = xstrdup(DEF_LEDGER_TYPE);
     cfg->log_json = -1;
+    cfg->verify_every_ms = DEF_VERIFY_EVERY_MS;
+    cfg->verify_rate = DEF_VERIFY_RATE;
     cfg->work_dir = xasprintf("%s/work", cfg->state_dir);
     cfg->archive_dir = xasprintf("%s/archive", cfg->state_dir);
     cfg->rejects_dir = xasprintf("%s/rejects", cfg->state_dir);
@@ -333,7 +335,7 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
         goto out;
     check_keys(&w, root, "",
                KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger", "known_hosts",
-                    "alert", "log", "reconcile"));
+                    "alert", "log", "reconcile", "verify"));
     get_str(&w, root, "state_dir", "", &cfg->state_dir);
     get_str(&w, root, "profiles_dir", "", &cfg->profiles_dir);
     get_str(&w, root, "schemas_dir", "", &cfg->schemas_dir);
@@ -354,6 +356,11 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
     if ((n = node_get(root, "reconcile")) && want(&w, n, NODE_MAP, "reconcile")) {
         check_keys(&w, n, "reconcile", KEYS("every"));
         get_duration(&w, n, "every", "reconcile", &cfg->reconcile_every_ms);
+    }
+    if ((n = node_get(root, "verify")) && want(&w, n, NODE_MAP, "verify")) {
+        check_keys(&w, n, "verify", KEYS("every", "rate"));
+        get_duration(&w, n, "every", "verify", &cfg->verify_every_ms);
+        get_size(&w, n, "rate", "verify", &cfg->verify_rate);
     }
     if ((n = node_get(root, "log")) && want(&w, n, NODE_MAP, "log")) {
         int fmt = 0;

@@ -172,6 +172,8 @@ struct wharf_config {
     char *alert;                /* command run with an event as JSON on stdin */
     int log_json;               /* -1 auto, 0 text, 1 json */
     int64_t reconcile_every_ms; /* reconcile.every for every profile; 0: never */
+    int64_t verify_every_ms;    /* verify.every: the server re-verifies the archive; 0: never */
+    uint64_t verify_rate;       /* verify.rate: bytes re-hashed per second at most; 0: no limit */
     /* derived */
     char *work_dir, *archive_dir, *rejects_dir, *quarantine_dir;
 };

@@ -13,6 +13,7 @@
  *   alert:failed:<intake>:<attempts>    that failure was alerted
  *   alert:source:<profile>              "down:<since ms>" or "up"
  *   alert:stuck:<profile>:<path>:<size>:<appeared ms>
+ *   alert:tampered:<profile>            sha256 of the last finding alerted
  */
 #include "daemon/alert.h"
 
@@ -320,6 +321,30 @@ static void check_stuck(struct alerter *a, struct ledger *l, const struct profil
     }
 }
 
+/* The scheduled verify found this profile's bags (or the chain) changed:
+ * once per distinct finding. */
+static void check_tampered(struct alerter *a, struct ledger *l, const struct profile *p,
+                           const struct health *h, int64_t now)
+{
+    for (size_t i = 0; i < h->n_issues; i++) {
+        const struct health_issue *is = &h->issue[i];
+        char key[160], digest[SHA256_HEX_LEN];
+        json_t *ev;
+        if (is->state != HEALTH_TAMPERED)
+            continue;
+        const char *finding = strstr(is->reason, " found "); /* the finding, not its time */
+        if (!finding)
+            finding = is->reason;
+        sha256_hex(finding, strlen(finding), digest);
+        snprintf(key, sizeof key, "alert:tampered:%s", p->name);
+        if (mark(l, key, digest) != 0)
+            return;
+        ev = alert_event("tampered", p->name, is->intake, is->reason, is->runbook, now);
+        alert_send(a, p->name, is->intake, ev);
+        json_decref(ev);
+    }
+}
+
 void alert_check(struct alerter *a, struct ledger *l, const struct profile_set *set, int64_t now)
 {
     if (!a->cfg->alert || !*a->cfg->alert)
@@ -337,6 +362,7 @@ void alert_check(struct alerter *a, struct ledger *l, const struct profile_set *
         }
         check_source(a, l, p, &h, now);
         check_stuck(a, l, p, &h, now);
+        check_tampered(a, l, p, &h, now);
         health_clear(&h);
     }
     reap(a, false);

@@ -11,6 +11,8 @@
  *   source_up    the first successful poll after an outage
  *   stuck        a file sat in the source longer than health.stuck_after
  *                without becoming complete (one per file)
+ *   tampered     the scheduled verify (daemon/audit.h) found a bag of the
+ *                profile, or the chain, changed (one per distinct finding)
  *   late/missing an `expect:` window was missed (daemon/sla.c, one per window)
  *
  * What was alerted is marked in the ledger (kv "alert:...") before the

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/audit.h"
 #include "source/source.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -34,6 +35,7 @@ static const char *const state_names[HEALTH__COUNT] = {
     [HEALTH_RETRYING] = "retrying",
     [HEALTH_STUCK] = "stuck",
     [HEALTH_FAILING] = "failing",
+    [HEALTH_TAMPERED] = "tampered",
     [HEALTH_DOWN] = "down",
     [HEALTH_DISABLED] = "disabled",
     [HEALTH_PAUSED] = "paused",
@@ -41,7 +43,7 @@ static const char *const state_names[HEALTH__COUNT] = {
 
 const char *health_state_name(enum health_state s)
 {
-    if ((int)s < 0 || s >= HEALTH__COUNT)
+    if ((int)s < 0 || s >= HEALTH__COUNT || !state_names[s])
         return "?";
     return state_names[s];
 }
@@ -240,10 +242,42 @@ static int64_t stuck_after(const struct profile *p)
 }
 
 /* The problems found, most severe first (the order of enum health_state). */
-static void issues(const struct profile *p, struct health *h, struct scan *x, bool paused)
+/* The last scheduled verify's problems with this profile's bags (or with
+ * the chain, which is everyone's): the first one, and how many. */
+static size_t tampered(struct ledger *l, const struct profile *p, const json_t *rec,
+                       const char **first, const char **intake)
+{
+    size_t n = 0, i;
+    json_t *t;
+    *first = *intake = NULL;
+    if (!rec || json_is_true(json_object_get(rec, "ok")))
+        return 0;
+    json_array_foreach(json_object_get(rec, "tampered"), i, t)
+    {
+        const char *id = json_string_value(json_object_get(t, "intake"));
+        struct intake in = {0};
+        struct werr e;
+        bool ours = !id || !*id;
+        if (!ours && ledger_get(l, id, &in, &e) > 0)
+            ours = in.profile && !strcmp(in.profile, p->name);
+        intake_clear(&in);
+        if (!ours)
+            continue;
+        if (!n++) {
+            *first = json_string_value(json_object_get(t, "problem"));
+            *intake = id;
+        }
+    }
+    return n;
+}
+
+static void issues(struct ledger *l, const struct profile *p, struct health *h, struct scan *x,
+                   bool paused)
 {
     char a[64], b[96], ts[32];
     struct health_issue *is;
+    const char *tfirst, *tintake;
+    size_t nt;
 
     if (paused)
         snprintf(add(h, HEALTH_PAUSED, NULL, NULL)->reason, sizeof is->reason,
@@ -257,6 +291,12 @@ static void issues(const struct profile *p, struct health *h, struct scan *x, bo
         snprintf(is->reason, sizeof is->reason,
                  "source unreachable: %s; since %s, %d failed poll%s", h->source.error, ts,
                  h->source.fails, h->source.fails == 1 ? "" : "s");
+    }
+    if ((nt = tampered(l, p, h->verify, &tfirst, &tintake))) {
+        is = add(h, HEALTH_TAMPERED, "runbooks/verify-tamper.md", tintake);
+        format_time_ms((int64_t)json_integer_value(json_object_get(h->verify, "time")), ts);
+        snprintf(is->reason, sizeof is->reason, "the archive check of %s found %zu problem%s: %s",
+                 ts, nt, nt == 1 ? "" : "s", tfirst ? tfirst : "?");
     }
     if (h->failed) {
         is = add(h, HEALTH_FAILING, x->failed.runbook[0] ? x->failed.runbook : RB_REPLAY,
@@ -359,7 +399,8 @@ int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct h
         goto out;
     sla_eval(p, now, h->last_loaded_ms, &h->sla);
     paused = ledger_paused(l, p->name);
-    issues(p, h, x, paused);
+    audit_last(l, &h->verify);
+    issues(l, p, h, x, paused);
     h->state = h->n_issues ? h->issue[0].state : HEALTH_OK;
     if (!h->n_issues) {
         char ts[32];
@@ -392,6 +433,7 @@ void health_clear(struct health *h)
 {
     files_free(h->stuck, h->n_stuck);
     files_free(h->waiting, h->n_waiting);
+    json_decref(h->verify);
     memset(h, 0, sizeof *h);
 }
 
@@ -462,6 +504,16 @@ json_t *health_json(const struct health *h)
                       "down_since", time_json(h->source.since_ms), "failed_polls", h->source.fails,
                       "error", h->source.error, "runbook", h->source.runbook);
     json_object_set_new(o, "source_health", src);
+    if (h->verify)
+        json_object_set_new(
+            o, "verify",
+            json_pack("{s:o,s:O,s:O,s:O}", "time",
+                      time_json((int64_t)json_integer_value(json_object_get(h->verify, "time"))),
+                      "ok", json_object_get(h->verify, "ok"), "bags",
+                      json_object_get(h->verify, "bags"), "problems",
+                      json_object_get(h->verify, "problems")));
+    else
+        json_object_set_new(o, "verify", json_null());
     json_object_set_new(o, "stuck", files_json(h, h->stuck, h->n_stuck));
     json_object_set_new(o, "waiting", files_json(h, h->waiting, h->n_waiting));
     return o;

@@ -16,6 +16,8 @@
  *   stuck      a file (or its temporary upload name) sat in the source
  *              longer than health.stuck_after without becoming complete
  *   failing    intakes parked as failed (retries used up, or permanent)
+ *   tampered   the server's last scheduled verify (verify.every) found a
+ *              bag of this profile, or the chain, not as sealed
  *   down       the last poll could not list the source
  *   disabled   `enabled: false`
  *   paused     `wharf pause`
@@ -47,6 +49,7 @@ enum health_state {
     HEALTH_RETRYING,
     HEALTH_STUCK,
     HEALTH_FAILING,
+    HEALTH_TAMPERED,
     HEALTH_DOWN,
     HEALTH_DISABLED,
     HEALTH_PAUSED,
@@ -85,6 +88,7 @@ struct health {
     struct source_health source;
     struct health_file *stuck, *waiting;
     size_t n_stuck, n_waiting;
+    json_t *verify; /* the last scheduled verify (daemon/audit.h), NULL: none */
 };
 
 /* Computes h for profile p.  -1 on a ledger error (e filled). */
