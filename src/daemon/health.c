@@ -289,7 +289,7 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
         is = add(h, HEALTH_DOWN, h->source.runbook, NULL);
         format_time_ms(h->source.since_ms, ts);
         snprintf(is->reason, sizeof is->reason,
-                 "source unreachable: %s; since %s, %d failed poll%s", h->source.error, ts,
+                 "cannot list the source: %s; since %s, %d failed poll%s", h->source.error, ts,
                  h->source.fails, h->source.fails == 1 ? "" : "s");
     }
     if ((nt = tampered(l, p, h->verify, &tfirst, &tintake))) {

@@ -15,7 +15,7 @@ for _ in $(seq 1 120); do
   sleep 0.25
 done
 st=$(w status)
-contains "status shows the source down since its first failed poll" "$st" "source unreachable"
+contains "status shows the source down since its first failed poll" "$st" "cannot list the source"
 contains "status counts the failed polls" "$st" "failed polls"
 eq "the legacy source line still says the circuit is open" "$(w status --json | python3 -c 'import json,sys; print("circuit open" in json.load(sys.stdin)[0]["source"])')" True
 contains "status gives the reason" "$st" "var/drop/acme"
