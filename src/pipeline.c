@@ -310,7 +310,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     int r = -1, lr;
 
     if (!(src = source_get(pl, p, e))) {
-        ledger_source_failed(pl->ledger, p->name, e->msg, source_runbook(e->msg), now_ms());
+        ledger_source_failed(pl->ledger, p->name, werr_kind_name(e->kind), e->msg,
+                             source_runbook(e->msg), now_ms());
         free(desc);
         return -1;
     }
@@ -318,7 +319,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     lr = src->ops->list(src, &list, e);
     src->skipped = NULL;
     if (lr < 0) {
-        ledger_source_failed(pl->ledger, p->name, e->msg, source_runbook(e->msg), now_ms());
+        ledger_source_failed(pl->ledger, p->name, werr_kind_name(e->kind), e->msg,
+                             source_runbook(e->msg), now_ms());
         source_drop(pl, p);
         goto out;
     }
@@ -576,6 +578,7 @@ static void step_failed(struct job *j, struct werr *e)
     j->in.last_error = xasprintf("%s (see %s)", e->msg, runbook);
     /* the same, apart, for `wharf status` and the alerts */
     info_set(j, "error", json_string(e->msg));
+    info_set(j, "error_kind", json_string(werr_kind_name(e->kind)));
     info_set(j, "runbook", json_string(runbook));
     j->in.attempts++;
     if (e->transient && j->in.attempts < rc->max_attempts) {

@@ -78,6 +78,7 @@ struct seen {
     char name[REASON_FILE + 1];
     char error[512];
     char runbook[96];
+    char kind[32];  /* werr_kind_name of the failure, "" when unknown */
     char extra[64]; /* duplicate_of */
     int attempts;
     int64_t next_ms;
@@ -85,9 +86,10 @@ struct seen {
 
 static void remember(struct seen *s, const struct intake *in)
 {
-    const char *err = NULL, *rb = NULL, *dup = NULL;
+    const char *err = NULL, *rb = NULL, *dup = NULL, *kind = NULL;
     if (in->info) {
         err = json_string_value(json_object_get(in->info, "error"));
+        kind = json_string_value(json_object_get(in->info, "error_kind"));
         rb = json_string_value(json_object_get(in->info, "runbook"));
         dup = json_string_value(json_object_get(in->info, "duplicate_of"));
     }
@@ -98,6 +100,7 @@ static void remember(struct seen *s, const struct intake *in)
     snprintf(s->error, sizeof s->error, "%s", err ? err : "");
     snprintf(s->runbook, sizeof s->runbook, "%s", rb ? rb : "");
     snprintf(s->extra, sizeof s->extra, "%s", dup ? dup : "");
+    snprintf(s->kind, sizeof s->kind, "%s", kind && in->outcome != OUT_REJECTED ? kind : "");
     s->attempts = in->attempts;
     s->next_ms = in->next_attempt_ms;
 }
@@ -167,6 +170,22 @@ static struct health_issue *add(struct health *h, enum health_state st, const ch
     snprintf(is->runbook, sizeof is->runbook, "%s", runbook ? runbook : "");
     snprintf(is->intake, sizeof is->intake, "%s", intake ? intake : "");
     return is;
+}
+
+/* "target locked (var/w.db: database is locked)": the error's kind in
+ * words, then the error; the error alone when its kind is not known. */
+static void describe(const char *kind, const char *error, char *buf, size_t n)
+{
+    char words[32];
+    size_t i;
+    if (!kind || !*kind || !strcmp(kind, "error")) {
+        snprintf(buf, n, "%s", error);
+        return;
+    }
+    for (i = 0; kind[i] && i < sizeof words - 1; i++)
+        words[i] = kind[i] == '_' ? ' ' : kind[i];
+    words[i] = 0;
+    snprintf(buf, n, "%s (%s)", words, error);
 }
 
 /* What a file that never became complete still waits for. */
@@ -277,6 +296,7 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
     char a[64], b[96], ts[32];
     struct health_issue *is;
     const char *tfirst, *tintake;
+    char what[600];
     size_t nt;
 
     if (paused)
@@ -288,8 +308,9 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
     if (h->polled && !h->source.ok) {
         is = add(h, HEALTH_DOWN, h->source.runbook, NULL);
         format_time_ms(h->source.since_ms, ts);
+        describe(h->source.kind, h->source.error, what, sizeof what);
         snprintf(is->reason, sizeof is->reason,
-                 "cannot list the source: %s; since %s, %d failed poll%s", h->source.error, ts,
+                 "cannot list the source: %s; since %s, %d failed poll%s", what, ts,
                  h->source.fails, h->source.fails == 1 ? "" : "s");
     }
     if ((nt = tampered(l, p, h->verify, &tfirst, &tintake))) {
@@ -299,12 +320,13 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
                  ts, nt, nt == 1 ? "" : "s", tfirst ? tfirst : "?");
     }
     if (h->failed) {
+        describe(x->failed.kind, x->failed.error, what, sizeof what);
         is = add(h, HEALTH_FAILING, x->failed.runbook[0] ? x->failed.runbook : RB_REPLAY,
                  x->failed.id);
         snprintf(is->reason, sizeof is->reason,
                  "%llu intake%s failed and wait%s for an operator; newest %s (%s): %s",
                  (unsigned long long)h->failed, h->failed == 1 ? "" : "s",
-                 h->failed == 1 ? "s" : "", x->failed.name, x->failed.id, x->failed.error);
+                 h->failed == 1 ? "s" : "", x->failed.name, x->failed.id, what);
     }
     if (h->n_stuck) {
         const struct health_file *f = &h->stuck[0];
@@ -324,7 +346,8 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
         } else {
             snprintf(b, sizeof b, "next attempt due now");
         }
-        snprintf(is->reason, sizeof is->reason, "%s, %d of %d attempts, %s (%s%s)", r->error,
+        describe(r->kind, r->error, what, sizeof what);
+        snprintf(is->reason, sizeof is->reason, "%s, %d of %d attempts, %s (%s%s)", what,
                  r->attempts, p->retry.max_attempts, b, r->name,
                  h->retrying > 1 ? " and others" : "");
     }

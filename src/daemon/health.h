@@ -60,7 +60,7 @@ const char *health_state_name(enum health_state s);
 
 struct health_issue {
     enum health_state state;
-    char reason[768];
+    char reason[1200];
     char runbook[96];    /* "" when there is nothing to read */
     char intake[ID_LEN]; /* the intake it is about, "" when none */
 };

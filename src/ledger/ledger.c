@@ -199,7 +199,7 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     json_t *j;
     json_int_t last_poll = 0, last_ok = 0, since = 0, fails = 0;
     int ok = 0;
-    const char *error = NULL, *runbook = NULL;
+    const char *error = NULL, *runbook = NULL, *kind = NULL;
 
     memset(out, 0, sizeof *out);
     snprintf(key, sizeof key, "source:%s", profile);
@@ -209,14 +209,16 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     free(v);
     if (!j)
         return 0;
-    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?s,s?s}", "ok", &ok, "last_poll", &last_poll, "last_ok",
-                &last_ok, "since", &since, "fails", &fails, "error", &error, "runbook", &runbook);
+    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?s,s?s,s?s}", "ok", &ok, "last_poll", &last_poll,
+                "last_ok", &last_ok, "since", &since, "fails", &fails, "error", &error, "runbook",
+                &runbook, "kind", &kind);
     out->ok = ok;
     out->last_poll_ms = last_poll;
     out->last_ok_ms = last_ok;
     out->since_ms = since;
     out->fails = (int)fails;
     snprintf(out->error, sizeof out->error, "%s", error ? error : "");
+    snprintf(out->kind, sizeof out->kind, "%s", kind ? kind : "");
     snprintf(out->runbook, sizeof out->runbook, "%s", runbook ? runbook : "");
     json_decref(j);
     return 1;
@@ -232,6 +234,7 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
         json_object_set_new(j, "since", json_integer(h->since_ms));
         json_object_set_new(j, "fails", json_integer(h->fails));
         json_object_set_new(j, "error", json_string(h->error));
+        json_object_set_new(j, "kind", json_string(h->kind));
         json_object_set_new(j, "runbook", json_string(h->runbook));
     }
     v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -251,8 +254,8 @@ void ledger_source_ok(struct ledger *l, const char *profile, int64_t now)
     source_put(l, profile, &h);
 }
 
-void ledger_source_failed(struct ledger *l, const char *profile, const char *error,
-                          const char *runbook, int64_t now)
+void ledger_source_failed(struct ledger *l, const char *profile, const char *kind,
+                          const char *error, const char *runbook, int64_t now)
 {
     struct source_health h;
     if (!ledger_source_health(l, profile, &h) || h.ok) {
@@ -263,6 +266,7 @@ void ledger_source_failed(struct ledger *l, const char *profile, const char *err
     h.fails++;
     h.last_poll_ms = now;
     snprintf(h.error, sizeof h.error, "%s", error ? error : "");
+    snprintf(h.kind, sizeof h.kind, "%s", kind ? kind : "");
     snprintf(h.runbook, sizeof h.runbook, "%s", runbook ? runbook : "");
     source_put(l, profile, &h);
 }

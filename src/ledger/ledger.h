@@ -288,12 +288,13 @@ struct source_health {
     int64_t last_ok_ms;   /* the last successful listing */
     int64_t since_ms;     /* !ok: the first failed poll of this outage */
     int fails;            /* !ok: consecutive failed polls */
+    char kind[32];        /* !ok: its kind (werr_kind_name) */
     char error[512];      /* !ok: the source's error */
     char runbook[96];     /* !ok: the page to read */
 };
 void ledger_source_ok(struct ledger *l, const char *profile, int64_t now);
-void ledger_source_failed(struct ledger *l, const char *profile, const char *error,
-                          const char *runbook, int64_t now);
+void ledger_source_failed(struct ledger *l, const char *profile, const char *kind,
+                          const char *error, const char *runbook, int64_t now);
 /* 1 filled, 0 never polled. */
 int ledger_source_health(struct ledger *l, const char *profile, struct source_health *out);
 
