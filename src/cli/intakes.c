@@ -243,10 +243,17 @@ int cmd_show(struct cli *c, int argc, char **argv)
             printf("reason    %s\n", in.last_error);
         if (in.bag)
             printf("bag       %s\n", in.bag);
-        char *health = ledger_health(c->ledger, in.profile);
-        if (health)
-            printf("source    %s\n", health);
-        free(health);
+        struct source_health sh;
+        if (ledger_source_health(c->ledger, in.profile, &sh)) {
+            char since[32], last[32];
+            format_time_ms(sh.since_ms, since);
+            format_time_ms(sh.last_ok_ms ? sh.last_ok_ms : sh.last_poll_ms, last);
+            if (sh.ok)
+                printf("source    ok, last listed %s\n", last);
+            else
+                printf("source    down since %s (%d failed poll%s): %s -- %s\n", since, sh.fails,
+                       sh.fails == 1 ? "" : "s", sh.error, sh.runbook);
+        }
         if (in.replay_of)
             printf("replays   %s\n", in.replay_of);
         if (in.replayed_by)

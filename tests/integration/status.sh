@@ -87,6 +87,7 @@ contains "retrying says why" "$(field lockr reason)" "locked"
 contains "retrying counts attempts" "$(field lockr reason)" "1 of 3 attempts, next in"
 eq "retrying names the target runbook" "$(field lockr runbook)" runbooks/target-down.md
 contains "the table line ends with the runbook" "$(line lockr)" "-- runbooks/target-down.md"
+contains "show says how its source was at the last poll" "$(w show "$(field lockr intake)")" "source    ok, last listed 20"
 eq "failing: an intake parked as failed" "$(field lockf state)" failing
 contains "failing says what failed" "$(field lockf reason)" "l.csv"
 eq "failing names the runbook" "$(field lockf runbook)" runbooks/target-down.md
