@@ -115,8 +115,8 @@ int cli_config(struct cli *c)
  * directory or a ledger where none exists. */
 static bool reads_only(const char *cmd)
 {
-    static const char *const readers[] = {"status", "intakes", "show",      "rejects",
-                                          "export", "verify",  "reconcile", "trace"};
+    static const char *const readers[] = {"status", "intakes", "show", "rejects",
+                                          "export", "verify",  "trace"};
     for (size_t i = 0; cmd && i < sizeof readers / sizeof *readers; i++)
         if (!strcmp(cmd, readers[i]))
             return true;
