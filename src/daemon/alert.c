@@ -311,7 +311,7 @@ static void check_stuck(struct alerter *a, struct ledger *l, const struct profil
         snprintf(reason, sizeof reason, "%s (%llu bytes) in the source for %s: %s", f->path,
                  (unsigned long long)f->size, age, f->why);
         format_time_ms(f->appeared_ms, ts);
-        ev = alert_event("stuck", p->name, NULL, reason, "runbooks/stuck-file.md", now);
+        ev = alert_event("stuck", p->name, NULL, reason, "runbooks/partial-upload.md", now);
         json_object_set_new(ev, "path", json_string(f->path));
         json_object_set_new(ev, "size", json_integer((json_int_t)f->size));
         json_object_set_new(ev, "appeared", json_string(ts));

@@ -20,7 +20,7 @@
 
 #define RB_LATE     "runbooks/expected-file-missing.md"
 #define RB_FLOOD    "runbooks/duplicates-flood.md"
-#define RB_STUCK    "runbooks/stuck-file.md"
+#define RB_STUCK    "runbooks/partial-upload.md"
 #define RB_REPLAY   "runbooks/replay.md"
 #define RING_MAX    1000 /* health.rejecting_after's upper bound */
 #define REASON_FILE 80   /* a file name in a reason is cut here */

@@ -62,7 +62,7 @@ eq "the source alert names its runbook" "$(get source_down runbook)" runbooks/so
 contains "the source alert says why" "$(get source_down reason)" "var/drop/gone"
 eq "a stuck upload alerts" "$(alerts stuck stuck)" 1
 eq "the stuck alert names the file" "$(get stuck path)" o.csv.filepart
-eq "the stuck alert names its runbook" "$(get stuck runbook)" runbooks/stuck-file.md
+eq "the stuck alert names its runbook" "$(get stuck runbook)" runbooks/partial-upload.md
 eq "a missed expect window alerts from once too" "$(alerts late daily)" 1
 eq "the late alert names its runbook" "$(get late runbook)" runbooks/expected-file-missing.md
 contains "the late alert says why" "$(get late reason)" "Europe/Berlin"

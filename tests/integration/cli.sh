@@ -145,4 +145,23 @@ run_runbook runbooks/state-permissions.md
 eq "rb: after the fix the ledger is the owner's again" "$(stat -c %U var/ledger.db)" nobody
 (setpriv --reuid=nobody --regid=nogroup --clear-groups "$WHARF" -c wharf.yaml once >/dev/null 2>&1); rc=$?
 eq "rb: and once works again" "$rc" 0
+
+# the partial-upload runbook, followed on a stuck .filepart
+rb_deploy "$T/partial" || exit 1
+cp "$T"/schemas/* schemas/
+mkdir -p var/drop/acme
+cat > profiles/acme.yaml <<EOP
+name: acme
+source: { type: spool, path: $T/partial/var/drop/acme, pattern: "*.csv", complete_when: { stable_for: 1s } }
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: $T/partial/var/warehouse.db, table: acme }
+health: { stuck_after: 1s }
+EOP
+orders_csv var/drop/acme/orders_0412.csv.filepart 1 3
+"$WHARF" -c wharf.yaml once >/dev/null 2>&1
+sleep 1.1
+eq "rb: the profile is stuck" "$("$WHARF" -c wharf.yaml status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" stuck
+export RB_P=acme RB_DROP=$T/partial/var/drop/acme
+run_runbook runbooks/partial-upload.md
 finish

@@ -107,7 +107,7 @@ print(p["state"], p["runbook"], "|", p["reason"])' "$1")
   contains "$1: the reason says what happened" "$got" "$4"
 }
 expect locked retrying runbooks/target-down.md "locked"
-expect partial stuck runbooks/stuck-file.md "orders_1.csv.filepart"
+expect partial stuck runbooks/partial-upload.md "orders_1.csv.filepart"
 expect keyrefused down runbooks/auth-refused.md "auth"
 expect hostkey down runbooks/host-key-changed.md "host key"
 expect unreachable down runbooks/source-unreachable.md "127.0.0.1"

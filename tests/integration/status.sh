@@ -96,7 +96,7 @@ contains "stuck names the file" "$(field stuck reason)" "o.csv.filepart"
 contains "stuck gives its size" "$(field stuck reason)" "bytes"
 contains "stuck gives its age" "$(field stuck reason)" "in the source for"
 eq "stuck lists it in --json" "$(field stuck stuck.0.path) $(field stuck stuck.0.temporary)" "o.csv.filepart True"
-eq "stuck names the runbook" "$(field stuck runbook)" runbooks/stuck-file.md
+eq "stuck names the runbook" "$(field stuck runbook)" runbooks/partial-upload.md
 eq "stuck: a file whose done file never came" "$(field nodone state)" stuck
 contains "stuck says what it waits for" "$(field nodone reason)" "no done file n.csv.done"
 eq "down: a source that cannot be listed" "$(field gone state)" down
