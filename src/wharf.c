@@ -27,6 +27,8 @@ const struct command commands[] = {
      "the manifest record of every sealed intake"},
     {"trust", cmd_trust, "wharf trust HOST[:PORT] [--known-hosts FILE] [--yes]",
      "show an SFTP server's host key and fingerprint, and pin it"},
+    {"reconcile", cmd_reconcile, "wharf reconcile [PROFILE...] [--since DATE] [--json]",
+     "the targets against the ledger: rows and key digests per intake"},
     {"trace", cmd_trace, "wharf trace PROFILE COLUMN=VALUE... [--limit N] [--json]",
      "a target row back to its intake, file, line and sealed bytes"},
     {"pause", cmd_pause, "wharf pause PROFILE", "stop polling a profile (the server honours it)"},

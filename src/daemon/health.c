@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon/audit.h"
+#include "load/reconcile.h"
 #include "source/source.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -35,6 +36,7 @@ static const char *const state_names[HEALTH__COUNT] = {
     [HEALTH_RETRYING] = "retrying",
     [HEALTH_STUCK] = "stuck",
     [HEALTH_FAILING] = "failing",
+    [HEALTH_GAP] = "gap",
     [HEALTH_TAMPERED] = "tampered",
     [HEALTH_DOWN] = "down",
     [HEALTH_DISABLED] = "disabled",
@@ -319,6 +321,26 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
         snprintf(is->reason, sizeof is->reason, "the archive check of %s found %zu problem%s: %s",
                  ts, nt, nt == 1 ? "" : "s", tfirst ? tfirst : "?");
     }
+    if (h->reconcile && !json_is_true(json_object_get(h->reconcile, "ok"))) {
+        json_t *gaps = json_object_get(h->reconcile, "gaps"), *g = json_array_get(gaps, 0);
+        const char *err = json_string_value(json_object_get(h->reconcile, "error"));
+        size_t n = json_array_size(gaps);
+        format_time_ms(json_integer_value(json_object_get(h->reconcile, "time_ms")), ts);
+        is = add(h, HEALTH_GAP, RECONCILE_RUNBOOK,
+                 g ? json_string_value(json_object_get(g, "intake")) : NULL);
+        if (err)
+            snprintf(is->reason, sizeof is->reason, "reconcile could not read the target at %s: %s",
+                     ts, err);
+        else
+            snprintf(is->reason, sizeof is->reason,
+                     "reconcile found %zu gap%s at %s; first: %s %.*s: %s, the ledger says %lld, "
+                     "the target has %lld",
+                     n, n == 1 ? "" : "s", ts, json_string_value(json_object_get(g, "intake")),
+                     REASON_FILE, json_string_value(json_object_get(g, "file")),
+                     json_string_value(json_object_get(g, "kind")),
+                     json_integer_value(json_object_get(g, "expected")),
+                     json_integer_value(json_object_get(g, "found")));
+    }
     if (h->failed) {
         describe(x->failed.kind, x->failed.error, what, sizeof what);
         is = add(h, HEALTH_FAILING, x->failed.runbook[0] ? x->failed.runbook : RB_REPLAY,
@@ -423,6 +445,7 @@ int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct h
     sla_eval(p, now, h->last_loaded_ms, &h->sla);
     paused = ledger_paused(l, p->name);
     audit_last(l, &h->verify);
+    h->reconcile = reconcile_last(l, p->name);
     issues(l, p, h, x, paused);
     h->state = h->n_issues ? h->issue[0].state : HEALTH_OK;
     if (!h->n_issues) {
@@ -457,6 +480,7 @@ void health_clear(struct health *h)
     files_free(h->stuck, h->n_stuck);
     files_free(h->waiting, h->n_waiting);
     json_decref(h->verify);
+    json_decref(h->reconcile);
     memset(h, 0, sizeof *h);
 }
 
@@ -537,6 +561,19 @@ json_t *health_json(const struct health *h)
                       json_object_get(h->verify, "problems")));
     else
         json_object_set_new(o, "verify", json_null());
+    if (h->reconcile) {
+        json_t *r = h->reconcile;
+        json_object_set_new(o, "reconcile",
+                            json_pack("{s:o,s:O,s:I,s:O?,s:O,s:O}", "time",
+                                      time_json(json_integer_value(json_object_get(r, "time_ms"))),
+                                      "ok", json_object_get(r, "ok"), "gaps",
+                                      (json_int_t)json_array_size(json_object_get(r, "gaps")),
+                                      "error", json_object_get(r, "error"), "intakes",
+                                      json_object_get(r, "intakes"), "rows",
+                                      json_object_get(r, "rows")));
+    } else {
+        json_object_set_new(o, "reconcile", json_null());
+    }
     json_object_set_new(o, "stuck", files_json(h, h->stuck, h->n_stuck));
     json_object_set_new(o, "waiting", files_json(h, h->waiting, h->n_waiting));
     return o;

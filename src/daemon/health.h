@@ -16,6 +16,8 @@
  *   stuck      a file (or its temporary upload name) sat in the source
  *              longer than health.stuck_after without becoming complete
  *   failing    intakes parked as failed (retries used up, or permanent)
+ *   gap        the last `wharf reconcile` found the target no longer
+ *              holding what was loaded (or could not read it)
  *   tampered   the server's last scheduled verify (verify.every) found a
  *              bag of this profile, or the chain, not as sealed
  *   down       the last poll could not list the source
@@ -49,6 +51,7 @@ enum health_state {
     HEALTH_RETRYING,
     HEALTH_STUCK,
     HEALTH_FAILING,
+    HEALTH_GAP,
     HEALTH_TAMPERED,
     HEALTH_DOWN,
     HEALTH_DISABLED,
@@ -88,7 +91,8 @@ struct health {
     struct source_health source;
     struct health_file *stuck, *waiting;
     size_t n_stuck, n_waiting;
-    json_t *verify; /* the last scheduled verify (daemon/audit.h), NULL: none */
+    json_t *verify;    /* the last scheduled verify (daemon/audit.h), NULL: none */
+    json_t *reconcile; /* the last reconcile's outcome (load/reconcile.h), NULL: never */
 };
 
 /* Computes h for profile p.  -1 on a ledger error (e filled). */
