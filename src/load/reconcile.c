@@ -148,8 +148,9 @@ static int count_cb(void *ctx, const char *id, uint64_t rows, struct werr *e)
     struct intake in = {0};
     int g;
     snprintf(key.id, sizeof key.id, "%s", id);
-    x = strlen(id) < ID_LEN ? bsearch(&key, s->pl->v, s->pl->n, sizeof *s->pl->v, cmp_expect)
-                            : NULL;
+    x = s->pl->n && strlen(id) < ID_LEN
+            ? bsearch(&key, s->pl->v, s->pl->n, sizeof *s->pl->v, cmp_expect)
+            : NULL;
     if (x) {
         x->seen = true;
         s->counts[x - s->pl->v] = rows;
@@ -176,7 +177,8 @@ static int load_plan(struct ledger *l, const struct profile *p, int64_t since_ms
     pl->e = e;
     if (ledger_list(l, &f, plan_cb, pl, e) < 0)
         return -1;
-    qsort(pl->v, pl->n, sizeof *pl->v, cmp_expect);
+    if (pl->n)
+        qsort(pl->v, pl->n, sizeof *pl->v, cmp_expect);
     return 0;
 }
 
