@@ -1,9 +1,18 @@
 /*
  * spool: a local directory as a source.
  *
- * Listing never follows anything: entries are lstat'ed, and a symlink, FIFO,
- * device, socket or hard-linked file is marked unsafe (the caller moves it
- * to quarantine with the reason).  Taking opens with O_NOFOLLOW|O_NONBLOCK,
+ * Every step walks from directory descriptors, never from path strings: the
+ * root is opened once per step, each subdirectory O_DIRECTORY|O_NOFOLLOW
+ * relative to the one above, and the file itself is opened, stat'ed,
+ * unlinked or renamed relative to its directory's descriptor (openat,
+ * fstatat, unlinkat, renameat).  A partner who swaps a subdirectory for a
+ * symlink to somewhere else between two steps makes the step fail; it can
+ * never make wharf read, move or delete anything outside the spool.
+ *
+ * Listing never follows anything: entries are fstatat'ed without following,
+ * and a symlink, FIFO, device, socket or hard-linked file is marked unsafe
+ * (the caller moves it to quarantine with the reason).  Taking opens with
+ * O_NOFOLLOW|O_NONBLOCK,
  * fstat's the descriptor (regular, one link, same size and mtime as listed)
  * and copies it into a wharf-owned file (a reflink where the filesystem
  * offers one), hashing the bytes that were actually taken; the partner's
@@ -41,6 +50,63 @@ static bool same_drop(const struct stat *st, const struct drop *d)
 {
     return S_ISREG(st->st_mode) && (uint64_t)st->st_size == d->size &&
            mtime_ns_of(st) == d->mtime_ns && (!d->ino || (uint64_t)st->st_ino == d->ino);
+}
+
+/* The spool root as the operator configured it (following the operator's
+ * own symlinks: the path is trusted, what is below it is not). */
+static int root_open(const struct profile *p, struct werr *e)
+{
+    int fd = open(p->source.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        werr_sys(e, "spool %s", p->source.path);
+        e->transient = true;
+    }
+    return fd;
+}
+
+static bool bad_component(const char *c, size_t len)
+{
+    return len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.');
+}
+
+/*
+ * The directory holding rel ("sub/deeper/name"), reached from the root one
+ * level at a time, each opened O_DIRECTORY|O_NOFOLLOW relative to the one
+ * above: a level that is (or has just been swapped for) a symlink fails
+ * with ELOOP/ENOTDIR instead of leading out of the spool.  Returns its
+ * descriptor (caller closes) and points *leaf into rel at the last
+ * component; -1 with e filled, -2 (e filled too) when a level is gone.
+ */
+static int walk_parent(const struct profile *p, const char *rel, const char **leaf, struct werr *e)
+{
+    const char *c = rel, *slash;
+    int dfd = root_open(p, e), gone = 0;
+    while (dfd >= 0 && (slash = strchr(c, '/'))) {
+        char *comp = xstrndup(c, (size_t)(slash - c));
+        int nfd = -1;
+        if (bad_component(comp, strlen(comp)))
+            werr_set(e, "spool %s: %s: not a plain relative path; refused", p->source.path, rel);
+        else if ((nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+            if (errno == ELOOP || errno == ENOTDIR)
+                werr_set(e, "spool %s: %s: %s is no longer a directory (a symbolic link?); refused",
+                         p->source.path, rel, comp);
+            else {
+                gone = errno == ENOENT;
+                werr_sys(e, "spool %s: %s: %s", p->source.path, rel, comp);
+            }
+        }
+        free(comp);
+        close(dfd);
+        dfd = nfd;
+        c = slash + 1;
+    }
+    if (dfd >= 0 && bad_component(c, strlen(c))) {
+        werr_set(e, "spool %s: %s: not a plain relative path; refused", p->source.path, rel);
+        close(dfd);
+        dfd = -1;
+    }
+    *leaf = c;
+    return dfd < 0 && gone ? -2 : dfd;
 }
 
 static int spool_open(struct source *s, struct werr *e)
@@ -90,22 +156,25 @@ static bool is_done_file(const struct profile *p, char **names, size_t n, const 
     return r;
 }
 
-static int list_dir(struct source *s, const char *rel, int depth, struct drop_list *out,
+/* List the directory open at dfd (taken over: closed here), rel being its
+ * path below the root ("" for the root itself). */
+static int list_dir(struct source *s, int dfd, const char *rel, int depth, struct drop_list *out,
                     struct werr *e)
 {
     const struct profile *p = s->profile;
-    char *dirpath = *rel ? xasprintf("%s/%s", p->source.path, rel) : xstrdup(p->source.path);
-    DIR *d = opendir(dirpath);
+    DIR *d = fdopendir(dfd);
     struct dirent *de;
     char **names = NULL;
     size_t n = 0, cap = 0;
     int r = -1;
 
     if (!d) {
-        werr_sys(e, "spool %s", dirpath);
+        werr_sys(e, "spool %s%s%s", p->source.path, *rel ? "/" : "", rel);
         e->transient = true;
+        close(dfd);
         goto out;
     }
+    dfd = dirfd(d);
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
@@ -115,39 +184,44 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
         }
         names[n++] = xstrdup(de->d_name);
     }
-    closedir(d);
     if (n)
         qsort(names, n, sizeof *names, cmp_name);
 
     for (size_t i = 0; i < n; i++) {
         const char *name = names[i];
-        char *full = xasprintf("%s/%s", dirpath, name);
         char *relpath = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
         struct stat st;
         struct drop dr = {0};
 
-        if (lstat(full, &st) < 0 || name_ignored(p, name)) {
-            if (s->skipped && name_ignored(p, name) && lstat(full, &st) == 0 && S_ISREG(st.st_mode))
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || name_ignored(p, name)) {
+            if (s->skipped && name_ignored(p, name) &&
+                fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
                 source_skip(s, rel, name, (uint64_t)st.st_size, mtime_ns_of(&st), true);
-            free(full);
             free(relpath);
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
-            if (p->source.recursive && depth < SPOOL_MAX_DEPTH &&
-                list_dir(s, relpath, depth + 1, out, e) < 0) {
-                free(full);
-                free(relpath);
-                goto out;
+            if (p->source.recursive && depth < SPOOL_MAX_DEPTH) {
+                int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                /* gone or swapped for a symlink since the fstatat: passed
+                 * over this time (never followed) */
+                if (sub < 0 && errno != ENOENT && errno != ELOOP && errno != ENOTDIR) {
+                    werr_sys(e, "spool %s/%s", p->source.path, relpath);
+                    e->transient = true;
+                    free(relpath);
+                    goto out;
+                }
+                if (sub >= 0 && list_dir(s, sub, relpath, depth + 1, out, e) < 0) {
+                    free(relpath);
+                    goto out;
+                }
             }
-            free(full);
             free(relpath);
             continue;
         }
         if (fnmatch(p->source.pattern, name, 0) != 0 || is_done_file(p, names, n, name)) {
             if (!is_done_file(p, names, n, name))
                 source_skip(s, rel, name, (uint64_t)st.st_size, mtime_ns_of(&st), false);
-            free(full);
             free(relpath);
             continue;
         }
@@ -175,20 +249,23 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
             free(dn);
         }
         drop_list_add(out, &dr);
-        free(full);
     }
     r = 0;
 out:
+    if (d)
+        closedir(d);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    free(dirpath);
     return r;
 }
 
 static int spool_list(struct source *s, struct drop_list *out, struct werr *e)
 {
-    return list_dir(s, "", 0, out, e);
+    int root = root_open(s->profile, e);
+    if (root < 0)
+        return -1;
+    return list_dir(s, root, "", 0, out, e);
 }
 
 static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
@@ -196,11 +273,15 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
 {
     const struct profile *p = s->profile;
     char *src = xasprintf("%s/%s", p->source.path, d->path);
+    const char *leaf;
     struct stat st, st2;
     struct dfile df = {.fd = -1};
-    int fd = -1, r = -1;
+    int dfd, fd = -1, r = -1;
 
-    fd = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if ((dfd = walk_parent(p, d->path, &leaf, e)) < 0)
+        goto out;
+    fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    close(dfd);
     if (fd < 0) {
         if (errno == ELOOP)
             werr_set(e, "%s: is a symbolic link; refused", src);
@@ -255,57 +336,113 @@ out:
     return r;
 }
 
-/* "name" -> "name.20261128T133000Z" when name exists in dir. */
-static char *free_target(const char *dir, const char *name)
+/* "name", or "name.<time>.<n>" when name exists in the directory at dfd. */
+static char *free_name(int dfd, const char *name)
 {
-    char *t = xasprintf("%s/%s", dir, name);
+    char *t = xstrdup(name);
     struct stat st;
-    for (int i = 1; lstat(t, &st) == 0 && i < 1000; i++) {
+    for (int i = 1; fstatat(dfd, t, &st, AT_SYMLINK_NOFOLLOW) == 0 && i < 1000; i++) {
         free(t);
-        t = xasprintf("%s/%s.%ld.%d", dir, name, (long)time(NULL), i);
+        t = xasprintf("%s.%ld.%d", name, (long)time(NULL), i);
     }
     return t;
+}
+
+/* Move leaf (in the spool directory at dfd) into dir, an operator's
+ * directory (quarantine, after: move), under a free name; both directories
+ * fsynced.  rename(2) moves the entry itself: a symlink is never followed. */
+static int move_out(int dfd, const char *leaf, const char *shown, const char *dir, const char *name,
+                    struct werr *e)
+{
+    char *to = NULL;
+    int tfd = -1, r = -1;
+    if (mkdirs(dir, 0750, e) < 0)
+        goto out;
+    if ((tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        werr_sys(e, "%s", dir);
+        goto out;
+    }
+    to = free_name(tfd, name);
+    if (renameat(dfd, leaf, tfd, to) < 0) {
+        werr_sys(e, "rename %s -> %s/%s", shown, dir, to);
+        goto out;
+    }
+    if (fsync(tfd) < 0 || fsync(dfd) < 0) {
+        werr_sys(e, "rename %s -> %s/%s: fsync directory", shown, dir, to);
+        e->transient = false;
+        goto out;
+    }
+    r = 0;
+out:
+    if (tfd >= 0)
+        close(tfd);
+    free(to);
+    return r;
+}
+
+static int unlink_in(int dfd, const char *leaf, const char *shown, struct werr *e)
+{
+    if (unlinkat(dfd, leaf, 0) < 0 && errno != ENOENT) {
+        werr_sys(e, "%s: unlink", shown);
+        return -1;
+    }
+    if (fsync(dfd) < 0) {
+        werr_sys(e, "%s: fsync directory", shown);
+        e->transient = false;
+        return -1;
+    }
+    return 0;
+}
+
+/* Delete the done file of d, walked to like the file itself. */
+static int finish_done(const struct profile *p, const struct drop *d, struct werr *e)
+{
+    const char *leaf;
+    char *shown = xasprintf("%s/%s", p->source.path, d->done_path);
+    int dfd = walk_parent(p, d->done_path, &leaf, e), r = -1;
+    if (dfd < 0) {
+        r = dfd == -2 ? 0 : -1; /* its directory is gone: so is the done file */
+        goto out;
+    }
+    r = unlink_in(dfd, leaf, shown, e);
+    close(dfd);
+out:
+    free(shown);
+    return r;
 }
 
 static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
 {
     const struct profile *p = s->profile;
     char *src = xasprintf("%s/%s", p->source.path, d->path);
-    char *done = d->done_path ? xasprintf("%s/%s", p->source.path, d->done_path) : NULL;
+    const char *leaf;
     struct stat st;
-    int r = -1;
+    int dfd = -1, r = -1;
 
-    switch (p->source.after) {
-    case AFTER_LEAVE:
-        break;
-    case AFTER_DELETE:
-        /* Only the file that was taken: one rewritten or replaced since is
-         * a new drop and stays for the next poll. */
-        if (lstat(src, &st) == 0 && same_drop(&st, d) && durable_unlink(src, e) < 0)
-            goto out;
-        break;
-    case AFTER_MOVE:
-        /* Only the content that was taken: a file re-uploaded under the
-         * same name since is a new drop and stays for the next poll. */
-        if (lstat(src, &st) == 0 && same_drop(&st, d)) {
-            char *dst;
-            if (mkdirs(p->source.after_dir, 0750, e) < 0)
-                goto out;
-            dst = free_target(p->source.after_dir, d->name);
-            if (durable_rename(src, dst, e) < 0) {
-                free(dst);
-                goto out;
-            }
-            free(dst);
-        }
-        break;
+    if (p->source.after == AFTER_LEAVE) {
+        r = 0;
+        goto out;
     }
-    if (done && p->source.after != AFTER_LEAVE && durable_unlink(done, e) < 0)
+    if ((dfd = walk_parent(p, d->path, &leaf, e)) < 0) {
+        /* Idempotent: its directory gone means the drop is gone. */
+        if (dfd != -2)
+            goto out;
+    } else if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_drop(&st, d)) {
+        /* Only the file that was taken: one rewritten, replaced or
+         * re-uploaded under the same name since is a new drop and stays
+         * for the next poll. */
+        if (p->source.after == AFTER_DELETE
+                ? unlink_in(dfd, leaf, src, e) < 0
+                : move_out(dfd, leaf, src, p->source.after_dir, d->name, e) < 0)
+            goto out;
+    }
+    if (d->done_path && finish_done(p, d, e) < 0)
         goto out;
     r = 0;
 out:
+    if (dfd >= 0)
+        close(dfd);
     free(src);
-    free(done);
     return r;
 }
 
@@ -313,16 +450,13 @@ static int spool_quarantine(struct source *s, const struct drop *d, const char *
                             struct werr *e)
 {
     char *src = xasprintf("%s/%s", s->profile->source.path, d->path);
-    char *dst = NULL;
-    int r = -1;
-    if (mkdirs(qdir, 0750, e) < 0)
-        goto out;
-    dst = free_target(qdir, d->name);
-    /* rename(2) moves the entry itself; a symlink is never followed. */
-    r = durable_rename(src, dst, e);
-out:
+    const char *leaf;
+    int dfd = walk_parent(s->profile, d->path, &leaf, e), r = -1;
+    if (dfd >= 0) {
+        r = move_out(dfd, leaf, src, qdir, d->name, e);
+        close(dfd);
+    }
     free(src);
-    free(dst);
     return r;
 }
 

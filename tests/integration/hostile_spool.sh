@@ -119,4 +119,60 @@ eq "the intake finished" "$(intake_field "$ID" state)" done
 eq "the replacement (same name, size and mtime, another inode) was not deleted" \
   "$(sha $W/c.csv 2>/dev/null)" "$NEW_SHA"
 
+# --- item 1: a subdirectory swapped for a symlink to outside the spool ----
+# outside/ is somebody else's directory: files named like the spool's (a*.csv
+# that would load, q*.csv where the spool has symlinks to quarantine).  A
+# racer exchanges var/drop/race/sub with var/drop/race/link (a symlink to
+# outside/) as fast as it can while `wharf once` polls a bounded number of
+# times; it refills sub/ through a descriptor it holds.  Afterwards outside/
+# must be exactly as it was and nothing of it loaded.
+mkdir -p outside var/drop/race/sub
+for i in 1 2 3 4 5 6; do
+  printf 'order_id,customer,amount\n%d,OUTSIDE,1\n' "$((900 + i))" > outside/a$i.csv
+  touch -d '2024-01-01 00:00:00' outside/a$i.csv
+  echo "secret $i" > outside/q$i.csv
+done
+ln -s "$T/outside" var/drop/race/link
+outside_state() { (cd "$T/outside" && find . -printf '%p %i %s %T@ %y\n' | sort && sha256sum ./* 2>/dev/null | sort); }
+BEFORE=$(outside_state)
+cat > profiles/race.yaml <<EOP
+name: race
+source:
+  type: spool
+  path: var/drop/race
+  pattern: "*.csv"
+  recursive: true
+  complete_when: { min_age: 1s }
+  after: delete
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: var/warehouse.db, table: race }
+retry: { max_attempts: 3, backoff: 10ms, backoff_max: 20ms }
+EOP
+python3 "$WHARF_SOURCE_DIR/tests/lib/spool_racer.py" "$T/var/drop/race" &
+RACER=$!
+for _ in $(seq 200); do [ -e var/drop/race.ready ] && break; sleep 0.05; done
+sleep 1.1 # min_age: the first files must be a second old
+ROUNDS=${RACE_ROUNDS:-40}
+for ((r = 1; r <= ROUNDS; r++)); do
+  w once race >/dev/null 2>&1
+  [ "$(outside_state)" = "$BEFORE" ] || break
+done
+touch var/drop/race.stop; wait $RACER
+echo "# racer: $(cat var/drop/race.swaps 2>/dev/null) swaps over $((r > ROUNDS ? ROUNDS : r)) polls"
+eq "the racer ran" "$([ -s var/drop/race.swaps ] && echo yes)" yes
+AFTER=$(outside_state)
+if [ "$AFTER" = "$BEFORE" ]; then ok "nothing outside the spool was moved, quarantined, changed or deleted"
+else bad "nothing outside the spool was moved, quarantined, changed or deleted: $(diff <(echo "$BEFORE") <(echo "$AFTER") | grep '^[<>]' | head -6 | tr '\n' ';')"; fi
+eq "no row of an outside file was loaded" \
+  "$(sql var/warehouse.db "select count(*) from race where customer = 'OUTSIDE'" 2>/dev/null || echo 0)" 0
+OUT_SHAS=$(cd outside && sha256sum ./* | cut -d' ' -f1 | tr '\n' '|')
+eq "no intake holds an outside file's bytes" "$(w intakes -p race --json | python3 -c 'import json,sys
+shas=set(sys.argv[1].split("|"))-{""}
+print(sum(1 for i in json.load(sys.stdin) if i["sha256"] in shas))' "$OUT_SHAS")" 0
+eq "no outside file reached the quarantine" "$(find var -path '*quarantine*' -type f | wc -l)" 0
+TAKEN=$(sql var/warehouse.db "select count(*) from race where customer = 'INSIDE'" 2>/dev/null || echo 0)
+if [ "$TAKEN" -gt 0 ]; then ok "the spool's own files were taken meanwhile ($TAKEN rows)"
+else bad "the spool's own files were taken meanwhile (0 rows)"; fi
+
 finish
