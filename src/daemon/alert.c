@@ -14,6 +14,7 @@
  *   alert:source:<profile>              "down:<since ms>" or "up"
  *   alert:stuck:<profile>:<path>:<size>:<appeared ms>
  *   alert:tampered:<profile>            sha256 of the last finding alerted
+ *   alert:gap:<profile>                 sha256 of the last reconcile gaps alerted
  */
 #include "daemon/alert.h"
 
@@ -345,6 +346,32 @@ static void check_tampered(struct alerter *a, struct ledger *l, const struct pro
     }
 }
 
+/* The last reconcile found gaps (or could not read the target): once per
+ * distinct set of gaps, whatever the time of the run that found them. */
+static void check_gap(struct alerter *a, struct ledger *l, const struct profile *p,
+                      const struct health *h, int64_t now)
+{
+    for (size_t i = 0; i < h->n_issues; i++) {
+        const struct health_issue *is = &h->issue[i];
+        char key[160], digest[SHA256_HEX_LEN], *what;
+        json_t *ev, *err;
+        if (is->state != HEALTH_GAP || !h->reconcile)
+            continue;
+        err = json_object_get(h->reconcile, "error");
+        what = json_dumps(err ? err : json_object_get(h->reconcile, "gaps"),
+                          JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        sha256_hex(what ? what : "", what ? strlen(what) : 0, digest);
+        free(what);
+        snprintf(key, sizeof key, "alert:gap:%s", p->name);
+        if (mark(l, key, digest) != 0)
+            return;
+        ev = alert_event("reconcile_gap", p->name, is->intake, is->reason, is->runbook, now);
+        json_object_set(ev, "gaps", json_object_get(h->reconcile, "gaps"));
+        alert_send(a, p->name, is->intake, ev);
+        json_decref(ev);
+    }
+}
+
 void alert_check(struct alerter *a, struct ledger *l, const struct profile_set *set, int64_t now)
 {
     if (!a->cfg->alert || !*a->cfg->alert)
@@ -363,6 +390,7 @@ void alert_check(struct alerter *a, struct ledger *l, const struct profile_set *
         check_source(a, l, p, &h, now);
         check_stuck(a, l, p, &h, now);
         check_tampered(a, l, p, &h, now);
+        check_gap(a, l, p, &h, now);
         health_clear(&h);
     }
     reap(a, false);

@@ -14,6 +14,8 @@
  *   tampered     the scheduled verify (daemon/audit.h) found a bag of the
  *                profile, or the chain, changed (one per distinct finding)
  *   late/missing an `expect:` window was missed (daemon/sla.c, one per window)
+ *   reconcile_gap  the last reconcile found the target not holding what was
+ *                loaded, or could not read it (one per distinct finding)
  *
  * What was alerted is marked in the ledger (kv "alert:...") before the
  * command runs: a crash can lose an alert, never repeat one.  The command

@@ -29,6 +29,7 @@
 
 #include "cli/cli.h"
 #include "daemon/audit.h"
+#include "daemon/reconciler.h"
 #include "daemon/lock.h"
 #include "daemon/notify.h"
 #include "daemon/sla.h"
@@ -394,7 +395,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
     struct pipeline *pl = pipeline_new(&c->cfg, s.profiles, c->ledger);
     unsigned gen = s.generation;
     sla = sla_new(&c->cfg);
-    struct audit *audit = audit_start(&c->cfg); /* verify.every, on its own thread */
+    struct audit *audit = audit_start(&c->cfg);           /* verify.every, on its own thread */
+    struct reconciler *recon = reconciler_start(&c->cfg); /* reconcile.every, the same */
     wd_ms = notify_watchdog_ms();
     wlog(LOG_INFO, NULL, NULL, "started", NULL, "wharf %s: %zu profiles, %d workers, state in %s",
          WHARF_VERSION, s.profiles->n, s.workers, c->cfg.state_dir);
@@ -531,6 +533,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
     for (int i = 0; i < s.workers; i++)
         pthread_join(threads[i], NULL);
     audit_stop(audit);
+    reconciler_stop(recon);
     sla_free(sla);
     wlog(LOG_INFO, NULL, NULL, "stopped", NULL, "clean shutdown");
     pipeline_free(pl);

@@ -129,4 +129,32 @@ eq "the last result is in the ledger" "$(sql var/ledger.db "select json_extract(
 w status --json >out 2>log
 eq "status shows the gap" "$(python3 -c 'import json; print([p["state"] for p in json.load(open("out")) if p["profile"] == "up"][0])')" gap
 contains "status names the runbook" "$(w status 2>&1)" "reconcile-gap.md"
+# --- scheduled: reconcile.every in the server flips status, and alerts --------
+mkdir -p "$T/sched" && cd "$T/sched" || exit 1
+mkdir -p profiles schemas alerts var/drop/acme
+cp "$T/schemas/orders.schema.json" schemas/
+cp "$T/profiles/acme.yaml" profiles/
+cat > wharf.yaml <<'EOY'
+alert: "cat > $(mktemp alerts/a.XXXXXX)"
+reconcile: { every: 1s }
+EOY
+orders_csv s.csv 1 10; w ingest -p acme s.csv >/dev/null 2>&1
+field() { w status --json 2>/dev/null | python3 -c "import json,sys
+p = [p for p in json.load(sys.stdin) if p['profile'] == 'acme'][0]
+print(p['state'] if sys.argv[1] == 'state' else (p['reconcile'] or {}).get(sys.argv[1]))" "$1"; }
+"$WHARF" run >srv.out 2>srv.err & SRV=$!
+for _ in $(seq 100); do [ "$(field ok)" = True ] && break; sleep 0.1; done
+eq "the server reconciled on schedule: ok" "$(field ok)" True
+eq "status is ok" "$(field state)" ok
+sql var/warehouse.db "delete from acme where order_id = 5"
+for _ in $(seq 100); do [ "$(field state)" = gap ] && break; sleep 0.1; done
+eq "the next scheduled run finds the gap: status gap" "$(field state)" gap
+contains "the server logs the gap" "$(cat srv.err)" '"reconcile_gap"'
+kill -TERM "$SRV"; for _ in $(seq 100); do kill -0 "$SRV" 2>/dev/null || break; sleep 0.1; done
+wait "$SRV" 2>/dev/null
+w once >/dev/null 2>&1   # the alert checks (the server makes them every minute)
+w once >/dev/null 2>&1
+eq "one reconcile_gap alert, once" "$(grep -l '"reconcile_gap"' alerts/a.* 2>/dev/null | wc -l)" 1
+contains "the alert names the runbook" "$(cat alerts/a.*)" "reconcile-gap.md"
+cd "$T" || exit 1
 finish
