@@ -112,55 +112,70 @@ struct scan {
     struct health *h;
     int64_t flood_since;
     uint64_t in_progress;
-    /* the last rejecting_after finished intakes: rejected or not */
+    /* the newest rejecting_after finished intakes: rejected or not */
     bool ring[RING_MAX];
-    size_t ring_n, ring_at;
+    size_t ring_n, ring_cap;
+    bool got_loaded;
     struct seen retry, reject, failed, dup;
     bool have_retry, have_reject, have_failed, have_dup;
 };
 
-static int scan_cb(void *c, const struct intake *in)
+/* Intakes not finished yet (oldest first: the newest is remembered). */
+static int unfinished_cb(void *c, const struct intake *in)
+{
+    struct scan *x = c;
+    x->h->backlog++;
+    if (in->attempts > 0 && in->last_error) {
+        x->h->retrying++;
+        remember(&x->retry, in);
+        x->have_retry = true;
+    } else {
+        x->in_progress++;
+    }
+    return 0;
+}
+
+static int failed_cb(void *c, const struct intake *in)
+{
+    struct scan *x = c;
+    x->h->failed++;
+    remember(&x->failed, in);
+    x->have_failed = true;
+    return 0;
+}
+
+static int reject_cb(void *c, const struct intake *in)
+{
+    struct scan *x = c;
+    x->h->rejects++;
+    remember(&x->reject, in);
+    x->have_reject = true;
+    return 0;
+}
+
+/*
+ * Newest first, stopping once it knows enough: the last file loaded, the
+ * newest rejecting_after finished intakes and the duplicates within the
+ * flood window.  A ledger with years of intakes is not read whole.
+ */
+static int recent_cb(void *c, const struct intake *in)
 {
     struct scan *x = c;
     struct health *h = x->h;
-    bool unfinished = in->state != ST_DONE && in->state != ST_FAILED;
-
-    if (in->state == ST_FAILED) {
-        h->failed++;
-        remember(&x->failed, in);
-        x->have_failed = true;
-    } else if (unfinished) {
-        h->backlog++;
-        if (in->attempts > 0 && in->last_error) {
-            h->retrying++;
-            remember(&x->retry, in);
-            x->have_retry = true;
-        } else {
-            x->in_progress++;
-        }
-    }
-    if (in->outcome == OUT_REJECTED && !in->replayed_by) {
-        h->rejects++;
-        remember(&x->reject, in);
-        x->have_reject = true;
-    }
-    if (in->outcome == OUT_LOADED && in->state == ST_DONE && in->updated_ms > h->last_loaded_ms)
+    if (!x->got_loaded && in->outcome == OUT_LOADED && in->state == ST_DONE) {
         h->last_loaded_ms = in->updated_ms;
+        x->got_loaded = true;
+    }
     if (in->outcome == OUT_DUPLICATE && in->created_ms >= x->flood_since) {
         h->duplicates++;
-        remember(&x->dup, in);
+        if (!x->have_dup)
+            remember(&x->dup, in);
         x->have_dup = true;
     }
-    if ((in->outcome == OUT_LOADED || in->outcome == OUT_REJECTED) && in->state != ST_FAILED) {
-        size_t cap = (size_t)x->p->health.rejecting_after;
-        if (cap > RING_MAX)
-            cap = RING_MAX;
-        x->ring[x->ring_at] = in->outcome == OUT_REJECTED && !in->replayed_by;
-        x->ring_at = (x->ring_at + 1) % cap;
-        if (x->ring_n < cap)
-            x->ring_n++;
-    }
-    return 0;
+    if ((in->outcome == OUT_LOADED || in->outcome == OUT_REJECTED) && in->state != ST_FAILED &&
+        x->ring_n < x->ring_cap)
+        x->ring[x->ring_n++] = in->outcome == OUT_REJECTED && !in->replayed_by;
+    return x->got_loaded && x->ring_n >= x->ring_cap && in->created_ms < x->flood_since;
 }
 
 static struct health_issue *add(struct health *h, enum health_state st, const char *runbook,
@@ -424,7 +439,10 @@ int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct h
                 struct werr *e)
 {
     struct scan *x = xcalloc(1, sizeof *x);
-    struct intake_filter f = {.profile = p->name, .state = -1};
+    struct intake_filter unfinished = {.profile = p->name, .state = -1, .unfinished = true};
+    struct intake_filter failed = {.profile = p->name, .state = ST_FAILED};
+    struct intake_filter rejects = {.profile = p->name, .state = -1, .rejects = true};
+    struct intake_filter recent = {.profile = p->name, .state = -1, .newest_first = true};
     struct files_ctx fc = {p, h, stuck_after(p)};
     bool paused;
     int r = -1;
@@ -435,7 +453,12 @@ int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct h
     x->p = p;
     x->h = h;
     x->flood_since = now - p->health.flood_within_ms;
-    if (ledger_list(l, &f, scan_cb, x, e) < 0)
+    x->ring_cap =
+        (size_t)p->health.rejecting_after < RING_MAX ? (size_t)p->health.rejecting_after : RING_MAX;
+    if (ledger_list(l, &unfinished, unfinished_cb, x, e) < 0 ||
+        ledger_list(l, &failed, failed_cb, x, e) < 0 ||
+        ledger_list(l, &rejects, reject_cb, x, e) < 0 ||
+        ledger_list(l, &recent, recent_cb, x, e) < 0)
         goto out;
     h->polled = ledger_source_health(l, p->name, &h->source) == 1;
     /* Files still in the source at its last listing that no intake took. */
