@@ -601,6 +601,58 @@ static void load_expect(struct walk *w, struct profile *p, const struct node *n)
     }
 }
 
+/*
+ * encoding: { auto: [utf-8, windows-1252, iso-8859-15] }: detection chooses
+ * only among these.  Each must be a charset detection can tell
+ * (charset_auto_name); a multi-byte legacy charset must be pinned instead.
+ */
+static void load_encoding_auto(struct walk *w, struct profile *p, const struct node *n)
+{
+    const struct node *l = node_get(n, "auto");
+    check_keys(w, n, "encoding", KEYS("auto"));
+    if (!l) {
+        err_at(w, n, "encoding", "needs auto: [charset, ...] (or write encoding: auto)");
+        return;
+    }
+    if (!want(w, l, NODE_SEQ, "encoding.auto"))
+        return;
+    if (l->n == 0) {
+        err_at(w, l, "encoding.auto", "must list at least one charset");
+        return;
+    }
+    p->encoding_auto = xcalloc(l->n, sizeof *p->encoding_auto);
+    for (size_t i = 0; i < l->n; i++) {
+        const struct node *c = l->items[i];
+        const char *canon;
+        char path[40];
+        snprintf(path, sizeof path, "encoding.auto[%zu]", i);
+        if (!want(w, c, NODE_SCALAR, path))
+            continue;
+        canon = charset_auto_name(c->value);
+        if (!canon) {
+            char list[400];
+            charset_auto_list(list, sizeof list);
+            err_at(w, c, path,
+                   "\"%s\" cannot be detected automatically (detection tells only: %s); if the "
+                   "partner always sends it, pin it: encoding: %s",
+                   c->value, list, c->value);
+            continue;
+        }
+        if (!charset_known(canon)) {
+            err_at(w, c, path, "\"%s\" is not known to this system's iconv", c->value);
+            continue;
+        }
+        for (size_t j = 0; j < p->n_encoding_auto; j++)
+            if (!strcmp(p->encoding_auto[j], canon)) {
+                err_at(w, c, path, "\"%s\" is listed twice (as %s)", c->value, canon);
+                canon = NULL;
+                break;
+            }
+        if (canon)
+            p->encoding_auto[p->n_encoding_auto++] = xstrdup(canon);
+    }
+}
+
 static void load_csv(struct walk *w, struct profile *p, const struct node *n)
 {
     const struct node *c;
@@ -807,7 +859,10 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
         load_schedule(&w, p, n);
     if ((n = node_get(root, "expect")))
         load_expect(&w, p, n);
-    get_str(&w, root, "encoding", "", &p->encoding);
+    if ((n = node_get(root, "encoding")) && n->kind == NODE_MAP)
+        load_encoding_auto(&w, p, n);
+    else
+        get_str(&w, root, "encoding", "", &p->encoding);
     if ((n = node_get(root, "encoding")) && n->kind == NODE_SCALAR && strcmp(n->value, "auto")) {
         /* The charset must be one iconv knows. */
         char cmd[160];
@@ -963,6 +1018,9 @@ void profile_free(struct profile *p)
         free(p->expect[i].timezone);
     free(p->expect);
     free(p->encoding);
+    for (size_t i = 0; i < p->n_encoding_auto; i++)
+        free(p->encoding_auto[i]);
+    free(p->encoding_auto);
     free(p->csv.schema);
     node_free(p->csv.inline_fields);
     free(p->xml.schema);

@@ -143,6 +143,10 @@ struct profile {
     struct expect_conf *expect;
     size_t n_expect;
     char *encoding; /* "auto" or a charset name */
+    /* encoding: { auto: [...] }: the canonical charsets detection may choose
+     * among, in the profile's order; NULL = the default list (encoding.c) */
+    char **encoding_auto;
+    size_t n_encoding_auto;
     enum data_format format;
     struct csv_conf csv;
     struct xml_conf xml;

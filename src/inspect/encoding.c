@@ -7,12 +7,14 @@
  *   3. an XML declaration's encoding="..." (ASCII-compatible, not UTF-8);
  *   4. strict UTF-8 over the whole part ("ascii" when only 7-bit bytes);
  *   5. UTF-16 without a BOM (every second byte NUL in the sample);
- *   6. uchardet over a bounded window: the sample plus up to 256 KiB from the
- *      first byte that is not UTF-8.  uchardet 0.0.7 reports no confidence,
- *      so it is estimated here: the share of decoded non-ASCII characters
- *      that are letters or common punctuation, scaled down when fewer than
- *      ten were seen.  Below ENC_MIN_CONFIDENCE the part is rejected with a
- *      request to declare the charset.
+ *   6. a legacy charset, chosen only among the profile's list (`encoding:
+ *      { auto: [...] }`, default: WINDOWS-1252, ISO-8859-1, ISO-8859-15):
+ *      bytes undefined in a charset or read as C1 controls rule it out, the
+ *      rest is decided by how plausible each reading is as text, uchardet
+ *      only breaks ties on long texts (see detect() for the rules).  When
+ *      the evidence does not decide, the part is rejected as "encoding
+ *      uncertain" with a sample line read each way: never loaded on a guess.
+ *   UTF-8 and UTF-16 without a BOM are taken only when the list has them.
  *
  * Normalising streams through iconv (64 KiB reads) into a file of our own;
  * a valid UTF-8 part without BOM is not copied at all.  The UTF-8 form never
@@ -26,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <iconv.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@
 #include <uchardet/uchardet.h>
 #include <unistd.h>
 
+#include "util/charset.h"
 #include "util/durable.h"
 #include "util/xmalloc.h"
 
@@ -264,6 +268,28 @@ static void hex_bytes(const unsigned char *p, size_t n, char *out, size_t outsz)
         o += (size_t)snprintf(out + o, outsz - o, "%s%02X", i ? " " : "", p[i]);
 }
 
+/*
+ * The byte-order marks of Unicode forms wharf does not read (GB18030's
+ * BOM, UTF-1, UTF-EBCDIC, SCSU, BOCU-1): a file starting with one is not
+ * legacy text, whatever a detector would make of its bytes.
+ */
+static const char *exotic_bom(const unsigned char *p, size_t n)
+{
+    static const struct {
+        const char *name;
+        const char *bytes;
+        size_t len;
+    } boms[] = {{"GB18030", "\x84\x31\x95\x33", 4},
+                {"UTF-EBCDIC", "\xDD\x73\x66\x73", 4},
+                {"UTF-1", "\xF7\x64\x4C", 3},
+                {"SCSU", "\x0E\xFE\xFF", 3},
+                {"BOCU-1", "\xFB\xEE\x28", 3}};
+    for (size_t i = 0; i < sizeof boms / sizeof boms[0]; i++)
+        if (n >= boms[i].len && !memcmp(p, boms[i].bytes, boms[i].len))
+            return boms[i].name;
+    return NULL;
+}
+
 static size_t bom_of(const unsigned char *p, size_t n, const char **charset)
 {
     *charset = NULL;
@@ -351,74 +377,6 @@ static const char *utf16_without_bom(const unsigned char *p, size_t n)
     return NULL;
 }
 
-/* How likely a decoded code point is in real text: 1, 0.5 or 0. */
-static double plausible(uint32_t cp)
-{
-    static const uint32_t punct[] = {0xA0,   0xA2,   0xA3,   0xA5,   0xA7,   0xA9,   0xAA,
-                                     0xAB,   0xAE,   0xB0,   0xB2,   0xB3,   0xB5,   0xB7,
-                                     0xBA,   0xBB,   0xBC,   0xBD,   0xBE,   0xBF,   0xA1,
-                                     0x20AC, 0x2013, 0x2014, 0x2018, 0x2019, 0x201A, 0x201C,
-                                     0x201D, 0x201E, 0x2022, 0x2026, 0x2122, 0x2030};
-    size_t i;
-    if ((cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7) || (cp >= 0x370 && cp <= 0x52F) ||
-        (cp >= 0x5D0 && cp <= 0x6FF) || (cp >= 0xE00 && cp <= 0xE7F) ||
-        (cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
-        (cp >= 0xAC00 && cp <= 0xD7AF) || (cp >= 0xFF00 && cp <= 0xFFEF && cp != 0xFFFD))
-        return 1;
-    for (i = 0; i < sizeof punct / sizeof punct[0]; i++)
-        if (cp == punct[i])
-            return 1;
-    if (cp < 0xA0 || cp == 0xFFFD)
-        return 0;
-    return 0.5;
-}
-
-/*
- * Decode window with charset and score it.  *chars counts non-ASCII
- * characters; returns the summed plausibility, or -1 when the bytes are not
- * valid in the charset.
- */
-static double score_window(iconv_t cd, const unsigned char *win, size_t n, size_t *chars)
-{
-    char out[4096];
-    char *in = (char *)win;
-    size_t inleft = n;
-    double sum = 0;
-    iconv(cd, NULL, NULL, NULL, NULL);
-    while (inleft > 0) {
-        char *o = out;
-        size_t oleft = sizeof out, k;
-        size_t rc = iconv(cd, &in, &inleft, &o, &oleft);
-        int err = rc == (size_t)-1 ? errno : 0;
-        size_t produced = sizeof out - oleft;
-        for (k = 0; k < produced;) {
-            unsigned char c = (unsigned char)out[k];
-            uint32_t cp;
-            int extra;
-            if (c < 0x80) {
-                k++;
-                continue;
-            }
-            extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-            cp = c & (0x3F >> extra);
-            if (k + (size_t)extra >= produced)
-                break; /* cannot happen: iconv writes whole characters */
-            for (int j = 1; j <= extra; j++)
-                cp = (cp << 6) | ((unsigned char)out[k + (size_t)j] & 0x3F);
-            sum += plausible(cp);
-            (*chars)++;
-            k += (size_t)extra + 1;
-        }
-        if (err == EILSEQ)
-            return -1;
-        if (err == EINVAL)
-            break; /* the window ends inside a character */
-        if (err && err != E2BIG)
-            return -1;
-    }
-    return sum;
-}
-
 static int read_at(const char *path, uint64_t off, unsigned char *buf, size_t len, size_t *got,
                    struct werr *e)
 {
@@ -446,90 +404,643 @@ static int read_at(const char *path, uint64_t off, unsigned char *buf, size_t le
     return 0;
 }
 
-/*
- * Run uchardet over the sample and the window at the first non-UTF-8 byte,
- * then estimate a confidence.  Fills ev (charset "" when nothing was found).
- */
-static int detect(const char *raw_path, const struct enc_scan *s, struct encoding_evidence *ev,
-                  struct werr *e)
-{
-    unsigned char *win = NULL;
-    size_t wlen = 0, chars = 0;
-    uchardet_t ud = uchardet_new();
-    const char *name;
-    char said[32];
-    double sum = 0, conf = 0;
-    int r = -1;
-    iconv_t cd = (iconv_t)-1;
+/* ---- detection among the profile's charsets ---- */
 
+/*
+ * How a non-UTF-8 part's charset is chosen (encoding: auto), in order:
+ *
+ *   1. Candidates are the single-byte charsets of the profile's list
+ *      (default_auto when it lists none).  Each is turned into a table of
+ *      what bytes 0x80-0xFF decode to.
+ *   2. A candidate is out when any byte present anywhere in the part is
+ *      undefined in it, or decodes to a C1 control (U+0080-U+009F): that is
+ *      what 0x80-0x9F are in every ISO-8859 charset, and no real text holds
+ *      them, while Windows-1252 puts € ‚ „ … † ‡ ˆ ‰ Š ‹ Œ Ž ‘ ’ “ ” • – — ˜
+ *      ™ š › œ ž Ÿ there.  This is decided before any statistics.
+ *   3. Candidates that read every byte present alike form one class: the
+ *      text is the same whichever is meant, nothing to decide.
+ *   4. Every high byte in the window (sample + 256 KiB at the first
+ *      non-UTF-8 byte) is scored in its context, per class: a letter inside
+ *      a word of its own script is 1, a letter whose case flips inside a
+ *      word ("mÜller") 0.25, a Latin letter glued to a Cyrillic one 0; common
+ *      signs (° « » – …) 1 outside a word, currency signs 0.5 glued to a
+ *      letter ("¥rsted"); rare ones (¤ ¦ ¨ ¸ ...) 0.25 alone and 0 next to
+ *      a letter; ¼ ½ ¾ ª º 0.75 unless next to a letter; ± × ÷ 0.25 next
+ *      to a letter; a bullet 0.25 unless a space follows; two such signs
+ *      glued together ("÷’") 0.25.
+ *   5. The best class wins over another when, summed over the characters
+ *      the two read differently, it scores at least ENC_MARGIN more, and,
+ *      unless its own reading of them has nothing implausible (nothing
+ *      scored 0.25 or less), at least ENC_MARGIN_PER_CHAR more per such
+ *      character.  Classes it does
+ *      not beat are rivals.  uchardet breaks a tie only when it names one of
+ *      the tied classes, none of them beats that one, and they read at least
+ *      ENC_DETECTOR_MIN_DIFF characters differently (a language model needs
+ *      text; on a few words it guesses).
+ *   6. The winner's confidence is its mean score times min(1, 0.6 + 0.04 n)
+ *      for n high bytes seen; below ENC_MIN_CONFIDENCE, or with rivals left,
+ *      the part is rejected as "encoding uncertain" with a sample line read
+ *      each way.  A guess never becomes data.
+ */
+
+#define ENC_MARGIN            0.5
+#define ENC_MARGIN_PER_CHAR   0.05
+#define ENC_DETECTOR_MIN_DIFF 64
+#define CP_INVALID            0xFFFFFFFFu
+
+/* What `encoding: auto` chooses among when the profile lists nothing. */
+static const char *const default_auto[] = {"UTF-8",        "UTF-16",     "UTF-32",
+                                           "WINDOWS-1252", "ISO-8859-1", "ISO-8859-15"};
+
+enum ckind {
+    CK_SEP,
+    CK_DIGIT,
+    CK_LOWER,
+    CK_UPPER,
+    CK_LETTER,
+    CK_COMMON,
+    CK_CURRENCY,
+    CK_MATH,
+    CK_BULLET,
+    CK_APOS,
+    CK_MIDDOT,
+    CK_FRACTION,
+    CK_RARE,
+    CK_CONTROL
+};
+enum script { SC_NONE, SC_LATIN, SC_GREEK, SC_CYRILLIC };
+
+static enum script script_of(uint32_t cp)
+{
+    if (cp < 0x80)
+        return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ? SC_LATIN : SC_NONE;
+    if (cp >= 0xC0 && cp <= 0x24F)
+        return SC_LATIN;
+    if (cp >= 0x370 && cp <= 0x3FF)
+        return SC_GREEK;
+    if (cp >= 0x400 && cp <= 0x52F)
+        return SC_CYRILLIC;
+    return SC_NONE;
+}
+
+static enum ckind kind_of(uint32_t cp)
+{
+    static const uint16_t common[] = {
+        0xA0, 0xA1,   0xA7,   0xA9,   0xAB,   0xAE,   0xB0,   0xB2,   0xB3,   0xB5,   0xB9,  0xBB,
+        0xBF, 0x2013, 0x2014, 0x201C, 0x201D, 0x201E, 0x2026, 0x2039, 0x203A, 0x2116, 0x2122};
+    size_t i;
+    if (cp < 0x80) {
+        if (cp >= 'a' && cp <= 'z')
+            return CK_LOWER;
+        if (cp >= 'A' && cp <= 'Z')
+            return CK_UPPER;
+        if (cp >= '0' && cp <= '9')
+            return CK_DIGIT;
+        return CK_SEP;
+    }
+    if (cp < 0xA0 || cp == CP_INVALID)
+        return CK_CONTROL;
+    for (i = 0; i < sizeof common / sizeof common[0]; i++)
+        if (cp == common[i])
+            return CK_COMMON;
+    if (cp == 0xB7)
+        return CK_MIDDOT;
+    if (cp == 0xB1 || cp == 0xD7 || cp == 0xF7)
+        return CK_MATH; /* ± × ÷ */
+    if (cp == 0x2022)
+        return CK_BULLET;
+    if (cp == 0xA2 || cp == 0xA3 || cp == 0xA5 || cp == 0x20AC)
+        return CK_CURRENCY; /* ¢ £ ¥ € */
+    if (cp == 0xB4 || cp == 0x2018 || cp == 0x2019 || cp == 0x201A)
+        return CK_APOS;
+    if ((cp >= 0xBC && cp <= 0xBE) || cp == 0xAA || cp == 0xBA)
+        return CK_FRACTION; /* ¼ ½ ¾ and ordinals ª º: next to digits */
+    if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7)
+        return CK_UPPER;
+    if (cp >= 0xDF && cp <= 0xFF && cp != 0xF7)
+        return CK_LOWER;
+    if (cp >= 0x100 && cp <= 0x17F) { /* Latin Extended-A: case pairs */
+        if (cp == 0x138 || cp == 0x149 || cp == 0x17F)
+            return CK_LOWER;
+        if (cp == 0x178)
+            return CK_UPPER;
+        if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
+            return (cp & 1) ? CK_UPPER : CK_LOWER;
+        return (cp & 1) ? CK_LOWER : CK_UPPER;
+    }
+    if (cp == 0x192)
+        return CK_RARE; /* ƒ: the florin sign, in practice */
+    if (cp >= 0x180 && cp <= 0x24F)
+        return CK_LETTER;
+    if (cp == 0x386 || (cp >= 0x388 && cp <= 0x3AB && cp != 0x390))
+        return CK_UPPER;
+    if (cp == 0x390 || (cp >= 0x3AC && cp <= 0x3CE))
+        return CK_LOWER;
+    if (cp >= 0x400 && cp <= 0x42F)
+        return CK_UPPER;
+    if (cp >= 0x430 && cp <= 0x45F)
+        return CK_LOWER;
+    if (cp >= 0x460 && cp <= 0x4FF)
+        return (cp & 1) ? CK_LOWER : CK_UPPER;
+    return CK_RARE;
+}
+
+static bool is_letter(enum ckind k)
+{
+    return k == CK_LOWER || k == CK_UPPER || k == CK_LETTER;
+}
+
+/* A sign outside ASCII (not NBSP): two of them glued together ("÷’", "‡·")
+ * are what a wrong charset makes of letters. */
+static bool is_sign(enum ckind k, uint32_t cp)
+{
+    return k >= CK_COMMON && k <= CK_RARE && cp != 0xA0;
+}
+
+/* How plausible character x is between p and n in real text (rule 4). */
+static double plausible(uint32_t p, uint32_t x, uint32_t n)
+{
+    enum ckind k = kind_of(x), kp = kind_of(p), kn = kind_of(n);
+    bool lp = is_letter(kp), ln = is_letter(kn);
+    if (is_sign(k, x) && (is_sign(kp, p) || is_sign(kn, n)))
+        return 0.25;
+    switch (k) {
+    case CK_LOWER:
+    case CK_UPPER:
+    case CK_LETTER:
+        if ((lp && script_of(p) != script_of(x)) || (ln && script_of(n) != script_of(x)))
+            return 0; /* scripts mixed inside one word */
+        if ((k == CK_UPPER && kp == CK_LOWER) || (k == CK_LOWER && kn == CK_UPPER && x != 0xDF))
+            return 0.25; /* the case flips inside a word (ß has no capital in use) */
+        if (lp || ln)
+            return 1;
+        if (kp == CK_DIGIT || kn == CK_DIGIT)
+            return 0.25; /* glued to a number */
+        return 0.75;     /* a one-letter word */
+    case CK_COMMON:
+        return lp && ln ? 0.25 : 1;
+    case CK_CURRENCY:
+        return lp && ln ? 0.25 : lp || ln ? 0.5 : 1; /* "12 €", not "¥rsted" */
+    case CK_APOS:
+        return x == 0xB4 ? 0.75 : 1;
+    case CK_MATH:
+        return lp || ln ? 0.25 : 1; /* "10 × 20", not "÷dL" */
+    case CK_BULLET:
+        return kn == CK_SEP && n != '\n' ? 1 : 0.25; /* "• item" */
+    case CK_MIDDOT:
+        return lp && ln ? 1 : 0.5; /* Catalan l·l; alone it is a separator at best */
+    case CK_FRACTION:
+        return lp || ln ? 0 : 0.75;
+    case CK_RARE:
+        return lp || ln ? 0 : 0.25;
+    default:
+        return 0;
+    }
+}
+
+struct cand {
+    const char *name;
+    uint32_t cp[128];  /* what 0x80 + i decodes to; CP_INVALID when undefined */
+    size_t cls;        /* index of the class representative (itself when it is one) */
+    char out[80];      /* why it is out of the running; "" when in */
+    double sum[128];   /* representatives: plausibility summed per byte value */
+    uint64_t bad[128]; /* representatives: characters scored 0.25 or less, per byte value */
+    double total;
+};
+
+struct detection {
+    struct cand *c;
+    size_t n;
+    uint64_t cnt[128]; /* occurrences of each high byte in the window */
+    uint64_t chars;    /* high bytes in the window */
+    const unsigned char *buf[2];
+    size_t len[2];
+};
+
+static void utf8_put(uint32_t cp, char *out, size_t *o, size_t outsz)
+{
+    if (*o + 5 >= outsz)
+        return;
+    if (cp < 0x80) {
+        out[(*o)++] = (char)cp;
+    } else if (cp < 0x800) {
+        out[(*o)++] = (char)(0xC0 | (cp >> 6));
+        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        out[(*o)++] = (char)(0xE0 | (cp >> 12));
+        out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+    }
+    out[*o] = 0;
+}
+
+/* Fill c->cp from iconv, byte by byte. */
+static int cand_table(struct cand *c, struct werr *e)
+{
+    iconv_t cd = iconv_open("UTF-8", c->name);
+    if (cd == (iconv_t)-1) {
+        werr_sys(e, "iconv_open %s", c->name);
+        return -1;
+    }
+    for (int b = 0x80; b <= 0xFF; b++) {
+        char in = (char)b, out[8], *ip = &in, *op = out;
+        size_t il = 1, ol = sizeof out;
+        unsigned char u0;
+        uint32_t cp = CP_INVALID;
+        iconv(cd, NULL, NULL, NULL, NULL);
+        if (iconv(cd, &ip, &il, &op, &ol) != (size_t)-1 && il == 0 && op > out) {
+            size_t got = (size_t)(op - out);
+            u0 = (unsigned char)out[0];
+            if (got == 1 && u0 < 0x80)
+                cp = u0;
+            else if (got == 2)
+                cp = ((uint32_t)(u0 & 0x1F) << 6) | ((unsigned char)out[1] & 0x3F);
+            else if (got == 3)
+                cp = ((uint32_t)(u0 & 0x0F) << 12) | (((unsigned char)out[1] & 0x3F) << 6) |
+                     ((unsigned char)out[2] & 0x3F);
+        }
+        c->cp[b - 0x80] = cp;
+    }
+    iconv_close(cd);
+    return 0;
+}
+
+static uint32_t decode_at(const struct cand *c, const unsigned char *p, size_t len, size_t i)
+{
+    if (i >= len)
+        return '\n';
+    return p[i] < 0x80 ? p[i] : c->cp[p[i] - 0x80];
+}
+
+/* Score every high byte of the window for each class representative. */
+static void score_window(struct detection *d)
+{
+    for (int w = 0; w < 2; w++) {
+        const unsigned char *p = d->buf[w];
+        size_t len = d->len[w];
+        for (size_t i = 0; i < len; i++) {
+            if (p[i] < 0x80)
+                continue;
+            d->cnt[p[i] - 0x80]++;
+            d->chars++;
+            for (size_t k = 0; k < d->n; k++) {
+                struct cand *c = &d->c[k];
+                double v;
+                if (c->out[0] || c->cls != k)
+                    continue;
+                v = plausible(i ? decode_at(c, p, len, i - 1) : '\n', c->cp[p[i] - 0x80],
+                              decode_at(c, p, len, i + 1));
+                c->sum[p[i] - 0x80] += v;
+                c->bad[p[i] - 0x80] += v <= 0.25;
+                c->total += v;
+            }
+        }
+    }
+}
+
+/* Over the characters a and b read differently: score difference and count. */
+static double cand_diff(const struct detection *d, const struct cand *a, const struct cand *b,
+                        uint64_t *nd, uint64_t *a_bad)
+{
+    double diff = 0;
+    *nd = *a_bad = 0;
+    for (int v = 0; v < 128; v++)
+        if (d->cnt[v] && a->cp[v] != b->cp[v]) {
+            diff += a->sum[v] - b->sum[v];
+            *nd += d->cnt[v];
+            *a_bad += a->bad[v];
+        }
+    return diff;
+}
+
+/* Rule 5: a's reading is the better text, by a margin. */
+static bool beats(const struct detection *d, const struct cand *a, const struct cand *b)
+{
+    uint64_t nd, a_bad;
+    double diff = cand_diff(d, a, b, &nd, &a_bad);
+    return diff >= ENC_MARGIN && (a_bad == 0 || diff >= ENC_MARGIN_PER_CHAR * (double)nd);
+}
+
+/* The first high byte in the window that a and b (b may be NULL: any) read
+ * differently: its window and offset. */
+static bool first_difference(const struct detection *d, const struct cand *a, const struct cand *b,
+                             int *w, size_t *pos)
+{
+    for (*w = 0; *w < 2; (*w)++)
+        for (*pos = 0; *pos < d->len[*w]; (*pos)++) {
+            unsigned char c = d->buf[*w][*pos];
+            if (c >= 0x80 && (!b || a->cp[c - 0x80] != b->cp[c - 0x80]))
+                return true;
+        }
+    return false;
+}
+
+/* The line around buf[pos] read in c, at most 36 bytes either side,
+ * control characters shown as '?'. */
+static void sample_line(const struct cand *c, const unsigned char *buf, size_t len, size_t pos,
+                        char *out, size_t outsz)
+{
+    size_t a = pos, z = pos, o = 0;
+    while (a > 0 && buf[a - 1] != '\n' && pos - a < 36)
+        a--;
+    while (z < len && buf[z] != '\n' && buf[z] != '\r' && z - pos < 36)
+        z++;
+    out[0] = 0;
+    if (a > 0 && buf[a - 1] != '\n')
+        utf8_put(0x2026, out, &o, outsz);
+    for (size_t i = a; i < z; i++) {
+        uint32_t cp = decode_at(c, buf, len, i);
+        utf8_put(cp < 0x20 || cp == 0x7F || cp == CP_INVALID ? '?' : cp, out, &o, outsz);
+    }
+    if (z < len && buf[z] != '\n' && buf[z] != '\r')
+        utf8_put(0x2026, out, &o, outsz);
+}
+
+static int line_of(const struct detection *d, const char *raw_path, const struct enc_scan *s, int w,
+                   size_t pos, uint64_t *line, struct werr *e)
+{
+    uint64_t col;
+    if (w == 0) {
+        *line = 1;
+        for (size_t i = 0; i < pos; i++)
+            *line += d->buf[0][i] == '\n';
+        return 0;
+    }
+    return file_position(raw_path, s->bad_off + pos, line, &col, e);
+}
+
+static void note_add(struct encoding_evidence *ev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note_add(struct encoding_evidence *ev, const char *fmt, ...)
+{
+    size_t used = strlen(ev->note);
+    va_list ap;
+    if (used >= sizeof ev->note - 1)
+        return;
+    if (used)
+        used += (size_t)snprintf(ev->note + used, sizeof ev->note - used, "; ");
+    if (used >= sizeof ev->note - 1)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(ev->note + used, sizeof ev->note - used, fmt, ap);
+    va_end(ap);
+}
+
+static void lower_copy(const char *in, char *out, size_t outsz)
+{
+    size_t i;
+    for (i = 0; in[i] && i + 1 < outsz; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[i] = 0;
+}
+
+/* uchardet's name for the window, canonical, or "" */
+static void uchardet_guess(const struct detection *d, char *out, size_t outsz)
+{
+    uchardet_t ud = uchardet_new();
+    const char *name, *canon;
+    uchardet_handle_data(ud, (const char *)d->buf[0], d->len[0]);
+    if (d->len[1]) {
+        uchardet_handle_data(ud, "\n", 1);
+        uchardet_handle_data(ud, (const char *)d->buf[1], d->len[1]);
+    }
+    uchardet_data_end(ud);
+    name = uchardet_get_charset(ud);
+    canon = charset_auto_name(name);
+    snprintf(out, outsz, "%s", canon ? canon : name ? name : "");
+    uchardet_delete(ud);
+}
+
+/*
+ * Reject as uncertain: the classes in set (up to 4 are shown) read the
+ * same bytes differently; show the first line where they do.
+ */
+static int reject_uncertain(struct detection *d, const char *part, const char *raw_path,
+                            const struct enc_scan *s, size_t *set, size_t nset, const char *why,
+                            struct report *rep, struct werr *e)
+{
+    char msg[1400], line[200], pin[40];
+    size_t o = 0;
+    int w;
+    size_t pos;
+    uint64_t ln = 0;
+    struct cand *a = &d->c[set[0]];
+    if (!first_difference(d, a, nset > 1 ? &d->c[set[1]] : NULL, &w, &pos))
+        first_difference(d, a, NULL, &w, &pos);
+    if (line_of(d, raw_path, s, w, pos, &ln, e) < 0)
+        return -1;
+    msg[0] = 0;
+    for (size_t i = 0; i < nset && i < 4; i++) {
+        struct cand *c = &d->c[set[i]];
+        sample_line(c, d->buf[w], d->len[w], pos, line, sizeof line);
+        o += (size_t)snprintf(msg + o, sizeof msg - o, "%s\"%s\" as %s", i ? " / " : "", line,
+                              c->name);
+        if (o >= sizeof msg)
+            break;
+    }
+    lower_copy(a->name, pin, sizeof pin);
+    report_add(rep, part, ln, 0, NULL, NULL, 0, "encoding_uncertain",
+               "encoding uncertain: the bytes are not UTF-8 and %s; line %llu reads %s. Nothing "
+               "was loaded on a guess: declare the charset in the profile (e.g. `encoding: %s`) "
+               "and replay (runbooks/encoding-changed.md)",
+               why, (unsigned long long)ln, msg, pin);
+    return 1;
+}
+
+/*
+ * Choose the charset of a part that is not UTF-8 among the legacy charsets
+ * of among[].  0 with ev filled, 1 rejected (rep), -1 failure (e).
+ */
+static int detect(const char *part, const char *raw_path, const struct enc_scan *s,
+                  const char *const *among, size_t n_among, struct encoding_evidence *ev,
+                  struct report *rep, struct werr *e)
+{
+    struct detection d;
+    unsigned char *win = NULL;
+    size_t wlen = 0, best = SIZE_MAX, rivals[32], nr = 0, chosen;
+    char said[48] = "", names[400];
+    double conf, evidence;
+    int r = -1;
+
+    memset(&d, 0, sizeof d);
+    d.c = xcalloc(n_among ? n_among : 1, sizeof *d.c);
+    snprintf(ev->method, sizeof ev->method, "detector");
+    ev->charset[0] = 0;
+    ev->note[0] = 0;
+    ev->confidence = 0;
+    for (size_t i = 0; i < n_among; i++) {
+        struct cand *c = &d.c[d.n];
+        if (!strncmp(among[i], "UTF-", 4))
+            continue;
+        c->name = among[i];
+        if (cand_table(c, e) < 0)
+            goto out;
+        d.n++;
+    }
+    names[0] = 0;
+    for (size_t i = 0, o = 0; i < d.n && o < sizeof names; i++)
+        o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", d.c[i].name);
+    if (d.n == 0) {
+        char list[400];
+        for (size_t i = 0, o = 0; i < n_among && o < sizeof list; i++)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", among[i]);
+        report_add(rep, part, 0, 0, NULL, NULL, 0, "invalid_encoding",
+                   "the bytes are not UTF-8 and the profile lists no legacy charset (encoding: "
+                   "auto: [%s]); see runbooks/encoding-changed.md",
+                   list);
+        r = 1;
+        goto out;
+    }
+
+    /* 2. out: undefined bytes and C1 controls anywhere in the part */
+    for (size_t k = 0; k < d.n; k++) {
+        struct cand *c = &d.c[k];
+        for (int b = 0; b < 128 && !c->out[0]; b++) {
+            if (!s->hi_seen[b])
+                continue;
+            if (c->cp[b] == CP_INVALID)
+                snprintf(c->out, sizeof c->out, "byte 0x%02X is not defined in %s", 0x80 + b,
+                         c->name);
+            else if (c->cp[b] >= 0x80 && c->cp[b] <= 0x9F)
+                snprintf(c->out, sizeof c->out, "byte 0x%02X is a C1 control in %s", 0x80 + b,
+                         c->name);
+        }
+    }
+    /* 3. classes */
+    for (size_t k = 0; k < d.n; k++) {
+        d.c[k].cls = k;
+        if (d.c[k].out[0])
+            continue;
+        for (size_t j = 0; j < k; j++) {
+            bool same = !d.c[j].out[0] && d.c[j].cls == j;
+            for (int b = 0; same && b < 128; b++)
+                same = !s->hi_seen[b] || d.c[j].cp[b] == d.c[k].cp[b];
+            if (same) {
+                d.c[k].cls = j;
+                break;
+            }
+        }
+    }
+    for (size_t k = 0; k < d.n; k++)
+        if (!d.c[k].out[0] && (best == SIZE_MAX))
+            best = k;
+    if (best == SIZE_MAX) {
+        char why[600];
+        size_t o = 0;
+        why[0] = 0;
+        for (size_t k = 0; k < d.n && o < sizeof why; k++)
+            o += (size_t)snprintf(why + o, sizeof why - o, "%s%s", k ? "; " : "", d.c[k].out);
+        report_add(rep, part, 0, 0, NULL, NULL, 0, "invalid_encoding",
+                   "the bytes are neither UTF-8 nor text in any charset the profile accepts (%s): "
+                   "%s; see runbooks/encoding-changed.md",
+                   names, why);
+        r = 1;
+        goto out;
+    }
+
+    /* 4. score the window */
+    d.buf[0] = s->sample;
+    d.len[0] = s->sample_len;
     if (s->bad_off != ENC_NONE && s->bad_off >= s->sample_len) {
         win = xmalloc(ENC_WINDOW);
         if (read_at(raw_path, s->bad_off, win, ENC_WINDOW, &wlen, e) < 0)
             goto out;
+        d.buf[1] = win;
+        d.len[1] = wlen;
     }
-    uchardet_handle_data(ud, (const char *)s->sample, s->sample_len);
-    if (wlen) {
-        uchardet_handle_data(ud, "\n", 1);
-        uchardet_handle_data(ud, (const char *)win, wlen);
+    score_window(&d);
+
+    /* 5. the best class and its rivals */
+    for (size_t k = 0; k < d.n; k++)
+        if (!d.c[k].out[0] && d.c[k].cls == k && d.c[k].total > d.c[best].total)
+            best = k;
+    rivals[nr++] = best;
+    for (size_t k = 0; k < d.n && nr < 32; k++)
+        if (k != best && !d.c[k].out[0] && d.c[k].cls == k && !beats(&d, &d.c[best], &d.c[k]))
+            rivals[nr++] = k;
+    chosen = best;
+    if (nr > 1) {
+        size_t x = SIZE_MAX;
+        bool ok = true;
+        uchardet_guess(&d, said, sizeof said);
+        for (size_t k = 0; k < d.n; k++)
+            if (!strcmp(d.c[k].name, said) && !d.c[k].out[0])
+                x = d.c[k].cls;
+        for (size_t i = 0; i < nr && x != SIZE_MAX; i++)
+            if (rivals[i] == x)
+                break;
+            else if (i + 1 == nr)
+                x = SIZE_MAX;
+        for (size_t i = 0; i < nr && x != SIZE_MAX && ok; i++) {
+            uint64_t nd, bad;
+            if (rivals[i] == x)
+                continue;
+            cand_diff(&d, &d.c[x], &d.c[rivals[i]], &nd, &bad);
+            ok = !beats(&d, &d.c[rivals[i]], &d.c[x]) && nd >= ENC_DETECTOR_MIN_DIFF;
+        }
+        if (x == SIZE_MAX || !ok) {
+            char why[300];
+            size_t o = 0;
+            why[0] = 0;
+            for (size_t i = 0; i < nr && o < sizeof why; i++)
+                o += (size_t)snprintf(why + o, sizeof why - o, "%s%s",
+                                      i == 0        ? ""
+                                      : i + 1 == nr ? " and "
+                                                    : ", ",
+                                      d.c[rivals[i]].name);
+            o += (size_t)snprintf(why + o, o < sizeof why ? sizeof why - o : 0,
+                                  " read them as different text and the text does not tell which "
+                                  "is meant (uchardet said %s)",
+                                  said[0] ? said : "nothing");
+            r = reject_uncertain(&d, part, raw_path, s, rivals, nr, why, rep, e);
+            goto out;
+        }
+        chosen = x;
     }
-    uchardet_data_end(ud);
-    name = uchardet_get_charset(ud);
-    canon_charset(name ? name : "", said, sizeof said);
-    snprintf(ev->method, sizeof ev->method, "detector");
-    ev->confidence = 0;
-    if (!*said) {
-        snprintf(ev->charset, sizeof ev->charset, "%s", "");
-        snprintf(ev->note, sizeof ev->note, "uchardet found no charset");
-        r = 0;
-        goto out;
-    }
-    snprintf(ev->charset, sizeof ev->charset, "%s", said);
-    if (!strcmp(said, "ISO-8859-1") || !strcmp(said, "WINDOWS-1252")) {
-        bool c1 = false;
-        for (int b = 0; b < 0x20; b++)
-            c1 |= s->hi_seen[b];
-        snprintf(ev->charset, sizeof ev->charset, "WINDOWS-1252");
-        if (!c1)
-            snprintf(ev->note, sizeof ev->note,
-                     "no bytes in 0x80-0x9F: ISO-8859-1 and WINDOWS-1252 agree on every byte "
-                     "present (uchardet said %.12s)",
-                     said);
-        else if (!strcmp(said, "ISO-8859-1"))
-            snprintf(ev->note, sizeof ev->note,
-                     "uchardet said ISO-8859-1; bytes in 0x80-0x9F are C1 controls there, read "
-                     "as WINDOWS-1252 characters");
-        else
-            snprintf(ev->note, sizeof ev->note,
-                     "bytes in 0x80-0x9F present, so not ISO-8859-1 (C1 controls there)");
-    } else {
-        snprintf(ev->note, sizeof ev->note, "uchardet said %s", said);
-    }
-    cd = iconv_open("UTF-8", ev->charset);
-    if (cd == (iconv_t)-1) {
-        snprintf(ev->note, sizeof ev->note, "uchardet said %s, which iconv does not know", said);
-        r = 0;
-        goto out;
-    }
-    sum = score_window(cd, s->sample, s->sample_len, &chars);
-    if (sum >= 0 && wlen) {
-        double more = score_window(cd, win, wlen, &chars);
-        sum = more < 0 ? -1 : sum + more;
-    }
-    if (sum < 0) {
-        size_t used = strlen(ev->note);
-        snprintf(ev->note + used, sizeof ev->note - used, "; but bytes present are not %s",
-                 ev->charset);
-        conf = 0;
-    } else if (chars) {
-        double evidence = 0.6 + 0.04 * (double)chars;
-        conf = sum / (double)chars * (evidence < 1 ? evidence : 1);
-    }
+
+    /* 6. confidence */
+    evidence = 0.6 + 0.04 * (double)d.chars;
+    conf = d.c[chosen].total / (double)d.chars * (evidence < 1 ? evidence : 1);
+    snprintf(ev->charset, sizeof ev->charset, "%s", d.c[chosen].name);
     ev->confidence = conf;
+    {
+        char out[200] = "", same[200] = "";
+        size_t oo = 0, os = 0;
+        for (size_t k = 0; k < d.n; k++) {
+            if (d.c[k].out[0] && oo < sizeof out)
+                oo += (size_t)snprintf(out + oo, sizeof out - oo, "%s%s", oo ? ", " : "",
+                                       d.c[k].name);
+            else if (k != chosen && d.c[k].cls == chosen && os < sizeof same)
+                os += (size_t)snprintf(same + os, sizeof same - os, ", %s", d.c[k].name);
+        }
+        if (same[0])
+            note_add(ev, "%s%s agree on every byte present", d.c[chosen].name, same);
+        if (out[0])
+            note_add(ev, "bytes present rule out %s (0x80-0x9F are C1 controls or undefined there)",
+                     out);
+        else if (!memchr(s->hi_seen, 1, 32))
+            note_add(ev, "no bytes in 0x80-0x9F");
+        if (nr > 1)
+            note_add(ev, "uchardet (%s) chose among equally plausible readings", said);
+        else if (d.c[chosen].cls == chosen)
+            for (size_t k = 0; k < d.n; k++)
+                if (!d.c[k].out[0] && d.c[k].cls == k && k != chosen) {
+                    note_add(ev, "reads as more plausible text than %s", d.c[k].name);
+                    break;
+                }
+    }
+    if (conf < ENC_MIN_CONFIDENCE) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "even the best reading, %s, is not plausible text (confidence %.2f, at least "
+                 "%.2f needed)",
+                 d.c[chosen].name, conf, ENC_MIN_CONFIDENCE);
+        r = reject_uncertain(&d, part, raw_path, s, &chosen, 1, why, rep, e);
+        goto out;
+    }
     r = 0;
 out:
-    if (cd != (iconv_t)-1)
-        iconv_close(cd);
-    uchardet_delete(ud);
+    free(d.c);
     free(win);
     return r;
 }
@@ -585,6 +1096,18 @@ static void xml_decl_fix(unsigned char **buf, size_t *n, struct encoding_evidenc
              used ? "; " : "");
 }
 
+/* The first C1 control (UTF-8 C2 80..C2 9F) in whole UTF-8 characters. */
+static const unsigned char *c1_control(const unsigned char *p, size_t n)
+{
+    const unsigned char *q = p, *end = p + n;
+    while ((q = memchr(q, 0xC2, (size_t)(end - q))) != NULL && q + 1 < end) {
+        if (q[1] >= 0x80 && q[1] <= 0x9F)
+            return q;
+        q++;
+    }
+    return NULL;
+}
+
 /*
  * Stream raw_path from byte skip through iconv (from, or a plain copy when
  * from is NULL) into out_path.  0 done, 1 rejected, -1 failure.
@@ -596,7 +1119,7 @@ static int transcode(const char *part, const char *raw_path, uint64_t skip, cons
     unsigned char *in = xmalloc(ENC_CHUNK + 16), *outb = xmalloc(4 * ENC_CHUNK + 64);
     size_t carry = 0;
     uint64_t consumed = skip; /* raw offset of in[0] */
-    bool first = true, eof = false, created = false;
+    bool first = true, eof = false, created = false, c1_check;
     iconv_t cd = (iconv_t)-1;
     int ifd = -1, r = -1;
     struct sink k;
@@ -606,6 +1129,8 @@ static int transcode(const char *part, const char *raw_path, uint64_t skip, cons
     k.sample = xmalloc(ENC_SAMPLE_MAX);
     sha256_init(&k.hash);
 
+    /* C1 controls only come out of a legacy charset read wrongly */
+    c1_check = from && strncasecmp(from, "UTF-", 4) != 0 && strncasecmp(from, "UCS-", 4) != 0;
     if (from && (cd = iconv_open("UTF-8", from)) == (iconv_t)-1) {
         werr_sys(e, "iconv_open %s", from);
         goto out;
@@ -663,6 +1188,23 @@ static int transcode(const char *part, const char *raw_path, uint64_t skip, cons
             if (first && produced) {
                 xml_decl_fix(&chunk, &cn, &res->ev);
                 first = false;
+            }
+            if (cn && c1_check) {
+                const unsigned char *c1 = c1_control(chunk, cn);
+                if (c1) {
+                    uint64_t line = k.newlines + 1;
+                    for (const unsigned char *q = chunk; q < c1; q++)
+                        line += *q == '\n';
+                    report_add(rep, part, line, 0, NULL, NULL, 0, "invalid_encoding",
+                               "byte 0x%02X at line %llu is the C1 control U+%04X in %s, which "
+                               "never occurs in text: the file is in another charset (often "
+                               "WINDOWS-1252, which has letters and punctuation there)",
+                               c1[1], (unsigned long long)line, c1[1], from);
+                    if (chunk != ob)
+                        free(chunk);
+                    r = 1;
+                    goto out;
+                }
             }
             if (cn) {
                 const unsigned char *z = memchr(chunk, 0, cn);
@@ -767,9 +1309,25 @@ static int reject_invalid_utf8(const char *part, const char *raw_path, const str
     return 1;
 }
 
+static bool among_has(const char *const *among, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(among[i], name))
+            return true;
+    return false;
+}
+
 int encoding_normalise(const char *declared, const char *part, const char *raw_path,
                        const char *utf8_out, const struct enc_scan *s, struct enc_result *r,
                        struct report *rep, struct werr *e)
+{
+    return encoding_normalise_among(declared, NULL, 0, part, raw_path, utf8_out, s, r, rep, e);
+}
+
+int encoding_normalise_among(const char *declared, const char *const *among, size_t n_among,
+                             const char *part, const char *raw_path, const char *utf8_out,
+                             const struct enc_scan *s, struct enc_result *r, struct report *rep,
+                             struct werr *e)
 {
     const char *bom_cs;
     size_t bom_len = bom_of(s->sample, s->sample_len, &bom_cs), off, len;
@@ -778,6 +1336,10 @@ int encoding_normalise(const char *declared, const char *part, const char *raw_p
     bool copy = false; /* plain copy (UTF-8 with BOM) */
     int rc;
 
+    if (!among || !n_among) {
+        among = default_auto;
+        n_among = sizeof default_auto / sizeof default_auto[0];
+    }
     memset(r, 0, sizeof *r);
     if (!is_auto) {
         iconv_t cd;
@@ -817,6 +1379,13 @@ int encoding_normalise(const char *declared, const char *part, const char *raw_p
         } else {
             snprintf(from, sizeof from, "%s", bom_cs);
         }
+    } else if (exotic_bom(s->sample, s->sample_len)) {
+        report_add(rep, part, 1, 0, NULL, NULL, 0, "encoding_uncertain",
+                   "the file starts with the byte-order mark of %s, which wharf does not read: "
+                   "the charset cannot be told from the profile's list; ask the partner for "
+                   "UTF-8 (runbooks/encoding-changed.md)",
+                   exotic_bom(s->sample, s->sample_len));
+        return 1;
     } else if (xml_decl_encoding(s->sample, s->sample_len, &off, &len) &&
                strncasecmp((const char *)s->sample + off, "UTF-", 4) != 0 && len < sizeof decl) {
         char v[48];
@@ -833,26 +1402,25 @@ int encoding_normalise(const char *declared, const char *part, const char *raw_p
         iconv_close(cd);
         set_ev(&r->ev, "declared", decl, 1, "from the XML declaration");
         snprintf(from, sizeof from, "%s", decl);
-    } else if (s->nul_off != ENC_NONE && utf16_without_bom(s->sample, s->sample_len)) {
+    } else if (s->nul_off != ENC_NONE && among_has(among, n_among, "UTF-16") &&
+               utf16_without_bom(s->sample, s->sample_len)) {
         const char *cs = utf16_without_bom(s->sample, s->sample_len);
         set_ev(&r->ev, "detector", cs, 0.9, "no byte-order mark; every second byte is NUL");
         snprintf(from, sizeof from, "%s", cs);
+    } else if (s->utf8_ok && s->ascii) {
+        set_ev(&r->ev, "ascii", "UTF-8", 1, "only 7-bit ASCII bytes");
+    } else if (s->utf8_ok && among_has(among, n_among, "UTF-8")) {
+        set_ev(&r->ev, "utf-8", "UTF-8", 1, "valid UTF-8 throughout");
     } else if (s->utf8_ok) {
-        if (s->ascii)
-            set_ev(&r->ev, "ascii", "UTF-8", 1, "only 7-bit ASCII bytes");
-        else
-            set_ev(&r->ev, "utf-8", "UTF-8", 1, "valid UTF-8 throughout");
+        report_add(rep, part, 0, 0, NULL, NULL, 0, "encoding_uncertain",
+                   "encoding uncertain: the bytes are valid UTF-8, but utf-8 is not among the "
+                   "charsets this profile accepts (encoding: auto: [...]); add it or pin the "
+                   "charset (runbooks/encoding-changed.md)");
+        return 1;
     } else {
-        if (detect(raw_path, s, &r->ev, e) < 0)
-            return -1;
-        if (!r->ev.charset[0] || r->ev.confidence < ENC_MIN_CONFIDENCE) {
-            report_add(rep, part, 0, 0, NULL, NULL, 0, "encoding_uncertain",
-                       "the bytes are not UTF-8 and the charset cannot be told with confidence "
-                       "(detector: %s, confidence %.2f; %s); declare it in the profile, e.g. "
-                       "`encoding: windows-1252`",
-                       r->ev.charset[0] ? r->ev.charset : "none", r->ev.confidence, r->ev.note);
-            return 1;
-        }
+        int d = detect(part, raw_path, s, among, n_among, &r->ev, rep, e);
+        if (d != 0)
+            return d;
         snprintf(from, sizeof from, "%s", r->ev.charset);
     }
 

@@ -69,6 +69,17 @@ struct enc_result {
 int encoding_normalise(const char *declared, const char *part, const char *raw_path,
                        const char *utf8_out, const struct enc_scan *s, struct enc_result *r,
                        struct report *rep, struct werr *e);
+/*
+ * The same, with the charsets `encoding: auto` may choose among (canonical
+ * names as charset_auto_name gives them, in the profile's order); NULL or
+ * none: the default list (UTF-8, UTF-16, UTF-32, WINDOWS-1252, ISO-8859-1,
+ * ISO-8859-15).  A part whose charset the evidence does not decide is
+ * rejected with code "encoding_uncertain".
+ */
+int encoding_normalise_among(const char *declared, const char *const *among, size_t n_among,
+                             const char *part, const char *raw_path, const char *utf8_out,
+                             const struct enc_scan *s, struct enc_result *r, struct report *rep,
+                             struct werr *e);
 void enc_result_free(struct enc_result *r);
 
 /* The validator on its own: 1 when buf is strict UTF-8 (no overlongs,

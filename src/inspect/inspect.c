@@ -63,7 +63,9 @@ static int inspect_part(const struct profile *p, const struct header_hint *hint,
         r = 1;
         goto out;
     }
-    r = encoding_normalise(p->encoding, m->name, m->raw_path, utf8_out, &m->scan, &er, rep, e);
+    r = encoding_normalise_among(p->encoding, (const char *const *)p->encoding_auto,
+                                 p->n_encoding_auto, m->name, m->raw_path, utf8_out, &m->scan, &er,
+                                 rep, e);
     pt->encoding = er.ev;
     if (r != 0)
         goto out;

@@ -28,7 +28,7 @@ struct encoding_evidence {
     char method[16];   /* "bom", "utf-8", "detector", "declared", "ascii" */
     char charset[32];  /* IANA-ish name as iconv takes it: "UTF-8", "UTF-16LE", "WINDOWS-1252" */
     double confidence; /* 0..1; 1 for bom/declared/utf-8 */
-    char note[128];    /* e.g. "ISO-8859-1 and WINDOWS-1252 agree on every byte present" */
+    char note[256];    /* e.g. "ISO-8859-1 and WINDOWS-1252 agree on every byte present" */
 };
 
 struct dialect {

@@ -19,6 +19,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *raw, *out;
     size_t off = 0, step = size ? (data[0] % 7) + 1 : 1;
 
+    static const char *const all[] = {
+        "UTF-8",      "UTF-16",       "UTF-32",     "WINDOWS-1252", "ISO-8859-1", "ISO-8859-15",
+        "CP850",      "CP437",        "MACINTOSH",  "WINDOWS-1250", "ISO-8859-2", "WINDOWS-1251",
+        "ISO-8859-5", "KOI8-R",       "KOI8-U",     "WINDOWS-1253", "ISO-8859-7", "WINDOWS-1254",
+        "ISO-8859-9", "WINDOWS-1257", "ISO-8859-13"};
+
     raw = fuzz_file("raw", data, size);
     out = xasprintf("%s/utf8", fuzz_dir());
     unlink(out);
@@ -34,8 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* chunked and one-shot validation disagree */
     memset(&res, 0, sizeof res);
     report_init(&rep, 0);
-    if (encoding_normalise(declared[size ? data[size - 1] % 6 : 0], "raw", raw, out, &s, &res, &rep,
-                           &e) >= 0)
+    /* every charset detection may choose among, or the default list */
+    if (encoding_normalise_among(declared[size ? data[size - 1] % 6 : 0],
+                                 size && data[0] & 8 ? all : NULL,
+                                 size && data[0] & 8 ? sizeof all / sizeof all[0] : 0, "raw", raw,
+                                 out, &s, &res, &rep, &e) >= 0)
         enc_result_free(&res);
     report_free(&rep);
     enc_scan_free(&s);

@@ -212,6 +212,64 @@ static void test_each_mistake(void **state)
     }
 }
 
+/* encoding: { auto: [...] } (issue 20): canonical names kept in order; each
+ * mistake named at file:line:col. */
+static void test_encoding_auto_list(void **state)
+{
+    static const char *head = "source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\n"
+                              "csv: { schema: s.json }\n";
+    static const struct {
+        const char *yaml;
+        const char *msg;
+    } bad[] = {
+        {"encoding: { auto: [utf-8, shift_jis] }\n",
+         "p.yaml:4:27: encoding.auto[1]: \"shift_jis\" cannot be detected automatically "
+         "(detection tells only: UTF-8, UTF-16, UTF-32, WINDOWS-1252, ISO-8859-1, ISO-8859-15, "},
+        {"encoding: { auto: [shift_jis] }\n", "if the partner always sends it, pin it: encoding: "
+                                              "shift_jis"},
+        {"encoding: { auto: [latin1, iso-8859-1] }\n",
+         "p.yaml:4:28: encoding.auto[1]: \"iso-8859-1\" is listed twice (as ISO-8859-1)"},
+        {"encoding: { auto: [] }\n", "p.yaml:4:19: encoding.auto: must list at least one charset"},
+        {"encoding: { auto: windows-1252 }\n",
+         "p.yaml:4:19: encoding.auto: expected a list, found a scalar"},
+        {"encoding: { detect: [utf-8] }\n", "p.yaml:4:13: encoding.detect: unknown key (valid "
+                                            "here: auto)"},
+        {"encoding: { auto: [utf-8, [x]] }\n",
+         "p.yaml:4:27: encoding.auto[1]: expected a scalar, found a list"},
+    };
+    struct profile *p = NULL;
+    char *text, *msgs;
+    (void)state;
+    text = xasprintf("%sencoding: { auto: [utf8, cp1252, Latin-9, koi8-r] }\n", head);
+    msgs = load_profile_text("p.yaml", text, &p);
+    assert_string_equal(msgs, "");
+    assert_string_equal(p->encoding, "auto");
+    assert_int_equal(p->n_encoding_auto, 4);
+    assert_string_equal(p->encoding_auto[0], "UTF-8");
+    assert_string_equal(p->encoding_auto[1], "WINDOWS-1252");
+    assert_string_equal(p->encoding_auto[2], "ISO-8859-15");
+    assert_string_equal(p->encoding_auto[3], "KOI8-R");
+    profile_free(p);
+    free(msgs);
+    free(text);
+    /* plain auto: the default list (NULL) */
+    text = xasprintf("%sencoding: auto\n", head);
+    msgs = load_profile_text("p.yaml", text, &p);
+    assert_string_equal(msgs, "");
+    assert_null(p->encoding_auto);
+    profile_free(p);
+    free(msgs);
+    free(text);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        text = xasprintf("%s%s", head, bad[i].yaml);
+        msgs = load_profile_text("p.yaml", text, NULL);
+        if (!strstr(msgs, bad[i].msg))
+            fail_msg("case %zu: want\n  %s\ngot\n  %s", i, bad[i].msg, msgs);
+        free(msgs);
+        free(text);
+    }
+}
+
 static void test_three_mistakes_all_reported(void **state)
 {
     (void)state;
@@ -301,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_good_profile),
         cmocka_unit_test(test_bundled_profiles),
         cmocka_unit_test(test_each_mistake),
+        cmocka_unit_test(test_encoding_auto_list),
         cmocka_unit_test(test_three_mistakes_all_reported),
         cmocka_unit_test(test_wharf_yaml),
         cmocka_unit_test(test_missing_schema_reported),

@@ -690,7 +690,141 @@ static void test_uncertain(void **state)
     put("noise.csv", buf, sizeof buf);
     run(&r, p, "noise.csv");
     assert_int_equal(r.rc, 1);
-    assert_problem(&r.rep, "encoding_uncertain", "encoding:");
+    /* 0x81 is undefined in Windows-1252, 0x80-0x9F are C1 controls in ISO-8859 */
+    assert_problem(&r.rep, "invalid_encoding", "nor text in any charset");
+    assert_problem(&r.rep, "invalid_encoding", "C1 control in ISO-8859-15");
+    run_done(&r);
+}
+
+static void set_auto(struct profile *p, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < p->n_encoding_auto; i++)
+        free(p->encoding_auto[i]);
+    free(p->encoding_auto);
+    p->encoding_auto = xcalloc(n, sizeof *p->encoding_auto);
+    for (size_t i = 0; i < n; i++)
+        p->encoding_auto[i] = xstrdup(list[i]);
+    p->n_encoding_auto = n;
+}
+
+/* Issue 20, finding 5: three rows, `;`, CRLF, Windows-1252: uchardet said
+ * ISO-8859-3 and the rows were loaded as "Müller GmbH \u0080", "Ĝrsted". */
+static void test_issue20_three_rows_windows1252(void **state)
+{
+    static const unsigned char raw[] = "M\xFCller GmbH \x80\r\nFran\xE7ois S\xE0rl\r\n"
+                                       "\xD8rsted A/S\r\n";
+    struct profile *p = profile_new();
+    struct run r;
+    (void)state;
+    put("issue20.csv", raw, sizeof raw - 1);
+    run(&r, p, "issue20.csv");
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.in.parts[0].encoding.method, "detector");
+    assert_string_equal(r.in.parts[0].encoding.charset, "WINDOWS-1252");
+    assert_true(r.in.parts[0].encoding.confidence >= 0.5);
+    assert_non_null(strstr(r.in.parts[0].encoding.note, "ISO-8859-1"));
+    assert_file_is(r.in.parts[0].utf8_path, "Müller GmbH €\r\nFrançois Sàrl\r\nØrsted A/S\r\n");
+    run_done(&r);
+}
+
+/* ISO-8859-15's Œ reads as ¼ in Windows-1252: "¼uvre" is no word. */
+static void test_iso8859_15_told_by_the_text(void **state)
+{
+    static const unsigned char raw[] = "\xBCuvre compl\xE8te;12\n";
+    struct profile *p = profile_new();
+    struct run r;
+    (void)state;
+    put("oeuvre.csv", raw, sizeof raw - 1);
+    run(&r, p, "oeuvre.csv");
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.in.parts[0].encoding.charset, "ISO-8859-15");
+    assert_file_is(r.in.parts[0].utf8_path, "Œuvre complète;12\n");
+    run_done(&r);
+}
+
+/* 0xBC alone: ¼ (Windows-1252) or Œ (ISO-8859-15)?  Nothing tells. */
+static void test_uncertain_shows_both_readings(void **state)
+{
+    static const unsigned char raw[] = "\xBC Liter \xD6l\n";
+    static const char *const two[] = {"WINDOWS-1252", "WINDOWS-1250"};
+    struct profile *p = profile_new();
+    struct run r;
+    (void)state;
+    put("quarter.csv", raw, sizeof raw - 1);
+    run(&r, p, "quarter.csv");
+    assert_int_equal(r.rc, 1);
+    assert_problem(&r.rep, "encoding_uncertain", "encoding uncertain");
+    assert_problem(&r.rep, "encoding_uncertain", "\"¼ Liter Öl\" as WINDOWS-1252");
+    assert_problem(&r.rep, "encoding_uncertain", "\"Œ Liter Öl\" as ISO-8859-15");
+    assert_problem(&r.rep, "encoding_uncertain", "runbooks/encoding-changed.md");
+    assert_int_equal(find_problem(&r.rep, "encoding_uncertain", NULL)->line, 1);
+    run_done(&r);
+
+    /* è (Windows-1252) or č (Windows-1250): both letters, both words */
+    set_auto(p, two, 2);
+    puts_file("creme.csv", "id;name\n1;Cr\xE8me br\xFBl\xE9"
+                           "e\n");
+    run(&r, p, "creme.csv");
+    assert_int_equal(r.rc, 1);
+    assert_problem(&r.rep, "encoding_uncertain", "WINDOWS-1252 and WINDOWS-1250");
+    assert_problem(&r.rep, "encoding_uncertain", "line 2 reads \"1;Crème brûlée\" as WINDOWS-1252");
+    assert_problem(&r.rep, "encoding_uncertain", "\"1;Crčme brűlée\" as WINDOWS-1250");
+    assert_int_equal(find_problem(&r.rep, "encoding_uncertain", NULL)->line, 2);
+    run_done(&r);
+}
+
+/* Detection chooses only among the profile's charsets. */
+static void test_auto_list_restricts(void **state)
+{
+    static const char *const latin9[] = {"UTF-8", "ISO-8859-15"};
+    static const char *const legacy[] = {"WINDOWS-1252"};
+    static const unsigned char raw[] = "Preis;12,50 \x80\n";
+    struct profile *p = profile_new();
+    struct run r;
+    (void)state;
+    put("euro.csv", raw, sizeof raw - 1);
+    set_auto(p, latin9, 2);
+    run(&r, p, "euro.csv");
+    assert_int_equal(r.rc, 1);
+    assert_problem(&r.rep, "invalid_encoding", "byte 0x80 is a C1 control in ISO-8859-15");
+    run_done(&r);
+
+    /* valid UTF-8, but the list does not have it */
+    set_auto(p, legacy, 1);
+    puts_file("zoe.csv", "id,name\n1,Zoë\n");
+    run(&r, p, "zoe.csv");
+    assert_int_equal(r.rc, 1);
+    assert_problem(&r.rep, "encoding_uncertain", "utf-8 is not among");
+    run_done(&r);
+
+    /* UTF-16 without a BOM is only guessed when listed */
+    set_auto(p, latin9, 2);
+    put("u16.csv",
+        "i\0d\0,\0n\0a\0m\0e\0\n\0"
+        "1\0,\0Z\0o\0\xEB\0\n\0",
+        28);
+    run(&r, p, "u16.csv");
+    assert_int_equal(r.rc, 1);
+    run_done(&r);
+}
+
+/* A pinned ISO-8859 charset never turns 0x80-0x9F into C1 controls. */
+static void test_declared_latin1_c1_rejected(void **state)
+{
+    static const unsigned char raw[] = "a;b\n1;ok\n2;12 \x80\n";
+    struct profile *p = profile_new();
+    struct run r;
+    (void)state;
+    put("c1.csv", raw, sizeof raw - 1);
+    set_encoding(p, "iso-8859-1");
+    run(&r, p, "c1.csv");
+    assert_int_equal(r.rc, 1);
+    assert_problem(&r.rep, "invalid_encoding", "byte 0x80 at line 3 is the C1 control U+0080");
+    run_done(&r);
+    set_encoding(p, "windows-1252");
+    run(&r, p, "c1.csv");
+    assert_int_equal(r.rc, 0);
+    assert_file_is(r.in.parts[0].utf8_path, "a;b\n1;ok\n2;12 €\n");
     run_done(&r);
 }
 
@@ -817,6 +951,11 @@ int main(void)
         cmocka_unit_test(test_max_entries),
         cmocka_unit_test(test_utf16le_bom_spreadsheet),
         cmocka_unit_test(test_windows1252_semicolon_crlf),
+        cmocka_unit_test(test_issue20_three_rows_windows1252),
+        cmocka_unit_test(test_iso8859_15_told_by_the_text),
+        cmocka_unit_test(test_uncertain_shows_both_readings),
+        cmocka_unit_test(test_auto_list_restricts),
+        cmocka_unit_test(test_declared_latin1_c1_rejected),
         cmocka_unit_test(test_latin1_ambiguity_noted),
         cmocka_unit_test(test_utf8_bom_not_in_output),
         cmocka_unit_test(test_declared_utf8_invalid),
