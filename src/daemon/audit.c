@@ -10,11 +10,10 @@
 #include "daemon/audit.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "daemon/periodic.h"
 #include "seal/verify.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -25,10 +24,9 @@
 
 struct audit {
     const struct wharf_config *cfg;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    volatile int stop;
+    struct periodic per;
+    struct ledger *l;  /* the thread's own connection, opened on its first round */
+    int64_t first_due; /* never run: not at once (a starting server has a backlog to load) */
 };
 
 int audit_last(struct ledger *l, json_t **out)
@@ -53,7 +51,7 @@ static void on_problem(void *ctx, const char *intake, const char *msg)
 
 static void run_once(struct audit *a, struct ledger *l)
 {
-    struct verify_opts o = {.bytes_per_s = a->cfg->verify_rate, .stop = &a->stop};
+    struct verify_opts o = {.bytes_per_s = a->cfg->verify_rate, .stop = &a->per.stop};
     struct verify_result res;
     struct werr e;
     json_t *list = json_array(), *rec;
@@ -90,48 +88,38 @@ static void run_once(struct audit *a, struct ledger *l)
     json_decref(rec);
 }
 
-static void *audit_thread(void *arg)
+/* periodic's fn: run when due; the ms until the next run. */
+static int64_t tick(void *arg)
 {
     struct audit *a = arg;
     struct werr e;
-    struct ledger *l = ledger_open_sqlite(a->cfg->ledger_path, &e);
-    if (!l) {
+    json_t *last = NULL;
+    int64_t due = a->first_due;
+    if (!a->l && !(a->l = ledger_open_sqlite(a->cfg->ledger_path, &e))) {
         wlog(LOG_ERROR, NULL, NULL, "verify_failed", NULL, "ledger: %s", e.msg);
-        return NULL;
+        return 60000;
     }
-    /* never run: not at once (a starting server has a backlog to load) */
-    int64_t first =
-        now_ms() + (a->cfg->verify_every_ms < 300000 ? a->cfg->verify_every_ms : 300000);
-    pthread_mutex_lock(&a->mu);
-    while (!a->stop) {
-        json_t *last = NULL;
-        int64_t due = first;
-        if (audit_last(l, &last))
-            due = (int64_t)json_integer_value(json_object_get(last, "time")) +
-                  a->cfg->verify_every_ms;
+    if (audit_last(a->l, &last))
+        due = (int64_t)json_integer_value(json_object_get(last, "time")) + a->cfg->verify_every_ms;
+    json_decref(last);
+    if (now_ms() < due)
+        return due - now_ms();
+    run_once(a, a->l);
+    if (audit_last(a->l, &last) &&
+        (int64_t)json_integer_value(json_object_get(last, "time")) + a->cfg->verify_every_ms >
+            now_ms()) {
         json_decref(last);
-        if (now_ms() < due) {
-            struct timespec ts;
-            int64_t wait = due - now_ms();
-            if (wait > 60000)
-                wait = 60000; /* look again: the clock may have jumped */
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
-            continue;
-        }
-        pthread_mutex_unlock(&a->mu);
-        run_once(a, l);
-        pthread_mutex_lock(&a->mu);
+        return 0; /* recorded: the next due time is looked at at once */
     }
-    pthread_mutex_unlock(&a->mu);
-    ledger_close(l);
-    return NULL;
+    json_decref(last);
+    return 60000; /* stopped, or not recorded (logged): try again later */
+}
+
+static void done(void *arg)
+{
+    struct audit *a = arg;
+    ledger_close(a->l);
+    a->l = NULL;
 }
 
 struct audit *audit_start(const struct wharf_config *cfg)
@@ -141,13 +129,10 @@ struct audit *audit_start(const struct wharf_config *cfg)
         return NULL;
     a = xcalloc(1, sizeof *a);
     a->cfg = cfg;
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
-    if (pthread_create(&a->thread, NULL, audit_thread, a) != 0) {
+    a->first_due = now_ms() + (cfg->verify_every_ms < 300000 ? cfg->verify_every_ms : 300000);
+    if (periodic_start(&a->per, tick, done, a) < 0) {
         wlog(LOG_ERROR, NULL, NULL, "verify_failed", NULL, "cannot start the verify thread: %s",
              strerror(errno));
-        pthread_mutex_destroy(&a->mu);
-        pthread_cond_destroy(&a->cv);
         free(a);
         return NULL;
     }
@@ -158,12 +143,6 @@ void audit_stop(struct audit *a)
 {
     if (!a)
         return;
-    pthread_mutex_lock(&a->mu);
-    a->stop = 1;
-    pthread_cond_broadcast(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    pthread_join(a->thread, NULL);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
+    periodic_stop(&a->per);
     free(a);
 }

@@ -3,17 +3,16 @@
  *
  * Due time per profile: its last recorded run + its every (the profile's
  * reconcile.every, else wharf.yaml's); never run: every after the thread
- * started, at most 5 minutes.  The thread owns its ledger connection and
- * looks again at least once a minute (and at once when stopped).
+ * started, at most 5 minutes.  The thread (daemon/periodic.h) owns its
+ * ledger connection.
  */
 #include "daemon/reconciler.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "daemon/periodic.h"
 #include "ledger/ledger.h"
 #include "load/reconcile.h"
 #include "util/log.h"
@@ -22,10 +21,8 @@
 
 struct reconciler {
     const struct wharf_config *cfg;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
+    struct periodic per;
+    struct ledger *l; /* the thread's own connection, opened on its first round */
     int64_t started_ms;
 };
 
@@ -57,10 +54,7 @@ static int64_t round_once(struct reconciler *r, struct ledger *l)
                 next = due;
             continue;
         }
-        pthread_mutex_lock(&r->mu);
-        int stop = r->stop;
-        pthread_mutex_unlock(&r->mu);
-        if (stop)
+        if (periodic_stopping(&r->per))
             break;
         struct recon_result res;
         struct werr e = {0};
@@ -88,37 +82,23 @@ static int64_t round_once(struct reconciler *r, struct ledger *l)
     return next;
 }
 
-static void *reconciler_thread(void *arg)
+/* periodic's fn: one round; the ms until the next is due. */
+static int64_t tick(void *arg)
 {
     struct reconciler *r = arg;
     struct werr e;
-    struct ledger *l = ledger_open_sqlite(r->cfg->ledger_path, &e);
-    if (!l) {
+    if (!r->l && !(r->l = ledger_open_sqlite(r->cfg->ledger_path, &e))) {
         wlog(LOG_ERROR, NULL, NULL, "reconcile_failed", NULL, "ledger: %s", e.msg);
-        return NULL;
+        return 60000;
     }
-    pthread_mutex_lock(&r->mu);
-    while (!r->stop) {
-        pthread_mutex_unlock(&r->mu);
-        int64_t next = round_once(r, l), wait = next - now_ms();
-        pthread_mutex_lock(&r->mu);
-        if (r->stop || wait <= 0)
-            continue;
-        if (wait > 60000)
-            wait = 60000;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-    }
-    pthread_mutex_unlock(&r->mu);
-    ledger_close(l);
-    return NULL;
+    return round_once(r, r->l) - now_ms();
+}
+
+static void done(void *arg)
+{
+    struct reconciler *r = arg;
+    ledger_close(r->l);
+    r->l = NULL;
 }
 
 struct reconciler *reconciler_start(const struct wharf_config *cfg)
@@ -126,13 +106,9 @@ struct reconciler *reconciler_start(const struct wharf_config *cfg)
     struct reconciler *r = xcalloc(1, sizeof *r);
     r->cfg = cfg;
     r->started_ms = now_ms();
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    if (pthread_create(&r->thread, NULL, reconciler_thread, r) != 0) {
+    if (periodic_start(&r->per, tick, done, r) < 0) {
         wlog(LOG_ERROR, NULL, NULL, "reconcile_failed", NULL,
              "cannot start the reconcile thread: %s", strerror(errno));
-        pthread_mutex_destroy(&r->mu);
-        pthread_cond_destroy(&r->cv);
         free(r);
         return NULL;
     }
@@ -143,12 +119,6 @@ void reconciler_stop(struct reconciler *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = 1;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
+    periodic_stop(&r->per);
     free(r);
 }
