@@ -356,16 +356,28 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
             wlog(LOG_DEBUG, p->name, NULL, "not_complete", NULL,
                  "%s (%llu bytes): not complete yet", list.v[i].path,
                  (unsigned long long)list.v[i].size);
+    int unreadable = 0;
+    char *first_unreadable = NULL;
     for (i = 0; i < skipped.n; i++) {
         int64_t first;
         struct werr se;
+        if (skipped.v[i].unreadable) {
+            /* one unreadable directory does not stop the feed: the rest
+             * is taken, and status says what was passed over */
+            if (!unreadable++)
+                first_unreadable = xasprintf("%s: %s", skipped.v[i].path, skipped.v[i].skipped);
+            wlog(LOG_WARN, p->name, NULL, "unreadable", NULL, "%s: %s", skipped.v[i].path,
+                 skipped.v[i].skipped);
+            continue;
+        }
         wlog(LOG_DEBUG, p->name, NULL, "skipped", NULL, "%s (%llu bytes): %s", skipped.v[i].path,
              (unsigned long long)skipped.v[i].size, skipped.v[i].skipped);
         if (skipped.v[i].temp)
             ledger_sighting(pl->ledger, p->name, skipped.v[i].path, skipped.v[i].size,
                             skipped.v[i].mtime_ns, now, &first, &se);
     }
-    ledger_source_ok(pl->ledger, p->name, now);
+    ledger_source_listed(pl->ledger, p->name, unreadable, first_unreadable, now);
+    free(first_unreadable);
     if (ledger_set_durable(pl->ledger, true, e) < 0)
         goto out;
     if (ready && p->order == ORDER_NAME)

@@ -248,7 +248,11 @@ int cmd_show(struct cli *c, int argc, char **argv)
             char since[32], last[32];
             format_time_ms(sh.since_ms, since);
             format_time_ms(sh.last_ok_ms ? sh.last_ok_ms : sh.last_poll_ms, last);
-            if (sh.ok)
+            if (sh.ok && sh.unreadable)
+                printf("source    ok, last listed %s, passing over %d unreadable director%s: %s "
+                       "-- runbooks/source-unreachable.md\n",
+                       last, sh.unreadable, sh.unreadable == 1 ? "y" : "ies", sh.unreadable_first);
+            else if (sh.ok)
                 printf("source    ok, last listed %s\n", last);
             else
                 printf("source    down since %s (%d failed poll%s): %s -- %s\n", since, sh.fails,

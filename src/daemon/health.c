@@ -365,7 +365,16 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
                  (unsigned long long)h->failed, h->failed == 1 ? "" : "s",
                  h->failed == 1 ? "s" : "", x->failed.name, x->failed.id, what);
     }
-    if (h->n_stuck) {
+    if (h->polled && h->source.ok && h->source.unreadable) {
+        /* files the listing cannot even see: stuck, and said first */
+        is = add(h, HEALTH_STUCK, "runbooks/source-unreachable.md", NULL);
+        snprintf(is->reason, sizeof is->reason,
+                 "the last listing passed over %d unreadable director%s, the rest was taken; "
+                 "%.*s%s",
+                 h->source.unreadable, h->source.unreadable == 1 ? "y" : "ies", 300,
+                 h->source.unreadable_first,
+                 h->n_stuck ? "; and files wait to complete (status --json lists them)" : "");
+    } else if (h->n_stuck) {
         const struct health_file *f = &h->stuck[0];
         size_label(f->size, a, sizeof a);
         health_age(h->now_ms - f->appeared_ms, b, sizeof b);
@@ -565,8 +574,10 @@ json_t *health_json(const struct health *h)
     if (!h->polled)
         src = json_null();
     else if (h->source.ok)
-        src = json_pack("{s:b,s:o,s:o}", "ok", 1, "last_poll", time_json(h->source.last_poll_ms),
-                        "last_ok", time_json(h->source.last_ok_ms));
+        src = json_pack(
+            "{s:b,s:o,s:o,s:i,s:s?}", "ok", 1, "last_poll", time_json(h->source.last_poll_ms),
+            "last_ok", time_json(h->source.last_ok_ms), "unreadable", h->source.unreadable,
+            "unreadable_first", h->source.unreadable ? h->source.unreadable_first : NULL);
     else
         src =
             json_pack("{s:b,s:o,s:o,s:o,s:i,s:s,s:s}", "ok", 0, "last_poll",

@@ -197,9 +197,9 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     char key[160], *v = NULL;
     struct werr e;
     json_t *j;
-    json_int_t last_poll = 0, last_ok = 0, since = 0, fails = 0;
+    json_int_t last_poll = 0, last_ok = 0, since = 0, fails = 0, unreadable = 0;
     int ok = 0;
-    const char *error = NULL, *runbook = NULL, *kind = NULL;
+    const char *error = NULL, *runbook = NULL, *kind = NULL, *ufirst = NULL;
 
     memset(out, 0, sizeof *out);
     snprintf(key, sizeof key, "source:%s", profile);
@@ -209,9 +209,9 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     free(v);
     if (!j)
         return 0;
-    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?s,s?s,s?s}", "ok", &ok, "last_poll", &last_poll,
+    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?s,s?s,s?s,s?I,s?s}", "ok", &ok, "last_poll", &last_poll,
                 "last_ok", &last_ok, "since", &since, "fails", &fails, "error", &error, "runbook",
-                &runbook, "kind", &kind);
+                &runbook, "kind", &kind, "unreadable", &unreadable, "unreadable_first", &ufirst);
     out->ok = ok;
     out->last_poll_ms = last_poll;
     out->last_ok_ms = last_ok;
@@ -220,6 +220,8 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     snprintf(out->error, sizeof out->error, "%s", error ? error : "");
     snprintf(out->kind, sizeof out->kind, "%s", kind ? kind : "");
     snprintf(out->runbook, sizeof out->runbook, "%s", runbook ? runbook : "");
+    out->unreadable = (int)unreadable;
+    snprintf(out->unreadable_first, sizeof out->unreadable_first, "%s", ufirst ? ufirst : "");
     json_decref(j);
     return 1;
 }
@@ -236,6 +238,9 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
         json_object_set_new(j, "error", json_string(h->error));
         json_object_set_new(j, "kind", json_string(h->kind));
         json_object_set_new(j, "runbook", json_string(h->runbook));
+    } else if (h->unreadable) {
+        json_object_set_new(j, "unreadable", json_integer(h->unreadable));
+        json_object_set_new(j, "unreadable_first", json_string(h->unreadable_first));
     }
     v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
@@ -245,13 +250,21 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
     free(v);
 }
 
-void ledger_source_ok(struct ledger *l, const char *profile, int64_t now)
+void ledger_source_listed(struct ledger *l, const char *profile, int unreadable, const char *first,
+                          int64_t now)
 {
     struct source_health h;
     ledger_source_health(l, profile, &h);
     h.ok = true;
     h.last_poll_ms = h.last_ok_ms = now;
+    h.unreadable = unreadable;
+    snprintf(h.unreadable_first, sizeof h.unreadable_first, "%s", unreadable && first ? first : "");
     source_put(l, profile, &h);
+}
+
+void ledger_source_ok(struct ledger *l, const char *profile, int64_t now)
+{
+    ledger_source_listed(l, profile, 0, NULL, now);
 }
 
 void ledger_source_failed(struct ledger *l, const char *profile, const char *kind,

@@ -291,8 +291,16 @@ struct source_health {
     char kind[32];        /* !ok: its kind (werr_kind_name) */
     char error[512];      /* !ok: the source's error */
     char runbook[96];     /* !ok: the page to read */
+    /* ok: directories the last listing could not read and passed over
+     * (their files are not taken; the rest are), and the first of them */
+    int unreadable;
+    char unreadable_first[512];
 };
 void ledger_source_ok(struct ledger *l, const char *profile, int64_t now);
+/* A listing that succeeded but passed over n unreadable directories
+ * (first: "sub: Permission denied"); n 0 is ledger_source_ok. */
+void ledger_source_listed(struct ledger *l, const char *profile, int unreadable,
+                          const char *first, int64_t now);
 void ledger_source_failed(struct ledger *l, const char *profile, const char *kind,
                           const char *error, const char *runbook, int64_t now);
 /* 1 filled, 0 never polled. */

@@ -114,6 +114,19 @@ void source_skip(struct source *s, const char *rel, const char *name, uint64_t s
     drop_list_add(s->skipped, &d);
 }
 
+void source_skip_dir(struct source *s, const char *rel, const char *why)
+{
+    struct drop d = {0};
+    if (!s->skipped)
+        return;
+    d.path = xstrdup(rel);
+    const char *slash = strrchr(rel, '/');
+    d.name = xstrdup(slash ? slash + 1 : rel);
+    d.skipped = xasprintf("cannot read this directory (%s); its files are not taken", why);
+    d.unreadable = true;
+    drop_list_add(s->skipped, &d);
+}
+
 void drop_list_add(struct drop_list *l, const struct drop *d)
 {
     if (l->n == l->cap) {

@@ -34,6 +34,9 @@ struct drop {
      * upload: "orders_1.csv.filepart"). */
     char *skipped;
     bool temp;
+    /* In source.skipped only: a directory the listing could not read and
+     * passed over (skipped says why); its files are not taken. */
+    bool unreadable;
     /* spool: the inode that was taken; finish() deletes or moves the name
      * only while it still refers to it (0: unknown, size and mtime only). */
     uint64_t ino;
@@ -103,6 +106,9 @@ bool name_ignored(const struct profile *p, const char *name);
  * glob; else the pattern does not match it) in s->skipped, if wanted. */
 void source_skip(struct source *s, const char *rel, const char *name, uint64_t size,
                  int64_t mtime_ns, bool ignored);
+/* For the backends: note a directory list() could not read (why: the
+ * error) in s->skipped, if wanted; the listing goes on without it. */
+void source_skip_dir(struct source *s, const char *rel, const char *why);
 /* The runbook page for an error a source returned (host key, authentication,
  * anything else: unreachable). */
 const char *source_runbook(const char *msg);

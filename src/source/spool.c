@@ -157,7 +157,9 @@ static bool is_done_file(const struct profile *p, char **names, size_t n, const 
 }
 
 /* List the directory open at dfd (taken over: closed here), rel being its
- * path below the root ("" for the root itself). */
+ * path below the root ("" for the root itself).  A subdirectory that cannot
+ * be read is passed over and noted (source_skip_dir): one partner directory
+ * with the wrong mode must not stop the whole feed. */
 static int list_dir(struct source *s, int dfd, const char *rel, int depth, struct drop_list *out,
                     struct werr *e)
 {
@@ -166,6 +168,7 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
     struct dirent *de;
     char **names = NULL;
     size_t n = 0, cap = 0;
+    bool unsearchable = false;
     int r = -1;
 
     if (!d) {
@@ -175,7 +178,10 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
         goto out;
     }
     dfd = dirfd(d);
-    while ((de = readdir(d))) {
+    for (;;) {
+        errno = 0;
+        if (!(de = readdir(d)))
+            break;
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         if (n == cap) {
@@ -183,6 +189,16 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
             names = xrealloc(names, cap * sizeof *names);
         }
         names[n++] = xstrdup(de->d_name);
+    }
+    if (errno) {
+        if (!*rel) {
+            werr_sys(e, "spool %s: read directory", p->source.path);
+            e->transient = true;
+            goto out;
+        }
+        source_skip_dir(s, rel, strerror(errno));
+        r = 0;
+        goto out;
     }
     if (n)
         qsort(names, n, sizeof *names, cmp_name);
@@ -193,9 +209,20 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
         struct stat st;
         struct drop dr = {0};
 
-        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || name_ignored(p, name)) {
-            if (s->skipped && name_ignored(p, name) &&
-                fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+        int sr = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW);
+        if (sr < 0 && errno != ENOENT && !unsearchable) {
+            /* listable but not searchable (mode r without x) */
+            unsearchable = true;
+            if (!*rel) {
+                werr_sys(e, "spool %s: %s", p->source.path, name);
+                e->transient = true;
+                free(relpath);
+                goto out;
+            }
+            source_skip_dir(s, rel, strerror(errno));
+        }
+        if (sr < 0 || name_ignored(p, name)) {
+            if (sr == 0 && S_ISREG(st.st_mode) && name_ignored(p, name))
                 source_skip(s, rel, name, (uint64_t)st.st_size, mtime_ns_of(&st), true);
             free(relpath);
             continue;
@@ -204,13 +231,9 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
             if (p->source.recursive && depth < SPOOL_MAX_DEPTH) {
                 int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 /* gone or swapped for a symlink since the fstatat: passed
-                 * over this time (never followed) */
-                if (sub < 0 && errno != ENOENT && errno != ELOOP && errno != ENOTDIR) {
-                    werr_sys(e, "spool %s/%s", p->source.path, relpath);
-                    e->transient = true;
-                    free(relpath);
-                    goto out;
-                }
+                 * over this time (never followed); unreadable: noted */
+                if (sub < 0 && errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
+                    source_skip_dir(s, relpath, strerror(errno));
                 if (sub >= 0 && list_dir(s, sub, relpath, depth + 1, out, e) < 0) {
                     free(relpath);
                     goto out;

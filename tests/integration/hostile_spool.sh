@@ -175,4 +175,55 @@ TAKEN=$(sql var/warehouse.db "select count(*) from race where customer = 'INSIDE
 if [ "$TAKEN" -gt 0 ]; then ok "the spool's own files were taken meanwhile ($TAKEN rows)"
 else bad "the spool's own files were taken meanwhile (0 rows)"; fi
 
+# --- item 8: an unreadable subdirectory does not stop a recursive feed -----
+# wharf runs as an unprivileged user here (as the packaged service does):
+# root could read any directory.  locked/ (mode 0700, another owner) cannot
+# be opened, listonly/ (0744) can be listed but not searched; both are
+# passed over and reported, ok1/ and ok2/ are taken.
+if [ "$(id -u)" = 0 ]; then AS_USER=(setpriv --reuid=65534 --regid=65534 --clear-groups); else AS_USER=(); fi
+U=$T/unpriv
+mkdir -p $U/profiles $U/schemas $U/var/drop/feed/{ok1,locked,listonly,ok2}
+cp schemas/orders.schema.json $U/schemas/
+cat > $U/profiles/feed.yaml <<EOP
+name: feed
+source: { type: spool, path: var/drop/feed, pattern: "*.csv", recursive: true,
+          complete_when: { min_age: 1s }, after: delete }
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: var/warehouse.db, table: feed }
+EOP
+orders_csv $U/var/drop/feed/ok1/a.csv 1 3
+orders_csv $U/var/drop/feed/locked/c.csv 20 3
+orders_csv $U/var/drop/feed/listonly/d.csv 30 3
+orders_csv $U/var/drop/feed/ok2/b.csv 10 3
+touch -d '2024-01-01 00:00:00' $U/var/drop/feed/*/*.csv
+if [ ${#AS_USER[@]} -gt 0 ]; then
+  chown -R 65534:65534 $U
+  chown -R 0:0 $U/var/drop/feed/locked $U/var/drop/feed/listonly
+  chmod 711 "$T"; chmod 1777 "$T/.sanitizer"
+fi
+chmod 700 $U/var/drop/feed/locked; chmod 744 $U/var/drop/feed/listonly
+wu() { (cd "$U" && "${AS_USER[@]}" "$WHARF" "$@"); }
+wu once feed >$U/once.out 2>&1; rc=$?
+eq "wharf once succeeds (exit 0)" "$rc" 0
+eq "the readable directories were taken (6 rows)" "$(sql $U/var/warehouse.db 'select count(*) from feed' 2>/dev/null || echo 0)" 6
+check "locked/c.csv stays" test -e $U/var/drop/feed/locked/c.csv
+check "listonly/d.csv stays" test -e $U/var/drop/feed/listonly/d.csv
+contains "the log names the unreadable directory" "$(cat $U/once.out)" "locked"
+ST=$(wu status --json)
+eq "status shows the feed stuck" "$(python3 -c 'import json,sys
+print([p["state"] for p in json.loads(sys.argv[1]) if p["profile"]=="feed"][0])' "$ST")" stuck
+contains "status says which directory is passed over" "$(wu status)" "listonly: cannot read this directory (Permission denied)"
+eq "status --json counts both unreadable directories" "$(python3 -c 'import json,sys
+print([p["source_health"]["unreadable"] for p in json.loads(sys.argv[1]) if p["profile"]=="feed"][0])' "$ST")" 2
+FID=$(cd $U && "${AS_USER[@]}" "$WHARF" intakes -p feed --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+contains "show reports it on the source line" "$(wu show "$FID")" "unreadable"
+chmod 755 $U/var/drop/feed/locked $U/var/drop/feed/listonly
+chown -R 65534:65534 $U 2>/dev/null
+wu once feed >/dev/null 2>&1
+eq "once readable again, the rest is taken (12 rows)" "$(sql $U/var/warehouse.db 'select count(*) from feed' 2>/dev/null || echo 0)" 12
+eq "and status is no longer stuck" "$(wu status --json | python3 -c 'import json,sys
+print([p["state"] for p in json.load(sys.stdin) if p["profile"]=="feed"][0])')" ok
+[ ${#AS_USER[@]} -gt 0 ] && chmod 700 "$T"
+
 finish
