@@ -121,11 +121,42 @@ static const char *norm_name(const char *name)
     return name;
 }
 
+/* The next path segment at or after *p that is neither empty nor ".", with
+ * '/' and '\' both separators (as bad_name reads them); its length in *n,
+ * NULL at the end. */
+static const char *next_segment(const char **p, size_t *n)
+{
+    while (**p) {
+        const char *seg = *p;
+        size_t len = strcspn(seg, "/\\");
+        *p = seg + len + (seg[len] ? 1 : 0);
+        if (len && !(len == 1 && seg[0] == '.')) {
+            *n = len;
+            return seg;
+        }
+    }
+    return NULL;
+}
+
+/* Same member path once empty and "." segments are dropped: "d//b.csv",
+ * "d/./b.csv", "./d/b.csv" and "d/b.csv" all name one file. */
+static bool same_path(const char *a, const char *b)
+{
+    for (;;) {
+        size_t na = 0, nb = 0;
+        const char *sa = next_segment(&a, &na), *sb = next_segment(&b, &nb);
+        if (!sa || !sb)
+            return !sa && !sb;
+        if (na != nb || memcmp(sa, sb, na))
+            return false;
+    }
+}
+
 static bool seen_before(const struct unpack *u, const char *name)
 {
     size_t i;
     for (i = 0; i < u->n; i++)
-        if (!strcmp(norm_name(u->v[i].name), norm_name(name)))
+        if (same_path(u->v[i].name, name))
             return true;
     return false;
 }

@@ -106,6 +106,18 @@ def archive_cases(d):
         for i in range(100000):
             t.addfile(ti("e%06d.csv" % i, size=len(row)), io.BytesIO(row))
     tar_with(d, "tar_empty_member.tar", [(ti("empty.csv"), None)])
+    # the same member twice under spellings of one path: d/b.csv = d//b.csv = d/./b.csv
+    other = VALID.replace("customer 1,", "customer 1 (second copy),").encode()
+    tar_with(d, "tar_dup_doubleslash.tar", [(ti("d/b.csv", size=len(VALID)), VALID.encode()),
+                                            (ti("d//b.csv", size=len(other)), other)])
+    tar_with(d, "tar_dup_dot.tar", [(ti("d/b.csv", size=len(VALID)), VALID.encode()),
+                                    (ti("d/./b.csv", size=len(other)), other)])
+    with zipfile.ZipFile(os.path.join(d, "zip_dup_doubleslash.zip"), "w") as z:
+        z.writestr("d/b.csv", VALID)
+        z.writestr("d//b.csv", other)
+    with zipfile.ZipFile(os.path.join(d, "zip_dup_dot.zip"), "w") as z:
+        z.writestr("d/b.csv", VALID)
+        z.writestr("./d/./b.csv", other)
     # gzip bomb: 1 GiB of zeros in ~1 MB (ratio ~1000, over the default 200)
     with open(os.path.join(d, "gzip_bomb.csv.gz"), "wb") as f:
         g = gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0)
@@ -199,12 +211,21 @@ def name_cases(d):
         "name_255": ("n" * 251) + ".csv",
         "name_shell": "$(touch pwned);`id`.csv",
         "name_ctrl": "ctrl\x1b[31mred\x07.csv",
+        "name_osc": "osc\x1b]0;retitled\x07\x1b[2J.csv",
+        "name_forge": "forge\n01ZZZZZZZZZZZZZZZZZZZZZZZZ  csv  REJECTED x.csv\n.csv",
+        "name_c1": "c1\u009b31m.csv",
+        "name_bidi": "bidi\u202evsc.exe.csv",
+        "name_formula": '=HYPERLINK("evil.example?x","click").csv',
+        "name_percent": "100%.csv",
+        "name_backslash": "back\\x1bslash.csv",
     }
     out = {}
     for n, (key, name) in enumerate(sorted(names.items())):
         # unique content, so each one is loaded (not skipped as a duplicate)
         w(d, name, HEADER + "%d,%s,1.00\n" % (1000 + n, key))
         out[key] = name
+    # not UTF-8: kept (escaped) in --json, never dropped
+    w(d, b"latin1_gr\xfc\xdfe.csv".decode("utf-8", "surrogateescape"), HEADER + "1100,latin1,1.00\n")
     return out
 
 
