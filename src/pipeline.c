@@ -66,6 +66,7 @@
 #include "report.h"
 #include "seal/bag.h"
 #include "source/source.h"
+#include "util/escape.h"
 #include "util/durable.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -515,7 +516,7 @@ static const char *runbook_for(const struct werr *e, enum intake_state st)
 
 static json_t *jstr(const char *k, const char *v)
 {
-    return json_pack("{s:s}", k, v ? v : "");
+    return json_pack("{s:o}", k, esc_json(v ? v : ""));
 }
 
 /*
@@ -587,9 +588,11 @@ static void step_failed(struct job *j, struct werr *e)
         return;
     }
     free(j->in.last_error);
-    j->in.last_error = xasprintf("%s (see %s)", e->msg, runbook);
+    char *why = esc_text(e->msg); /* messages quote partner names */
+    j->in.last_error = xasprintf("%s (see %s)", why, runbook);
+    free(why);
     /* the same, apart, for `wharf status` and the alerts */
-    info_set(j, "error", json_string(e->msg));
+    info_set(j, "error", esc_json(e->msg));
     info_set(j, "error_kind", json_string(werr_kind_name(e->kind)));
     info_set(j, "runbook", json_string(runbook));
     j->in.attempts++;
@@ -1083,7 +1086,7 @@ static int step_load(struct job *j)
             const char *slash = strrchr(res.invalid_path, '/');
             char *bag_name = xasprintf("invalid-rows-%zu.csv", i + 1);
             json_array_append_new(parked,
-                                  json_pack("{s:s,s:s,s:s,s:I}", "part", pt->name, "work",
+                                  json_pack("{s:o,s:s,s:s,s:I}", "part", esc_json(pt->name), "work",
                                             slash ? slash + 1 : res.invalid_path, "bag", bag_name,
                                             "rows", (json_int_t)res.invalid_written));
             parked_rows += res.invalid_written;

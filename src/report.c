@@ -1,7 +1,9 @@
 /*
  * report: collecting problems (see report.h).  Values are cut to an excerpt
- * of 60 bytes (on a UTF-8 boundary) and control characters are escaped, so
- * a report line is always one readable line whatever the input held.
+ * of 60 bytes (on a UTF-8 boundary); excerpts, the part name and the message
+ * are escaped (util/escape.h) wherever a line is made, so a report line is
+ * always one readable line whatever the input held: a newline in a member
+ * name cannot forge a second problem in report.txt.
  */
 #include "report.h"
 
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/escape.h"
 #include "util/xmalloc.h"
 
 #define EXCERPT_MAX 60
@@ -20,26 +23,19 @@ void report_init(struct report *r, size_t limit)
     r->limit = limit ? limit : 100;
 }
 
+/* The first EXCERPT_MAX bytes of s (cut on a UTF-8 boundary), escaped,
+ * with "..." when cut. */
 static char *excerpt(const char *s, size_t len)
 {
-    size_t cut = len > EXCERPT_MAX ? EXCERPT_MAX : len, i, o = 0;
-    char *out;
+    size_t cut = len > EXCERPT_MAX ? EXCERPT_MAX : len;
+    char *e, *out;
     while (cut < len && cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
         cut--;
-    out = xmalloc(cut * 4 + 8);
-    for (i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f) {
-            o += (size_t)sprintf(out + o, "\\x%02x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    if (cut < len) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = 0;
+    e = esc_textn(s, cut);
+    if (cut == len)
+        return e;
+    out = xasprintf("%s...", e);
+    free(e);
     return out;
 }
 
@@ -70,12 +66,14 @@ void report_add(struct report *r, const char *part, uint64_t line, uint64_t colu
     p->message = xstrdup(msg);
 }
 
+/* One problem as one line of text; every partner byte in it escaped. */
 static char *problem_line(const struct problem *p)
 {
-    char where[512] = "";
+    char where[512] = "", *r, *msg = esc_text(p->message),
+         *part = p->part ? esc_text(p->part) : NULL;
     size_t n = 0;
-    if (p->part)
-        n += (size_t)snprintf(where + n, sizeof where - n, "%s", p->part);
+    if (part)
+        n += (size_t)snprintf(where + n, sizeof where - n, "%s", part);
     if (p->line && n < sizeof where)
         n += (size_t)snprintf(where + n, sizeof where - n, "%sline %llu", n ? " " : "",
                               (unsigned long long)p->line);
@@ -91,8 +89,12 @@ static char *problem_line(const struct problem *p)
                                   (unsigned long long)p->column);
     }
     if (p->value)
-        return xasprintf("%s%s\"%s\" %s", where, *where ? ": " : "", p->value, p->message);
-    return xasprintf("%s%s%s", where, *where ? ": " : "", p->message);
+        r = xasprintf("%s%s\"%s\" %s", where, *where ? ": " : "", p->value, msg);
+    else
+        r = xasprintf("%s%s%s", where, *where ? ": " : "", msg);
+    free(msg);
+    free(part);
+    return r;
 }
 
 char *report_text(const struct report *r)
@@ -138,7 +140,7 @@ json_t *report_json(const struct report *r)
         const struct problem *p = &r->v[i];
         json_t *j = json_object();
         if (p->part)
-            json_object_set_new(j, "part", json_string(p->part));
+            json_object_set_new(j, "part", esc_json(p->part));
         if (p->line)
             json_object_set_new(j, "line", json_integer((json_int_t)p->line));
         if (p->column)
@@ -148,7 +150,7 @@ json_t *report_json(const struct report *r)
         if (p->value)
             json_object_set_new(j, "value", json_string(p->value));
         json_object_set_new(j, "code", json_string(p->code));
-        json_object_set_new(j, "message", json_string(p->message));
+        json_object_set_new(j, "message", esc_json(p->message));
         char *line = problem_line(p);
         json_object_set_new(j, "text", json_string(line));
         free(line);

@@ -18,11 +18,11 @@
 #include <stdint.h>
 
 struct problem {
-    char *part;      /* file or archive member name */
+    char *part;      /* file or archive member name, as given (raw bytes) */
     uint64_t line;   /* 1-based, 0 = not applicable */
     uint64_t column; /* 1-based field index for CSV, character column for XML; 0 = n/a */
-    char *field;     /* column / element name, may be NULL */
-    char *value;     /* excerpt of the offending value, may be NULL */
+    char *field;     /* column / element name, escaped excerpt, may be NULL */
+    char *value;     /* escaped excerpt of the offending value, may be NULL */
     char *code;    /* machine word: ragged_rows, invalid_encoding, type, xsd, unsafe_member, ... */
     char *message; /* the reason */
 };
@@ -38,11 +38,12 @@ void report_init(struct report *r, size_t limit);
 void report_add(struct report *r, const char *part, uint64_t line, uint64_t column,
                 const char *field, const char *value, size_t value_len, const char *code,
                 const char *fmt, ...) __attribute__((format(printf, 9, 10)));
-/* One line per problem, plus "... and N more" when capped. Caller frees. */
+/* One line per problem, plus "... and N more" when capped; partner bytes
+ * escaped (util/escape.h), so each problem is exactly one line. Caller frees. */
 char *report_text(const struct report *r);
 /* {"total": N, "shown": n, "problems": [{part,line,column,field,value,code,message}]} */
 json_t *report_json(const struct report *r);
-/* The first problem as one line (for `wharf rejects` and logs). Caller frees. */
+/* The first problem as one escaped line (for `wharf rejects` and logs). Caller frees. */
 char *report_first(const struct report *r);
 void report_free(struct report *r);
 

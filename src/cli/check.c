@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "load/target.h"
 #include "source/source.h"
+#include "util/escape.h"
 #include "validate/validate.h"
 
 #define CHECK_SHOW_MAX 20
@@ -19,10 +20,9 @@ static void check_line(const struct profile *p, const struct drop *d, const char
                        const char *what)
 {
     (void)p;
-    printf("  %-8s ", what);
-    for (const char *s = d->path; *s; s++)
-        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
-    printf(" (%llu bytes): %s\n", (unsigned long long)d->size, why);
+    char *path = esc_text(d->path); /* a partner's name: util/escape.h */
+    printf("  %-8s %s (%llu bytes): %s\n", what, path, (unsigned long long)d->size, why);
+    free(path);
 }
 
 int cmd_check(struct cli *c, int argc, char **argv)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "util/durable.h"
+#include "util/escape.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -286,25 +287,28 @@ void cli_print_outcome(struct cli *c, const char *id)
 {
     struct intake in = {0};
     struct werr e;
+    char *name;
     if (ledger_get(c->ledger, id, &in, &e) <= 0)
         return;
     if (cli_tty(2))
         fputs("\r\033[K", stderr); /* clear the progress line */
+    name = esc_text(in.name);      /* a partner's name: never raw on a terminal */
     if (in.state == ST_DONE && in.outcome == OUT_LOADED)
         printf("%s  %-12s loaded %llu rows from %s\n", in.id, in.profile,
-               (unsigned long long)in.rows, in.name);
+               (unsigned long long)in.rows, name);
     else if (in.state == ST_DONE && in.outcome == OUT_DUPLICATE)
         printf("%s  %-12s duplicate %s: skipped (same content already loaded)\n", in.id, in.profile,
-               in.name);
+               name);
     else if (in.outcome == OUT_REJECTED)
-        printf("%s  %-12s REJECTED %s: %s\n    report: %s/report.txt\n", in.id, in.profile, in.name,
+        printf("%s  %-12s REJECTED %s: %s\n    report: %s/report.txt\n", in.id, in.profile, name,
                in.last_error ? in.last_error : "", in.bag ? in.bag : "(not sealed yet)");
     else if (in.state == ST_FAILED)
-        printf("%s  %-12s FAILED %s: %s\n", in.id, in.profile, in.name,
+        printf("%s  %-12s FAILED %s: %s\n", in.id, in.profile, name,
                in.last_error ? in.last_error : "");
     else
-        printf("%s  %-12s %s %s: will retry%s%s\n", in.id, in.profile, state_name(in.state),
-               in.name, in.last_error ? ": " : "", in.last_error ? in.last_error : "");
+        printf("%s  %-12s %s %s: will retry%s%s\n", in.id, in.profile, state_name(in.state), name,
+               in.last_error ? ": " : "", in.last_error ? in.last_error : "");
+    free(name);
     intake_clear(&in);
 }
 

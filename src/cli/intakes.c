@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/escape.h"
 #include "util/parse.h"
 
 struct list_ctx {
@@ -21,14 +22,22 @@ struct list_ctx {
     size_t n, failed;
 };
 
-/* A partner's file name for a terminal: control characters become '?'. */
+/* A partner's file name for a terminal, escaped (util/escape.h), cut to
+ * width characters (never inside one) and padded. */
 static void put_name(const char *s, int width)
 {
+    char *e = esc_text(s), *p = e;
     int n = 0;
-    for (; s && *s && n < width; s++, n++)
-        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+    while (*p && n < width) {
+        p++;
+        while (((unsigned char)*p & 0xC0) == 0x80)
+            p++;
+        n++;
+    }
+    fwrite(e, 1, (size_t)(p - e), stdout);
     for (; n < width; n++)
         putchar(' ');
+    free(e);
 }
 
 static int list_cb(void *c, const struct intake *in)
@@ -51,10 +60,8 @@ static int list_cb(void *c, const struct intake *in)
         printf("%s  %-*s  %-8s  ", in->id, l->width, in->profile,
                in->state == ST_FAILED ? "FAILED" : "rejected");
         put_name(in->name, 28);
-        printf(" %s\n    ", ts);
-        for (const char *s = in->last_error; s && *s; s++)
-            putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
-        putchar('\n');
+        /* last_error is escaped where it is made */
+        printf(" %s\n    %s\n", ts, in->last_error ? in->last_error : "");
     } else {
         printf("%s  %-*s  %-9s %-9s %8llu  ", in->id, l->width, in->profile, state_name(in->state),
                outcome_name(in->outcome), (unsigned long long)in->rows);
@@ -173,7 +180,17 @@ static int ev_cb(void *c, int64_t t, const char *kind, const char *detail)
         json_array_append_new(x->arr, json_pack("{s:s,s:s,s:o}", "time", ts, "kind", kind, "detail",
                                                 d ? d : json_null()));
     } else {
-        printf("  %s  %-10s %s\n", ts, kind, detail && strcmp(detail, "null") ? detail : "");
+        /* re-dumped as ASCII JSON: no partner byte reaches the terminal raw */
+        json_error_t err;
+        json_t *d = detail ? json_loads(detail, JSON_DECODE_ANY, &err) : NULL;
+        char *s = d && !json_is_null(d)
+                      ? json_dumps(d, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
+                      : NULL;
+        char *raw = !d && detail ? esc_text(detail) : NULL;
+        printf("  %s  %-10s %s\n", ts, kind, s ? s : raw ? raw : "");
+        free(s);
+        free(raw);
+        json_decref(d);
     }
     return 0;
 }
@@ -222,15 +239,19 @@ int cmd_show(struct cli *c, int argc, char **argv)
         json_object_set_new(o, "events", x.arr);
         cli_print_json(o);
     } else {
-        char ts[32];
+        char ts[32], *name = esc_text(in.name), *source = esc_text(in.source),
+                     *path = esc_text(in.path);
         format_time_ms(in.created_ms, ts);
         printf("intake    %s\nprofile   %s\nfile      %s (%llu bytes)\nsource    %s  %s\n"
                "received  %s\nsha256    %s\nstate     %s%s%s\noutcome   %s\nrows      %llu\n",
-               in.id, in.profile, in.name, (unsigned long long)in.size, in.source, in.path, ts,
+               in.id, in.profile, name, (unsigned long long)in.size, source, path, ts,
                in.sha256[0] ? in.sha256 : "-", state_name(in.state),
                in.state == ST_FAILED ? ", stopped in " : "",
                in.state == ST_FAILED ? state_name(in.failed_from) : "", outcome_name(in.outcome),
                (unsigned long long)in.rows);
+        free(name);
+        free(source);
+        free(path);
         json_t *parked = in.info ? json_object_get(in.info, "invalid_rows") : NULL;
         if (parked)
             printf("invalid   %" JSON_INTEGER_FORMAT " rows parked in the bag (%zu file%s)\n",
@@ -254,16 +275,19 @@ int cmd_show(struct cli *c, int argc, char **argv)
                        last, sh.unreadable, sh.unreadable == 1 ? "y" : "ies", sh.unreadable_first);
             else if (sh.ok)
                 printf("source    ok, last listed %s\n", last);
-            else
+            else { /* the error quotes what the partner's server or spool said */
+                char *err = esc_text(sh.error);
                 printf("source    down since %s (%d failed poll%s): %s -- %s\n", since, sh.fails,
-                       sh.fails == 1 ? "" : "s", sh.error, sh.runbook);
+                       sh.fails == 1 ? "" : "s", err, sh.runbook);
+                free(err);
+            }
         }
         if (in.replay_of)
             printf("replays   %s\n", in.replay_of);
         if (in.replayed_by)
             printf("replayed  by %s\n", in.replayed_by);
         if (in.info) {
-            char *s = json_dumps(in.info, JSON_INDENT(2) | JSON_SORT_KEYS);
+            char *s = json_dumps(in.info, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
             printf("evidence  %s\n", s ? s : "{}");
             free(s);
         }

@@ -18,14 +18,16 @@
 
 #include "cli/cli.h"
 #include "daemon/health.h"
+#include "util/escape.h"
 #include "util/parse.h"
 
-/* A reason for a terminal: partner-supplied names in it lose their control
- * characters. */
+/* A reason for a terminal: partner-supplied names in it are escaped
+ * (util/escape.h). */
 static void put_plain(const char *s)
 {
-    for (; *s; s++)
-        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+    char *e = esc_text(s);
+    fputs(e, stdout);
+    free(e);
 }
 
 int cmd_status(struct cli *c, int argc, char **argv)
@@ -68,7 +70,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
         if (json) {
             json_t *o = health_json(&h);
             char *legacy = ledger_health(c->ledger, set.v[i]->name);
-            json_object_set_new(o, "source", json_string(legacy ? legacy : "not polled yet"));
+            json_object_set_new(o, "source", esc_json(legacy ? legacy : "not polled yet"));
             free(legacy);
             json_array_append_new(arr, o);
             health_clear(&h);

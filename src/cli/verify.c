@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "seal/verify.h"
+#include "util/escape.h"
 #include "util/xmalloc.h"
 
 static void print_problem(void *ctx, const char *intake, const char *msg)
@@ -28,9 +29,12 @@ static void print_problem(void *ctx, const char *intake, const char *msg)
     json_t *out = ctx;
     (void)intake;
     if (out)
-        json_array_append_new(json_object_get(out, "problems"), json_string(msg));
-    else
-        printf("TAMPER  %s\n", msg);
+        json_array_append_new(json_object_get(out, "problems"), esc_json(msg));
+    else { /* bag paths and member names in it: util/escape.h */
+        char *m = esc_text(msg);
+        printf("TAMPER  %s\n", m);
+        free(m);
+    }
 }
 
 int cmd_verify(struct cli *c, int argc, char **argv)
@@ -72,13 +76,15 @@ int cmd_verify(struct cli *c, int argc, char **argv)
         json_object_set_new(out, "head", json_string(v.head));
         json_object_set_new(out, "ok", json_boolean(v.problems == 0));
         if (v.first[0])
-            json_object_set_new(out, "first_problem", json_string(v.first));
+            json_object_set_new(out, "first_problem", esc_json(v.first));
         cli_print_json(out);
     } else if (v.problems) {
+        char *first = esc_text(v.first);
         printf("verify: %llu problem%s in %llu bags and %llu chain links; first: %s\n"
                "see runbooks/verify-tamper.md\n",
                (unsigned long long)v.problems, v.problems == 1 ? "" : "s",
-               (unsigned long long)v.bags, (unsigned long long)v.links, v.first);
+               (unsigned long long)v.bags, (unsigned long long)v.links, first);
+        free(first);
     } else {
         printf("verify: ok, %llu bags re-hashed, %llu chain links checked, head %s\n",
                (unsigned long long)v.bags, (unsigned long long)v.links, v.head);

@@ -15,6 +15,7 @@
 
 #include "daemon/periodic.h"
 #include "seal/verify.h"
+#include "util/escape.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -46,7 +47,8 @@ static void on_problem(void *ctx, const char *intake, const char *msg)
     json_t *list = ctx;
     wlog(LOG_ERROR, NULL, *intake ? intake : NULL, "verify_problem", NULL, "%s", msg);
     if (json_array_size(list) < AUDIT_KEEP)
-        json_array_append_new(list, json_pack("{s:s,s:s}", "intake", intake, "problem", msg));
+        json_array_append_new(list,
+                              json_pack("{s:s,s:o}", "intake", intake, "problem", esc_json(msg)));
 }
 
 static void run_once(struct audit *a, struct ledger *l)
@@ -68,10 +70,10 @@ static void run_once(struct audit *a, struct ledger *l)
         json_decref(list);
         return; /* shutting down: the next start runs it again */
     }
-    rec = json_pack("{s:I,s:I,s:b,s:I,s:I,s:I,s:s,s:o}", "time", (json_int_t)started, "took_ms",
+    rec = json_pack("{s:I,s:I,s:b,s:I,s:I,s:I,s:o,s:o}", "time", (json_int_t)started, "took_ms",
                     (json_int_t)(now_ms() - started), "ok", res.problems == 0, "bags",
                     (json_int_t)res.bags, "links", (json_int_t)res.links, "problems",
-                    (json_int_t)res.problems, "first", res.first, "tampered", list);
+                    (json_int_t)res.problems, "first", esc_json(res.first), "tampered", list);
     text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text || ledger_kv_set(l, AUDIT_KEY, text, &e) < 0)
         wlog(LOG_ERROR, NULL, NULL, "verify_failed", NULL, "cannot record the result: %s",

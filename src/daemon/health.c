@@ -16,6 +16,7 @@
 #include "daemon/audit.h"
 #include "load/reconcile.h"
 #include "source/source.h"
+#include "util/escape.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -529,8 +530,8 @@ static json_t *files_json(const struct health *h, const struct health_file *v, s
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_pack("{s:s,s:I,s:o,s:I,s:b,s:s}", "path", v[i].path, "size",
-                                           (json_int_t)v[i].size, "appeared",
+        json_array_append_new(a, json_pack("{s:o,s:I,s:o,s:I,s:b,s:s}", "path", esc_json(v[i].path),
+                                           "size", (json_int_t)v[i].size, "appeared",
                                            time_json(v[i].appeared_ms), "age_s",
                                            (json_int_t)((h->now_ms - v[i].appeared_ms) / 1000),
                                            "temporary", v[i].temp, "waiting_for", v[i].why));
@@ -539,8 +540,8 @@ static json_t *files_json(const struct health *h, const struct health_file *v, s
 
 static json_t *issue_json(const struct health_issue *is)
 {
-    return json_pack("{s:s,s:s,s:s?,s:s?}", "state", health_state_name(is->state), "reason",
-                     is->reason, "runbook", is->runbook[0] ? is->runbook : NULL, "intake",
+    return json_pack("{s:s,s:o,s:s?,s:s?}", "state", health_state_name(is->state), "reason",
+                     esc_json(is->reason), "runbook", is->runbook[0] ? is->runbook : NULL, "intake",
                      is->intake[0] ? is->intake : NULL);
 }
 
@@ -551,7 +552,7 @@ json_t *health_json(const struct health *h)
 
     json_object_set_new(o, "profile", json_string(h->profile));
     json_object_set_new(o, "state", json_string(health_state_name(h->state)));
-    json_object_set_new(o, "reason", json_string(top->reason));
+    json_object_set_new(o, "reason", esc_json(top->reason)); /* quotes partner names */
     json_object_set_new(o, "runbook", top->runbook[0] ? json_string(top->runbook) : json_null());
     json_object_set_new(o, "intake", top->intake[0] ? json_string(top->intake) : json_null());
     for (size_t i = 1; i < h->n_issues; i++)
@@ -580,10 +581,10 @@ json_t *health_json(const struct health *h)
             "unreadable_first", h->source.unreadable ? h->source.unreadable_first : NULL);
     else
         src =
-            json_pack("{s:b,s:o,s:o,s:o,s:i,s:s,s:s}", "ok", 0, "last_poll",
+            json_pack("{s:b,s:o,s:o,s:o,s:i,s:o,s:s}", "ok", 0, "last_poll",
                       time_json(h->source.last_poll_ms), "last_ok", time_json(h->source.last_ok_ms),
                       "down_since", time_json(h->source.since_ms), "failed_polls", h->source.fails,
-                      "error", h->source.error, "runbook", h->source.runbook);
+                      "error", esc_json(h->source.error), "runbook", h->source.runbook);
     json_object_set_new(o, "source_health", src);
     if (h->verify)
         json_object_set_new(

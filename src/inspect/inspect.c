@@ -28,6 +28,7 @@
 #include "inspect/encoding.h"
 #include "inspect/sniff.h"
 #include "inspect/unpack.h"
+#include "util/escape.h"
 #include "util/durable.h"
 #include "util/xmalloc.h"
 
@@ -155,20 +156,7 @@ static const char *format_name(enum data_format f)
 /* A JSON string even when s is not UTF-8 (a zip member name in CP437). */
 static json_t *jstr(const char *s)
 {
-    json_t *j;
-    char *c;
-    size_t i;
-    if (!s)
-        s = "";
-    if ((j = json_string(s)) != NULL)
-        return j;
-    c = xstrdup(s);
-    for (i = 0; c[i]; i++)
-        if ((unsigned char)c[i] >= 0x80)
-            c[i] = '?';
-    j = json_string(c);
-    free(c);
-    return j;
+    return esc_json(s ? s : "");
 }
 
 static json_t *part_json(const struct part *pt)

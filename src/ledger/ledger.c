@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/escape.h"
 #include "util/parse.h"
 
 static const char *const state_names[ST__COUNT] = {
@@ -81,9 +82,10 @@ void intake_clear(struct intake *in)
     memset(in, 0, sizeof *in);
 }
 
+/* Names and paths are partner bytes: never dropped for invalid UTF-8. */
 static json_t *str_or_null(const char *s)
 {
-    return s && *s ? json_string(s) : json_null();
+    return s && *s ? esc_json(s) : json_null();
 }
 
 static json_t *time_or_null(int64_t ms)
@@ -235,7 +237,7 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
     if (!h->ok) {
         json_object_set_new(j, "since", json_integer(h->since_ms));
         json_object_set_new(j, "fails", json_integer(h->fails));
-        json_object_set_new(j, "error", json_string(h->error));
+        json_object_set_new(j, "error", esc_json(h->error)); /* partner text, maybe cut */
         json_object_set_new(j, "kind", json_string(h->kind));
         json_object_set_new(j, "runbook", json_string(h->runbook));
     } else if (h->unreadable) {

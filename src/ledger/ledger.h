@@ -49,8 +49,8 @@ struct intake {
     char id[ID_LEN];
     char *profile;
     char *source; /* "spool:/path" or "sftp://user@host:port/path" */
-    char *path;   /* relative path in the source */
-    char *name;   /* original file name */
+    char *path;   /* relative path in the source (partner bytes: escape to show) */
+    char *name;   /* original file name (partner bytes: escape to show) */
     uint64_t size;
     int64_t mtime_ns;
     char sha256[SHA256_HEX_LEN]; /* "" until taken */
@@ -59,7 +59,7 @@ struct intake {
     enum outcome outcome;
     int attempts;
     int64_t next_attempt_ms;
-    char *last_error;
+    char *last_error; /* display text, escaped where it is made (util/escape.h) */
     int64_t created_ms, updated_ms;
     uint64_t rows;
     char *bag;         /* bag directory once sealed */

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/escape.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -448,8 +449,9 @@ static int sq_claim(struct ledger *l, struct intake *in, struct werr *e)
     }
     id_new(in->id);
     info = dump(in->info);
-    dj = json_pack("{s:s, s:s, s:I, s:I}", "source", in->source, "path", in->path, "size",
-                   (json_int_t)in->size, "mtime_ns", (json_int_t)in->mtime_ns);
+    dj = json_pack("{s:o, s:o, s:I, s:I}", "source", esc_json(in->source), "path",
+                   esc_json(in->path), "size", (json_int_t)in->size, "mtime_ns",
+                   (json_int_t)in->mtime_ns);
     if (in->replay_of)
         json_object_set_new(dj, "replay_of", json_string(in->replay_of));
     detail = dump(dj);

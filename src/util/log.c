@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "util/durable.h"
+#include "util/escape.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -59,12 +60,12 @@ void wlog(enum log_level level, const char *profile, const char *intake, const c
         json_object_set_new(o, "time", json_string(ts));
         json_object_set_new(o, "level", json_string(level_names[level]));
         if (profile)
-            json_object_set_new(o, "profile", json_string(profile));
+            json_object_set_new(o, "profile", esc_json(profile));
         if (intake)
-            json_object_set_new(o, "intake", json_string(intake));
+            json_object_set_new(o, "intake", esc_json(intake));
         if (event)
-            json_object_set_new(o, "event", json_string(event));
-        json_object_set_new(o, "message", json_string(msg));
+            json_object_set_new(o, "event", esc_json(event));
+        json_object_set_new(o, "message", esc_json(msg));
         if (fields)
             json_object_set(o, "fields", fields);
         char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -72,12 +73,18 @@ void wlog(enum log_level level, const char *profile, const char *intake, const c
         free(s);
         json_decref(o);
     } else {
-        char *f = fields && json_object_size(fields) ? json_dumps(fields, JSON_COMPACT) : NULL;
+        /* partner bytes in the message are escaped (util/escape.h), JSON
+         * fields are ASCII: nothing reaches the terminal as a control */
+        char *f = fields && json_object_size(fields)
+                      ? json_dumps(fields, JSON_COMPACT | JSON_ENSURE_ASCII)
+                      : NULL;
+        char *m = esc_text(msg);
         /* \r + erase-line first: a progress line may be half drawn */
         line = xasprintf("%s%.12s %-5s %s%s%s%s%s%s %s%s%s\n", stderr_fancy() ? "\r\033[K" : "",
                          ts + 11, level_names[level], profile ? profile : "", profile ? " " : "",
                          intake ? intake : "", intake ? " " : "", event ? event : "",
-                         event ? ":" : "", msg, f ? " " : "", f ? f : "");
+                         event ? ":" : "", m, f ? " " : "", f ? f : "");
+        free(m);
         free(f);
     }
     json_decref(fields);
