@@ -14,9 +14,11 @@
  *   manifest-sha256.txt     <sha256>  data/orders.csv         (sorted by path)
  *   tagmanifest-sha256.txt  <sha256>  bag-info.txt            (every other tag file)
  *
- * Paths in manifests are percent-encoded (%, CR, LF).  A bag-info value
- * containing line breaks is folded: each break becomes LF + space, so the
- * element stays one logical line (RFC 8493 2.2.2).
+ * Paths in manifests are percent-encoded (%, CR, LF).  A bag-info value is
+ * written in its tag form (esc_tag, util/escape.h): partner bytes such as a
+ * file name with a newline or an escape sequence become `\x0a`, `\x1b`, so
+ * a value is always one line and can never plant another element.  Tag
+ * files are read by one parser (tag_parse: folded lines, any length).
  *
  * Owns nothing after return.  What can fail: the file system (every file
  * and directory is fsynced; an error removes the temp dir and leaves no
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #include "util/durable.h"
+#include "util/escape.h"
 #include "util/xmalloc.h"
 
 #define MANIFEST_MAX (64u << 20) /* bytes of one manifest or bag-info we read */
@@ -283,7 +286,7 @@ static bool key_ok(const char *k)
     return p[-1] != ' ' && p[-1] != '\t';
 }
 
-/* bag-info.txt; line breaks inside a value are folded (break -> LF + space). */
+/* bag-info.txt, one line per element; values in their tag form (esc_tag). */
 static char *bag_info_text(const struct bag_kv *info, size_t n_info, uint64_t octets,
                            uint64_t count)
 {
@@ -308,24 +311,13 @@ static char *bag_info_text(const struct bag_kv *info, size_t n_info, uint64_t oc
             k = "Payload-Oxum";
             v = tail;
         }
-        /* worst case every byte of v is a break that becomes two */
-        if (len + strlen(k) + 2 * strlen(v) + 4 > cap) {
-            cap = (len + strlen(k) + 2 * strlen(v) + 4) * 2;
+        char *tv = esc_tag(v);
+        if (len + strlen(k) + strlen(tv) + 4 > cap) {
+            cap = (len + strlen(k) + strlen(tv) + 4) * 2;
             s = xrealloc(s, cap);
         }
-        len += (size_t)snprintf(s + len, cap - len, "%s: ", k);
-        for (; *v; v++) {
-            if (*v == '\r' || *v == '\n') {
-                if (*v == '\r' && v[1] == '\n')
-                    v++;
-                s[len++] = '\n';
-                s[len++] = ' ';
-            } else {
-                s[len++] = *v;
-            }
-        }
-        s[len++] = '\n';
-        s[len] = 0;
+        len += (size_t)snprintf(s + len, cap - len, "%s: %s\n", k, tv);
+        free(tv);
     }
     return s;
 }
@@ -715,38 +707,116 @@ static int walk(const char *root, const char *rel, struct entries *l, struct wer
     return r;
 }
 
-/* Payload-Oxum from bag-info.txt (folded lines joined). */
-static void check_oxum(struct vctx *v, uint64_t octets, uint64_t count, struct werr *e, int *err)
+/*
+ * The one reader of tag files (bag-info.txt), RFC 8493 2.2.2:
+ *
+ *   Label: value
+ *   Long-Label: a value continued
+ *     on the next line (a line starting with a space or tab)
+ *
+ * Lines end in LF, CR or CRLF and may be of any length.  A continuation
+ * line belongs to the element above it: its line break is kept as "\n",
+ * its leading blanks are padding and dropped.  The separator is the first
+ * colon and one blank after it.  Lines without a colon (and continuations
+ * before any element) are skipped.  buf (NUL-terminated, len bytes) is
+ * rewritten in place; fn is called per element in order until it returns
+ * nonzero, which tag_parse then returns.
+ */
+static int tag_parse(char *buf, size_t len, int (*fn)(void *ctx, const char *label, char *value),
+                     void *ctx)
 {
-    char *path = join(v->dir, "bag-info.txt"), *buf = NULL, *line, *next;
+    char *r = buf, *end = buf + len, *label = NULL, *value = NULL, *w = NULL;
+    int stop = 0;
+    while (r < end && !stop) {
+        char *eol = r;
+        while (eol < end && *eol != '\n' && *eol != '\r')
+            eol++;
+        char *next = eol < end && *eol == '\r' && eol + 1 < end && eol[1] == '\n' ? eol + 2
+                     : eol < end                                                  ? eol + 1
+                                                                                  : eol;
+        if (r < eol && (*r == ' ' || *r == '\t')) {
+            if (label) { /* folded: "\n" + the line without its padding */
+                while (r < eol && (*r == ' ' || *r == '\t'))
+                    r++;
+                *w++ = '\n';
+                memmove(w, r, (size_t)(eol - r));
+                w += eol - r;
+            }
+        } else {
+            char *colon = memchr(r, ':', (size_t)(eol - r));
+            if (label) {
+                *w = 0;
+                stop = fn(ctx, label, value);
+                label = NULL;
+            }
+            if (colon && !stop) {
+                *colon = 0;
+                label = r;
+                value = colon + 1;
+                if (value < eol && (*value == ' ' || *value == '\t'))
+                    value++;
+                w = value + (eol - value);
+            }
+        }
+        r = next;
+    }
+    if (label && !stop) {
+        *w = 0;
+        stop = fn(ctx, label, value);
+    }
+    return stop;
+}
+
+/* Reads dir/bag-info.txt whole and runs tag_parse over it: 1 absent, -1
+ * error (e), else what tag_parse returned. */
+static int bag_info_each(const char *dir, int (*fn)(void *ctx, const char *label, char *value),
+                         void *ctx, int *stopped, struct werr *e)
+{
+    char *path = join(dir, "bag-info.txt"), *buf = NULL;
     size_t len;
     int r = slurp(path, &buf, &len, e);
     free(path);
+    if (r != 0)
+        return r;
+    *stopped = tag_parse(buf, len, fn, ctx);
+    free(buf);
+    return 0;
+}
+
+struct oxum_ctx {
+    struct vctx *v;
+    uint64_t octets, count;
+};
+
+static int oxum_cb(void *ctx, const char *label, char *value)
+{
+    struct oxum_ctx *x = ctx;
+    unsigned long long o, c;
+    char tail;
+    if (strcasecmp(label, "Payload-Oxum"))
+        return 0;
+    if (sscanf(value, " %llu.%llu %c", &o, &c, &tail) != 2) {
+        char *shown = esc_text(value);
+        problem(x->v, "bag-info.txt", "oxum", "Payload-Oxum \"%.60s\" is malformed", shown);
+        free(shown);
+    } else if (o != x->octets || c != x->count) {
+        problem(x->v, "bag-info.txt", "oxum",
+                "Payload-Oxum says %llu.%llu (octets.files), the payload is "
+                "%llu.%llu",
+                o, c, (unsigned long long)x->octets, (unsigned long long)x->count);
+    }
+    return 1;
+}
+
+/* Payload-Oxum from bag-info.txt. */
+static void check_oxum(struct vctx *v, uint64_t octets, uint64_t count, struct werr *e, int *err)
+{
+    struct oxum_ctx x = {.v = v, .octets = octets, .count = count};
+    int stopped = 0, r = bag_info_each(v->dir, oxum_cb, &x, &stopped, e);
     if (r < 0)
         *err = -1;
     if (r == 1)
         problem(v, "bag-info.txt", "missing", "missing");
-    if (r != 0)
-        return;
-    for (line = buf; line && *line; line = next) {
-        unsigned long long o, c;
-        char tail;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = 0;
-        if (strncasecmp(line, "Payload-Oxum:", 13))
-            continue;
-        if (sscanf(line + 13, " %llu.%llu %c", &o, &c, &tail) != 2) {
-            problem(v, "bag-info.txt", "oxum", "Payload-Oxum \"%.60s\" is malformed", line + 13);
-        } else if (o != octets || c != count) {
-            problem(v, "bag-info.txt", "oxum",
-                    "Payload-Oxum says %llu.%llu (octets.files), the payload is "
-                    "%llu.%llu",
-                    o, c, (unsigned long long)octets, (unsigned long long)count);
-        }
-        break;
-    }
-    free(buf);
 }
 
 static void check_bagit(struct vctx *v, struct werr *e, int *err)
@@ -856,22 +926,27 @@ out:
     return r;
 }
 
+struct get_ctx {
+    const char *key;
+    char *out;
+    size_t size;
+};
+
+static int get_cb(void *ctx, const char *label, char *value)
+{
+    struct get_ctx *g = ctx;
+    if (strcmp(label, g->key))
+        return 0;
+    snprintf(g->out, g->size, "%s", value);
+    return 1;
+}
+
 int bag_info_get(const char *dir, const char *key, char *out, size_t size)
 {
-    char *path = join(dir, "bag-info.txt"), line[1024];
-    size_t klen = strlen(key);
-    FILE *f = fopen(path, "r");
-    int r = -1;
-    free(path);
-    if (!f)
+    struct get_ctx g = {.key = key, .out = out, .size = size};
+    struct werr e;
+    int stopped = 0;
+    if (bag_info_each(dir, get_cb, &g, &stopped, &e) != 0 || !stopped)
         return -1;
-    while (r < 0 && fgets(line, sizeof line, f)) {
-        if (strncmp(line, key, klen) || line[klen] != ':' || line[klen + 1] != ' ')
-            continue;
-        line[strcspn(line, "\r\n")] = 0;
-        snprintf(out, size, "%s", line + klen + 2);
-        r = 0;
-    }
-    fclose(f);
-    return r;
+    return 0;
 }

@@ -37,8 +37,8 @@ struct bag_file {
 };
 
 struct bag_kv {
-    const char *key; /* "Wharf-Profile" */
-    const char *value;
+    const char *key;   /* "Wharf-Profile" */
+    const char *value; /* any bytes: bag_seal writes it escaped (esc_tag) */
 };
 
 int bag_seal(const char *dir, const struct bag_file *files, size_t n, const struct bag_kv *info,
@@ -48,8 +48,10 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
  * -1: could not check (e). tagmanifest_sha receives the tag manifest's hash. */
 int bag_verify(const char *dir, char tagmanifest_sha[SHA256_HEX_LEN], struct report *rep,
                struct werr *e);
-/* The value of one bag-info.txt key (first occurrence) into out; 0 found,
- * -1 absent or unreadable. */
+/* The value of one bag-info.txt key (first occurrence) into out, as the
+ * file holds it (tag form, see esc_tag in util/escape.h; folded lines
+ * joined per RFC 8493 2.2.2, lines of any length); 0 found, -1 absent or
+ * unreadable. */
 int bag_info_get(const char *dir, const char *key, char *out, size_t size);
 /* BagIt path encoding of a file name for manifests: %, CR, LF percent-encoded. */
 char *bag_encode_path(const char *name);

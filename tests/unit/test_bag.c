@@ -158,8 +158,8 @@ static void test_seal_layout_and_sha256sum(void **state)
     path = xasprintf("%s/bag-info.txt", f->bag);
     s = slurp(path);
     assert_true(strncmp(s, "External-Identifier: 01JBAG\nWharf-Profile: acme-orders\n", 55) == 0);
-    /* folded: every physical line after a break starts with a blank */
-    assert_non_null(strstr(s, "Wharf-Note: two\n lines\n and CR\n end\n"));
+    /* a value is one line: its breaks are escaped (esc_tag), never raw */
+    assert_non_null(strstr(s, "Wharf-Note: two\\x0alines\\x0d\\x0aand CR\\x0dend\n"));
     assert_non_null(strstr(s, "\nBagging-Date: 20"));
     char *oxum = xasprintf("\nPayload-Oxum: %zu.2\n", sizeof payload - 1 + 4);
     assert_non_null(strstr(s, oxum));
@@ -351,6 +351,62 @@ static void test_encoded_names(void **state)
     free(s);
 }
 
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* bag-info.txt is read per RFC 8493 2.2.2: lines of any length, folded
+ * continuation lines, LF/CR/CRLF; a long value that holds a lookalike
+ * element past byte 1024 (what a partner's long path can plant) is part of
+ * that value, never an element of its own. */
+static void test_bag_info_get(void **state)
+{
+    struct fix *f = *state;
+    char sha[SHA256_HEX_LEN], out[4096];
+    char *path, *fake, *longv;
+    const char *real = "1111111111111111111111111111111111111111111111111111111111111111";
+    struct werr e;
+
+    /* what bag_seal writes reads back */
+    longv = xmalloc(3000);
+    memset(longv, 'p', 3000);
+    /* "Wharf-Source-Path: " is 19 bytes: the lookalike starts at byte 1023
+     * of the line, where a 1024-byte line buffer would cut it */
+    fake = longv + 1023 - 19;
+    memcpy(fake, "Wharf-Previous-Link: 2222", 25);
+    longv[2999] = 0;
+    struct bag_file files[] = {{.name = "data/a.csv", .content = "x\n", .len = 2}};
+    struct bag_kv info[] = {{"Wharf-Source-Path", longv}, {"Wharf-Previous-Link", real}};
+    assert_int_equal(bag_seal(f->bag, files, 1, info, 2, sha, &e), 0);
+    assert_int_equal(bag_info_get(f->bag, "Wharf-Previous-Link", out, sizeof out), 0);
+    assert_string_equal(out, real);
+    assert_int_equal(bag_info_get(f->bag, "Wharf-Source-Path", out, sizeof out), 0);
+    assert_string_equal(out, longv);
+    free(verify(f, 0, sha));
+
+    /* folded lines, CR and CRLF endings, a blank after the colon optional */
+    path = xasprintf("%s/bag-info.txt", f->bag);
+    write_text(path, "Wharf-Note: first\r\n  second\r\tthird\nWharf-Empty:\r"
+                     "no colon here\nWharf-Tight:value\nWharf-Previous-Link: abc\n"
+                     "Wharf-Previous-Link: def\n");
+    assert_int_equal(bag_info_get(f->bag, "Wharf-Note", out, sizeof out), 0);
+    assert_string_equal(out, "first\nsecond\nthird");
+    assert_int_equal(bag_info_get(f->bag, "Wharf-Empty", out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(bag_info_get(f->bag, "Wharf-Tight", out, sizeof out), 0);
+    assert_string_equal(out, "value");
+    assert_int_equal(bag_info_get(f->bag, "Wharf-Previous-Link", out, sizeof out), 0);
+    assert_string_equal(out, "abc"); /* the first occurrence */
+    assert_int_equal(bag_info_get(f->bag, "no colon here", out, sizeof out), -1);
+    assert_int_equal(bag_info_get(f->bag, "Missing", out, sizeof out), -1);
+    free(path);
+    free(longv);
+}
+
 static void test_verify_not_a_bag(void **state)
 {
     struct fix *f = *state;
@@ -377,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encoded_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_not_a_bag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bag_info_get, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
