@@ -1,7 +1,8 @@
 /*
  * export: the manifest record of every sealed intake since a date, for
  * auditors: id, profile, name, size, sha256, encoding evidence, rows,
- * outcome, bag, tag-manifest hash and chain link.
+ * outcome, bag, tag-manifest hash and chain link.  CSV cells that would
+ * start with a formula character are neutralised (see csv_field).
  *
  *   wharf export --since DATE [--format csv|json]
  */
@@ -17,9 +18,17 @@ struct ectx {
     json_t *arr;
 };
 
+/*
+ * One quoted CSV cell.  A cell a spreadsheet would read as a formula (it
+ * starts with =, +, -, @, TAB or CR: `=HYPERLINK(...)` in a partner's file
+ * name) gets a leading single quote, as OWASP's CSV injection guidance
+ * says, so the spreadsheet shows it as text and never evaluates it.
+ */
 static void csv_field(const char *s, bool last)
 {
     putchar('"');
+    if (s && *s && strchr("=+-@\t\r", *s))
+        putchar('\'');
     for (; s && *s; s++) {
         if (*s == '"')
             putchar('"');
