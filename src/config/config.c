@@ -427,6 +427,7 @@ void profile_defaults(struct profile *p)
     p->limits.max_field = DEF_MAX_FIELD;
     p->limits.max_errors = DEF_MAX_ERRORS;
     p->limits.max_depth = DEF_MAX_DEPTH;
+    p->limits.max_attributes = DEF_MAX_ATTRIBUTES;
     p->retry.max_attempts = DEF_MAX_ATTEMPTS;
     p->retry.backoff_ms = DEF_BACKOFF_MS;
     p->retry.backoff_max_ms = DEF_BACKOFF_MAX_MS;
@@ -778,13 +779,14 @@ static void load_limits(struct walk *w, struct profile *p, const struct node *n)
         return;
     check_keys(w, n, path,
                KEYS("max_bytes", "max_ratio", "max_entries", "max_line", "max_field", "max_errors",
-                    "max_depth"));
+                    "max_depth", "max_attributes"));
     get_size(w, n, "max_bytes", path, &p->limits.max_bytes);
     get_uint(w, n, "max_entries", path, 1, 10000000, &p->limits.max_entries);
     get_size(w, n, "max_line", path, &p->limits.max_line);
     get_size(w, n, "max_field", path, &p->limits.max_field);
     get_uint(w, n, "max_errors", path, 1, 100000, &p->limits.max_errors);
     get_uint(w, n, "max_depth", path, 1, 10000, &p->limits.max_depth);
+    get_uint(w, n, "max_attributes", path, 1, 100000, &p->limits.max_attributes);
     uint64_t ratio = (uint64_t)p->limits.max_ratio;
     get_uint(w, n, "max_ratio", path, 1, 1000000, &ratio);
     p->limits.max_ratio = (double)ratio;

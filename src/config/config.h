@@ -111,13 +111,14 @@ struct target_conf {
 };
 
 struct limits_conf {
-    uint64_t max_bytes;   /* expanded bytes per intake */
-    double max_ratio;     /* expanded / compressed */
-    uint64_t max_entries; /* archive members */
-    uint64_t max_line;    /* bytes per CSV record */
-    uint64_t max_field;   /* bytes per field */
-    uint64_t max_errors;  /* errors kept in a report */
-    uint64_t max_depth;   /* XML nesting */
+    uint64_t max_bytes;      /* expanded bytes per intake */
+    double max_ratio;        /* expanded / compressed */
+    uint64_t max_entries;    /* archive members */
+    uint64_t max_line;       /* bytes per CSV record */
+    uint64_t max_field;      /* bytes per field */
+    uint64_t max_errors;     /* errors kept in a report */
+    uint64_t max_depth;      /* XML nesting */
+    uint64_t max_attributes; /* XML attributes + namespace declarations per element */
 };
 
 struct retry_conf {

@@ -32,13 +32,14 @@
 #define DEF_ENCODING "auto"
 
 /* profile: limits */
-#define DEF_MAX_BYTES   (10ULL * 1024 * 1024 * 1024) /* 10 GiB expanded */
-#define DEF_MAX_RATIO   200.0
-#define DEF_MAX_ENTRIES 10000
-#define DEF_MAX_LINE    (1024 * 1024) /* 1 MiB per CSV record */
-#define DEF_MAX_FIELD   (256 * 1024)
-#define DEF_MAX_ERRORS  100
-#define DEF_MAX_DEPTH   256
+#define DEF_MAX_BYTES      (10ULL * 1024 * 1024 * 1024) /* 10 GiB expanded */
+#define DEF_MAX_RATIO      200.0
+#define DEF_MAX_ENTRIES    10000
+#define DEF_MAX_LINE       (1024 * 1024) /* 1 MiB per CSV record */
+#define DEF_MAX_FIELD      (256 * 1024)
+#define DEF_MAX_ERRORS     100
+#define DEF_MAX_DEPTH      256
+#define DEF_MAX_ATTRIBUTES 256 /* per XML element, namespace declarations included */
 
 /* profile: retry of transient failures */
 #define DEF_MAX_ATTEMPTS   8

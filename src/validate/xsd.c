@@ -15,7 +15,12 @@
  *     error its exact element path.
  *  2. The read callback scans the prolog before the parser sees it: a
  *     DOCTYPE is refused there ("doctype"), before any entity can be
- *     declared, let alone expanded.
+ *     declared, let alone expanded.  It also counts the attributes and
+ *     namespace declarations of every start tag (struct tagscan): past
+ *     limits.max_attributes the part is refused ("limit") with the tag's
+ *     line and column before the parser sees the bytes, since libxml2's
+ *     duplicate-attribute check is quadratic in their number (200,000
+ *     xmlns declarations on one element cost 15 s).
  *  3. Records are the elements at xml.record (local names).  Field text is
  *     collected for the current record only, bounded by limits.max_field.
  *     An element's end is acted on at the next event, after the validator
@@ -138,6 +143,108 @@ static bool prolog_feed(struct prolog *p, const char *buf, size_t n)
             p->col = 0;
         } else {
             p->col++;
+        }
+    }
+    return false;
+}
+
+/* ---- the tag scanner: attributes per start tag, before the parser ------ */
+
+enum { S_TEXT, S_LT, S_TAG, S_DQ, S_SQ, S_SKIP, S_BANG, S_COMMENT, S_CDATA, S_PI };
+
+/*
+ * Counts the attributes (namespace declarations included) of each start
+ * tag by its '=' signs outside quoted values: `<a x="1" xmlns:p='u'>` has
+ * two.  Comments, CDATA sections, processing instructions, end tags and
+ * declarations are skipped whole.  The input is UTF-8 (the inspect stage
+ * normalised it), so the ASCII delimiters are found byte by byte; columns
+ * count characters, as the parser's do.
+ */
+struct tagscan {
+    int state;
+    unsigned marks;     /* '-' or ']' seen in a row (comment, CDATA end); "<!" prefix */
+    uint64_t line, col; /* position of the byte being read */
+    uint64_t tag_line, tag_col;
+    uint64_t attrs;
+};
+
+static void tagscan_init(struct tagscan *t)
+{
+    memset(t, 0, sizeof *t);
+    t->line = 1;
+}
+
+/* Feeds bytes; true when a start tag has more than max attributes
+ * (t->tag_line / tag_col point at its '<'). */
+static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t max)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = buf[i];
+        if (c == '\n') {
+            t->line++;
+            t->col = 0;
+        } else if (((unsigned char)c & 0xC0) != 0x80) {
+            t->col++;
+        }
+        switch (t->state) {
+        case S_TEXT:
+            if (c == '<') {
+                t->state = S_LT;
+                t->tag_line = t->line;
+                t->tag_col = t->col;
+            }
+            break;
+        case S_LT:
+            t->state = c == '!' ? S_BANG : c == '?' ? S_PI : c == '/' ? S_SKIP : S_TAG;
+            t->marks = 0;
+            t->attrs = 0;
+            break;
+        case S_TAG:
+            if (c == '"')
+                t->state = S_DQ;
+            else if (c == '\'')
+                t->state = S_SQ;
+            else if (c == '>')
+                t->state = S_TEXT;
+            else if (c == '=' && ++t->attrs > max)
+                return true;
+            break;
+        case S_DQ:
+            if (c == '"')
+                t->state = S_TAG;
+            break;
+        case S_SQ:
+            if (c == '\'')
+                t->state = S_TAG;
+            break;
+        case S_SKIP: /* end tag or declaration: up to its '>' */
+            if (c == '>')
+                t->state = S_TEXT;
+            break;
+        case S_BANG: /* "<!--" comment, "<![CDATA[" section, else a declaration */
+            if (t->marks == 0 && c == '[')
+                t->state = S_CDATA;
+            else if (c == '-' && ++t->marks == 2) {
+                t->state = S_COMMENT;
+                t->marks = 0;
+            } else if (c != '-')
+                t->state = c == '>' ? S_TEXT : S_SKIP;
+            break;
+        case S_COMMENT:
+        case S_CDATA:
+            if (c == (t->state == S_COMMENT ? '-' : ']'))
+                t->marks++;
+            else if (c == '>' && t->marks >= 2)
+                t->state = S_TEXT;
+            else
+                t->marks = 0;
+            break;
+        case S_PI:
+            if (c == '>' && t->marks)
+                t->state = S_TEXT;
+            else
+                t->marks = c == '?';
+            break;
         }
     }
     return false;
@@ -881,7 +988,8 @@ struct run {
     int fd;
     int read_errno;
     struct prolog pro;
-    uint64_t max_depth, max_field;
+    struct tagscan tags;
+    uint64_t max_depth, max_field, max_attributes;
     /* the open elements: names (parser dictionary strings, valid for the
      * whole parse) */
     const xmlChar **names;
@@ -1285,6 +1393,16 @@ static int io_read(void *ctx, char *buf, int len)
         r->halted = true;
         return -1;
     }
+    if (tagscan_feed(&r->tags, buf, (size_t)n, r->max_attributes)) {
+        r->res->structural = true;
+        report_add(r->rep, r->in->display, r->tags.tag_line, r->tags.tag_col, NULL, NULL, 0,
+                   "limit",
+                   "an element has more than %llu attributes and namespace declarations "
+                   "(limits.max_attributes)",
+                   (unsigned long long)r->max_attributes);
+        r->halted = true;
+        return -1;
+    }
     return (int)n;
 }
 
@@ -1315,9 +1433,11 @@ int xsdv_run(struct xsdv *x, const struct validate_input *in, const struct limit
     r.res = res;
     r.max_depth = lim && lim->max_depth ? lim->max_depth : DEF_MAX_DEPTH;
     r.max_field = lim && lim->max_field ? lim->max_field : DEF_MAX_FIELD;
+    r.max_attributes = lim && lim->max_attributes ? lim->max_attributes : DEF_MAX_ATTRIBUTES;
     if (r.max_depth > 100000)
         r.max_depth = 100000;
     prolog_init(&r.pro);
+    tagscan_init(&r.tags);
     if ((r.fd = open(in->path, O_RDONLY | O_CLOEXEC)) < 0) {
         werr_sys(e, "%s: open", in->display);
         return -1;

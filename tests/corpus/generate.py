@@ -82,6 +82,14 @@ def xml_cases(d):
     w(d, "doctype_internal.xml", '<?xml version="1.0"?>\n<!DOCTYPE orders [<!ELEMENT orders ANY>]>\n' + XML_OK.split("\n", 1)[1])
     n = 100000
     w(d, "deep_nesting.xml", '<?xml version="1.0"?>\n<orders>' + "<a>" * n + "</a>" * n + "</orders>\n")
+    # 200,000 namespace declarations / 100,000 attributes on one element:
+    # libxml2's duplicate check is quadratic in them (15 s / 4.5 s); refused
+    # past limits.max_attributes before the parser reads them
+    w(d, "xmlns_200k.xml", '<?xml version="1.0"?>\n<orders '
+      + " ".join('xmlns:p%d="urn:p%d"' % (i, i) for i in range(200000)) + ">"
+      + ORDER % "x" + "</orders>\n")
+    w(d, "attrs_100k.xml", '<?xml version="1.0"?>\n<orders>\n <order '
+      + " ".join('a%d="%d"' % (i, i) for i in range(100000)) + "/></orders>\n")
     w(d, "xinclude.xml", '<?xml version="1.0"?>\n<orders xmlns:xi="http://www.w3.org/2001/XInclude">'
       '<xi:include href="file:///etc/passwd" parse="text"/></orders>\n')
 

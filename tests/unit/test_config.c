@@ -119,6 +119,7 @@ static void test_good_profile(void **state)
     assert_int_equal(p->duplicates, DUP_REJECT);
     assert_int_equal(p->limits.max_bytes, 1ULL << 30);
     assert_int_equal(p->limits.max_line, 64000);
+    assert_int_equal(p->limits.max_attributes, 256); /* the default */
     profile_free(p);
     free(msgs);
 }
@@ -170,6 +171,10 @@ static void test_each_mistake(void **state)
          "s.json }\n"
          "limits: { max_bytes: 10 MB }\n",
          "p.yaml:4:22: limits.max_bytes: \"10 MB\" is not a size (use 512, 64KB, 10MB, 1GiB)"},
+        {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
+         "s.json }\n"
+         "limits: { max_attributes: 0 }\n",
+         "p.yaml:4:27: limits.max_attributes: \"0\" is not a whole number from 1 to 100000"},
         {"source: { type: spool, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: "
          "s.json }\n"
          "schedule: { every: 30s, timezone: Mars/Olympus }\n",

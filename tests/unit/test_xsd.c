@@ -693,6 +693,47 @@ static void test_depth_beyond_limit_rejected(void **state)
     fixture_free(&fx);
 }
 
+/* limits.max_attributes counts attributes and namespace declarations per
+ * start tag, and only there: '=' in comments, CDATA, PIs, text and quoted
+ * values does not count. */
+static void test_attributes_beyond_limit_rejected(void **state)
+{
+    struct fixture fx;
+    struct report rep;
+    struct validate_result res;
+    struct werr e = {0};
+    (void)state;
+    fixture_init(&fx, "orders.xsd");
+    fx.p->limits.max_attributes = 2;
+    fixture_compile(&fx);
+    assert_int_equal(run_doc(&fx, "two.xml",
+                             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                             "<?pi a=1 b=2 c=3?><!-- x=1 y=2 z=3 -->\n"
+                             "<orders><order id=\"1\" channel='a=b c=d e=f'>"
+                             "<customer>a=b c=d e=f</customer><quantity>1</quantity>"
+                             "<unit_price>1</unit_price><paid>1</paid>"
+                             "<note><![CDATA[<x a=1 b=2 c=3>]]></note></order></orders>\n",
+                             &rep, NULL, &res, &e),
+                     0);
+    assert_int_equal(rep.total, 0);
+    assert_false(res.structural);
+    report_free(&rep);
+
+    assert_int_equal(run_doc(&fx, "three.xml",
+                             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<orders>\n"
+                             "  <order id=\"1\" channel=\"web\" xmlns:x=\"urn:x\">"
+                             "<customer>a</customer><quantity>1</quantity></order></orders>\n",
+                             &rep, NULL, &res, &e),
+                     0);
+    assert_true(res.structural);
+    assert_true(report_has(&rep, "limit"));
+    assert_int_equal(rep.v[0].line, 3);
+    assert_int_equal(rep.v[0].column, 3);
+    assert_non_null(strstr(rep.v[0].message, "more than 2 attributes and namespace declarations"));
+    report_free(&rep);
+    fixture_free(&fx);
+}
+
 static void test_namespaced_document(void **state)
 {
     struct fixture fx;
@@ -972,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_profile_mismatch_is_a_diag),
         cmocka_unit_test(test_malformed_xml_is_structural_with_line),
         cmocka_unit_test(test_depth_beyond_limit_rejected),
+        cmocka_unit_test(test_attributes_beyond_limit_rejected),
         cmocka_unit_test(test_namespaced_document),
         cmocka_unit_test(test_text_longer_than_max_field_rejected),
         cmocka_unit_test(test_concurrent_runs_share_one_schema),
