@@ -113,15 +113,15 @@ int cmd_check(struct cli *c, int argc, char **argv)
             json_t *files = json_array();
             for (size_t k = 0; k < list.n; k++)
                 json_array_append_new(
-                    files, json_pack("{s:s,s:I,s:s,s:s}", "path", list.v[k].path, "size",
+                    files, json_pack("{s:o,s:I,s:s,s:s}", "path", esc_json(list.v[k].path), "size",
                                      (json_int_t)list.v[k].size, "seen",
                                      list.v[k].unsafe ? "unsafe" : "matches", "why",
                                      list.v[k].unsafe ? list.v[k].unsafe : "matches the pattern"));
             for (size_t k = 0; k < skipped.n; k++)
                 json_array_append_new(
-                    files, json_pack("{s:s,s:I,s:s,s:s,s:b}", "path", skipped.v[k].path, "size",
-                                     (json_int_t)skipped.v[k].size, "seen", "skipped", "why",
-                                     skipped.v[k].skipped, "temporary", skipped.v[k].temp));
+                    files, json_pack("{s:o,s:I,s:s,s:s,s:b}", "path", esc_json(skipped.v[k].path),
+                                     "size", (json_int_t)skipped.v[k].size, "seen", "skipped",
+                                     "why", skipped.v[k].skipped, "temporary", skipped.v[k].temp));
             json_array_append_new(sources, json_pack("{s:s,s:b,s:o}", "profile", p->name,
                                                      "reachable", 1, "files", files));
         } else {

@@ -22,6 +22,7 @@
 #include "daemon/sla.h"
 #include "pipeline.h"
 #include "source/source.h"
+#include "util/escape.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -311,17 +312,18 @@ int cmd_ingest(struct cli *c, int argc, char **argv)
         if (cl < 0) {
             fprintf(stderr, "wharf ingest: %s\n", e.msg);
             if (json)
-                json_array_append_new(
-                    out, json_pack("{s:s,s:n,s:s}", "file", files[k], "intake", "error", e.msg));
+                json_array_append_new(out, json_pack("{s:o,s:n,s:o}", "file", esc_json(files[k]),
+                                                     "intake", "error", esc_json(e.msg)));
             st.failed++;
             continue;
         }
         if (cl > 0)
             pipeline_advance(pl, id, &st);
         if (json) {
-            json_array_append_new(out, json_pack("{s:s,s:o,s:b}", "file", files[k], "intake",
-                                                 *id ? cli_outcome_json(c, id) : json_null(),
-                                                 "already_ingested", cl == 0));
+            json_array_append_new(out,
+                                  json_pack("{s:o,s:o,s:b}", "file", esc_json(files[k]), "intake",
+                                            *id ? cli_outcome_json(c, id) : json_null(),
+                                            "already_ingested", cl == 0));
             continue;
         }
         if (cl == 0)

@@ -30,6 +30,7 @@
 #include "cli/cli.h"
 #include "inspect/inspect.h"
 #include "load/target.h"
+#include "util/escape.h"
 #include "util/durable.h"
 #include "util/xmalloc.h"
 
@@ -141,17 +142,12 @@ static char *read_line(const char *path, unsigned long long want, bool *cut, str
     return buf;
 }
 
-/* For a terminal: control characters (and DEL) as \xNN, everything else
- * (valid UTF-8, as decoded at load) as it is. */
+/* For a terminal: partner bytes escaped (util/escape.h). */
 static void print_escaped(const char *s)
 {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch < 0x20 || ch == 0x7f || ch == '\\')
-            printf(ch == '\\' ? "\\\\" : "\\x%02x", ch);
-        else
-            putchar(ch);
-    }
+    char *e = esc_text(s);
+    fputs(e, stdout);
+    free(e);
 }
 
 /* One intake's original from its bag, inspected again as at load. */
@@ -281,7 +277,7 @@ static int trace_row(struct cli *c, const struct profile *p, json_t *row, struct
         goto out;
     }
     json_object_set_new(row, "profile", json_string(in.profile));
-    json_object_set_new(row, "file", json_string(in.name));
+    json_object_set_new(row, "file", esc_json(in.name));
     json_object_set_new(row, "sha256", json_string(in.sha256));
     json_object_set_new(row, "bag", in.bag ? json_string(in.bag) : json_null());
     {
