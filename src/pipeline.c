@@ -996,6 +996,7 @@ static int step_load(struct job *j)
     uint64_t rows = 0, records = 0, invalid = 0, parked_rows = 0;
     json_t *parked = NULL; /* the split files the validator wrote */
     bool structural = false, began = false;
+    uint64_t *part_first = NULL; /* the load's row index where each part starts */
     int r;
 
     if (!(j->tg = target_get(j->pl, j->p, &e)))
@@ -1042,8 +1043,10 @@ static int step_load(struct job *j)
     if (j->pl->progress)
         j->pl->progress(j->pl->progress_ctx, j->in.id, "load", 0, j->bytes_total, 0);
     parked = json_array();
+    part_first = xcalloc(j->insp.n + 1, sizeof *part_first);
     for (size_t i = 0; i < j->insp.n; i++) {
         struct part *pt = &j->insp.parts[i];
+        part_first[i] = j->rows;
         struct validate_input vi = {
             .path = pt->utf8_path,
             .display = pt->name,
@@ -1111,6 +1114,7 @@ static int step_load(struct job *j)
         (j->p->on_invalid == ON_INVALID_SPLIT && too_many_invalid(j->p, invalid, records))) {
         if (began)
             j->tg->ops->rollback(j->tg);
+        free(part_first);
         return reject(j, "validation");
     }
     if (j->in.state == ST_INSPECTED) {
@@ -1119,6 +1123,7 @@ static int step_load(struct job *j)
                                           (json_int_t)invalid)) < 0) {
             if (began)
                 j->tg->ops->rollback(j->tg);
+            free(part_first);
             return -1;
         }
     }
@@ -1130,6 +1135,8 @@ static int step_load(struct job *j)
     }
     if (j->tg->ops->commit(j->tg, j->in.id, j->in.sha256, j->rows, &e) < 0)
         goto fail;
+    free(part_first);
+    part_first = NULL;
     crash_point("target_committed");
     j->in.rows = j->rows;
     j->in.outcome = OUT_LOADED;
@@ -1153,6 +1160,22 @@ fail:
     json_decref(parked);
     if (j->tg && began)
         j->tg->ops->rollback(j->tg);
+    if (j->tg && j->tg->reject.set) {
+        /* The target table's own rules refused a row: the partner's data,
+         * not a failure of the target. */
+        struct target_reject *tr = &j->tg->reject;
+        const char *part = NULL;
+        for (size_t i = 0; i < j->insp.n && part_first; i++)
+            if (!j->insp.parts[i].rejected && part_first[i] <= tr->seq)
+                part = j->insp.parts[i].name;
+        report_add(&j->rep, part, tr->line, 0, *tr->column ? tr->column : NULL, NULL, 0,
+                   "target_refused", "%s", tr->message);
+        memset(tr, 0, sizeof *tr); /* the target stays open for the next intake */
+        free(part_first);
+        j->tg = NULL;
+        return reject(j, "target");
+    }
+    free(part_first);
     if (j->tg)
         target_drop(j->pl, j->p); /* a failed connection is not reused */
     j->tg = NULL;

@@ -740,22 +740,49 @@ static void load_xml(struct walk *w, struct profile *p, const struct node *n)
 static void load_target(struct walk *w, struct profile *p, const struct node *n)
 {
     int type = 0, mode = 0, evolve = 0, lineage = p->target.lineage ? 0 : 1;
+    const struct node *c;
     if (!want(w, n, NODE_MAP, "target"))
         return;
-    check_keys(w, n, "target", KEYS("type", "path", "table", "mode", "key", "evolve", "lineage"));
+    check_keys(
+        w, n, "target",
+        KEYS("type", "path", "table", "mode", "key", "evolve", "lineage", "dsn_file", "schema"));
     get_enum(w, n, "lineage", "target", KEYS("line", "none"), &lineage);
     p->target.lineage = lineage == 0;
-    get_enum(w, n, "type", "target", KEYS("sqlite"), &type);
+    get_enum(w, n, "type", "target", KEYS("sqlite", "postgresql"), &type);
     p->target.type = (enum target_type)type;
     get_str(w, n, "path", "target", &p->target.path);
     get_str(w, n, "table", "target", &p->target.table);
+    get_str(w, n, "dsn_file", "target", &p->target.dsn_file);
+    get_str(w, n, "schema", "target", &p->target.schema);
     get_enum(w, n, "mode", "target", KEYS("append", "replace", "upsert"), &mode);
     p->target.mode = (enum load_mode)mode;
     get_strlist(w, n, "key", "target", &p->target.key);
     get_enum(w, n, "evolve", "target", KEYS("none", "add_columns"), &evolve);
     p->target.evolve = (enum target_evolve)evolve;
-    if (!p->target.path)
-        err_at(w, n, "target.path", "is required");
+    for (size_t i = 0; i < n->n; i++)
+        if (!strcmp(n->keys[i], "password") || !strcmp(n->keys[i], "dsn"))
+            err_at(w, n->keynodes[i], "target.dsn",
+                   "secrets are never inline; put the connection string in a file and name it "
+                   "with dsn_file (or use the PG* environment and ~/.pgpass)");
+    if (p->target.type == TARGET_SQLITE) {
+        if (!p->target.path)
+            err_at(w, n, "target.path", "is required");
+        if ((c = node_get(n, "dsn_file")))
+            err_at(w, c, "target.dsn_file", "only valid with type: postgresql");
+        if ((c = node_get(n, "schema")))
+            err_at(w, c, "target.schema", "only valid with type: postgresql");
+    } else {
+        if ((c = node_get(n, "path")))
+            err_at(w, c, "target.path",
+                   "only valid with type: sqlite (a PostgreSQL target is reached through "
+                   "dsn_file or the PG* environment)");
+        if (!p->target.schema)
+            p->target.schema = xstrdup("public");
+        else if (!ident_valid(p->target.schema) || !strncmp(p->target.schema, "pg_", 3))
+            err_at(w, node_get(n, "schema"), "target.schema",
+                   "\"%s\" is not a schema name (letters, digits, _; at most 63; not pg_*)",
+                   p->target.schema);
+    }
     if (!p->target.table)
         err_at(w, n, "target.table", "is required");
     else if (!ident_valid(p->target.table) || !strncmp(p->target.table, "sqlite_", 7) ||
@@ -1034,6 +1061,8 @@ void profile_free(struct profile *p)
     free(p->xml.fields);
     free(p->target.path);
     free(p->target.table);
+    free(p->target.dsn_file);
+    free(p->target.schema);
     strlist_free(&p->target.key);
     free(p);
 }

@@ -25,7 +25,7 @@ enum after_action { AFTER_DELETE, AFTER_MOVE, AFTER_LEAVE };
 enum data_format { FORMAT_AUTO, FORMAT_CSV, FORMAT_XML };
 enum on_invalid { ON_INVALID_REJECT, ON_INVALID_SPLIT };
 enum dup_policy { DUP_SKIP, DUP_REJECT, DUP_LOAD };
-enum target_type { TARGET_SQLITE };
+enum target_type { TARGET_SQLITE, TARGET_POSTGRESQL };
 enum load_mode { LOAD_APPEND, LOAD_REPLACE, LOAD_UPSERT };
 enum order_by { ORDER_NONE, ORDER_NAME, ORDER_MTIME };
 enum header_match { HEADER_EXACT, HEADER_ANY_ORDER };
@@ -102,8 +102,10 @@ enum target_evolve {
 
 struct target_conf {
     enum target_type type;
-    char *path;
+    char *path; /* sqlite: the database file */
     char *table;
+    char *dsn_file; /* postgresql: a file holding a libpq conninfo string or URI; NULL: PG* env */
+    char *schema;   /* postgresql: the schema the table lives in (default public) */
     enum load_mode mode;
     struct strlist key; /* upsert key columns */
     enum target_evolve evolve;

@@ -41,6 +41,7 @@
  * table whose columns do not fit, a constraint violated by a row.
  */
 #include "load/target.h"
+#include "load/tabdiff.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -147,25 +148,6 @@ static int sq_prepare(struct sq *s, const char *sql, sqlite3_stmt **st, const ch
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
     if (rc != SQLITE_OK) {
         sq_fail(e, s, rc, "%s", what);
-        return -1;
-    }
-    return 0;
-}
-
-/* An identifier wharf writes into SQL: ident_valid() and not one of the
- * names SQLite or wharf reserve for themselves. */
-static int ident_ok(const char *id, const char *what, struct werr *e)
-{
-    if (!id || !ident_valid(id)) {
-        werr_set(e,
-                 "%s \"%s\" is not a valid identifier (letters, digits and _, not starting "
-                 "with a digit, at most 63 characters)",
-                 what, id ? id : "");
-        return -1;
-    }
-    if (!strncasecmp(id, "_wharf", 6) || !strncasecmp(id, "sqlite_", 7)) {
-        werr_set(e, "%s \"%s\" is reserved (names starting with _wharf or sqlite_ are not allowed)",
-                 what, id);
         return -1;
     }
     return 0;
@@ -285,6 +267,30 @@ static int upgrade_loads(struct sq *s, struct werr *e)
     return 0;
 }
 
+static bool sq_fits(const struct column *c, const char *decl)
+{
+    return type_compatible(c->type, decl);
+}
+
+static const char *sq_decl(const struct column *c)
+{
+    return type_sql(c->type);
+}
+
+static const struct tabdiff_types sq_types = {sq_fits, sq_decl};
+
+/* tabdiff for this database and table */
+static int schema_diff(struct sq *s, const struct tinfo *ti, const struct columns *cols,
+                       enum target_evolve evolve, bool strict, size_t *adds, size_t *nadds,
+                       struct werr *e)
+{
+    struct sqlbuf q = {0};
+    sb_ident(&q, s->table);
+    int r = tabdiff(s->path, q.s, ti, cols, evolve, strict, &sq_types, adds, nadds, e);
+    free(q.s);
+    return r;
+}
+
 static int sq_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
                    struct werr *e)
 {
@@ -306,7 +312,7 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
         werr_set(e, "profile %s: sqlite target: no path", p->name ? p->name : "?");
         return -1;
     }
-    if (ident_ok(p->target.table, "target table", e) < 0) {
+    if (tabdiff_ident(p->target.table, "target table", e) < 0) {
         werr_prefix(e, "profile %s", p->name ? p->name : "?");
         return -1;
     }
@@ -421,29 +427,6 @@ static int sq_loaded(struct target *t, const char *intake, uint64_t *rows, struc
     return r;
 }
 
-struct tcol {
-    char *name;
-    char *type;
-    bool notnull, has_default;
-    int pk;
-};
-
-struct tinfo {
-    struct tcol *v;
-    size_t n;
-};
-
-static void tinfo_free(struct tinfo *ti)
-{
-    size_t i;
-    for (i = 0; i < ti->n; i++) {
-        free(ti->v[i].name);
-        free(ti->v[i].type);
-    }
-    free(ti->v);
-    memset(ti, 0, sizeof *ti);
-}
-
 /* The table's columns; ti->n == 0 when the table does not exist. */
 static int table_info(struct sq *s, struct tinfo *ti, struct werr *e)
 {
@@ -459,14 +442,8 @@ static int table_info(struct sq *s, struct tinfo *ti, struct werr *e)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
         const char *type = (const char *)sqlite3_column_text(st, 1);
-        struct tcol *c;
-        ti->v = xrealloc(ti->v, (ti->n + 1) * sizeof *ti->v);
-        c = &ti->v[ti->n++];
-        c->name = xstrdup(name ? name : "");
-        c->type = xstrdup(type ? type : "");
-        c->notnull = sqlite3_column_int(st, 2) != 0;
-        c->has_default = sqlite3_column_int(st, 3) != 0;
-        c->pk = sqlite3_column_int(st, 4);
+        tinfo_add(ti, name ? name : "", type ? type : "", sqlite3_column_int(st, 2) != 0,
+                  sqlite3_column_int(st, 3) != 0, sqlite3_column_int(st, 4));
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -475,15 +452,6 @@ static int table_info(struct sq *s, struct tinfo *ti, struct werr *e)
         return -1;
     }
     return 0;
-}
-
-static const struct tcol *tinfo_find(const struct tinfo *ti, const char *name)
-{
-    size_t i;
-    for (i = 0; i < ti->n; i++)
-        if (!strcasecmp(ti->v[i].name, name))
-            return &ti->v[i];
-    return NULL;
 }
 
 static int create_table(struct sq *s, const struct columns *cols, bool lineage, struct werr *e)
@@ -527,86 +495,6 @@ static int create_intake_index(struct sq *s, struct werr *e)
     free(b.s);
     free(name.s);
     return r;
-}
-
-/*
- * How an existing table differs from the schema's columns, and what the
- * profile's `target.evolve` allows about it:
- *   - a schema column the table lacks: with add_columns and an optional
- *     field it goes into adds[] (begin adds it, nullable, in the load's own
- *     transaction); otherwise the table does not fit;
- *   - a column whose declared type does not fit the schema's type: never
- *     changed by wharf (existing rows would be reinterpreted);
- *   - a table column the schema no longer has: a load leaves it NULL unless
- *     it is NOT NULL without a default; `strict` (wharf check) refuses it
- *     outright, so a field dropped from a schema is a decision, not a
- *     surprise.
- * Every mismatch is WERR_SCHEMA with the fix in the message.
- */
-static int schema_diff(struct sq *s, const struct tinfo *ti, const struct columns *cols,
-                       enum target_evolve evolve, bool strict, size_t *adds, size_t *nadds,
-                       struct werr *e)
-{
-    size_t i, j;
-    *nadds = 0;
-    for (i = 0; i < cols->n; i++) {
-        const struct column *col = &cols->v[i];
-        const struct tcol *c = tinfo_find(ti, col->name);
-        if (!c) {
-            if (evolve == EVOLVE_ADD_COLUMNS && !col->required) {
-                adds[(*nadds)++] = i;
-                continue;
-            }
-            if (evolve == EVOLVE_ADD_COLUMNS)
-                werr_setk(e, WERR_SCHEMA,
-                          "%s: table \"%s\" has no column \"%s\", and the schema makes it "
-                          "required: target.evolve adds only optional fields (existing rows "
-                          "would have no value); make the field optional, or add the column "
-                          "with a default yourself",
-                          s->path, s->table, col->name);
-            else
-                werr_setk(e, WERR_SCHEMA,
-                          "%s: table \"%s\" has no column \"%s\" (needed: %s); set "
-                          "target.evolve: add_columns to let wharf add it, or add it with "
-                          "ALTER TABLE \"%s\" ADD COLUMN \"%s\" %s",
-                          s->path, s->table, col->name, type_sql(col->type), s->table, col->name,
-                          type_sql(col->type));
-            return -1;
-        }
-        if (!type_compatible(col->type, c->type)) {
-            werr_setk(e, WERR_SCHEMA,
-                      "%s: table \"%s\" column \"%s\" is declared %s, the schema needs %s: "
-                      "wharf never changes a column's type; migrate the table (or load into a "
-                      "new one) and run wharf check again",
-                      s->path, s->table, c->name, *c->type ? c->type : "without a type",
-                      type_sql(col->type));
-            return -1;
-        }
-    }
-    for (j = 0; j < ti->n; j++) {
-        const struct tcol *c = &ti->v[j];
-        bool ours = !strncasecmp(c->name, "_wharf", 6);
-        for (i = 0; !ours && i < cols->n; i++)
-            ours = !strcasecmp(c->name, cols->v[i].name);
-        if (ours)
-            continue;
-        if (c->notnull && !c->has_default && !c->pk) {
-            werr_setk(e, WERR_SCHEMA,
-                      "%s: table \"%s\" column \"%s\" is NOT NULL without a default, and the "
-                      "schema has no such field",
-                      s->path, s->table, c->name);
-            return -1;
-        }
-        if (strict) {
-            werr_setk(e, WERR_SCHEMA,
-                      "%s: table \"%s\" has a column \"%s\" that the schema no longer has: "
-                      "new rows would leave it empty; put the field back in the schema (it "
-                      "may be optional), or drop the column from the table",
-                      s->path, s->table, c->name);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 static int add_columns(struct sq *s, const struct columns *cols, const size_t *adds, size_t n,
@@ -772,40 +660,7 @@ static char *insert_sql(struct sq *s, const struct columns *cols, const struct s
 static int check_names(struct sq *s, const struct columns *cols, const struct profile *p,
                        struct werr *e)
 {
-    size_t i, j;
-    for (i = 0; i < cols->n; i++) {
-        if (ident_ok(cols->v[i].name, "column", e) < 0) {
-            werr_prefix(e, "table \"%s\"", s->table);
-            return -1;
-        }
-        for (j = 0; j < i; j++)
-            if (!strcasecmp(cols->v[i].name, cols->v[j].name)) {
-                werr_set(e, "table \"%s\": column \"%s\" appears twice", s->table, cols->v[i].name);
-                return -1;
-            }
-    }
-    if (p->target.mode != LOAD_UPSERT)
-        return 0;
-    if (p->target.key.n == 0) {
-        werr_set(e, "table \"%s\": mode upsert needs target.key", s->table);
-        return -1;
-    }
-    for (i = 0; i < p->target.key.n; i++) {
-        const char *k = p->target.key.v[i];
-        bool present = false;
-        if (ident_ok(k, "upsert key column", e) < 0) {
-            werr_prefix(e, "table \"%s\"", s->table);
-            return -1;
-        }
-        for (j = 0; j < cols->n; j++)
-            present = present || !strcasecmp(k, cols->v[j].name);
-        if (!present) {
-            werr_set(e, "table \"%s\": upsert key column \"%s\" is not a field of the schema",
-                     s->table, k);
-            return -1;
-        }
-    }
-    return 0;
+    return tabdiff_names(s->table, cols, p, e);
 }
 
 /* Frees what one load's key bookkeeping holds. */

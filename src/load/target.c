@@ -13,6 +13,8 @@ static const struct target_ops *ops_for(const struct profile *p)
     switch (p->target.type) {
     case TARGET_SQLITE:
         return &target_sqlite_ops;
+    case TARGET_POSTGRESQL:
+        return &target_postgres_ops;
     }
     return &target_sqlite_ops;
 }
@@ -69,4 +71,9 @@ int target_check_schema(const struct wharf_config *cfg, const struct profile *p,
 {
     const struct target_ops *ops = ops_for(p);
     return ops->check_schema ? ops->check_schema(cfg, p, cols, e) : 0;
+}
+
+bool target_is_remote(const struct profile *p)
+{
+    return ops_for(p)->remote;
 }

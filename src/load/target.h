@@ -1,6 +1,6 @@
 /*
  * target: where accepted rows go.  One implementation file per backend
- * (sqlite.c now; postgres.c, dir.c, sftp_push.c later) behind this table of
+ * (sqlite.c, postgres.c; dir.c, sftp_push.c later) behind this table of
  * function pointers.
  *
  * The exactly-once contract: begin .. insert* .. commit is ONE transaction
@@ -94,6 +94,24 @@ struct target_ops {
     /* trace: rows where every cols[i] = vals[i] (at most limit). */
     int (*find)(struct target *t, char *const *cols, char *const *vals, size_t n, size_t limit,
                 found_fn fn, void *ctx, struct werr *e);
+    /* check_schema reaches a server over the network: `wharf check` asks it
+     * only with --connect. */
+    bool remote;
+};
+
+/*
+ * A row the target itself refused: a CHECK, FOREIGN KEY, NOT NULL or UNIQUE
+ * constraint of an existing table, or a value the column's type cannot hold.
+ * That is the partner's data breaking the warehouse's rules: insert or commit
+ * fills this (and e, WERR_SCHEMA) and the pipeline rejects the intake with
+ * this line instead of failing it.  begin clears it.
+ */
+struct target_reject {
+    bool set;
+    uint64_t seq;      /* the row's index in this load (0-based): which part */
+    uint64_t line;     /* its line in the part; 0: not known (a deferred constraint) */
+    char column[64];   /* the column, "" when the target does not say */
+    char message[512]; /* the target's reason */
 };
 
 struct target {
@@ -102,6 +120,7 @@ struct target {
     void *impl;
     bool readonly;           /* set before open: never create or change anything */
     struct load_stats stats; /* of the last commit or loaded() hit */
+    struct target_reject reject;
 };
 
 /* Record a superseded row (or all rows, rows given) of intake in st. */
@@ -109,6 +128,7 @@ struct supersession *load_stats_sup(struct load_stats *st, const char *intake);
 void load_stats_clear(struct load_stats *st);
 
 extern const struct target_ops target_sqlite_ops;
+extern const struct target_ops target_postgres_ops;
 
 /* Picks the backend from the profile and opens it. */
 int target_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
@@ -119,6 +139,7 @@ int target_open_readonly(struct target *t, const struct wharf_config *cfg, const
                          struct werr *e);
 void target_close(struct target *t);
 /* The backend's check_schema for the profile's target (see target_ops). */
+bool target_is_remote(const struct profile *p);
 int target_check_schema(const struct wharf_config *cfg, const struct profile *p,
                         const struct columns *cols, struct werr *e);
 

@@ -40,6 +40,7 @@ static const struct {
     [WERR_ENCODING] = {"encoding", false, "runbooks/encoding-changed.md"},
     [WERR_CORRUPT] = {"corrupt", false, "runbooks/verify-tamper.md"},
     [WERR_CONFIG] = {"config", false, "runbooks/README.md"},
+    [WERR_TARGET_UNAVAILABLE] = {"target_unavailable", true, "runbooks/target-down.md"},
 };
 
 static enum werr_kind valid(enum werr_kind k)

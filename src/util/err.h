@@ -36,6 +36,8 @@ enum werr_kind {
     WERR_ENCODING,      /* the bytes are not in the expected / a detectable encoding */
     WERR_CORRUPT,       /* stored bytes do not match their recorded checksum */
     WERR_CONFIG,        /* wharf.yaml, a profile or a schema file is wrong */
+    WERR_TARGET_UNAVAILABLE, /* a target server refuses now: down, refused, auth failed,
+                                read-only (standby), shutting down */
     WERR_KIND_COUNT
 };
 

@@ -616,8 +616,19 @@ struct tschema *tschema_compile(const struct wharf_config *cfg, const struct pro
             col->name = xstrdup(s->f[i].name);
             col->required = s->f[i].required;
             switch (s->f[i].type) {
-            case TS_INTEGER:
             case TS_BOOLEAN:
+                col->kind = COLK_BOOLEAN;
+                col->type = COL_INTEGER;
+                break;
+            case TS_DATE:
+                col->kind = COLK_DATE;
+                col->type = COL_TEXT;
+                break;
+            case TS_DATETIME:
+                col->kind = COLK_DATETIME;
+                col->type = COL_TEXT;
+                break;
+            case TS_INTEGER:
             case TS_YEAR:
                 col->type = COL_INTEGER;
                 break;

@@ -847,6 +847,8 @@ static void map_fields(struct xsdv *x, const struct profile *p, struct sdocs *s,
         } else {
             col->type = cur.uncertain ? COL_TEXT : builtin_col(cur.simple, &f->boolean);
         }
+        if (f->boolean)
+            col->kind = COLK_BOOLEAN;
         col->required = !optional;
     }
 }
