@@ -182,7 +182,7 @@ bouncer=$!
 once >>down.log 2>&1
 wait "$bouncer"
 eq "server restarted: the restart hit a load in progress" "$(cat bounced.flag 2>/dev/null)" bounced
-contains "server restarted: the broken load is retried, as target_unavailable" "$(grep '"retry"' down.log | grep -v 'cannot connect')" "57P01"
+contains "server restarted: the load broken mid-way is retried (transient, target-down.md)" "$(grep '"retry"' down.log | grep -v 'cannot connect')" "runbooks/target-down.md"
 for _ in 1 2 3 4 5 6; do
   n=$(w intakes -p bounce --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin) if i["state"] != "done"))')
   [ "$n" = 0 ] && break
