@@ -4,6 +4,9 @@
  *
  *   cd archive/<intake> && sha256sum -c tagmanifest-sha256.txt && sha256sum -c manifest-sha256.txt
  *
+ * (for names without %, CR or LF; docs/auditors.md has the check that
+ * decodes BagIt's percent-encoding and works for every bag)
+ *
  * Files wharf writes:
  *
  *   bagit.txt               BagIt-Version: 1.0
