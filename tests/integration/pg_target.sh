@@ -217,8 +217,36 @@ out=$(w check --connect tw 2>&1)
 contains "check --connect: column type mismatch" "$out" 'column "order_id" is declared text, the schema needs bigint'
 rm -f profiles/badauth.yaml profiles/ro.yaml profiles/tw.yaml
 
+# ---- runbooks/target-down.md, PostgreSQL: the server down, an intake failed --
+. "$WHARF_SOURCE_DIR/tests/lib/runbook.sh"
+base=$T
+rb_deploy "$T/rb" || exit 1
+cp "$base/schemas/orders.schema.json" schemas/
+cp "$base/dsn" dsn
+cat > profiles/acme.yaml <<EOP
+name: acme
+source: { type: spool, path: var/drop/acme, pattern: "*.csv", complete_when: { done_file: "{name}.done" } }
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: postgresql, dsn_file: $PWD/dsn, table: rb_orders }
+retry: { max_attempts: 1 }
+EOP
+orders_csv f.csv 1 5
+pg_stop "$PGD"
+"$WHARF" -c "$RB_ETC_CONFIG" ingest -p acme f.csv >/dev/null 2>>"$RB_LOG"
+RB_ID=$("$WHARF" -c "$RB_ETC_CONFIG" intakes -p acme --state failed --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+export RB_P=acme RB_ID RB_DSN_FILE=$PWD/dsn
+rb_hook() { # the fix: the DBA starts the server after step 1 showed it down
+  case "$1" in *pg_blocking_pids*) pg_start "$PGD" ;; esac
+}
+RB_EXPECT=$'fail\tpg_is_in_recovery\tthe server is down: the check shows what wharf saw'
+RB_SECTION=PostgreSQL run_runbook runbooks/target-down.md
+eq "runbook target-down (PostgreSQL): replayed and loaded" "$(q 'select count(*) from rb_orders')" 5
+unset -f rb_hook
+cd "$base" || exit 1
+
 # ---- secrets never in logs, ledger or show ------------------------------------
-all=$(cat out.log down.log 2>/dev/null; for id in $(w intakes --json | python3 -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do w show "$id" --json; done; sqlite3 var/ledger.db .dump; cat var/*.log 2>/dev/null)
+all=$(cat out.log down.log "$T/rb/wharf.log" 2>/dev/null; for id in $(w intakes --json | python3 -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do w show "$id" --json; done; sqlite3 var/ledger.db .dump; cat var/*.log 2>/dev/null)
 if grep -qF -- "$PW" <<<"$all"; then bad "the password appears in logs, ledger or show"; else ok "no password in logs, ledger or show"; fi
 if grep -qF -- "ro-pass-1" <<<"$(w check --connect 2>&1)"; then bad "check prints a password"; else ok "check prints no password"; fi
 finish

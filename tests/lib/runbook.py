@@ -12,7 +12,7 @@ until bash -n accepts it (a SQL query in quotes over three lines, a
 Placeholders are the words the runbooks use for "your value here"; each is
 replaced only as a whole word (not inside PRAGMA, not the -P of sftp):
 
-    P ID NEW_ID FILE DB TARGET_DB KEY_FILE HOST PORT USER BAG THAT (and
+    P ID NEW_ID DSN_FILE FILE DB TARGET_DB KEY_FILE HOST PORT USER BAG THAT (and
     <ID>, <that>) /etc/wharf/profiles /etc/wharf/schemas /etc/wharf/wharf.yaml
     /etc/wharf/known_hosts /srv/sftp/acme/drop /var/lib/wharf /usr/bin/wharf /root
 
@@ -26,7 +26,7 @@ import re
 import subprocess
 import sys
 
-WORDS = ["NEW_ID", "TARGET_DB", "KEY_FILE", "FILE", "HOST", "PORT", "USER", "BAG", "DB",
+WORDS = ["NEW_ID", "DSN_FILE", "TARGET_DB", "KEY_FILE", "FILE", "HOST", "PORT", "USER", "BAG", "DB",
          "THAT", "ID", "P"]
 PATHS = [("/etc/wharf/profiles", "RB_ETC_PROFILES"), ("/etc/wharf/schemas", "RB_ETC_SCHEMAS"),
          ("/etc/wharf/wharf.yaml", "RB_ETC_CONFIG"), ("/etc/wharf/known_hosts", "RB_ETC_KNOWN_HOSTS"),
@@ -37,13 +37,29 @@ PATHS = [("/etc/wharf/profiles", "RB_ETC_PROFILES"), ("/etc/wharf/schemas", "RB_
 ANGLE = [("<ID>", "ID"), ("<that>", "THAT")]
 
 
+def in_scope(section):
+    """RB_SECTION: only the blocks under a "## " heading starting with it;
+    RB_SKIP_SECTION: all but those (a page with a section that needs another
+    deployment, e.g. target-down's PostgreSQL part)."""
+    only, skip = os.environ.get("RB_SECTION"), os.environ.get("RB_SKIP_SECTION")
+    if only:
+        return section.startswith(only)
+    if skip:
+        return not section.startswith(skip)
+    return True
+
+
 def blocks(text):
-    out, cur, inside = [], None, False
+    out, cur, inside, section = [], None, False, ""
     for line in text.splitlines():
         s = line.strip()
+        if not inside and line.startswith("## "):
+            section = line[3:].strip()
+            continue
         if s.startswith("```"):
             if inside:
-                out.append(cur)
+                if in_scope(section):
+                    out.append(cur)
                 inside = False
             elif s in ("```sh", "```bash", "```shell"):
                 inside, cur = True, []
@@ -100,6 +116,8 @@ def main():
         sys.exit(__doc__)
     path = sys.argv[2]
     if sys.argv[1] == "prelude":  # the first block: what "every page assumes"
+        os.environ.pop("RB_SECTION", None)
+        os.environ.pop("RB_SKIP_SECTION", None)
         first = blocks(open(path, encoding="utf-8").read())[0]
         print(subst("\n".join(first), path))
         return
