@@ -500,6 +500,8 @@ int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *
  * words decide between host key, authentication and unreachable). */
 static const char *runbook_for(const struct werr *e, enum intake_state st)
 {
+    if (e->kind == WERR_TOO_BIG)
+        return werr_runbook(e);
     if (strstr(e->msg, "No space left") || strstr(e->msg, "Disk quota"))
         return "runbooks/disk-full.md";
     switch (st) {
@@ -646,8 +648,8 @@ static void drop_of(const struct job *j, struct drop *d)
 }
 
 /* Copy a local file into dest, hashing (ingest and replay). */
-static int copy_in(const char *from, const char *dest, char sha[SHA256_HEX_LEN], uint64_t *bytes,
-                   struct werr *e)
+static int copy_in(const char *from, const char *dest, uint64_t limit, char sha[SHA256_HEX_LEN],
+                   uint64_t *bytes, struct werr *e)
 {
     struct dfile df;
     int fd = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -659,7 +661,8 @@ static int copy_in(const char *from, const char *dest, char sha[SHA256_HEX_LEN],
         close(fd);
         return -1;
     }
-    if (copy_fd(fd, &df, e) < 0) {
+    if (dfile_copy_of(&df, fd, limit, e) < 0) {
+        werr_prefix(e, "%s", from);
         dfile_abort(&df);
         close(fd);
         return -1;
@@ -682,10 +685,19 @@ static int step_take(struct job *j)
     uint64_t bytes = 0;
     int r = -1;
 
+    /* limits.max_bytes holds for every byte taken, compressed or not: a
+     * larger file is not copied at all.  It stays in the source, parked as
+     * failed with the reason; raise the limit and `wharf replay` it. */
+    if (j->in.size > j->p->limits.max_bytes) {
+        werr_setk(&e, WERR_TOO_BIG,
+                  "%s is %llu bytes, more than limits.max_bytes (%llu); not taken", j->in.name,
+                  (unsigned long long)j->in.size, (unsigned long long)j->p->limits.max_bytes);
+        goto fail;
+    }
     if (mkdirs(j->workdir, 0750, &e) < 0)
         goto fail;
     if (!strcmp(j->in.source, SOURCE_INGEST)) {
-        r = copy_in(j->in.path, j->original, sha, &bytes, &e);
+        r = copy_in(j->in.path, j->original, j->p->limits.max_bytes, sha, &bytes, &e);
     } else if (!strcmp(j->in.source, SOURCE_REPLAY)) {
         struct intake old = {0};
         int g = ledger_get(j->pl->ledger, j->in.replay_of ? j->in.replay_of : j->in.path, &old, &e);
@@ -696,7 +708,7 @@ static int step_take(struct job *j)
             goto fail;
         }
         char *from = bag_payload_of(&old);
-        r = copy_in(from, j->original, sha, &bytes, &e);
+        r = copy_in(from, j->original, j->p->limits.max_bytes, sha, &bytes, &e);
         free(from);
         intake_clear(&old);
     } else {

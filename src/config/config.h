@@ -113,7 +113,7 @@ struct target_conf {
 };
 
 struct limits_conf {
-    uint64_t max_bytes;      /* expanded bytes per intake */
+    uint64_t max_bytes;      /* bytes taken, and expanded, per intake */
     double max_ratio;        /* expanded / compressed */
     uint64_t max_entries;    /* archive members */
     uint64_t max_line;       /* bytes per CSV record */

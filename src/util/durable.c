@@ -307,7 +307,7 @@ static int copy_limit(int src, struct dfile *dst, uint64_t limit, struct werr *e
         if (n == 0)
             return 0;
         if ((uint64_t)n > limit - dst->bytes) {
-            werr_set(e, "more than %llu bytes", (unsigned long long)limit);
+            werr_setk(e, WERR_TOO_BIG, "more than %llu bytes", (unsigned long long)limit);
             return -1;
         }
         if (dfile_write(dst, buf, (size_t)n, e) < 0)
@@ -331,7 +331,7 @@ static int hash_clone(struct dfile *dst, uint64_t limit, struct werr *e)
         goto out;
     }
     if ((uint64_t)st.st_size > limit) {
-        werr_set(e, "more than %llu bytes", (unsigned long long)limit);
+        werr_setk(e, WERR_TOO_BIG, "more than %llu bytes", (unsigned long long)limit);
         goto out;
     }
     for (;;) {
