@@ -204,6 +204,10 @@ int cli_main(int argc, char **argv)
     const struct command *cmd;
     int i = 1, r;
 
+    /* wharf's own files (ledger, work copies, bags, the SQLite target) are
+     * for the service user and its group only, whatever umask the caller
+     * had: partner data and the audit trail are never world-readable. */
+    umask(027);
     while (i < argc && argv[i][0] == '-') {
         if (!strcmp(argv[i], "-c") && i + 1 < argc) {
             c.config_path = argv[i + 1];

@@ -119,6 +119,26 @@ eq "the intake finished" "$(intake_field "$ID" state)" done
 eq "the replacement (same name, size and mtime, another inode) was not deleted" \
   "$(sha $W/c.csv 2>/dev/null)" "$NEW_SHA"
 
+# --- item 7: limits.max_bytes holds for plain (uncompressed) files ---------
+spool_profile big '{ done_file: "{name}.done" }' delete
+echo "limits: { max_bytes: 200 }" >> profiles/big.yaml
+orders_csv var/drop/big/small.csv 1 3        # ~80 bytes
+orders_csv var/drop/big/large.csv 100 40     # ~900 bytes
+touch var/drop/big/small.csv.done var/drop/big/large.csv.done
+BIG_SHA=$(sha var/drop/big/large.csv)
+w once big >out 2>&1
+eq "the small file loaded" "$(sql var/warehouse.db 'select count(*) from big where order_id < 100')" 3
+eq "nothing of the large one loaded" "$(sql var/warehouse.db 'select count(*) from big where order_id >= 100')" 0
+LID=$(w intakes -p big --json | python3 -c 'import json,sys
+print([i["id"] for i in json.load(sys.stdin) if i["name"] == "large.csv"][0])')
+eq "the large one is parked as failed" "$(intake_field "$LID" state)" failed
+contains "saying why" "$(intake_field "$LID" last_error)" "more than limits.max_bytes (200)"
+check "it was not copied into work/" test ! -e "var/work/$LID/original"
+eq "and stays in the spool untouched" "$(sha var/drop/big/large.csv)" "$BIG_SHA"
+w ingest -p big var/drop/big/large.csv >out 2>&1; rc=$?
+check "wharf ingest of it fails too (exit $rc)" test "$rc" -ne 0
+eq "still nothing of it loaded" "$(sql var/warehouse.db 'select count(*) from big where order_id >= 100')" 0
+
 # --- item 1: a subdirectory swapped for a symlink to outside the spool ----
 # outside/ is somebody else's directory: files named like the spool's (a*.csv
 # that would load, q*.csv where the spool has symlinks to quarantine).  A
@@ -225,5 +245,27 @@ eq "once readable again, the rest is taken (12 rows)" "$(sql $U/var/warehouse.db
 eq "and status is no longer stuck" "$(wu status --json | python3 -c 'import json,sys
 print([p["state"] for p in json.load(sys.stdin) if p["profile"]=="feed"][0])')" ok
 [ ${#AS_USER[@]} -gt 0 ] && chmod 700 "$T"
+
+# --- item 12: wharf's files are not world-readable, whatever the umask ---
+M=$T/modes
+mkdir -p $M/profiles $M/schemas
+cp schemas/orders.schema.json $M/schemas/
+(cd $M && umask 022 && mkdir -p drop && cat > profiles/m.yaml <<'EOP'
+name: m
+source: { type: spool, path: drop, pattern: "*.csv", complete_when: { done_file: "{name}.done" } }
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: var/warehouse.db, table: m }
+EOP
+)
+orders_csv $M/drop/x.csv 1 2; touch $M/drop/x.csv.done
+printf 'order_id,customer,amount\nzz,bad,1\n' > $M/drop/bad.csv; touch $M/drop/bad.csv.done
+(cd $M && umask 022 && "$WHARF" once >/dev/null 2>&1)
+eq "the state directory is created 0750" "$(stat -c %a $M/var 2>/dev/null)" 750
+eq "the ledger is 0640" "$(stat -c %a $M/var/ledger.db 2>/dev/null)" 640
+eq "the SQLite target is 0640" "$(stat -c %a $M/var/warehouse.db 2>/dev/null)" 640
+WORLD=$(find $M/var -perm /o=rwx -printf '%m %p\n' | head -5)
+eq "nothing under the state directory is accessible to others" "$WORLD" ""
+eq "bags were written (loaded and rejected)" "$(find $M/var -name bag-info.txt | wc -l)" 2
 
 finish
