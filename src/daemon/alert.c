@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "daemon/health.h"
+#include "util/escape.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -60,10 +61,11 @@ json_t *alert_event(const char *kind, const char *profile, const char *intake, c
 {
     char ts[32];
     format_time_ms(now, ts);
-    return json_pack("{s:s,s:s,s:s,s:s?,s:s,s:s?,s:s}", "event", kind, "kind", kind, "profile",
+    /* reasons quote partner names: esc_json keeps them whatever their bytes */
+    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:s?,s:s}", "event", kind, "kind", kind, "profile",
                      profile, "intake", intake && *intake ? intake : NULL, "reason",
-                     reason ? reason : "", "runbook", runbook && *runbook ? runbook : NULL, "time",
-                     ts);
+                     esc_json(reason ? reason : ""), "runbook",
+                     runbook && *runbook ? runbook : NULL, "time", ts);
 }
 
 static void run(struct alerter *a, const char *profile, const char *payload)
@@ -223,7 +225,7 @@ static int intake_cb(void *c, const struct intake *in)
     if (in->outcome == OUT_REJECTED || !err)
         err = in->last_error;
     ev = alert_event(kind, x->p->name, in->id, err, rb ? rb : "runbooks/replay.md", x->now);
-    json_object_set_new(ev, "name", json_string(in->name ? in->name : ""));
+    json_object_set_new(ev, "name", esc_json(in->name ? in->name : ""));
     if (in->state == ST_FAILED) {
         json_object_set_new(ev, "attempts", json_integer(in->attempts));
         json_object_set_new(ev, "failed_in", json_string(state_name(in->failed_from)));
@@ -313,7 +315,7 @@ static void check_stuck(struct alerter *a, struct ledger *l, const struct profil
                  (unsigned long long)f->size, age, f->why);
         format_time_ms(f->appeared_ms, ts);
         ev = alert_event("stuck", p->name, NULL, reason, "runbooks/partial-upload.md", now);
-        json_object_set_new(ev, "path", json_string(f->path));
+        json_object_set_new(ev, "path", esc_json(f->path));
         json_object_set_new(ev, "size", json_integer((json_int_t)f->size));
         json_object_set_new(ev, "appeared", json_string(ts));
         json_object_set_new(ev, "temporary", json_boolean(f->temp));

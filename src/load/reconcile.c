@@ -23,6 +23,7 @@
 
 #include "load/keydigest.h"
 #include "load/target.h"
+#include "util/escape.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -293,10 +294,13 @@ static const char *gap_words(const char *kind)
 
 char *recon_gap_text(const struct recon_result *r, const struct recon_gap *g)
 {
-    return xasprintf("%s %s%s%s: %s: the ledger says %llu row%s, the target has %llu (see %s)",
-                     r->profile, g->intake, *g->file ? " " : "", g->file, gap_words(g->kind),
-                     (unsigned long long)g->expected, g->expected == 1 ? "" : "s",
-                     (unsigned long long)g->found, RECONCILE_RUNBOOK);
+    char *file = esc_text(g->file); /* a partner's name, shown as one line */
+    char *t = xasprintf("%s %s%s%s: %s: the ledger says %llu row%s, the target has %llu (see %s)",
+                        r->profile, g->intake, *file ? " " : "", file, gap_words(g->kind),
+                        (unsigned long long)g->expected, g->expected == 1 ? "" : "s",
+                        (unsigned long long)g->found, RECONCILE_RUNBOOK);
+    free(file);
+    return t;
 }
 
 json_t *recon_result_json(const struct recon_result *r)
@@ -305,9 +309,9 @@ json_t *recon_result_json(const struct recon_result *r)
     for (size_t i = 0; i < r->n_gaps; i++) {
         const struct recon_gap *g = &r->gaps[i];
         json_array_append_new(gaps,
-                              json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "profile", r->profile,
-                                        "intake", g->intake, "file", g->file, "kind", g->kind,
-                                        "expected", (json_int_t)g->expected, "found",
+                              json_pack("{s:s,s:s,s:o,s:s,s:I,s:I,s:s}", "profile", r->profile,
+                                        "intake", g->intake, "file", esc_json(g->file), "kind",
+                                        g->kind, "expected", (json_int_t)g->expected, "found",
                                         (json_int_t)g->found, "runbook", RECONCILE_RUNBOOK));
     }
     return json_pack("{s:s,s:s?,s:b,s:I,s:I,s:I,s:I,s:o}", "profile", r->profile, "target",
