@@ -2,7 +2,7 @@
 # Build wharf's libFuzzer targets with clang (-DWHARF_FUZZ=ON, in its own
 # build dir) and fuzz each one for a bounded time.
 #
-#   tests/fuzz/run.sh [TARGET...]      all five targets when none is named
+#   tests/fuzz/run.sh [TARGET...]      all six targets when none is named
 #
 #   FUZZ_SECONDS=N      seconds per target (default 20; ctest's fuzz/smoke
 #                       uses 10).  For a real campaign use hours, e.g.
@@ -20,7 +20,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${FUZZ_BUILD_DIR:-$SRC/build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-TARGETS=${*:-fuzz_csv fuzz_encoding fuzz_profile fuzz_tschema fuzz_unpack}
+TARGETS=${*:-fuzz_csv fuzz_encoding fuzz_profile fuzz_tschema fuzz_unpack fuzz_escape}
 CC_FUZZ=${CC_FUZZ:-clang}
 
 probe=$(mktemp -d)

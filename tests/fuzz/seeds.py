@@ -48,3 +48,7 @@ put("fuzz_unpack", "tgz", t.getvalue())
 put("fuzz_unpack", "gz", gzip.compress(CSV, mtime=0))
 put("fuzz_unpack", "csv", CSV)
 put("fuzz_unpack", "xml", b"<?xml version=\"1.0\"?>\n<orders><order id=\"1\"/></orders>\n")
+for name, data in [("osc", b"osc\x1b]0;x\x07.csv"), ("bad", b"bad\xff\xfe \xc0\xaf"),
+                   ("bidi", "a\u202eb\u2028c\u0085".encode()), ("bag-info", b"Wharf-Source-Path: a\n"
+                   b"  folded\r\nPayload-Oxum: 3.1\rWharf-Previous-Link: " + b"0" * 64 + b"\n")]:
+    put("fuzz_escape", name, data)
