@@ -108,9 +108,20 @@ for d in 'Type=notify' 'User=wharf' 'Group=wharf' 'ExecStart=/usr/bin/wharf -c /
     'ExecReload=/bin/kill -HUP $MAINPID' 'WatchdogSec=30s' 'Restart=on-failure' \
     'WorkingDirectory=/var/lib/wharf' 'StateDirectory=wharf' 'NoNewPrivileges=yes' \
     'ProtectSystem=strict' 'PrivateTmp=yes' 'ProtectHome=yes' 'CapabilityBoundingSet=' \
-    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'SystemCallFilter=@system-service' 'UMask=0027'; do
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'SystemCallFilter=@system-service' 'UMask=0027' \
+    'ReadWritePaths=/var/lib/wharf' 'NoExecPaths=/var/lib/wharf -/srv/sftp' 'MemoryMax=2G' 'TasksMax=512'; do
     if grep -qxF -- "$d" "$UNIT"; then ok "unit: $d"; else bad "unit lacks: $d"; fi
 done
+# Partner drops are opened one by one (wharf-add-partner's drop-in), never
+# all of /srv/sftp at once.
+if grep -E '^ReadWritePaths=' "$UNIT" | grep -q '/srv/sftp'; then
+    bad "unit opens all of /srv/sftp to writes: $(grep -E '^ReadWritePaths=' "$UNIT")"
+else
+    ok "unit does not open /srv/sftp as a whole"
+fi
+check "the unit documents the per-partner drop-in" grep -q 'ReadWritePaths=/srv/sftp/acme/drop' "$UNIT"
+check "wharf-add-partner writes the partner's ReadWritePaths drop-in" \
+    grep -q 'ReadWritePaths=%s' "$SRC/packaging/add-partner"
 
 # ---- man pages --------------------------------------------------------------
 for page in wharf.1 wharf-profile.5; do
@@ -168,6 +179,24 @@ if [ -x "$SSHD" ]; then
     fi
 else
     note "sshd not installed; sshd snippet not checked"
+fi
+# The snippet's internal-sftp flags, given to the real sftp-server: a
+# partner can upload and rename but cannot create a symlink or a hard link.
+SNIP=$SRC/packaging/sshd_config.d/wharf-partners.conf
+FLAGS=$(sed -n 's/^ *ForceCommand internal-sftp //p' "$SNIP")
+check "the snippet denies links (-P symlink,hardlink)" grep -qE '^ *ForceCommand internal-sftp .*-P symlink,hardlink' "$SNIP"
+SFTPD=/usr/lib/openssh/sftp-server
+if [ -x "$SFTPD" ] && command -v sftp >/dev/null 2>&1; then
+    mkdir -p "$TMP/drop" && echo data >"$TMP/drop/a.csv"
+    # -e: log to stderr, not syslog
+    sftp_try() { (cd "$TMP/drop" && sftp -D "$SFTPD -e $FLAGS" -b - <<<"$1") >"$TMP/sftp.out" 2>&1; }
+    check "with those flags a partner can still upload and rename" sftp_try "put $TMP/drop/a.csv b.part
+rename b.part b.csv"
+    if sftp_try "symlink /etc/passwd evil.csv"; then bad "symlink refused"; else ok "symlink refused"; fi
+    if sftp_try "ln a.csv hard.csv"; then bad "hard link refused"; else ok "hard link refused"; fi
+    check "and no link was made" test ! -e "$TMP/drop/evil.csv" -a ! -L "$TMP/drop/evil.csv" -a ! -e "$TMP/drop/hard.csv"
+else
+    note "sftp-server or sftp not installed; link refusal not exercised"
 fi
 
 # ---- runbooks and docs -------------------------------------------------------
