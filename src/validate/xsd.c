@@ -338,6 +338,8 @@ struct xfield {
     size_t nsteps;
     char *attr; /* attribute local name, NULL for element text */
     bool boolean;
+    bool collapse; /* XSD whiteSpace collapse: every type but string/normalizedString */
+    char *deflt;   /* the declaration's default= or fixed= value, or NULL */
 };
 
 struct xsdv {
@@ -426,6 +428,7 @@ struct sdocs {
 
 struct tinfo {
     bool found, uncertain, optional;
+    bool repeated;      /* maxOccurs > 1 on the element or a particle around it */
     xmlNodePtr ctype;   /* complex type of an element (for the next step) */
     const char *simple; /* builtin simple type local name */
 };
@@ -597,6 +600,15 @@ static bool decl_named(xmlNodePtr n, const char *name)
     return r && !strcmp(r, name);
 }
 
+/* maxOccurs above 1 ("unbounded" or a number) on a particle. */
+static bool many(xmlNodePtr n)
+{
+    xmlChar *v = xmlGetNoNsProp(n, (const xmlChar *)"maxOccurs");
+    bool r = v && (strcmp((const char *)v, "1") != 0 && strcmp((const char *)v, "0") != 0);
+    xmlFree(v);
+    return r;
+}
+
 /* Find the declaration of child element `name` in a content model. */
 static xmlNodePtr find_child(struct sdocs *s, xmlNodePtr model, const char *name, int depth,
                              struct tinfo *t)
@@ -614,6 +626,7 @@ static xmlNodePtr find_child(struct sdocs *s, xmlNodePtr model, const char *name
             if (decl_named(c, name)) {
                 if (attr_is(c, "minOccurs", "0") || attr_is(c, "nillable", "true"))
                     t->optional = true;
+                t->repeated |= many(c);
                 return c;
             }
             continue;
@@ -643,6 +656,7 @@ static xmlNodePtr find_child(struct sdocs *s, xmlNodePtr model, const char *name
         if ((hit = find_child(s, sub, name, depth + 1, t))) {
             if (is_xs(c, "choice") || attr_is(c, "minOccurs", "0"))
                 t->optional = true;
+            t->repeated |= many(c) || (sub != c && many(sub));
             return hit;
         }
     }
@@ -737,7 +751,9 @@ static enum col_type builtin_col(const char *b, bool *boolean)
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (!strcmp(b, ints[i]))
             return COL_INTEGER;
-    if (!strcmp(b, "decimal") || !strcmp(b, "double") || !strcmp(b, "float"))
+    /* xs:decimal is exact (any number of digits): its text is kept, never
+     * turned into a double; SQLite has no exact decimal type */
+    if (!strcmp(b, "double") || !strcmp(b, "float"))
         return COL_REAL;
     if (!strcmp(b, "boolean")) {
         *boolean = true;
@@ -775,7 +791,52 @@ static void load_docs(struct sdocs *s, const char *main_path)
     }
 }
 
-/* Columns and their types; diags for names the XSD certainly lacks. */
+/* The default= or fixed= value of a declaration (following ref=), or NULL. */
+static char *decl_default(struct sdocs *s, xmlNodePtr n, const char *kind)
+{
+    bool builtin;
+    const char *ref;
+    xmlChar *v = xmlGetNoNsProp(n, (const xmlChar *)"default");
+    char *r;
+    if (!v)
+        v = xmlGetNoNsProp(n, (const xmlChar *)"fixed");
+    if (!v && (ref = qname_attr(n, "ref", &builtin)) && (n = top_decl(s, kind, ref))) {
+        v = xmlGetNoNsProp(n, (const xmlChar *)"default");
+        if (!v)
+            v = xmlGetNoNsProp(n, (const xmlChar *)"fixed");
+    }
+    if (!v)
+        return NULL;
+    r = xstrdup((const char *)v);
+    xmlFree(v);
+    return r;
+}
+
+/* XSD whiteSpace: string preserves, normalizedString replaces, the rest
+ * collapse (leading and trailing white space is not part of the value). */
+static bool collapses(const char *simple)
+{
+    return simple && strcmp(simple, "string") && strcmp(simple, "normalizedString") &&
+           strcmp(simple, "anyType") && strcmp(simple, "anySimpleType");
+}
+
+/* A complex type whose content is text (simpleContent). */
+static bool has_simple_content(xmlNodePtr ct)
+{
+    for (xmlNodePtr c = ct->children; c; c = c->next)
+        if (is_xs(c, "simpleContent"))
+            return true;
+    return false;
+}
+
+#define UNCERTAIN                                                                                  \
+    "the XSD reaches it only through xs:any, xs:anyAttribute, a reference wharf cannot resolve "   \
+    "or more than 32 levels of types, so its type cannot be known; wharf refuses to guess (map "   \
+    "declared elements and attributes only)"
+
+/* Columns and their types; diags for names the XSD lacks and for what wharf
+ * cannot shred faithfully (see docs/xsd.md): a field under a repeated
+ * element, an element with child elements, a type it cannot resolve. */
 static void map_fields(struct xsdv *x, const struct profile *p, struct sdocs *s, struct diags *d)
 {
     struct tinfo rec = {0};
@@ -802,51 +863,108 @@ static void map_fields(struct xsdv *x, const struct profile *p, struct sdocs *s,
     if (!rec_ok && !rec.uncertain)
         diag_add(d, p->file, 0, 0, "xml.record", "%s is not an element path declared in %s",
                  p->xml.record, p->xml.schema);
+    else if (rec.uncertain)
+        diag_add(d, p->file, 0, 0, "xml.record", "%s: " UNCERTAIN, p->xml.record);
+    else if (rec_ok && !rec.ctype && p->xml.n_fields)
+        diag_add(d, p->file, 0, 0, "xml.record",
+                 "%s is declared with a simple type in %s: a record must be an element with "
+                 "attributes or child elements",
+                 p->xml.record, p->xml.schema);
     for (size_t i = 0; i < p->xml.n_fields; i++) {
         struct xfield *f = &x->f[i];
         struct column *col = &x->cols.v[i];
         struct tinfo cur = rec, t = {0};
         bool ok = rec_ok && !rec.uncertain, optional = false;
+        xmlNodePtr last = NULL;
+        const char *simple = NULL;
         for (size_t k = 0; k < f->nsteps && ok; k++) {
             t = (struct tinfo){0};
             el = cur.ctype ? find_child(s, cur.ctype, f->steps[k], 0, &t) : NULL;
             if (!el) {
-                if (!t.uncertain && cur.ctype)
+                if (t.uncertain)
+                    diag_add(d, p->file, 0, 0, "xml.fields", "%s: \"%s\": " UNCERTAIN, col->name,
+                             p->xml.fields[i].path);
+                else if (cur.ctype)
                     diag_add(d, p->file, 0, 0, "xml.fields",
                              "%s: \"%s\" is not declared under %s in %s", col->name,
                              p->xml.fields[i].path, p->xml.record, p->xml.schema);
+                else
+                    diag_add(d, p->file, 0, 0, "xml.fields",
+                             "%s: \"%s\": %s has a simple type in %s, it has no child elements",
+                             col->name, p->xml.fields[i].path, k ? f->steps[k - 1] : p->xml.record,
+                             p->xml.schema);
+                ok = false;
+                break;
+            }
+            if (t.repeated) {
+                diag_add(d, p->file, 0, 0, "xml.fields",
+                         "%s: \"%s\": %s may occur more than once in a record (maxOccurs in %s); "
+                         "one column holds one value, and wharf neither drops nor joins the "
+                         "others: make the repeated element the record (xml.record) instead",
+                         col->name, p->xml.fields[i].path, f->steps[k], p->xml.schema);
                 ok = false;
                 break;
             }
             optional |= t.optional;
+            last = el;
             cur = (struct tinfo){0};
             elem_type(s, el, 0, &cur);
+            if (cur.uncertain) {
+                diag_add(d, p->file, 0, 0, "xml.fields", "%s: \"%s\": " UNCERTAIN, col->name,
+                         p->xml.fields[i].path);
+                ok = false;
+            }
         }
-        if (!ok) {
-            col->type = COL_TEXT;
+        col->type = COL_TEXT;
+        if (!ok)
             continue;
-        }
         if (f->attr) {
             xmlNodePtr a;
             t = (struct tinfo){0};
             a = cur.ctype ? find_attr(s, cur.ctype, f->attr, 0, &t) : NULL;
             if (!a) {
-                if (!t.uncertain)
+                if (t.uncertain)
+                    diag_add(d, p->file, 0, 0, "xml.fields", "%s: \"%s\": " UNCERTAIN, col->name,
+                             p->xml.fields[i].path);
+                else
                     diag_add(d, p->file, 0, 0, "xml.fields",
                              "%s: attribute \"%s\" is not declared on %s in %s", col->name, f->attr,
                              p->xml.fields[i].path, p->xml.schema);
-                col->type = COL_TEXT;
                 continue;
             }
             optional |= t.optional;
             t = (struct tinfo){0};
             attr_type(s, a, &t);
-            col->type = t.uncertain ? COL_TEXT : builtin_col(t.simple, &f->boolean);
+            if (t.uncertain) {
+                diag_add(d, p->file, 0, 0, "xml.fields", "%s: \"%s\": " UNCERTAIN, col->name,
+                         p->xml.fields[i].path);
+                continue;
+            }
+            simple = t.simple;
+            f->deflt = decl_default(s, a, "attribute");
         } else if (cur.ctype) {
-            col->type = builtin_col(content_simple(s, cur.ctype, 0), &f->boolean);
+            if (!has_simple_content(cur.ctype)) {
+                diag_add(d, p->file, 0, 0, "xml.fields",
+                         "%s: \"%s\" is an element with child elements or no text in %s (mixed "
+                         "or element content); map its children or attributes instead",
+                         col->name, p->xml.fields[i].path, p->xml.schema);
+                continue;
+            }
+            simple = content_simple(s, cur.ctype, 0);
+            f->deflt = last ? decl_default(s, last, "element") : NULL;
         } else {
-            col->type = cur.uncertain ? COL_TEXT : builtin_col(cur.simple, &f->boolean);
+            simple = cur.simple;
+            if (simple && !strcmp(simple, "anyType")) {
+                diag_add(d, p->file, 0, 0, "xml.fields",
+                         "%s: \"%s\" is declared without a type (xs:anyType) in %s: it may hold "
+                         "child elements, which a column cannot; give it a simple type",
+                         col->name, p->xml.fields[i].path, p->xml.schema);
+                continue;
+            }
+            f->deflt = last ? decl_default(s, last, "element") : NULL;
         }
+        col->type = builtin_col(simple, &f->boolean);
+        f->collapse = collapses(simple);
         if (f->boolean)
             col->kind = COLK_BOOLEAN;
         col->required = !optional;
@@ -956,6 +1074,7 @@ void xsdv_free(struct xsdv *x)
         free(x->cols.v[i].name);
         free_steps(x->f[i].steps, x->f[i].nsteps);
         free(x->f[i].attr);
+        free(x->f[i].deflt);
     }
     free(x->cols.v);
     free(x->f);
@@ -976,6 +1095,8 @@ struct fieldrt {
     size_t len, cap;
     size_t depth; /* steps matched along the open path */
     bool capturing, seen, over;
+    bool nil;  /* xsi:nil="true" on the field's element */
+    bool host; /* the element carrying an attribute field was there */
 };
 
 struct run {
@@ -1124,20 +1245,35 @@ static const char *trimmed(const char *s, size_t *len)
     return s;
 }
 
-/* Typed value of a captured field; -1 when the text is not of the type. */
+/*
+ * Typed value of a captured field; -1 when the text is not of the type.
+ * Absent, or xsi:nil="true": NULL.  An empty element, or an absent attribute
+ * on an element that is there, takes the declaration's default or fixed
+ * value.  Types other than string and normalizedString lose leading and
+ * trailing white space (XSD whiteSpace collapse); xs:decimal keeps its
+ * digits as text.
+ */
 static int typed(const struct column *c, const struct xfield *xf, struct fieldrt *fr,
                  struct value *v)
 {
     size_t n = fr->len;
-    const char *s = trimmed(fr->buf ? fr->buf : "", &n);
+    const char *s = fr->buf ? fr->buf : "";
     char tmp[128], *end;
     memset(v, 0, sizeof *v);
-    if (!fr->seen)
+    if (fr->nil)
         return 0; /* VAL_NULL */
+    if (!fr->seen && !(xf->attr && fr->host && xf->deflt))
+        return 0;
+    if ((!fr->seen || (!xf->attr && n == 0)) && xf->deflt) {
+        s = xf->deflt;
+        n = strlen(s);
+    }
+    if (xf->collapse)
+        s = trimmed(s, &n);
     if (c->type == COL_TEXT) {
         v->kind = VAL_TEXT;
-        v->s = fr->buf ? fr->buf : "";
-        v->len = fr->len;
+        v->s = s;
+        v->len = n;
         return 0;
     }
     if (!n)
@@ -1265,6 +1401,27 @@ static void attrs_into(struct run *r, struct fieldrt *fr, const struct xfield *x
     }
 }
 
+/* xsi:nil="true" (or "1") among the attributes.  The validator has already
+ * refused it on an element that is not nillable. */
+static bool is_nil(int nattr, const xmlChar **attrs)
+{
+    for (int a = 0; a < nattr; a++) {
+        const xmlChar **at = attrs + 5 * a;
+        size_t len = (size_t)(at[4] - at[3]);
+        const char *v = (const char *)at[3];
+        if (!at[2] || strcmp((const char *)at[2], "http://www.w3.org/2001/XMLSchema-instance") ||
+            strcmp((const char *)at[0], "nil"))
+            continue;
+        while (len && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+            v++, len--;
+        while (len && (v[len - 1] == ' ' || v[len - 1] == '\t' || v[len - 1] == '\n' ||
+                       v[len - 1] == '\r'))
+            len--;
+        return (len == 4 && !memcmp(v, "true", 4)) || (len == 1 && *v == '1');
+    }
+    return false;
+}
+
 static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri,
                       int nns, const xmlChar **ns, int nattr, int ndef, const xmlChar **attrs)
 {
@@ -1303,10 +1460,14 @@ static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, con
             fr->len = 0;
             fr->depth = 0;
             fr->capturing = fr->seen = fr->over = false;
+            fr->nil = false;
+            fr->host = false;
             if (fr->buf)
                 fr->buf[0] = 0;
-            if (!r->x->f[i].nsteps && r->x->f[i].attr)
+            if (!r->x->f[i].nsteps && r->x->f[i].attr) {
+                fr->host = true;
                 attrs_into(r, fr, &r->x->f[i], nattr, attrs);
+            }
         }
         return;
     }
@@ -1322,10 +1483,12 @@ static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, con
         if (fr->depth < xf->nsteps)
             continue;
         if (xf->attr) {
+            fr->host = true;
             attrs_into(r, fr, xf, nattr, attrs);
         } else {
             fr->capturing = true;
             fr->len = 0;
+            fr->nil = is_nil(nattr, attrs);
             r->ncap++;
         }
     }

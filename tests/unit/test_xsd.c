@@ -247,7 +247,8 @@ static void test_columns_typed_from_xsd(void **state)
     assert_int_equal(c->v[2].type, COL_TEXT); /* address/city, address optional */
     assert_false(c->v[2].required);
     assert_int_equal(c->v[3].type, COL_INTEGER); /* positiveInteger */
-    assert_int_equal(c->v[4].type, COL_REAL);    /* money: restriction of decimal (include) */
+    assert_int_equal(c->v[4].type,
+                     COL_TEXT); /* money: restriction of decimal (include): exact text */
     assert_int_equal(c->v[5].type, COL_INTEGER); /* boolean */
     assert_int_equal(c->v[6].type, COL_TEXT);
     assert_false(c->v[6].required);
@@ -292,8 +293,8 @@ static void test_valid_document_shreds_typed_rows(void **state)
     assert_int_equal(res.valid, 2);
     assert_int_equal(res.invalid, 0);
     assert_string_equal(rows.buf,
-                        "L4|i:17|t:Smith & Sons|t:Lyon|i:3|r:12.5|i:1|t:<fragile> handle|t:web\n"
-                        "L12|i:-4|t:Ünïcode ✓|null|i:1|r:-0.5|i:0|null|null\n");
+                        "L4|i:17|t:Smith & Sons|t:Lyon|i:3|t:12.50|i:1|t:<fragile> handle|t:web\n"
+                        "L12|i:-4|t:Ünïcode ✓|null|i:1|t:-0.5|i:0|null|null\n");
     report_free(&rep);
 
     /* Validation only (fn NULL) counts the same records. */
@@ -928,7 +929,7 @@ static int sum_rows(void *ctx, const struct row *row, struct werr *e)
 {
     struct sums *s = ctx;
     (void)e;
-    if (row->v[0].kind != VAL_INT || row->v[3].kind != VAL_INT || row->v[4].kind != VAL_REAL ||
+    if (row->v[0].kind != VAL_INT || row->v[3].kind != VAL_INT || row->v[4].kind != VAL_TEXT ||
         row->v[1].kind != VAL_TEXT)
         return -1;
     s->rows++;
