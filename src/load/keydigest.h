@@ -28,6 +28,7 @@ struct keydigest {
 struct keyhash {
     unsigned char *buf;
     size_t len, cap;
+    void *ctx; /* EVP_MD_CTX, reused row after row */
 };
 
 void keyhash_reset(struct keyhash *k);
