@@ -8,27 +8,9 @@
 . "$WHARF_SOURCE_DIR/tests/lib/runbook.sh"
 
 orders_schema
-cat > profiles/acme.yaml <<'EOP'
-name: acme
-source: { type: spool, path: var/drop/acme, pattern: "*" }
-format: csv
-csv: { schema: orders.schema.json }
-target: { type: sqlite, path: var/warehouse.db, table: acme }
-EOP
-cat > profiles/up.yaml <<'EOP'
-name: up
-source: { type: spool, path: var/drop/up, pattern: "*" }
-format: csv
-csv: { schema: orders.schema.json }
-target: { type: sqlite, path: var/warehouse.db, table: up, mode: upsert, key: [order_id] }
-EOP
-cat > profiles/snap.yaml <<'EOP'
-name: snap
-source: { type: spool, path: var/drop/snap, pattern: "*" }
-format: csv
-csv: { schema: orders.schema.json }
-target: { type: sqlite, path: var/warehouse.db, table: snap, mode: replace }
-EOP
+csv_profile acme
+csv_profile up "mode: upsert, key: [order_id]"
+csv_profile snap "mode: replace"
 check "the profiles are valid" w check
 ids() { w intakes -p "$1" --json | python3 -c 'import json,sys; print(" ".join(sorted(i["id"] for i in json.load(sys.stdin))))'; }
 gaps() { w reconcile "$@" --json 2>/dev/null | python3 -c 'import json,sys

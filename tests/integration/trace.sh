@@ -9,13 +9,7 @@
 
 orders_schema
 cp "$WHARF_SOURCE_DIR/schemas/orders.xsd" schemas/
-cat > profiles/zipped.yaml <<'EOP'
-name: zipped
-source: { type: spool, path: var/drop/zipped, pattern: "*" }
-format: csv
-csv: { schema: orders.schema.json }
-target: { type: sqlite, path: var/warehouse.db, table: zipped }
-EOP
+csv_profile zipped
 cat > profiles/legacy.yaml <<'EOP'
 name: legacy
 source: { type: spool, path: var/drop/legacy, pattern: "*" }
@@ -34,13 +28,7 @@ xml:
   fields: { order_id: "@id", customer: customer, sku: sku, quantity: quantity }
 target: { type: sqlite, path: var/warehouse.db, table: xmlorders }
 EOP
-cat > profiles/plain.yaml <<'EOP'
-name: plain
-source: { type: spool, path: var/drop/plain, pattern: "*" }
-format: csv
-csv: { schema: orders.schema.json }
-target: { type: sqlite, path: var/warehouse.db, table: plain, lineage: none }
-EOP
+csv_profile plain "lineage: none"
 check "the profiles are valid" w check
 
 # --- a CSV inside a gzip inside a zip, the second member ------------------

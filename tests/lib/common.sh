@@ -80,6 +80,20 @@ retry: { max_attempts: 3, backoff: 100ms, backoff_max: 200ms }
 EOP
 }
 
+# csv_profile NAME [TARGET_OPTIONS]: a profile for `wharf ingest` of orders
+# CSVs (spool var/drop/NAME, any name) into table NAME of var/warehouse.db;
+# TARGET_OPTIONS are added to its target map ("mode: replace").
+csv_profile() {
+  mkdir -p "var/drop/$1"
+  cat > "profiles/$1.yaml" <<EOP
+name: $1
+source: { type: spool, path: var/drop/$1, pattern: "*" }
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: var/warehouse.db, table: $1${2:+, $2} }
+EOP
+}
+
 # orders_csv FILE FIRST_ID COUNT
 orders_csv() {
   local f=$1 first=$2 n=$3 i
