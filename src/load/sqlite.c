@@ -72,6 +72,7 @@ struct sq {
     bool active;       /* between begin and commit/rollback */
     bool index_at_end; /* a table made by this load: its intake index is built at commit */
     bool lineage;      /* this load writes _wharf_line */
+    char where[640];   /* the row's _wharf_line while it is inserted */
     char intake[ID_LEN];
     /* the key digest: which of the load's columns form the key */
     size_t *kidx, nk;
@@ -984,6 +985,19 @@ out:
     return r;
 }
 
+/* v in decimal at p (no NUL); the length. */
+static size_t u64_text(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0, i;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* The hot loop: bind, step, reset; no allocation.  Text is bound
  * SQLITE_STATIC: it lives until this call returns, and every parameter is
  * bound again before the next step. */
@@ -1019,18 +1033,22 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
     for (i = 0; i < row->n && rc == SQLITE_OK; i++)
         rc = bind_value(s->ins, (int)i + 1, &row->v[i]);
     if (rc == SQLITE_OK && s->lineage) {
-        char where[64 + 512];
-        int n;
-        if (row->part)
-            n = snprintf(where, sizeof where, "%u:%llu%s%s", row->part,
-                         (unsigned long long)row->line, row->xpath ? " " : "",
-                         row->xpath ? row->xpath : "");
-        else
-            n = snprintf(where, sizeof where, "%llu%s%s", (unsigned long long)row->line,
-                         row->xpath ? " " : "", row->xpath ? row->xpath : "");
-        if (n >= (int)sizeof where)
-            n = (int)sizeof where - 1;
-        rc = sqlite3_bind_text(s->ins, (int)s->ncols + 2, where, n, SQLITE_TRANSIENT);
+        /* the hot path: digits by hand, bound STATIC (s->where outlives the step) */
+        size_t n = 0;
+        if (row->part) {
+            n = u64_text(s->where, row->part);
+            s->where[n++] = ':';
+        }
+        n += u64_text(s->where + n, row->line);
+        if (row->xpath) {
+            size_t x = strlen(row->xpath);
+            if (x > sizeof s->where - n - 2)
+                x = sizeof s->where - n - 2;
+            s->where[n++] = ' ';
+            memcpy(s->where + n, row->xpath, x);
+            n += x;
+        }
+        rc = sqlite3_bind_text(s->ins, (int)s->ncols + 2, s->where, (int)n, SQLITE_STATIC);
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s->ins);
