@@ -529,7 +529,7 @@ static int pg_open(struct target *t, const struct wharf_config *cfg, const struc
         ask_bool(g, "SELECT to_regclass($1) IS NOT NULL", 1, params, "look for wharf_loads", e);
     if (exists < 0)
         goto fail;
-    if (!exists) {
+    if (!exists && !t->readonly) {
         struct sqlbuf c = {0};
         sb_add(&c, "CREATE TABLE IF NOT EXISTS ");
         sb_add(&c, q.s);
@@ -1377,32 +1377,156 @@ out:
     return r;
 }
 
-/* reconcile and trace read the target through these; the PostgreSQL target
- * does not keep key digests yet: say so instead of a wrong answer. */
-static int not_yet(const char *what, struct werr *e)
+/* 1 when the relation exists, 0 when not, -1 on error */
+static int rel_exists(struct pg *g, const char *qname, struct werr *e)
 {
-    werr_setk(e, WERR_CONFIG, "%s is not available for a postgresql target yet", what);
-    return -1;
+    const char *params[] = {qname};
+    return ask_bool(g, "SELECT to_regclass($1) IS NOT NULL", 1, params, "read the catalog", e);
 }
 
+static char *loads_name(const struct pg *g)
+{
+    struct sqlbuf q = {0};
+    sb_ident(&q, g->schema);
+    sb_add(&q, ".\"wharf_loads\"");
+    return q.s;
+}
+
+/* reconcile: is the intake recorded in wharf_loads, does the table exist.
+ * The PostgreSQL target keeps no key digests yet (its loads record none,
+ * so reconcile asks for none); asked for one, it says so. */
 static int pg_tally(struct target *t, const char *intake, const char *key, uint64_t batch,
                     struct tally *out, struct werr *e)
 {
-    (void)t, (void)intake, (void)key, (void)batch, (void)out;
-    return not_yet("wharf reconcile", e);
+    struct pg *g = t->impl;
+    char *loads = loads_name(g);
+    int k, r = -1;
+    (void)batch;
+    memset(out, 0, sizeof *out);
+    if (key) {
+        werr_setk(e, WERR_CONFIG,
+                  "%s: key digests are not kept for a postgresql target yet (table %s)", g->where,
+                  g->qtable);
+        goto out;
+    }
+    if ((k = rel_exists(g, loads, e)) < 0)
+        goto out;
+    if (k) {
+        struct sqlbuf q = {0};
+        sb_add(&q, "SELECT rows FROM ");
+        sb_add(&q, loads);
+        sb_add(&q, " WHERE intake = $1");
+        const char *params[] = {intake};
+        PGresult *res = pg_query(g, q.s, 1, params, "read wharf_loads", e);
+        free(q.s);
+        if (!res)
+            goto out;
+        if (PQntuples(res) == 1) {
+            out->load_recorded = true;
+            out->recorded_rows = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        }
+        PQclear(res);
+    }
+    if ((k = rel_exists(g, g->qtable, e)) < 0)
+        goto out;
+    out->table_missing = !k;
+    r = 0;
+out:
+    free(loads);
+    return r;
 }
 
+/* reconcile: every intake id in the table with its rows, in id order; 1
+ * when the table does not exist. */
 static int pg_intakes(struct target *t, intake_count_fn fn, void *ctx, struct werr *e)
 {
-    (void)t, (void)fn, (void)ctx;
-    return not_yet("wharf reconcile", e);
+    struct pg *g = t->impl;
+    struct sqlbuf q = {0};
+    PGresult *res;
+    int k, r = -1;
+    if ((k = rel_exists(g, g->qtable, e)) <= 0)
+        return k < 0 ? -1 : 1;
+    sb_add(&q, "SELECT \"_wharf_intake\", count(*) FROM ");
+    sb_add(&q, g->qtable);
+    sb_add(&q, " GROUP BY 1 ORDER BY \"_wharf_intake\" COLLATE \"C\"");
+    res = pg_query(g, q.s, 0, NULL, "count rows per intake", e);
+    free(q.s);
+    if (!res)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (fn(ctx, PQgetisnull(res, i, 0) ? "" : PQgetvalue(res, i, 0),
+               strtoull(PQgetvalue(res, i, 1), NULL, 10), e) < 0)
+            goto out;
+    r = 0;
+out:
+    PQclear(res);
+    return r;
 }
 
+/* trace: rows where every cols[i] = vals[i] (values bound, compared as the
+ * column's type), at most limit. */
 static int pg_find(struct target *t, char *const *cols, char *const *vals, size_t n, size_t limit,
                    found_fn fn, void *ctx, struct werr *e)
 {
-    (void)t, (void)cols, (void)vals, (void)n, (void)limit, (void)fn, (void)ctx;
-    return not_yet("wharf trace", e);
+    struct pg *g = t->impl;
+    struct sqlbuf q = {0};
+    const char **names = NULL, **values = NULL;
+    PGresult *res = NULL;
+    char num[40];
+    int k, r = -1, nc, ci = -1, cl = -1;
+    if ((k = rel_exists(g, g->qtable, e)) <= 0) {
+        if (k == 0)
+            werr_setk(e, WERR_TARGET_DOWN, "%s: table %s does not exist", g->where, g->qtable);
+        return -1;
+    }
+    sb_add(&q, "SELECT * FROM ");
+    sb_add(&q, g->qtable);
+    for (size_t i = 0; i < n; i++) {
+        if (!ident_valid(cols[i])) {
+            werr_setk(e, WERR_CONFIG, "\"%s\" is not a column name", cols[i]);
+            goto out;
+        }
+        sb_add(&q, i ? " AND " : " WHERE ");
+        sb_ident(&q, cols[i]);
+        snprintf(num, sizeof num, " = $%zu", i + 1);
+        sb_add(&q, num);
+    }
+    snprintf(num, sizeof num, " LIMIT %zu", limit ? limit : 100);
+    sb_add(&q, num);
+    if (!(res = pg_query(g, q.s, (int)n, (const char *const *)vals, "find rows", e)))
+        goto out;
+    nc = PQnfields(res);
+    names = xcalloc((size_t)nc + 1, sizeof *names);
+    values = xcalloc((size_t)nc + 1, sizeof *values);
+    for (int i = 0; i < nc; i++) {
+        names[i] = PQfname(res, i);
+        if (!strcmp(names[i], "_wharf_intake"))
+            ci = i;
+        else if (!strcmp(names[i], "_wharf_line"))
+            cl = i;
+    }
+    if (ci < 0) {
+        werr_setk(e, WERR_SCHEMA,
+                  "%s: table %s has no _wharf_intake column: its rows cannot be traced", g->where,
+                  g->qtable);
+        goto out;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        struct found_row fr = {.names = names, .values = values, .n = (size_t)nc};
+        for (int i = 0; i < nc; i++)
+            values[i] = PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
+        fr.intake = values[ci];
+        fr.line = cl >= 0 ? values[cl] : NULL;
+        if (fn(ctx, &fr, e) < 0)
+            goto out;
+    }
+    r = 0;
+out:
+    PQclear(res);
+    free(names);
+    free(values);
+    free(q.s);
+    return r;
 }
 
 const struct target_ops target_postgres_ops = {

@@ -54,6 +54,14 @@ eq "append: each row carries its line" "$(q 'select _wharf_line from orders wher
 eq "append: ledger says loaded" "$(intake_states)" "done/loaded=2 "
 eq "append: the intake index exists" "$(q "select count(*) from pg_indexes where indexname = 'orders__wharf_intake'")" 1
 
+out=$(w reconcile acme 2>&1); rc=$?
+eq "reconcile: the PostgreSQL table agrees with the ledger (exit 0)" "$rc" 0
+out=$(w trace acme order_id=7 2>&1)
+contains "trace: a PostgreSQL row leads back to its file and line" "$out" "a.csv"
+q "delete from orders where order_id = 120" >/dev/null
+out=$(w reconcile acme 2>&1); rc=$?
+eq "reconcile: a row deleted in PostgreSQL is a gap (exit 1)" "$rc" 1
+
 # ---- types ------------------------------------------------------------
 cat > schemas/typed.schema.json <<'EOS'
 {"fields": [
