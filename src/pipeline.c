@@ -256,8 +256,8 @@ static struct validator *validator_for(struct pipeline *pl, const struct profile
             return pl->cache[i].v;
     v = validator_compile(pl->cfg, p, &d);
     if (!v) {
-        werr_set(e, "profile %s: schema does not compile: %s", p->name,
-                 d.n ? d.msg[0] : "unknown error");
+        werr_setk(e, WERR_CONFIG, "profile %s: schema does not compile: %s", p->name,
+                  d.n ? d.msg[0] : "unknown error");
         diag_free(&d);
         return NULL;
     }
@@ -311,8 +311,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     int r = -1, lr;
 
     if (!(src = source_get(pl, p, e))) {
-        ledger_source_failed(pl->ledger, p->name, werr_kind_name(e->kind), e->msg,
-                             source_runbook(e->msg), now_ms());
+        ledger_source_failed(pl->ledger, p->name, werr_kind_name(e->kind), e->msg, werr_runbook(e),
+                             now_ms());
         free(desc);
         return -1;
     }
@@ -320,8 +320,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     lr = src->ops->list(src, &list, e);
     src->skipped = NULL;
     if (lr < 0) {
-        ledger_source_failed(pl->ledger, p->name, werr_kind_name(e->kind), e->msg,
-                             source_runbook(e->msg), now_ms());
+        ledger_source_failed(pl->ledger, p->name, werr_kind_name(e->kind), e->msg, werr_runbook(e),
+                             now_ms());
         source_drop(pl, p);
         goto out;
     }
@@ -339,8 +339,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
                  "%s is %s and could not be quarantined: %s", d->path, d->unsafe, qe.msg);
         else {
             wlog(LOG_WARN, p->name, NULL, "quarantined", NULL,
-                 "%s is %s: moved to %s, not read (see runbooks/stuck-file.md)", d->path, d->unsafe,
-                 qdir);
+                 "%s is %s: moved to %s, not read (see %s)", d->path, d->unsafe, qdir,
+                 werr_kind_runbook(WERR_HOSTILE));
             st->quarantined++;
         }
         free(qdir);
@@ -496,26 +496,6 @@ int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *
 
 /* ---- the steps ------------------------------------------------------- */
 
-/* The runbook for a failed step: by the step that failed (the source's own
- * words decide between host key, authentication and unreachable). */
-static const char *runbook_for(const struct werr *e, enum intake_state st)
-{
-    if (e->kind == WERR_TOO_BIG)
-        return werr_runbook(e);
-    if (strstr(e->msg, "No space left") || strstr(e->msg, "Disk quota"))
-        return "runbooks/disk-full.md";
-    switch (st) {
-    case ST_FOUND:  /* take: fetching from the source */
-    case ST_SEALED: /* finish: delete/move at the source */
-        return source_runbook(e->msg);
-    case ST_INSPECTED:
-    case ST_VALIDATED:
-        return "runbooks/target-down.md";
-    default:
-        return "runbooks/replay.md";
-    }
-}
-
 static json_t *jstr(const char *k, const char *v)
 {
     return json_pack("{s:o}", k, esc_json(v ? v : ""));
@@ -580,8 +560,8 @@ static void info_set(struct job *j, const char *key, json_t *v)
 static void step_failed(struct job *j, struct werr *e)
 {
     const struct retry_conf *rc = &j->p->retry;
-    const char *runbook = runbook_for(e, j->in.state);
-    if (pipeline_stopping() && e->transient) {
+    const char *runbook = werr_runbook(e);
+    if (pipeline_stopping() && werr_transient(e)) {
         /* Not a failure: the step was abandoned at shutdown and resumes
          * from the committed state at the next start. */
         wlog(LOG_INFO, j->p->name, j->in.id, "interrupted", NULL,
@@ -598,7 +578,7 @@ static void step_failed(struct job *j, struct werr *e)
     info_set(j, "error_kind", json_string(werr_kind_name(e->kind)));
     info_set(j, "runbook", json_string(runbook));
     j->in.attempts++;
-    if (e->transient && j->in.attempts < rc->max_attempts) {
+    if (werr_transient(e) && j->in.attempts < rc->max_attempts) {
         double delay = (double)rc->backoff_ms;
         for (int i = 1; i < j->in.attempts && delay < (double)rc->backoff_max_ms; i++)
             delay *= 2;
@@ -724,7 +704,7 @@ static int step_take(struct job *j)
         /* finish() deletes or moves only this inode */
         if (r == 0 && ino)
             info_set(j, "source_inode", json_integer((json_int_t)ino));
-        if (r < 0 && e.transient)
+        if (r < 0 && werr_transient(&e))
             source_drop(j->pl, j->p);
         crash_point("fetched");
         free(d.done_path);
@@ -732,8 +712,8 @@ static int step_take(struct job *j)
     if (r < 0)
         goto fail;
     if (bytes != j->in.size && strcmp(j->in.source, SOURCE_REPLAY)) {
-        werr_set(&e, "took %llu bytes but %llu were listed", (unsigned long long)bytes,
-                 (unsigned long long)j->in.size);
+        werr_setk(&e, WERR_HOSTILE, "took %llu bytes but %llu were listed",
+                  (unsigned long long)bytes, (unsigned long long)j->in.size);
         goto fail;
     }
     memcpy(j->in.sha256, sha, SHA256_HEX_LEN);
@@ -773,16 +753,16 @@ static int write_report(struct job *j, const char *runbook, struct werr *e)
     return r;
 }
 
-/* The runbook page for a reject, from its first problem's code. */
+/* The runbook page for a reject, from the kind of its first problem. */
 static const char *reject_runbook(const struct report *r)
 {
     const char *code = r->n ? r->v[0].code : "";
     if (!strcmp(code, "invalid_encoding") || !strcmp(code, "encoding_uncertain") ||
         !strcmp(code, "nul_byte"))
-        return "runbooks/encoding-changed.md";
+        return werr_kind_runbook(WERR_ENCODING);
     if (!strcmp(code, "duplicate"))
-        return "runbooks/duplicates-flood.md";
-    return "runbooks/schema-reject.md";
+        return werr_kind_runbook(WERR_DUPLICATE);
+    return werr_kind_runbook(WERR_SCHEMA);
 }
 
 static int reject(struct job *j, const char *why)
@@ -825,7 +805,7 @@ static int finish_source(struct job *j, struct werr *e)
         return -1;
     drop_of(j, &d);
     r = src->ops->finish(src, &d, e);
-    if (r < 0 && e->transient)
+    if (r < 0 && werr_transient(e))
         source_drop(j->pl, j->p);
     free(d.done_path);
     return r;
@@ -887,8 +867,8 @@ static int step_inspect(struct job *j)
             if (save(j) < 0)
                 return -1;
             wlog(LOG_INFO, j->p->name, j->in.id, "duplicate", NULL,
-                 "%s: same content as %s; skipped (see runbooks/duplicates-flood.md)", j->in.name,
-                 dup);
+                 "%s: same content as %s; skipped (see %s)", j->in.name, dup,
+                 werr_kind_runbook(WERR_DUPLICATE));
             if (move(j, ST_DONE, "duplicate", jstr("duplicate_of", dup)) < 0)
                 return -1;
             rmtree(j->workdir, &e);
@@ -919,8 +899,7 @@ static int insert_row(void *ctx, const struct row *row, struct werr *e)
     struct job *j = ctx;
     if ((j->rows & 0x3ff) == 0 && pipeline_stopping()) {
         /* Rolled back by the caller; the intake stays inspected. */
-        werr_set(e, "interrupted by shutdown");
-        e->transient = true;
+        werr_setk(e, WERR_INTERRUPTED, "interrupted by shutdown");
         return -1;
     }
     struct row r = *row;
@@ -1076,9 +1055,8 @@ static int step_load(struct job *j)
         if (!began) {
             const struct columns *cols = validator_columns(v, pt->format);
             if (!cols) {
-                werr_set(&e, "profile %s has no schema for %s data (%s)", j->p->name,
-                         pt->format == FORMAT_XML ? "XML" : "CSV", pt->name);
-                e.transient = false;
+                werr_setk(&e, WERR_CONFIG, "profile %s has no schema for %s data (%s)", j->p->name,
+                          pt->format == FORMAT_XML ? "XML" : "CSV", pt->name);
                 goto fail;
             }
             if (j->tg->ops->begin(j->tg, j->in.id, cols, &e) < 0)

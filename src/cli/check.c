@@ -101,13 +101,8 @@ int cmd_check(struct cli *c, int argc, char **argv)
             source_close(&src);
         }
         if (lr < 0) {
-            /* the message names its runbook once: the source's own words
-             * may already carry one */
-            if (strstr(e.msg, "runbooks/"))
-                diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s", e.msg);
-            else
-                diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s (see %s)", e.msg,
-                         source_runbook(e.msg));
+            diag_add(&d, p->file, 0, 0, "source", "cannot be reached: %s (see %s)", e.msg,
+                     werr_runbook(&e));
             json_array_append_new(sources, json_pack("{s:s,s:b,s:s}", "profile", p->name,
                                                      "reachable", 0, "error", e.msg));
             drop_list_free(&list);

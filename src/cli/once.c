@@ -213,7 +213,7 @@ int cmd_once(struct cli *c, int argc, char **argv)
             char ts[32], *h;
             format_time_ms(now_ms(), ts);
             h = xasprintf("failing since %s (wharf once): %s (see %s)", ts, e.msg,
-                          source_runbook(e.msg));
+                          werr_runbook(&e));
             wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
             ledger_set_health(c->ledger, p->name, h);
             free(h);

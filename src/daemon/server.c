@@ -234,7 +234,7 @@ static void schedule_all(struct server *s, int64_t now)
 #define BACKOFF_MAX_MS (15 * 60 * 1000)
 
 static char *poll_failed(struct server *s, size_t i, const struct profile *p, int64_t now,
-                         const char *msg)
+                         const struct werr *e)
 {
     int f = ++s->fails[i];
     double delay =
@@ -253,9 +253,9 @@ static char *poll_failed(struct server *s, size_t i, const struct profile *p, in
     if (f >= CIRCUIT_AFTER)
         return xasprintf("down since %s (circuit open after %d failed polls; next probe %s): %s "
                          "(see %s)",
-                         since, f, next, msg, source_runbook(msg));
+                         since, f, next, e->msg, werr_runbook(e));
     return xasprintf("failing since %s (%d failed poll%s; retry %s): %s (see %s)", since, f,
-                     f == 1 ? "" : "s", next, msg, source_runbook(msg));
+                     f == 1 ? "" : "s", next, e->msg, werr_runbook(e));
 }
 
 static void watch_spools(struct server *s)
@@ -455,7 +455,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
             size_t n = 0;
             struct pipeline_stats st = {0};
             if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
-                char *h = poll_failed(&s, i, p, now, e.msg);
+                char *h = poll_failed(&s, i, p, now, &e);
                 ledger_set_health(c->ledger, p->name, h);
                 wlog(LOG_ERROR, p->name, NULL,
                      s.fails[i] >= CIRCUIT_AFTER ? "source_down" : "poll_failed", NULL, "%s", h);

@@ -1061,7 +1061,6 @@ static int sink_write(struct sink *k, const unsigned char *p, size_t n, struct w
     size_t i;
     if (write_all(k->fd, p, n) < 0) {
         werr_sys(e, "%s: write", k->path);
-        e->transient = errno == ENOSPC || errno == EDQUOT;
         return -1;
     }
     sha256_update(&k->hash, p, n);

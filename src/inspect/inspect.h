@@ -10,7 +10,7 @@
  *
  * Returns 0 when inspected (parts may still be individually rejected: see
  * part.rejected), 1 when the intake is rejected (reasons in rep), -1 on an
- * operational failure (e filled; e->transient says whether a retry may help).
+ * operational failure (e filled; its kind says whether a retry may help).
  */
 #ifndef WHARF_INSPECT_H
 #define WHARF_INSPECT_H

@@ -245,7 +245,6 @@ static int stream_to_part(struct unpack_ctx *c, struct archive *rd, struct unpac
         }
         if (write_all(fd, c->buf, (size_t)n) < 0) {
             werr_sys(e, "%s: write", m->raw_path);
-            e->transient = errno == ENOSPC || errno == EDQUOT;
             goto out;
         }
         enc_scan_update(&m->scan, c->buf, (size_t)n);

@@ -11,8 +11,9 @@
  * schema version; see `migrations` below), WAL, synchronous=FULL, foreign
  * keys on.  What can fail: opening, migrating, any statement.  Every failure
  * returns -1 and fills struct werr with the ledger path and SQLite's message;
- * a locked or busy database (after the timeout) and a full disk set
- * werr.transient.  Strings handed to callbacks live only for the call.
+ * the kind comes from the result code (werr_kind_sqlite: locked or busy
+ * after the timeout is busy, a full disk no_space, both transient).
+ * Strings handed to callbacks live only for the call.
  */
 #include "ledger/ledger.h"
 
@@ -137,10 +138,8 @@ static const char *const zero_link =
 
 static int fail(struct sq *s, struct werr *e, int rc, const char *what)
 {
-    int prim = rc & 0xff;
-    werr_set(e, "%s: %s: %s", s->path, what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    if (e)
-        e->transient = prim == SQLITE_BUSY || prim == SQLITE_LOCKED || prim == SQLITE_FULL;
+    werr_setk(e, werr_kind_sqlite(rc, WERR_BUSY, WERR_OTHER), "%s: %s: %s", s->path, what,
+              s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
     return -1;
 }
 

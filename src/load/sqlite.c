@@ -37,8 +37,9 @@
  * deleted (replace).
  *
  * What can fail: the database cannot be opened or written (SQLITE_BUSY,
- * SQLITE_LOCKED, SQLITE_FULL are marked transient), a refused identifier, a
- * table whose columns do not fit, a constraint violated by a row.
+ * SQLITE_LOCKED: target_locked; SQLITE_FULL: no_space), a refused identifier,
+ * a table whose columns do not fit, a constraint violated by a row (all
+ * target_down: the target must be fixed before a replay).
  */
 #include "load/target.h"
 #include "load/tabdiff.h"
@@ -113,13 +114,8 @@ static void sb_ident(struct sqlbuf *b, const char *id)
     sb_add(b, "\"");
 }
 
-static bool rc_transient(int rc)
-{
-    rc &= 0xff;
-    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_FULL;
-}
-
-/* "<path>: <what>: <sqlite message>", transient per the result code. */
+/* "<path>: <what>: <sqlite message>", of the kind the result code says:
+ * locked (transient), full disk, failing disk, else the target is down. */
 static void sq_fail(struct werr *e, struct sq *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void sq_fail(struct werr *e, struct sq *s, int rc, const char *fmt, ...)
@@ -129,8 +125,8 @@ static void sq_fail(struct werr *e, struct sq *s, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    werr_set(e, "%s: %s: %s", s->path, what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    e->transient = rc_transient(rc);
+    werr_setk(e, werr_kind_sqlite(rc, WERR_TARGET_LOCKED, WERR_TARGET_DOWN), "%s: %s: %s", s->path,
+              what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 }
 
 static int sq_exec(struct sq *s, const char *sql, const char *what, struct werr *e)
@@ -310,7 +306,8 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
     int rc, r = -1;
     (void)cfg;
     if (!p->target.path || !*p->target.path) {
-        werr_set(e, "profile %s: sqlite target: no path", p->name ? p->name : "?");
+        werr_setk(e, WERR_TARGET_DOWN, "profile %s: sqlite target: no path",
+                  p->name ? p->name : "?");
         return -1;
     }
     if (tabdiff_ident(p->target.table, "target table", e) < 0) {
@@ -885,7 +882,7 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
     bool created = false;
     int rc, r = -1;
     if (s->active || !sqlite3_get_autocommit(s->db)) {
-        werr_set(e, "%s: begin: a load is already in progress", s->path);
+        werr_setk(e, WERR_TARGET_DOWN, "%s: begin: a load is already in progress", s->path);
         return -1;
     }
     load_stats_clear(&t->stats);
@@ -943,10 +940,10 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
             if (k < 0)
                 goto fail;
             if (k == 0) {
-                werr_set(e,
-                         "%s: table \"%s\" has no UNIQUE index on exactly the upsert key; "
-                         "create one (CREATE UNIQUE INDEX .. ON \"%s\" (key columns))",
-                         s->path, s->table, s->table);
+                werr_setk(e, WERR_TARGET_DOWN,
+                          "%s: table \"%s\" has no UNIQUE index on exactly the upsert key; "
+                          "create one (CREATE UNIQUE INDEX .. ON \"%s\" (key columns))",
+                          s->path, s->table, s->table);
                 goto fail;
             }
         }
@@ -1007,24 +1004,24 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
     size_t i;
     int rc = SQLITE_OK;
     if (!s->ins) {
-        werr_set(e, "%s: insert outside a load", s->path);
+        werr_setk(e, WERR_TARGET_DOWN, "%s: insert outside a load", s->path);
         return -1;
     }
     if (row->n != s->ncols) {
-        werr_set(e, "%s: line %llu: %zu values for %zu columns", s->path,
-                 (unsigned long long)row->line, row->n, s->ncols);
+        werr_setk(e, WERR_TARGET_DOWN, "%s: line %llu: %zu values for %zu columns", s->path,
+                  (unsigned long long)row->line, row->n, s->ncols);
         return -1;
     }
     for (i = 0; i < row->n; i++) {
         const struct value *v = &row->v[i];
         if (v->kind == VAL_REAL && isnan(v->d)) { /* SQLite would store NULL: never a substitute */
-            werr_set(e, "%s: line %llu: column %zu is NaN, which SQLite cannot store", s->path,
-                     (unsigned long long)row->line, i + 1);
+            werr_setk(e, WERR_SCHEMA, "%s: line %llu: column %zu is NaN, which SQLite cannot store",
+                      s->path, (unsigned long long)row->line, i + 1);
             return -1;
         }
         if (v->kind == VAL_TEXT && v->len > INT_MAX) {
-            werr_set(e, "%s: line %llu: value of column %zu is too long", s->path,
-                     (unsigned long long)row->line, i + 1);
+            werr_setk(e, WERR_TOO_BIG, "%s: line %llu: value of column %zu is too long", s->path,
+                      (unsigned long long)row->line, i + 1);
             return -1;
         }
     }
@@ -1106,7 +1103,7 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
     sqlite3_stmt *st = NULL;
     int rc, r = -1;
     if (!s->active) {
-        werr_set(e, "%s: commit outside a load", s->path);
+        werr_setk(e, WERR_TARGET_DOWN, "%s: commit outside a load", s->path);
         return -1;
     }
     if (s->index_at_end && create_intake_index(s, e) < 0)
@@ -1224,7 +1221,8 @@ static int split_key(const char *key, struct strlist *out, struct werr *e)
         size_t n = c ? (size_t)(c - p) : strlen(p);
         char *name = xstrndup(p, n);
         if (!ident_valid(name)) {
-            werr_set(e, "recorded key column \"%s\" is not a valid identifier", name);
+            werr_setk(e, WERR_TARGET_DOWN, "recorded key column \"%s\" is not a valid identifier",
+                      name);
             free(name);
             return -1;
         }
@@ -1375,21 +1373,22 @@ static int sq_find(struct target *t, char *const *cols, char *const *vals, size_
     if ((k = has_table(s, s->table, e)) < 0)
         return -1;
     if (!k) {
-        werr_set(e, "%s: table \"%s\" does not exist", s->path, s->table);
+        werr_setk(e, WERR_TARGET_DOWN, "%s: table \"%s\" does not exist", s->path, s->table);
         return -1;
     }
     sb_add(&b, "SELECT * FROM ");
     sb_ident(&b, s->table);
     for (size_t i = 0; i < n; i++) {
         if (!ident_valid(cols[i])) {
-            werr_set(e, "\"%s\" is not a column name", cols[i]);
+            werr_setk(e, WERR_TARGET_DOWN, "\"%s\" is not a column name", cols[i]);
             goto out;
         }
         /* SQLite reads a double-quoted name that is no column as a string:
          * look first, so a typo is an error and not "no row matches". */
         if ((k = has_column(s, s->table, cols[i], e)) <= 0) {
             if (k == 0)
-                werr_set(e, "%s: table \"%s\" has no column \"%s\"", s->path, s->table, cols[i]);
+                werr_setk(e, WERR_TARGET_DOWN, "%s: table \"%s\" has no column \"%s\"", s->path,
+                          s->table, cols[i]);
             goto out;
         }
         sb_add(&b, i ? " AND " : " WHERE ");
@@ -1416,8 +1415,9 @@ static int sq_find(struct target *t, char *const *cols, char *const *vals, size_
             cl = i;
     }
     if (ci < 0) {
-        werr_set(e, "%s: table \"%s\" has no _wharf_intake column: its rows cannot be traced",
-                 s->path, s->table);
+        werr_setk(e, WERR_TARGET_DOWN,
+                  "%s: table \"%s\" has no _wharf_intake column: its rows cannot be traced",
+                  s->path, s->table);
         goto out;
     }
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {

@@ -17,9 +17,10 @@
  * done file's "size sha256" or "sha256", when it holds them); then it is
  * fsynced and renamed to dest, and the directory fsynced.
  *
- * Failures: anything that breaks the connection (refused, reset, timeout) is
- * transient; authentication, host key, missing directory, a size or checksum
- * mismatch and local fsync failures are not.
+ * Failures carry a kind (util/err.h): a broken connection is unreachable or
+ * timeout (transient), SFTP statuses map by ssh_fx_kind (remote, no space),
+ * refused credentials are auth, a size that does not match is hostile, a
+ * done file's checksum mismatch corrupt, a local fsync failure io.
  */
 #include "source/source.h"
 
@@ -123,11 +124,13 @@ static void fail(struct sftp_impl *im, struct werr *e, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (st >= 0) {
-        werr_set(e, "%s: %s: %s", im->label, what, fx_text((unsigned long)st));
-        e->transient = false;
+        werr_setk(e, ssh_fx_kind((unsigned long)st), "%s: %s: %s", im->label, what,
+                  fx_text((unsigned long)st));
     } else {
-        werr_set(e, "%s: %s: connection lost: %s", im->label, what, ssh_errmsg(&im->conn));
-        e->transient = true;
+        enum werr_kind k = ssh_kind(libssh2_session_last_errno(im->conn.session));
+        /* anything but an SFTP status: the connection is gone */
+        werr_setk(e, k == WERR_TIMEOUT ? k : WERR_UNREACHABLE, "%s: %s: connection lost: %s",
+                  im->label, what, ssh_errmsg(&im->conn));
         im->connected = false;
     }
 }
@@ -168,23 +171,11 @@ static void drop_connection(struct sftp_impl *im, const char *why)
     im->connected = false;
 }
 
+/* Did this libssh2 error break the connection (rather than refuse us)? */
 static bool conn_error(int rc)
 {
-    switch (rc) {
-    case LIBSSH2_ERROR_SOCKET_NONE:
-    case LIBSSH2_ERROR_BANNER_RECV:
-    case LIBSSH2_ERROR_BANNER_SEND:
-    case LIBSSH2_ERROR_SOCKET_SEND:
-    case LIBSSH2_ERROR_SOCKET_RECV:
-    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
-    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
-    case LIBSSH2_ERROR_TIMEOUT:
-    case LIBSSH2_ERROR_EAGAIN:
-    case LIBSSH2_ERROR_KEX_FAILURE:
-        return true;
-    default:
-        return false;
-    }
+    enum werr_kind k = ssh_kind(rc);
+    return k == WERR_UNREACHABLE || k == WERR_TIMEOUT;
 }
 
 /* Is key_file an RSA key?  From its .pub when there is one, else from a
@@ -216,65 +207,66 @@ static int authenticate(struct sftp_impl *im, const struct source_conf *sc, stru
     secret[0] = 0;
     if (sc->key_file) {
         if (access(sc->key_file, R_OK) < 0) {
-            werr_sys(e, "%s: key_file %s", im->label, sc->key_file);
+            werr_sysk(e, WERR_AUTH, "%s: key_file %s", im->label, sc->key_file);
             goto out;
         }
         if (sc->passphrase_file && read_secret(sc->passphrase_file, secret, sizeof secret, e) < 0) {
             werr_prefix(e, "%s: passphrase_file", im->label);
+            werr_setkind(e, WERR_AUTH);
             goto out;
         }
         rc = libssh2_userauth_publickey_fromfile_ex(ss, sc->user, ulen, NULL, sc->key_file,
                                                     sc->passphrase_file ? secret : NULL);
         if (rc == LIBSSH2_ERROR_FILE) {
-            werr_set(e,
-                     "%s: cannot use key_file %s: %s (wrong passphrase%s, or a key format "
-                     "libssh2 cannot read)",
-                     im->label, sc->key_file, ssh_errmsg(&im->conn),
-                     sc->passphrase_file ? " in passphrase_file" : " or no passphrase_file");
+            werr_setk(e, WERR_AUTH,
+                      "%s: cannot use key_file %s: %s (wrong passphrase%s, or a key format "
+                      "libssh2 cannot read)",
+                      im->label, sc->key_file, ssh_errmsg(&im->conn),
+                      sc->passphrase_file ? " in passphrase_file" : " or no passphrase_file");
             goto out;
         }
         if (rc != 0) {
             if (conn_error(rc)) {
-                werr_set(e, "%s: connection lost during authentication: %s", im->label,
-                         ssh_errmsg(&im->conn));
-                e->transient = true;
+                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
+                          im->label, ssh_errmsg(&im->conn));
             } else {
-                werr_set(e,
-                         "%s: authentication FAILED: the server refused key_file %s for user "
-                         "%s (is its public key in the account's authorized_keys?%s): %s",
-                         im->label, sc->key_file, sc->user,
-                         key_is_rsa(sc->key_file)
-                             ? " It is an RSA key: libssh2 " LIBSSH2_VERSION
-                               " signs those with ssh-rsa (SHA-1), which OpenSSH 8.8 and "
-                               "later refuse unless PubkeyAcceptedAlgorithms has +ssh-rsa; "
-                               "prefer an ed25519 or ECDSA key"
-                             : "",
-                         ssh_errmsg(&im->conn));
+                werr_setk(e, WERR_AUTH,
+                          "%s: authentication FAILED: the server refused key_file %s for user "
+                          "%s (is its public key in the account's authorized_keys?%s): %s",
+                          im->label, sc->key_file, sc->user,
+                          key_is_rsa(sc->key_file)
+                              ? " It is an RSA key: libssh2 " LIBSSH2_VERSION
+                                " signs those with ssh-rsa (SHA-1), which OpenSSH 8.8 and "
+                                "later refuse unless PubkeyAcceptedAlgorithms has +ssh-rsa; "
+                                "prefer an ed25519 or ECDSA key"
+                              : "",
+                          ssh_errmsg(&im->conn));
             }
             goto out;
         }
     } else if (sc->password_file) {
         if (read_secret(sc->password_file, secret, sizeof secret, e) < 0) {
             werr_prefix(e, "%s: password_file", im->label);
+            werr_setkind(e, WERR_AUTH);
             goto out;
         }
         rc = libssh2_userauth_password_ex(ss, sc->user, ulen, secret, (unsigned)strlen(secret),
                                           NULL);
         if (rc != 0) {
             if (conn_error(rc)) {
-                werr_set(e, "%s: connection lost during authentication: %s", im->label,
-                         ssh_errmsg(&im->conn));
-                e->transient = true;
+                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
+                          im->label, ssh_errmsg(&im->conn));
             } else {
-                werr_set(e,
-                         "%s: authentication FAILED: the server refused the password from "
-                         "password_file %s for user %s: %s",
-                         im->label, sc->password_file, sc->user, ssh_errmsg(&im->conn));
+                werr_setk(e, WERR_AUTH,
+                          "%s: authentication FAILED: the server refused the password from "
+                          "password_file %s for user %s: %s",
+                          im->label, sc->password_file, sc->user, ssh_errmsg(&im->conn));
             }
             goto out;
         }
     } else {
-        werr_set(e, "%s: no credentials: set source.key_file or source.password_file", im->label);
+        werr_setk(e, WERR_AUTH, "%s: no credentials: set source.key_file or source.password_file",
+                  im->label);
         goto out;
     }
     r = 0;
@@ -290,7 +282,6 @@ static int do_connect(struct source *s, struct werr *e)
     const char *kh = sc->known_hosts ? sc->known_hosts : s->cfg ? s->cfg->known_hosts : NULL;
 
     drop_connection(im, "reconnecting");
-    e->transient = false;
     if (ssh_connect(&im->conn, sc->host, sc->port, sc->timeout_ms, kh, e) < 0)
         goto fail;
     /* The host key decides before any credential leaves this process. */
@@ -302,8 +293,8 @@ static int do_connect(struct source *s, struct werr *e)
     im->sftp = libssh2_sftp_init(im->conn.session);
     if (!im->sftp) {
         int rc = libssh2_session_last_errno(im->conn.session);
-        werr_set(e, "%s: cannot start the SFTP subsystem: %s", im->label, ssh_errmsg(&im->conn));
-        e->transient = conn_error(rc);
+        werr_setk(e, conn_error(rc) ? ssh_kind(rc) : WERR_REMOTE,
+                  "%s: cannot start the SFTP subsystem: %s", im->label, ssh_errmsg(&im->conn));
         goto fail;
     }
     im->connected = true;
@@ -336,7 +327,7 @@ static int sftp_open(struct source *s, struct werr *e)
     size_t len;
 
     if (!sc->host || !sc->user || !sc->path) {
-        werr_set(e, "%s: sftp source needs host, user and path", s->profile->name);
+        werr_setk(e, WERR_CONFIG, "%s: sftp source needs host, user and path", s->profile->name);
         return -1;
     }
     im = xcalloc(1, sizeof *im);
@@ -559,7 +550,6 @@ static int sftp_list(struct source *s, struct drop_list *out, struct werr *e)
     struct sftp_impl *im = s->impl;
     int r;
     pthread_mutex_lock(&im->lock);
-    e->transient = false;
     r = ensure(s, e);
     if (r == 0)
         r = list_dir(s, "", 0, out, e);
@@ -673,7 +663,8 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
     uint64_t done_size = 0;
 
     if (d->unsafe) {
-        werr_set(e, "%s: %s is unsafe (%s); not fetched", im->label, d->path, d->unsafe);
+        werr_setk(e, WERR_HOSTILE, "%s: %s is unsafe (%s); not fetched", im->label, d->path,
+                  d->unsafe);
         goto out;
     }
     fd = open(partial, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -719,15 +710,15 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
         goto out;
     }
     if ((at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && !LIBSSH2_SFTP_S_ISREG(at.permissions)) {
-        werr_set(e, "%s: %s is no longer a regular file", im->label, remote);
+        werr_setk(e, WERR_HOSTILE, "%s: %s is no longer a regular file", im->label, remote);
         goto out;
     }
     if (at.filesize != d->size || (int64_t)at.mtime != d->mtime_ns / 1000000000LL) {
-        werr_set(e,
-                 "%s: %s changed since it was listed (size %llu, mtime %llu; listed %llu, "
-                 "%lld)",
-                 im->label, remote, (unsigned long long)at.filesize, (unsigned long long)at.mtime,
-                 (unsigned long long)d->size, (long long)(d->mtime_ns / 1000000000LL));
+        werr_setk(e, WERR_REMOTE,
+                  "%s: %s changed since it was listed (size %llu, mtime %llu; listed %llu, "
+                  "%lld)",
+                  im->label, remote, (unsigned long long)at.filesize, (unsigned long long)at.mtime,
+                  (unsigned long long)d->size, (long long)(d->mtime_ns / 1000000000LL));
         goto out;
     }
     if (off > 0) {
@@ -778,11 +769,12 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
     keep_partial = false; /* from here on, anything wrong is in the bytes */
     if (fsync(fd) < 0) {
         werr_sys(e, "%s: fsync", partial);
+        werr_setkind(e, WERR_IO); /* never retried into success */
         goto out;
     }
     if ((uint64_t)off != d->size) {
-        werr_set(e, "%s: %s: size mismatch: listed %llu bytes, received %lld", im->label, d->path,
-                 (unsigned long long)d->size, (long long)off);
+        werr_setk(e, WERR_HOSTILE, "%s: %s: size mismatch: listed %llu bytes, received %lld",
+                  im->label, d->path, (unsigned long long)d->size, (long long)off);
         goto out;
     }
     sha256_final(&hash, got_sha);
@@ -791,19 +783,21 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
         int rr = read_small(im, dp, done_text, sizeof done_text, e);
         free(dp);
         if (rr < 0) {
-            keep_partial = e->transient;
+            keep_partial = werr_transient(e);
             goto out;
         }
         parse_done(done_text, &want_size, &done_size, want_sha);
         if (want_size && done_size != d->size) {
-            werr_set(e, "%s: %s: size mismatch: done file %s says %llu bytes, received %llu",
-                     im->label, d->path, d->done_path, (unsigned long long)done_size,
-                     (unsigned long long)d->size);
+            werr_setk(e, WERR_CORRUPT,
+                      "%s: %s: size mismatch: done file %s says %llu bytes, received %llu",
+                      im->label, d->path, d->done_path, (unsigned long long)done_size,
+                      (unsigned long long)d->size);
             goto out;
         }
         if (want_sha[0] && strcmp(want_sha, got_sha) != 0) {
-            werr_set(e, "%s: %s: checksum mismatch: done file %s says sha256 %s, received %s",
-                     im->label, d->path, d->done_path, want_sha, got_sha);
+            werr_setk(e, WERR_CORRUPT,
+                      "%s: %s: checksum mismatch: done file %s says sha256 %s, received %s",
+                      im->label, d->path, d->done_path, want_sha, got_sha);
             goto out;
         }
     }
@@ -830,7 +824,7 @@ out:
         close(fd);
     }
     /* Only a dropped connection leaves a .partial to resume from. */
-    if (r < 0 && (!keep_partial || !e->transient))
+    if (r < 0 && (!keep_partial || !werr_transient(e)))
         unlink(partial);
     free(remote);
     free(partial);
@@ -843,7 +837,6 @@ static int sftp_fetch(struct source *s, const struct drop *d, const char *dest,
     struct sftp_impl *im = s->impl;
     int r;
     pthread_mutex_lock(&im->lock);
-    e->transient = false;
     r = ensure(s, e);
     if (r == 0)
         r = fetch_locked(s, d, dest, sha256, bytes, e);
@@ -926,7 +919,7 @@ static int move_one(struct sftp_impl *im, const char *src, const char *dir, cons
         }
         free(dst); /* raced with another writer: next name */
     }
-    werr_set(e, "%s: rename %s: no free name in %s", im->label, src, dir);
+    werr_setk(e, WERR_REMOTE, "%s: rename %s: no free name in %s", im->label, src, dir);
     return -1;
 }
 
@@ -981,7 +974,7 @@ static int finish_locked(struct source *s, const struct drop *d, struct werr *e)
         break;
     case AFTER_MOVE:
         if (!p->source.after_dir) {
-            werr_set(e, "%s: after: move without a directory", im->label);
+            werr_setk(e, WERR_CONFIG, "%s: after: move without a directory", im->label);
             goto out;
         }
         dir = p->source.after_dir[0] == '/' ? xstrdup(p->source.after_dir)
@@ -1009,7 +1002,6 @@ static int sftp_finish(struct source *s, const struct drop *d, struct werr *e)
     if (s->profile->source.after == AFTER_LEAVE)
         return 0;
     pthread_mutex_lock(&im->lock);
-    e->transient = false;
     r = ensure(s, e);
     if (r == 0)
         r = finish_locked(s, d, e);
@@ -1028,7 +1020,6 @@ static int sftp_quarantine(struct source *s, const struct drop *d, const char *q
     int r;
     (void)qdir;
     pthread_mutex_lock(&im->lock);
-    e->transient = false;
     r = ensure(s, e);
     if (r == 0) {
         src = remote_path(im, d->path);

@@ -190,13 +190,3 @@ size_t source_ready(struct ledger *l, const struct profile *p, struct drop_list 
     }
     return ready;
 }
-
-const char *source_runbook(const char *msg)
-{
-    if (strstr(msg, "host key"))
-        return "runbooks/host-key-changed.md";
-    if (strstr(msg, "authentication") || strstr(msg, "passphrase") ||
-        strstr(msg, "password_file") || strstr(msg, "key_file"))
-        return "runbooks/auth-refused.md";
-    return "runbooks/source-unreachable.md";
-}

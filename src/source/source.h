@@ -109,8 +109,5 @@ void source_skip(struct source *s, const char *rel, const char *name, uint64_t s
 /* For the backends: note a directory list() could not read (why: the
  * error) in s->skipped, if wanted; the listing goes on without it. */
 void source_skip_dir(struct source *s, const char *rel, const char *why);
-/* The runbook page for an error a source returned (host key, authentication,
- * anything else: unreachable). */
-const char *source_runbook(const char *msg);
 
 #endif

@@ -58,8 +58,7 @@ static int root_open(const struct profile *p, struct werr *e)
 {
     int fd = open(p->source.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        werr_sys(e, "spool %s", p->source.path);
-        e->transient = true;
+        werr_sysk(e, WERR_UNREACHABLE, "spool %s", p->source.path);
     }
     return fd;
 }
@@ -113,12 +112,11 @@ static int spool_open(struct source *s, struct werr *e)
 {
     struct stat st;
     if (stat(s->profile->source.path, &st) < 0) {
-        werr_sys(e, "spool %s", s->profile->source.path);
-        e->transient = true;
+        werr_sysk(e, WERR_UNREACHABLE, "spool %s", s->profile->source.path);
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        werr_set(e, "spool %s: not a directory", s->profile->source.path);
+        werr_setk(e, WERR_UNREACHABLE, "spool %s: not a directory", s->profile->source.path);
         return -1;
     }
     return 0;
@@ -172,8 +170,7 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
     int r = -1;
 
     if (!d) {
-        werr_sys(e, "spool %s%s%s", p->source.path, *rel ? "/" : "", rel);
-        e->transient = true;
+        werr_sysk(e, WERR_UNREACHABLE, "spool %s%s%s", p->source.path, *rel ? "/" : "", rel);
         close(dfd);
         goto out;
     }
@@ -192,8 +189,7 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
     }
     if (errno) {
         if (!*rel) {
-            werr_sys(e, "spool %s: read directory", p->source.path);
-            e->transient = true;
+            werr_sysk(e, WERR_UNREACHABLE, "spool %s: read directory", p->source.path);
             goto out;
         }
         source_skip_dir(s, rel, strerror(errno));
@@ -214,8 +210,7 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
             /* listable but not searchable (mode r without x) */
             unsearchable = true;
             if (!*rel) {
-                werr_sys(e, "spool %s: %s", p->source.path, name);
-                e->transient = true;
+                werr_sysk(e, WERR_UNREACHABLE, "spool %s: %s", p->source.path, name);
                 free(relpath);
                 goto out;
             }
@@ -392,7 +387,7 @@ static int move_out(int dfd, const char *leaf, const char *shown, const char *di
     }
     if (fsync(tfd) < 0 || fsync(dfd) < 0) {
         werr_sys(e, "rename %s -> %s/%s: fsync directory", shown, dir, to);
-        e->transient = false;
+        werr_setkind(e, WERR_IO); /* never retried into success */
         goto out;
     }
     r = 0;
@@ -411,7 +406,7 @@ static int unlink_in(int dfd, const char *leaf, const char *shown, struct werr *
     }
     if (fsync(dfd) < 0) {
         werr_sys(e, "%s: fsync directory", shown);
-        e->transient = false;
+        werr_setkind(e, WERR_IO); /* never retried into success */
         return -1;
     }
     return 0;

@@ -2,9 +2,10 @@
  * ssh: connect, key exchange and host-key pinning over libssh2 (see ssh.h).
  *
  * Owns the socket and the LIBSSH2_SESSION of a struct ssh_conn until
- * ssh_disconnect.  What can fail: name resolution and connect (transient),
- * the key exchange (transient), reading or writing known_hosts (not
- * transient), a host key that is not the pinned one (not transient).
+ * ssh_disconnect.  What can fail: name resolution and connect
+ * (WERR_UNREACHABLE / WERR_TIMEOUT), the key exchange (same), reading
+ * known_hosts or a host key that is not the pinned one (WERR_HOSTKEY).
+ * ssh_kind and ssh_fx_kind map libssh2's and SFTP's status codes to kinds.
  */
 #include "source/ssh.h"
 
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <libssh2.h>
+#include <libssh2_sftp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -96,6 +98,66 @@ static void fingerprint_b64(const char *b64, char fp[SSH_FP_LEN])
         ssh_fingerprint(raw, (size_t)n, fp);
     }
     free(raw);
+}
+
+enum werr_kind ssh_kind(int rc)
+{
+    switch (rc) {
+    case LIBSSH2_ERROR_TIMEOUT:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+        return WERR_TIMEOUT;
+    case LIBSSH2_ERROR_SOCKET_NONE:
+    case LIBSSH2_ERROR_BANNER_RECV:
+    case LIBSSH2_ERROR_BANNER_SEND:
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_EAGAIN:
+    case LIBSSH2_ERROR_KEX_FAILURE:
+    case LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE:
+    case LIBSSH2_ERROR_DECRYPT:
+    case LIBSSH2_ERROR_INVALID_MAC:
+    case LIBSSH2_ERROR_PROTO:
+    case LIBSSH2_ERROR_CHANNEL_CLOSED:
+    case LIBSSH2_ERROR_CHANNEL_EOF_SENT:
+    case LIBSSH2_ERROR_CHANNEL_FAILURE:
+    case LIBSSH2_ERROR_CHANNEL_OUTOFORDER:
+    case LIBSSH2_ERROR_CHANNEL_UNKNOWN:
+    case LIBSSH2_ERROR_CHANNEL_WINDOW_EXCEEDED:
+    case LIBSSH2_ERROR_CHANNEL_PACKET_EXCEEDED:
+        return WERR_UNREACHABLE;
+    case LIBSSH2_ERROR_AUTHENTICATION_FAILED:
+    case LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED:
+    case LIBSSH2_ERROR_KEYFILE_AUTH_FAILED:
+    case LIBSSH2_ERROR_PASSWORD_EXPIRED:
+    case LIBSSH2_ERROR_FILE:
+    case LIBSSH2_ERROR_METHOD_NOT_SUPPORTED:
+        return WERR_AUTH;
+    case LIBSSH2_ERROR_HOSTKEY_INIT:
+    case LIBSSH2_ERROR_HOSTKEY_SIGN:
+    case LIBSSH2_ERROR_KNOWN_HOSTS:
+        return WERR_HOSTKEY;
+    case LIBSSH2_ERROR_ALLOC:
+        return WERR_BUSY;
+    default:
+        return WERR_OTHER;
+    }
+}
+
+enum werr_kind ssh_fx_kind(unsigned long status)
+{
+    switch (status) {
+    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
+    case LIBSSH2_FX_QUOTA_EXCEEDED:
+        return WERR_NOSPACE;
+    case LIBSSH2_FX_NO_CONNECTION:
+    case LIBSSH2_FX_CONNECTION_LOST:
+        return WERR_UNREACHABLE;
+    case LIBSSH2_FX_BAD_MESSAGE:
+        return WERR_HOSTILE;
+    default: /* no such file, permission denied, failure, ... */
+        return WERR_REMOTE;
+    }
 }
 
 const char *ssh_errmsg(struct ssh_conn *c)
@@ -204,8 +266,7 @@ static int tcp_connect(struct ssh_conn *c, int64_t timeout_ms, struct werr *e)
     snprintf(port, sizeof port, "%d", c->port);
     rc = getaddrinfo(c->host, port, &hints, &res);
     if (rc != 0) {
-        werr_set(e, "%s: cannot resolve: %s", c->hostport, gai_strerror(rc));
-        e->transient = rc == EAI_AGAIN;
+        werr_setk(e, WERR_UNREACHABLE, "%s: cannot resolve: %s", c->hostport, gai_strerror(rc));
         return -1;
     }
     for (ai = res; ai; ai = ai->ai_next) {
@@ -245,8 +306,8 @@ static int tcp_connect(struct ssh_conn *c, int64_t timeout_ms, struct werr *e)
     freeaddrinfo(res);
     if (fd < 0) {
         errno = err ? err : ECONNREFUSED;
-        werr_sys(e, "%s: connect", c->hostport);
-        e->transient = true;
+        werr_sysk(e, err == ETIMEDOUT ? WERR_TIMEOUT : WERR_UNREACHABLE, "%s: connect",
+                  c->hostport);
         return -1;
     }
     /* libssh2 runs blocking, bounded by libssh2_session_set_timeout. */
@@ -262,7 +323,7 @@ int ssh_connect(struct ssh_conn *c, const char *host, int port, int64_t timeout_
 {
     const char *key;
     size_t len = 0;
-    int type = 0;
+    int type = 0, rc;
     memset(c, 0, sizeof *c);
     c->sock = -1;
     c->host = xstrdup(host);
@@ -286,14 +347,17 @@ int ssh_connect(struct ssh_conn *c, const char *host, int port, int64_t timeout_
     libssh2_session_set_blocking(c->session, 1);
     libssh2_session_set_timeout(c->session, (long)timeout_ms);
     prefer_known_types(c, known_hosts);
-    if (libssh2_session_handshake(c->session, c->sock) != 0) {
-        werr_set(e, "%s: SSH handshake failed: %s", c->hostport, ssh_errmsg(c));
-        e->transient = true;
+    if ((rc = libssh2_session_handshake(c->session, c->sock)) != 0) {
+        /* whatever libssh2 says, a failed key exchange is a host that
+         * does not (yet) speak SSH to us: retry */
+        enum werr_kind k = ssh_kind(rc);
+        werr_setk(e, k == WERR_TIMEOUT ? k : WERR_UNREACHABLE, "%s: SSH handshake failed: %s",
+                  c->hostport, ssh_errmsg(c));
         goto fail;
     }
     key = libssh2_session_hostkey(c->session, &len, &type);
     if (!key || !len) {
-        werr_set(e, "%s: the server offered no host key", c->hostport);
+        werr_setk(e, WERR_HOSTKEY, "%s: the server offered no host key", c->hostport);
         goto fail;
     }
     for (size_t i = 0; i < N_KEYTYPES; i++)
@@ -302,7 +366,7 @@ int ssh_connect(struct ssh_conn *c, const char *host, int port, int64_t timeout_
             c->kh_type = keytypes[i].kh_type;
         }
     if (!c->key_type) {
-        werr_set(e, "%s: host key of an unknown type %d", c->hostport, type);
+        werr_setk(e, WERR_HOSTKEY, "%s: host key of an unknown type %d", c->hostport, type);
         goto fail;
     }
     c->key = xmalloc(len);
@@ -327,7 +391,7 @@ int ssh_verify_host(struct ssh_conn *c, const char *known_hosts, enum ssh_host_s
     snprintf(expected, expected_size, "no entry");
     r = kh_check(kh, c, c->key, c->key_len, c->kh_type, &found);
     if (r == LIBSSH2_KNOWNHOST_CHECK_FAILURE) {
-        werr_set(e, "known_hosts %s: check failed: %s", known_hosts, ssh_errmsg(c));
+        werr_setk(e, WERR_HOSTKEY, "known_hosts %s: check failed: %s", known_hosts, ssh_errmsg(c));
         libssh2_knownhost_free(kh);
         return -1;
     }
@@ -363,34 +427,33 @@ int ssh_require_known(struct ssh_conn *c, const char *known_hosts, struct werr *
     char expected[128];
     const char *trust_host = c->hostport;
     if (!known_hosts) {
-        werr_set(e,
-                 "host key for %s (%s %s) REFUSED: no known_hosts file is configured "
-                 "(source.known_hosts or known_hosts in wharf.yaml); pin it with "
-                 "`wharf trust %s` (see runbooks/host-key-changed.md)",
-                 c->hostport, c->key_type, c->fp, trust_host);
-        e->transient = false;
+        werr_setk(e, WERR_HOSTKEY,
+                  "host key for %s (%s %s) REFUSED: no known_hosts file is configured "
+                  "(source.known_hosts or known_hosts in wharf.yaml); pin it with "
+                  "`wharf trust %s` (see runbooks/host-key-changed.md)",
+                  c->hostport, c->key_type, c->fp, trust_host);
         return -1;
     }
     if (ssh_verify_host(c, known_hosts, &st, expected, sizeof expected, e) < 0) {
-        e->transient = false;
+        /* known_hosts unreadable: the key cannot be verified */
+        werr_setkind(e, WERR_HOSTKEY);
         return -1;
     }
     if (st == SSH_HOST_MATCH)
         return 0;
     if (st == SSH_HOST_UNKNOWN)
-        werr_set(e,
-                 "host key for %s is unknown, REFUSED (expected: no entry in %s; offered: %s "
-                 "%s); if this is the right server, pin its key with `wharf trust %s` "
-                 "(see runbooks/host-key-changed.md)",
-                 c->hostport, known_hosts, c->key_type, c->fp, trust_host);
+        werr_setk(e, WERR_HOSTKEY,
+                  "host key for %s is unknown, REFUSED (expected: no entry in %s; offered: %s "
+                  "%s); if this is the right server, pin its key with `wharf trust %s` "
+                  "(see runbooks/host-key-changed.md)",
+                  c->hostport, known_hosts, c->key_type, c->fp, trust_host);
     else
-        werr_set(e,
-                 "host key for %s does not match known_hosts, REFUSED: it CHANGED (expected: %s "
-                 "from %s; offered: %s %s); someone may be intercepting the connection; "
-                 "no credential was sent; "
-                 "read runbooks/host-key-changed.md before running `wharf trust %s`",
-                 c->hostport, expected, known_hosts, c->key_type, c->fp, trust_host);
-    e->transient = false;
+        werr_setk(e, WERR_HOSTKEY,
+                  "host key for %s does not match known_hosts, REFUSED: it CHANGED (expected: %s "
+                  "from %s; offered: %s %s); someone may be intercepting the connection; "
+                  "no credential was sent; "
+                  "read runbooks/host-key-changed.md before running `wharf trust %s`",
+                  c->hostport, expected, known_hosts, c->key_type, c->fp, trust_host);
     return -1;
 }
 

@@ -45,7 +45,8 @@ enum ssh_host_state { SSH_HOST_MATCH, SSH_HOST_UNKNOWN, SSH_HOST_CHANGED };
  * do the key exchange.  When known_hosts names key types for this host, they
  * are preferred in the negotiation (as OpenSSH does), so a host with several
  * keys offers the pinned one.  Every later blocking call is bounded by
- * timeout_ms too.  Failures to reach the host are transient. */
+ * timeout_ms too.  Failures to reach the host are WERR_UNREACHABLE or
+ * WERR_TIMEOUT (transient). */
 int ssh_connect(struct ssh_conn *c, const char *host, int port, int64_t timeout_ms,
                 const char *known_hosts, struct werr *e);
 /* Compare the offered key with known_hosts (a missing file is empty).
@@ -54,12 +55,17 @@ int ssh_connect(struct ssh_conn *c, const char *host, int port, int64_t timeout_
 int ssh_verify_host(struct ssh_conn *c, const char *known_hosts, enum ssh_host_state *state,
                     char *expected, size_t expected_size, struct werr *e);
 /* ssh_verify_host and, unless MATCH, a refusal in e naming both fingerprints,
- * `wharf trust HOST:PORT` and the runbook.  Not transient. */
+ * `wharf trust HOST:PORT` and the runbook.  WERR_HOSTKEY. */
 int ssh_require_known(struct ssh_conn *c, const char *known_hosts, struct werr *e);
 /* Pin the offered key for host:port in known_hosts: entries of the same key
  * type for this host are replaced, every other line is kept; written
  * durably (temp, fsync, rename). */
 int ssh_pin_host(struct ssh_conn *c, const char *known_hosts, struct werr *e);
+/* The kind of a libssh2 error code (LIBSSH2_ERROR_*): timeouts, broken
+ * connections, refused credentials, host-key failures. */
+enum werr_kind ssh_kind(int libssh2_rc);
+/* The kind of an SFTP status (LIBSSH2_FX_*) the server answered. */
+enum werr_kind ssh_fx_kind(unsigned long status);
 /* The last libssh2 error as text. */
 const char *ssh_errmsg(struct ssh_conn *c);
 void ssh_disconnect(struct ssh_conn *c, const char *why);

@@ -104,7 +104,7 @@ int dfile_commit(struct dfile *f, char hex[SHA256_HEX_LEN], struct werr *e)
     int r = -1;
     if (fsync(f->fd) < 0) {
         werr_sys(e, "%s: fsync", f->path);
-        e->transient = false; /* never retried on this descriptor */
+        werr_setkind(e, WERR_IO); /* never retried into success */
         goto out;
     }
     if (close(f->fd) < 0) {
@@ -170,7 +170,7 @@ int fsync_dir(const char *dir, struct werr *e)
     }
     if (fsync(fd) < 0) {
         werr_sys(e, "%s: fsync directory", dir);
-        e->transient = false;
+        werr_setkind(e, WERR_IO);
         close(fd);
         return -1;
     }

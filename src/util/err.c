@@ -1,12 +1,14 @@
 /*
  * err: filling struct werr, and the one table from an error's kind to
  * transient/permanent and to the runbook an operator reads.  errno values
- * map to kinds in werr_kind_errno; libssh2, SFTP and SQLite codes map to
- * kinds where those libraries are called.
+ * map to kinds in werr_kind_errno, SQLite result codes in werr_kind_sqlite
+ * (the ledger and the SQLite target say what "locked" means for them);
+ * libssh2 and SFTP codes map in source/ssh.c.
  */
 #include "util/err.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +43,8 @@ static const struct {
     [WERR_CORRUPT] = {"corrupt", false, "runbooks/verify-tamper.md"},
     [WERR_CONFIG] = {"config", false, "runbooks/README.md"},
     [WERR_TARGET_UNAVAILABLE] = {"target_unavailable", true, "runbooks/target-down.md"},
+    [WERR_DUPLICATE] = {"duplicate", false, "runbooks/duplicates-flood.md"},
+    [WERR_INTERRUPTED] = {"interrupted", true, "runbooks/stuck-file.md"},
 };
 
 static enum werr_kind valid(enum werr_kind k)
@@ -75,6 +79,23 @@ enum werr_kind werr_kind_errno(int err)
         return WERR_UNREACHABLE;
     default:
         return WERR_OTHER;
+    }
+}
+
+enum werr_kind werr_kind_sqlite(int rc, enum werr_kind locked, enum werr_kind other)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return WERR_NOSPACE;
+    case SQLITE_IOERR:
+        return WERR_IO;
+    case SQLITE_NOMEM:
+        return WERR_BUSY;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return locked;
+    default:
+        return other;
     }
 }
 

@@ -38,6 +38,8 @@ enum werr_kind {
     WERR_CONFIG,        /* wharf.yaml, a profile or a schema file is wrong */
     WERR_TARGET_UNAVAILABLE, /* a target server refuses now: down, refused, auth failed,
                                 read-only (standby), shutting down */
+    WERR_DUPLICATE,          /* the content was already loaded (a reject, not a failure) */
+    WERR_INTERRUPTED,        /* stopped at shutdown; resumes at the next start */
     WERR_KIND_COUNT
 };
 
@@ -69,6 +71,10 @@ void werr_setkind(struct werr *e, enum werr_kind kind);
 
 /* The table. */
 enum werr_kind werr_kind_errno(int err);
+/* The kind of an SQLite result code: SQLITE_FULL no space, SQLITE_IOERR io,
+ * SQLITE_NOMEM busy, SQLITE_BUSY / SQLITE_LOCKED `locked` (the target or the
+ * ledger, as the caller knows), anything else `other`. */
+enum werr_kind werr_kind_sqlite(int rc, enum werr_kind locked, enum werr_kind other);
 bool werr_kind_transient(enum werr_kind k);
 const char *werr_kind_runbook(enum werr_kind k); /* "runbooks/disk-full.md" */
 const char *werr_kind_name(enum werr_kind k);    /* "no_space" */

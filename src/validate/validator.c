@@ -70,14 +70,16 @@ int validator_run(struct validator *v, const struct validate_input *in, struct r
 {
     if (in->format == FORMAT_CSV) {
         if (!v->csv) {
-            werr_set(e, "profile %s has no csv schema for %s", v->profile->name, in->display);
+            werr_setk(e, WERR_CONFIG, "profile %s has no csv schema for %s", v->profile->name,
+                      in->display);
             return -1;
         }
         return csvv_run(v->csv, v->profile, in, rep, fn, ctx, invalid_csv, res, e);
     }
     if (in->format == FORMAT_XML) {
         if (!v->xml) {
-            werr_set(e, "profile %s has no xml schema for %s", v->profile->name, in->display);
+            werr_setk(e, WERR_CONFIG, "profile %s has no xml schema for %s", v->profile->name,
+                      in->display);
             return -1;
         }
         return xsdv_run(v->xml, in, &v->profile->limits, rep, fn, ctx, res, e);

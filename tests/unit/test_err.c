@@ -14,6 +14,11 @@
 
 #include <cmocka.h>
 
+#include <libssh2.h>
+#include <libssh2_sftp.h>
+#include <sqlite3.h>
+
+#include "source/ssh.h"
 #include "util/err.h"
 
 static void test_table_complete(void **state)
@@ -127,13 +132,63 @@ static void test_errno(void **state)
     assert_int_equal(e.kind, WERR_IO);
 }
 
+static void test_sqlite(void **state)
+{
+    (void)state;
+    /* the target and the ledger say what "locked" means for them */
+    assert_int_equal(werr_kind_sqlite(SQLITE_BUSY, WERR_TARGET_LOCKED, WERR_TARGET_DOWN),
+                     WERR_TARGET_LOCKED);
+    assert_int_equal(werr_kind_sqlite(SQLITE_LOCKED, WERR_BUSY, WERR_OTHER), WERR_BUSY);
+    /* extended codes count by their primary code */
+    assert_int_equal(werr_kind_sqlite(SQLITE_BUSY_SNAPSHOT, WERR_TARGET_LOCKED, WERR_OTHER),
+                     WERR_TARGET_LOCKED);
+    assert_int_equal(werr_kind_sqlite(SQLITE_FULL, WERR_TARGET_LOCKED, WERR_TARGET_DOWN),
+                     WERR_NOSPACE);
+    assert_int_equal(werr_kind_sqlite(SQLITE_IOERR_FSYNC, WERR_TARGET_LOCKED, WERR_TARGET_DOWN),
+                     WERR_IO);
+    assert_int_equal(werr_kind_sqlite(SQLITE_CANTOPEN, WERR_TARGET_LOCKED, WERR_TARGET_DOWN),
+                     WERR_TARGET_DOWN);
+    assert_int_equal(werr_kind_sqlite(SQLITE_READONLY, WERR_TARGET_LOCKED, WERR_TARGET_DOWN),
+                     WERR_TARGET_DOWN);
+    assert_true(werr_kind_transient(werr_kind_sqlite(SQLITE_BUSY, WERR_TARGET_LOCKED, 0)));
+    assert_false(werr_kind_transient(
+        werr_kind_sqlite(SQLITE_CORRUPT, WERR_TARGET_LOCKED, WERR_TARGET_DOWN)));
+}
+
+static void test_libssh2(void **state)
+{
+    (void)state;
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_TIMEOUT), WERR_TIMEOUT);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_SOCKET_TIMEOUT), WERR_TIMEOUT);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_SOCKET_DISCONNECT), WERR_UNREACHABLE);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_KEX_FAILURE), WERR_UNREACHABLE);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_BANNER_RECV), WERR_UNREACHABLE);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_AUTHENTICATION_FAILED), WERR_AUTH);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED), WERR_AUTH);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_FILE), WERR_AUTH);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_KNOWN_HOSTS), WERR_HOSTKEY);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_HOSTKEY_SIGN), WERR_HOSTKEY);
+    assert_int_equal(ssh_kind(LIBSSH2_ERROR_INVAL), WERR_OTHER);
+    /* what the runbook table makes of them */
+    assert_true(werr_kind_transient(ssh_kind(LIBSSH2_ERROR_SOCKET_RECV)));
+    assert_false(werr_kind_transient(ssh_kind(LIBSSH2_ERROR_AUTHENTICATION_FAILED)));
+    assert_string_equal(werr_kind_runbook(ssh_kind(LIBSSH2_ERROR_AUTHENTICATION_FAILED)),
+                        "runbooks/auth-refused.md");
+
+    assert_int_equal(ssh_fx_kind(LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM), WERR_NOSPACE);
+    assert_int_equal(ssh_fx_kind(LIBSSH2_FX_QUOTA_EXCEEDED), WERR_NOSPACE);
+    assert_int_equal(ssh_fx_kind(LIBSSH2_FX_CONNECTION_LOST), WERR_UNREACHABLE);
+    assert_int_equal(ssh_fx_kind(LIBSSH2_FX_NO_SUCH_FILE), WERR_REMOTE);
+    assert_int_equal(ssh_fx_kind(LIBSSH2_FX_PERMISSION_DENIED), WERR_REMOTE);
+    assert_false(werr_kind_transient(ssh_fx_kind(LIBSSH2_FX_PERMISSION_DENIED)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_complete),
-        cmocka_unit_test(test_table_decisions),
-        cmocka_unit_test(test_setters),
-        cmocka_unit_test(test_errno),
+        cmocka_unit_test(test_table_complete), cmocka_unit_test(test_table_decisions),
+        cmocka_unit_test(test_setters),        cmocka_unit_test(test_errno),
+        cmocka_unit_test(test_sqlite),         cmocka_unit_test(test_libssh2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

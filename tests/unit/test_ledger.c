@@ -907,9 +907,10 @@ static void test_locked_is_transient(void **state)
     assert_int_equal(ledger_get(f->l, id, &in, &e), 1);
     intake_clear(&in);
     t0 = now_ms();
-    e.transient = false;
+    werr_set(&e, "not yet");
     assert_int_equal(ledger_transition(f->l, id, ST_FOUND, ST_TAKEN, NULL, NULL, &e), -1);
     assert_true(e.transient);
+    assert_int_equal(e.kind, WERR_BUSY);
     assert_true(now_ms() - t0 >= 5000);
     assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);

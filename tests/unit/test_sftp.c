@@ -373,6 +373,7 @@ static void test_growing_and_done(void **state)
     snprintf(dest, sizeof dest, "%s/c.csv", tmp);
     assert_int_equal(s.ops->fetch(&s, find(&l, "c.csv"), dest, sha, &bytes, &e), -1);
     assert_false(e.transient);
+    assert_int_equal(e.kind, WERR_CORRUPT);
     assert_non_null(strstr(e.msg, "checksum mismatch"));
     assert_non_null(
         strstr(e.msg, "0000000000000000000000000000000000000000000000000000000000000000"));
@@ -443,6 +444,8 @@ static void test_hostkey_mismatch(void **state)
     off = file_size(env.log);
     assert_int_equal(source_open(&s, &cfg, &p, &e), -1);
     assert_false(e.transient);
+    assert_int_equal(e.kind, WERR_HOSTKEY);
+    assert_string_equal(werr_runbook(&e), "runbooks/host-key-changed.md");
     assert_non_null(strstr(e.msg, "acme"));
     assert_non_null(strstr(e.msg, "CHANGED"));
     assert_non_null(strstr(e.msg, real_fp));
@@ -501,6 +504,7 @@ static void test_auth(void **state)
     p.source.key_file = xstrdup(env.key_rsa);
     assert_int_equal(source_open(&s, &cfg, &p, &e), -1);
     assert_false(e.transient);
+    assert_int_equal(e.kind, WERR_AUTH);
     assert_non_null(strstr(e.msg, "It is an RSA key"));
     assert_int_equal(run("SSHD_ALLOW_SSH_RSA=1 bash %s start %s", script, sshd_dir), 0);
     if (source_open(&s, &cfg, &p, &e) != 0)
@@ -528,6 +532,7 @@ static void test_auth(void **state)
     run("echo wrong > %s/badpass", tmp);
     assert_int_equal(source_open(&s, &cfg, &p, &e), -1);
     assert_false(e.transient);
+    assert_int_equal(e.kind, WERR_AUTH);
     assert_non_null(strstr(e.msg, env.key_pass));
     assert_non_null(strstr(e.msg, "passphrase"));
     free(p.source.passphrase_file);
@@ -538,6 +543,8 @@ static void test_auth(void **state)
     p.source.key_file = xstrdup(env.key_wrong);
     assert_int_equal(source_open(&s, &cfg, &p, &e), -1);
     assert_false(e.transient);
+    assert_int_equal(e.kind, WERR_AUTH);
+    assert_string_equal(werr_runbook(&e), "runbooks/auth-refused.md");
     assert_non_null(strstr(e.msg, "acme: sftp wharftest-partner@127.0.0.1"));
     assert_non_null(strstr(e.msg, "authentication FAILED"));
     assert_non_null(strstr(e.msg, env.key_wrong));
@@ -553,6 +560,7 @@ static void test_auth(void **state)
     p.source.password_file = xasprintf("%s/badpass", tmp);
     assert_int_equal(source_open(&s, &cfg, &p, &e), -1);
     assert_false(e.transient);
+    assert_int_equal(e.kind, WERR_AUTH);
     assert_non_null(strstr(e.msg, "refused the password"));
     assert_null(strstr(e.msg, "wrong\n"));
 
@@ -563,6 +571,8 @@ static void test_auth(void **state)
     p.source.port = 1;
     assert_int_equal(source_open(&s, &cfg, &p, &e), -1);
     assert_true(e.transient);
+    assert_int_equal(e.kind, WERR_UNREACHABLE);
+    assert_string_equal(werr_runbook(&e), "runbooks/source-unreachable.md");
 }
 
 static void make_big(const char *sub, const char *name, uint64_t size, char sha[SHA256_HEX_LEN])

@@ -428,6 +428,8 @@ static void test_locked_is_transient(void **state)
     assert_int_equal(t.ops->loaded(&t, "01JA", &rows, &e), 1);
     assert_int_equal(t.ops->begin(&t, "01JB", &f->cols, &e), -1);
     assert_true(e.transient);
+    assert_int_equal(e.kind, WERR_TARGET_LOCKED);
+    assert_string_equal(werr_runbook(&e), "runbooks/target-down.md");
     assert_non_null(strstr(e.msg, "locked"));
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(other);
