@@ -132,6 +132,26 @@ for kind in $KINDS; do
     ok "$kind: $total calls per run, $tried faulty runs (stride $stride, EIO and ENOSPC): invariants hold"
   fi
 done
+# The runbook and the retry decision come from the error's kind (set from
+# errno where the call failed), never from its text: a full disk in the take
+# is retried and names disk-full.md; a failed fsync there is not retried
+# (it never turns into success) and names disk-full.md too.
+kind_case() { # KIND ERRNO -> the faulty run's intake, in $d
+  d=$base/kind-$1-$2; setup_case "$d"
+  rm -f var/drop/p/b.csv* var/drop/p/c.csv*
+  mkdir -p var/work # the shim resolves WHARF_FAULT_DIR at start
+  WHARF_FAULT=$1:1:$2 WHARF_FAULT_DIR=$d/var/work WHARF_FAULT_LOG=$d/shim.log LD_PRELOAD=$SHIM \
+    timeout 60 "$WHARF" once >/dev/null 2>fault.err
+  grep -q '^faultshim: failing' shim.log || bad "$1 $2: the fault never fired"
+  cd "$base" || exit 1
+}
+kind_case write ENOSPC
+contains "ENOSPC in the take: the retry names disk-full.md" "$(grep '"event":"retry"' "$d/fault.err")" "runbooks/disk-full.md"
+kind_case fsync EIO
+js=$(cd "$d" && w intakes --json)
+eq "EIO on fsync in the take: failed at once, not retried" "$(printf '%s' "$js" | python3 -c 'import json,sys; i=json.load(sys.stdin)[0]; print(i["state"], i["attempts"])')" "failed 1"
+contains "EIO on fsync: the error names disk-full.md" "$(printf '%s' "$js" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["last_error"])')" "runbooks/disk-full.md"
+
 [ "$sqlite_dirsync" -gt 0 ] && echo "note - $sqlite_dirsync directory fsync failures inside SQLite (ignored by SQLite's unixSync)"
 [ "$sqlite_close" -gt 0 ] && echo "note - $sqlite_close fsync failures in SQLite's checkpoint at close (WAL kept, checkpointed later)"
 echo "fault runs: $runs, violations: $violations, crashes: $crashes, silently handled: $unlogged"

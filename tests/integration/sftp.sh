@@ -87,6 +87,15 @@ sftp_profile wrongkey wrongkey '{ done_file: "{name}.done" }' "$SSHD_KNOWN_HOSTS
 w once wrongkey >out 2>log
 contains "wrong key: names the source" "$(cat log)" "127.0.0.1"
 contains "wrong key: says authentication failed" "$(tr 'A-Z' 'a-z' < log)" "auth"
+# the runbook comes from the error's kind, set from libssh2's code
+contains "wrong key: names the auth runbook" "$(cat log)" "runbooks/auth-refused.md"
+contains "host key: the once log names the host-key runbook" "$(w once mitm 2>&1)" "(see runbooks/host-key-changed.md)"
+# nobody listening: unreachable, with its runbook, in the log and in status
+sftp_profile gone gone '{ done_file: "{name}.done" }'
+sed -i "s/port: $SSHD_PORT/port: 1/" profiles/gone.yaml
+w once gone >out 2>log
+contains "unreachable: names the runbook" "$(cat log)" "runbooks/source-unreachable.md"
+contains "unreachable: status names the runbook" "$(w status 2>&1 | grep '^gone')" "source-unreachable.md"
 
 # --- sshd killed mid-transfer: a later poll resumes and loads once ------------
 sftp_profile big big '{ done_file: "{name}.done" }'
