@@ -379,6 +379,22 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     }
     ledger_source_listed(pl->ledger, p->name, unreadable, first_unreadable, now);
     free(first_unreadable);
+    /* Names the listing refused stay in the source, reported on its
+     * health (and in the log) at every poll until someone removes them. */
+    const struct drop *first_refused = NULL;
+    int refused = 0;
+    for (i = 0; i < skipped.n; i++) {
+        if (!skipped.v[i].refused)
+            continue;
+        if (!refused++)
+            first_refused = &skipped.v[i];
+        wlog(LOG_WARN, p->name, NULL, "name_refused", json_pack("{s:s}", "path", skipped.v[i].path),
+             "%s: %s (see %s)", skipped.v[i].path, skipped.v[i].skipped,
+             werr_kind_runbook(WERR_HOSTILE));
+    }
+    st->refused += (unsigned)refused;
+    ledger_source_refused(pl->ledger, p->name, refused, first_refused ? first_refused->path : NULL,
+                          first_refused ? first_refused->skipped : NULL);
     if (ledger_set_durable(pl->ledger, true, e) < 0)
         goto out;
     if (ready && p->order == ORDER_NAME)

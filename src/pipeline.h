@@ -20,7 +20,7 @@ typedef void (*progress_fn)(void *ctx, const char *intake, const char *step, uin
                             uint64_t total, uint64_t rows);
 
 struct pipeline_stats {
-    unsigned listed, claimed, quarantined;
+    unsigned listed, claimed, quarantined, refused;
     unsigned done, loaded, rejected, duplicates, failed, retrying;
 };
 

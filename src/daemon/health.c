@@ -383,6 +383,12 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
         snprintf(is->reason, sizeof is->reason, "%.*s (%s) in the source for %s: %s%s", REASON_FILE,
                  f->path, a, b, f->why,
                  h->n_stuck > 1 ? "; and more (status --json lists them)" : "");
+    } else if (h->polled && h->source.ok && h->source.refused > 0) {
+        /* names the listing refused: never taken, left in the source */
+        is = add(h, HEALTH_STUCK, RB_STUCK, NULL);
+        snprintf(is->reason, sizeof is->reason, "%d name%s refused at the last listing: %.*s: %s",
+                 h->source.refused, h->source.refused == 1 ? "" : "s", REASON_FILE,
+                 h->source.refused_path, h->source.refused_why);
     }
     if (h->retrying) {
         const struct seen *r = &x->retry;
@@ -576,9 +582,12 @@ json_t *health_json(const struct health *h)
         src = json_null();
     else if (h->source.ok)
         src = json_pack(
-            "{s:b,s:o,s:o,s:i,s:s?}", "ok", 1, "last_poll", time_json(h->source.last_poll_ms),
-            "last_ok", time_json(h->source.last_ok_ms), "unreadable", h->source.unreadable,
-            "unreadable_first", h->source.unreadable ? h->source.unreadable_first : NULL);
+            "{s:b,s:o,s:o,s:i,s:s?,s:i,s:s?,s:s?}", "ok", 1, "last_poll",
+            time_json(h->source.last_poll_ms), "last_ok", time_json(h->source.last_ok_ms),
+            "unreadable", h->source.unreadable, "unreadable_first",
+            h->source.unreadable ? h->source.unreadable_first : NULL, "refused_names",
+            h->source.refused, "refused_first", h->source.refused ? h->source.refused_path : NULL,
+            "refused_why", h->source.refused ? h->source.refused_why : NULL);
     else
         src =
             json_pack("{s:b,s:o,s:o,s:o,s:i,s:o,s:s}", "ok", 0, "last_poll",

@@ -202,6 +202,8 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     json_int_t last_poll = 0, last_ok = 0, since = 0, fails = 0, unreadable = 0;
     int ok = 0;
     const char *error = NULL, *runbook = NULL, *kind = NULL, *ufirst = NULL;
+    const char *rpath = NULL, *rwhy = NULL;
+    json_int_t refused = 0;
 
     memset(out, 0, sizeof *out);
     snprintf(key, sizeof key, "source:%s", profile);
@@ -211,9 +213,10 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     free(v);
     if (!j)
         return 0;
-    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?s,s?s,s?s,s?I,s?s}", "ok", &ok, "last_poll", &last_poll,
-                "last_ok", &last_ok, "since", &since, "fails", &fails, "error", &error, "runbook",
-                &runbook, "kind", &kind, "unreadable", &unreadable, "unreadable_first", &ufirst);
+    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?s,s?s,s?s,s?I,s?s,s?I,s?s,s?s}", "ok", &ok, "last_poll",
+                &last_poll, "last_ok", &last_ok, "since", &since, "fails", &fails, "error", &error,
+                "runbook", &runbook, "kind", &kind, "unreadable", &unreadable, "unreadable_first",
+                &ufirst, "refused", &refused, "refused_path", &rpath, "refused_why", &rwhy);
     out->ok = ok;
     out->last_poll_ms = last_poll;
     out->last_ok_ms = last_ok;
@@ -224,6 +227,9 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     snprintf(out->runbook, sizeof out->runbook, "%s", runbook ? runbook : "");
     out->unreadable = (int)unreadable;
     snprintf(out->unreadable_first, sizeof out->unreadable_first, "%s", ufirst ? ufirst : "");
+    out->refused = (int)refused;
+    snprintf(out->refused_path, sizeof out->refused_path, "%s", rpath ? rpath : "");
+    snprintf(out->refused_why, sizeof out->refused_why, "%s", rwhy ? rwhy : "");
     json_decref(j);
     return 1;
 }
@@ -240,9 +246,16 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
         json_object_set_new(j, "error", esc_json(h->error)); /* partner text, maybe cut */
         json_object_set_new(j, "kind", json_string(h->kind));
         json_object_set_new(j, "runbook", json_string(h->runbook));
-    } else if (h->unreadable) {
-        json_object_set_new(j, "unreadable", json_integer(h->unreadable));
-        json_object_set_new(j, "unreadable_first", json_string(h->unreadable_first));
+    } else {
+        if (h->unreadable) {
+            json_object_set_new(j, "unreadable", json_integer(h->unreadable));
+            json_object_set_new(j, "unreadable_first", json_string(h->unreadable_first));
+        }
+        if (h->refused > 0) {
+            json_object_set_new(j, "refused", json_integer(h->refused));
+            json_object_set_new(j, "refused_path", json_string(h->refused_path));
+            json_object_set_new(j, "refused_why", json_string(h->refused_why));
+        }
     }
     v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
@@ -261,6 +274,20 @@ void ledger_source_listed(struct ledger *l, const char *profile, int unreadable,
     h.last_poll_ms = h.last_ok_ms = now;
     h.unreadable = unreadable;
     snprintf(h.unreadable_first, sizeof h.unreadable_first, "%s", unreadable && first ? first : "");
+    source_put(l, profile, &h);
+}
+
+void ledger_source_refused(struct ledger *l, const char *profile, int refused,
+                           const char *first_path, const char *first_why)
+{
+    struct source_health h;
+    if (!ledger_source_health(l, profile, &h))
+        return;
+    if (!refused && !h.refused)
+        return; /* nothing to write */
+    h.refused = refused;
+    snprintf(h.refused_path, sizeof h.refused_path, "%s", refused && first_path ? first_path : "");
+    snprintf(h.refused_why, sizeof h.refused_why, "%s", refused && first_why ? first_why : "");
     source_put(l, profile, &h);
 }
 

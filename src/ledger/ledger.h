@@ -295,12 +295,20 @@ struct source_health {
      * (their files are not taken; the rest are), and the first of them */
     int unreadable;
     char unreadable_first[512];
+    /* ok: names the last listing refused (left in the source, see
+     * source_refuse): how many, the first one (escaped) and why */
+    int refused;
+    char refused_path[256];
+    char refused_why[160];
 };
 void ledger_source_ok(struct ledger *l, const char *profile, int64_t now);
 /* A listing that succeeded but passed over n unreadable directories
  * (first: "sub: Permission denied"); n 0 is ledger_source_ok. */
-void ledger_source_listed(struct ledger *l, const char *profile, int unreadable,
-                          const char *first, int64_t now);
+void ledger_source_listed(struct ledger *l, const char *profile, int unreadable, const char *first,
+                          int64_t now);
+/* After ledger_source_listed: the names that listing refused (0: none). */
+void ledger_source_refused(struct ledger *l, const char *profile, int refused,
+                           const char *first_path, const char *first_why);
 void ledger_source_failed(struct ledger *l, const char *profile, const char *kind,
                           const char *error, const char *runbook, int64_t now);
 /* 1 filled, 0 never polled. */

@@ -445,6 +445,7 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
     struct rentry *v = NULL;
     size_t n = 0, cap = 0;
     char name[4096], longname[4096];
+    const char *why;
     int r = -1, rc;
 
     dh = libssh2_sftp_opendir(im->sftp, dirpath);
@@ -465,8 +466,16 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
             libssh2_sftp_closedir(dh);
             goto out;
         }
-        if (!strcmp(name, ".") || !strcmp(name, ".."))
+        /* The server's name is hostile: one that could become another
+         * path ("x/../evil.csv", a NUL, a newline) is never used; it stays
+         * on the server and the poll reports it. */
+        if ((size_t)rc < sizeof name && (size_t)rc == strlen(name) &&
+            (!strcmp(name, ".") || !strcmp(name, "..")))
             continue;
+        if ((why = source_name_refusal(name, (size_t)rc))) {
+            source_refuse(s, rel, name, (size_t)rc, why);
+            continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 256;
             v = xrealloc(v, cap * sizeof *v);
@@ -660,11 +669,21 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
     bool keep_partial = true;
     char done_text[SFTP_MAX_DONE], want_sha[SHA256_HEX_LEN], got_sha[SHA256_HEX_LEN];
     bool want_size = false;
-    uint64_t done_size = 0;
+    uint64_t done_size = 0, max = p->limits.max_bytes;
 
     if (d->unsafe) {
         werr_setk(e, WERR_HOSTILE, "%s: %s is unsafe (%s); not fetched", im->label, d->path,
                   d->unsafe);
+        goto out;
+    }
+    /* limits.max_bytes bounds every byte taken: a listed size over it is
+     * refused unread, and the reads below never ask for more than the
+     * listed size + 1 (which is at most max_bytes + 1). */
+    if (d->size > max) {
+        werr_setk(e, WERR_TOO_BIG,
+                  "%s: %s: the server lists %llu bytes, more than limits.max_bytes (%llu); "
+                  "not taken, left on the server",
+                  im->label, d->path, (unsigned long long)d->size, (unsigned long long)max);
         goto out;
     }
     fd = open(partial, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -737,7 +756,13 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
         bool read_failed = false, write_failed = false;
         for (;;) {
             char *buf = hashwriter_buffer(hw);
-            ssize_t n = libssh2_sftp_read(h, buf, SFTP_READ_BUF);
+            /* The server is not trusted to stop at the size it listed: ask
+             * for no more than one byte past it.  libssh2 1.10 keeps up
+             * to 4x the buffer in read requests ahead of the offset, so
+             * near the end the buffer shrinks to a quarter of what is
+             * left: not even the wire carries more than listed + 4. */
+            uint64_t left = (d->size + 1 - (uint64_t)off + 3) / 4;
+            ssize_t n = libssh2_sftp_read(h, buf, left < SFTP_READ_BUF ? left : SFTP_READ_BUF);
             if (n <= 0) {
                 hashwriter_submit(hw, buf, 0);
                 if (n < 0) {
@@ -772,9 +797,18 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
         werr_setkind(e, WERR_IO); /* never retried into success */
         goto out;
     }
+    if ((uint64_t)off > max) {
+        werr_setk(e, WERR_TOO_BIG,
+                  "%s: %s: the server sent more than limits.max_bytes (%llu) for a file it "
+                  "listed at %llu bytes; cut off there, not taken",
+                  im->label, d->path, (unsigned long long)max, (unsigned long long)d->size);
+        goto out;
+    }
     if ((uint64_t)off != d->size) {
-        werr_setk(e, WERR_HOSTILE, "%s: %s: size mismatch: listed %llu bytes, received %lld",
-                  im->label, d->path, (unsigned long long)d->size, (long long)off);
+        werr_setk(e, WERR_HOSTILE,
+                  "%s: %s: size mismatch: listed %llu bytes, received %lld%s; not taken", im->label,
+                  d->path, (unsigned long long)d->size, (long long)off,
+                  (uint64_t)off > d->size ? " (cut off one byte past the listed size)" : "");
         goto out;
     }
     sha256_final(&hash, got_sha);

@@ -12,10 +12,12 @@
 #include "source/source.h"
 
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ledger/ledger.h"
+#include "util/escape.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -114,6 +116,22 @@ void source_skip(struct source *s, const char *rel, const char *name, uint64_t s
     drop_list_add(s->skipped, &d);
 }
 
+const char *source_name_refusal(const char *name, size_t len)
+{
+    if (len == 0)
+        return "is empty";
+    if (memchr(name, 0, len))
+        return "contains a NUL byte";
+    if (memchr(name, '/', len))
+        return "contains '/'";
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+        return "is '.' or '..'";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return "contains a control character";
+    return NULL;
+}
+
 void source_skip_dir(struct source *s, const char *rel, const char *why)
 {
     struct drop d = {0};
@@ -124,6 +142,18 @@ void source_skip_dir(struct source *s, const char *rel, const char *why)
     d.name = xstrdup(slash ? slash + 1 : rel);
     d.skipped = xasprintf("cannot read this directory (%s); its files are not taken", why);
     d.unreadable = true;
+    drop_list_add(s->skipped, &d);
+}
+
+void source_refuse(struct source *s, const char *rel, const char *name, size_t len, const char *why)
+{
+    struct drop d = {0};
+    if (!s->skipped)
+        return;
+    d.name = esc_textn(name, len);
+    d.path = rel && *rel ? xasprintf("%s/%s", rel, d.name) : xstrdup(d.name);
+    d.refused = true;
+    d.skipped = xasprintf("refused: the name %s; left in the source, never read", why);
     drop_list_add(s->skipped, &d);
 }
 

@@ -37,6 +37,7 @@ struct drop {
     /* In source.skipped only: a directory the listing could not read and
      * passed over (skipped says why); its files are not taken. */
     bool unreadable;
+    bool refused; /* a name that must never become a path (see source_refuse) */
     /* spool: the inode that was taken; finish() deletes or moves the name
      * only while it still refers to it (0: unknown, size and mtime only). */
     uint64_t ino;
@@ -99,6 +100,14 @@ size_t source_ready(struct ledger *l, const struct profile *p, struct drop_list 
 void drop_list_add(struct drop_list *l, const struct drop *d);
 void drop_list_free(struct drop_list *l);
 void drop_free(struct drop *d);
+/* For the backends: a listed name that contains '/', NUL or a control
+ * character (or is "." / ".." where a file is expected) never becomes a
+ * path: it is left where it is and noted in s->skipped with refused set,
+ * path and name shown escaped (esc_textn: controls, NUL and invalid UTF-8 as \xNN).
+ * Returns why (static) when name[0..len) is refused, NULL when it is fine. */
+const char *source_name_refusal(const char *name, size_t len);
+void source_refuse(struct source *s, const char *rel, const char *name, size_t len,
+                   const char *why);
 /* Expand "{name}.done" for a name. */
 char *done_name(const char *pattern, const char *name);
 bool name_ignored(const struct profile *p, const char *name);

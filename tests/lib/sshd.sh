@@ -135,13 +135,48 @@ MaxSessions 50
 ClientAliveInterval 0
 Subsystem sftp internal-sftp
 $([ -n "$SSHD_ALLOW_SSH_RSA" ] && echo "PubkeyAcceptedAlgorithms +ssh-rsa")
-AllowUsers $SSHD_PARTNER
+AllowUsers $SSHD_PARTNER $(cat "$d/etc/allow_extra" 2>/dev/null)
 Match User $SSHD_PARTNER
     ChrootDirectory $d/chroot
     ForceCommand internal-sftp
     AllowTcpForwarding no
     X11Forwarding no
 EOF
+    [ -f "$d/etc/sshd_config.extra" ] && cat "$d/etc/sshd_config.extra" >>"$d/etc/sshd_config"
+    return 0
+}
+
+# A hostile SFTP server next to the real one (tests/lib/sftp_proxy.py in
+# front of OpenSSH's sftp-server), for the user wharftest-fake: it lists the
+# names and claims the sizes DIR/etc/fake.json says.  Call after sshd_setup,
+# then sshd_start; exports SSHD_FAKE_USER SSHD_FAKE_ROOT (the files it
+# serves, an absolute path: no chroot) SSHD_FAKE_CONF SSHD_FAKE_LOG (one
+# line per file read: "name bytes-sent").  Creates the system user
+# wharftest-fake (shell /bin/sh: sshd runs a ForceCommand through it).
+SSHD_FAKE=${SSHD_FAKE:-wharftest-fake}
+sshd_fake_setup() {
+    local d=$1 src
+    src=$(dirname "${BASH_SOURCE[0]}")/sftp_proxy.py
+    if ! id "$SSHD_FAKE" >/dev/null 2>&1; then
+        useradd -M -r -d /nonexistent -s /bin/sh "$SSHD_FAKE" 2>/dev/null ||
+            id "$SSHD_FAKE" >/dev/null 2>&1 || return 1
+    fi
+    # a locked account cannot log in at all (UsePAM no): give it a password
+    echo "$SSHD_FAKE:$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" | chpasswd || return 1
+    mkdir -p "$d/fake" && chown "$SSHD_FAKE" "$d/fake" && chmod 755 "$d/fake" || return 1
+    install -m 644 "$src" "$d/etc/sftp_proxy.py" || return 1
+    [ -f "$d/etc/fake.json" ] || echo "{\"root\": \"$d/fake\", \"log\": \"$d/fake.log\"}" >"$d/etc/fake.json"
+    chmod 644 "$d/etc/fake.json"
+    : >"$d/fake.log" && chown "$SSHD_FAKE" "$d/fake.log"
+    echo "$SSHD_FAKE" >"$d/etc/allow_extra"
+    cat >"$d/etc/sshd_config.extra" <<EOF
+Match User $SSHD_FAKE
+    ForceCommand /usr/bin/python3 $d/etc/sftp_proxy.py $d/etc/fake.json
+    AllowTcpForwarding no
+    X11Forwarding no
+EOF
+    export SSHD_FAKE_USER=$SSHD_FAKE SSHD_FAKE_ROOT=$d/fake SSHD_FAKE_CONF=$d/etc/fake.json \
+        SSHD_FAKE_LOG=$d/fake.log
 }
 
 _sshd_export() {
