@@ -388,9 +388,9 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
             continue;
         if (!refused++)
             first_refused = &skipped.v[i];
-        wlog(LOG_WARN, p->name, NULL, "name_refused", json_pack("{s:s}", "path", skipped.v[i].path),
-             "%s: %s (see %s)", skipped.v[i].path, skipped.v[i].skipped,
-             werr_kind_runbook(WERR_HOSTILE));
+        wlog(LOG_WARN, p->name, NULL, "name_refused",
+             json_pack("{s:o}", "path", esc_json(skipped.v[i].path)), "%s: %s (see %s)",
+             skipped.v[i].path, skipped.v[i].skipped, werr_kind_runbook(WERR_HOSTILE));
     }
     st->refused += (unsigned)refused;
     ledger_source_refused(pl->ledger, p->name, refused, first_refused ? first_refused->path : NULL,

@@ -581,13 +581,14 @@ json_t *health_json(const struct health *h)
     if (!h->polled)
         src = json_null();
     else if (h->source.ok)
-        src = json_pack(
-            "{s:b,s:o,s:o,s:i,s:s?,s:i,s:s?,s:s?}", "ok", 1, "last_poll",
-            time_json(h->source.last_poll_ms), "last_ok", time_json(h->source.last_ok_ms),
-            "unreadable", h->source.unreadable, "unreadable_first",
-            h->source.unreadable ? h->source.unreadable_first : NULL, "refused_names",
-            h->source.refused, "refused_first", h->source.refused ? h->source.refused_path : NULL,
-            "refused_why", h->source.refused ? h->source.refused_why : NULL);
+        src =
+            json_pack("{s:b,s:o,s:o,s:i,s:s?,s:i,s:o,s:s?}", "ok", 1, "last_poll",
+                      time_json(h->source.last_poll_ms), "last_ok", time_json(h->source.last_ok_ms),
+                      "unreadable", h->source.unreadable, "unreadable_first",
+                      h->source.unreadable ? h->source.unreadable_first : NULL, "refused_names",
+                      h->source.refused, "refused_first",
+                      esc_json(h->source.refused ? h->source.refused_path : NULL), "refused_why",
+                      h->source.refused ? h->source.refused_why : NULL);
     else
         src =
             json_pack("{s:b,s:o,s:o,s:o,s:i,s:o,s:s}", "ok", 0, "last_poll",

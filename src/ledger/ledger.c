@@ -253,7 +253,7 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
         }
         if (h->refused > 0) {
             json_object_set_new(j, "refused", json_integer(h->refused));
-            json_object_set_new(j, "refused_path", json_string(h->refused_path));
+            json_object_set_new(j, "refused_path", esc_json(h->refused_path));
             json_object_set_new(j, "refused_why", json_string(h->refused_why));
         }
     }

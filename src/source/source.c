@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "ledger/ledger.h"
-#include "util/escape.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -150,7 +149,17 @@ void source_refuse(struct source *s, const char *rel, const char *name, size_t l
     struct drop d = {0};
     if (!s->skipped)
         return;
-    d.name = esc_textn(name, len);
+    /* kept as the server sent it, for each output's own escaper (util/
+     * escape.h); only a NUL, which no C string can hold, becomes U+FFFD */
+    d.name = xmalloc(len * 3 + 1);
+    for (size_t i = 0, o = 0; i <= len; i++) {
+        if (i == len)
+            d.name[o] = 0;
+        else if (name[i])
+            d.name[o++] = name[i];
+        else
+            o += (size_t)sprintf(d.name + o, "\xef\xbf\xbd");
+    }
     d.path = rel && *rel ? xasprintf("%s/%s", rel, d.name) : xstrdup(d.name);
     d.refused = true;
     d.skipped = xasprintf("refused: the name %s; left in the source, never read", why);

@@ -103,7 +103,8 @@ void drop_free(struct drop *d);
 /* For the backends: a listed name that contains '/', NUL or a control
  * character (or is "." / ".." where a file is expected) never becomes a
  * path: it is left where it is and noted in s->skipped with refused set,
- * path and name shown escaped (esc_textn: controls, NUL and invalid UTF-8 as \xNN).
+ * path and name as the server sent them (a NUL as U+FFFD): every output
+ * escapes them (util/escape.h), and the reason says what was wrong.
  * Returns why (static) when name[0..len) is refused, NULL when it is fine. */
 const char *source_name_refusal(const char *name, size_t len);
 void source_refuse(struct source *s, const char *rel, const char *name, size_t len,
