@@ -43,6 +43,42 @@ static void test_table_complete(void **state)
     assert_string_equal(werr_kind_name((enum werr_kind) - 1), "error");
 }
 
+/* docs/configuration.md's "Error kinds" table says what this table says:
+ * every kind, whether it is retried, its runbook. */
+static void test_table_documented(void **state)
+{
+    char path[512], line[1024];
+    FILE *f;
+    bool seen[WERR_KIND_COUNT] = {0};
+    bool in = false;
+    (void)state;
+    snprintf(path, sizeof path, "%s/docs/configuration.md", WHARF_SOURCE_DIR);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f)) {
+        char name[64], retried[8], rb[128];
+        int k;
+        if (!strncmp(line, "### Error kinds", 15))
+            in = true;
+        else if (in && !strncmp(line, "#", 1))
+            break;
+        if (!in ||
+            sscanf(line, "| `%63[^`]` | %7s | [%*[^]]](../%127[^)]) |", name, retried, rb) != 3)
+            continue;
+        for (k = 0; k < WERR_KIND_COUNT && strcmp(werr_kind_name(k), name); k++)
+            ;
+        if (k == WERR_KIND_COUNT)
+            fail_msg("docs name a kind %s that does not exist", name);
+        seen[k] = true;
+        assert_string_equal(retried, werr_kind_transient(k) ? "yes" : "no");
+        assert_string_equal(rb, werr_kind_runbook(k));
+    }
+    fclose(f);
+    for (int k = 0; k < WERR_KIND_COUNT; k++)
+        if (!seen[k])
+            fail_msg("kind %s is not in docs/configuration.md", werr_kind_name(k));
+}
+
 static void test_table_decisions(void **state)
 {
     static const struct {
@@ -186,9 +222,13 @@ static void test_libssh2(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_complete), cmocka_unit_test(test_table_decisions),
-        cmocka_unit_test(test_setters),        cmocka_unit_test(test_errno),
-        cmocka_unit_test(test_sqlite),         cmocka_unit_test(test_libssh2),
+        cmocka_unit_test(test_table_complete),
+        cmocka_unit_test(test_table_decisions),
+        cmocka_unit_test(test_table_documented),
+        cmocka_unit_test(test_setters),
+        cmocka_unit_test(test_errno),
+        cmocka_unit_test(test_sqlite),
+        cmocka_unit_test(test_libssh2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
