@@ -31,6 +31,8 @@ const struct command commands[] = {
      "the targets against the ledger: rows and key digests per intake"},
     {"trace", cmd_trace, "wharf trace PROFILE COLUMN=VALUE... [--limit N] [--json]",
      "a target row back to its intake, file, line and sealed bytes"},
+    {"passwd", cmd_passwd, "wharf passwd USER [--role viewer|operator]",
+     "add a console user or set a password (hash from the system's libcrypt)"},
     {"pause", cmd_pause, "wharf pause PROFILE", "stop polling a profile (the server honours it)"},
     {"resume", cmd_resume, "wharf resume PROFILE", "poll a paused profile again"},
     {0},

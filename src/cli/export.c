@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/views.h"
 #include "util/parse.h"
 
 struct ectx {
@@ -121,6 +122,14 @@ int cmd_export(struct cli *c, int argc, char **argv)
     if ((r = cli_ledger(c)))
         return r;
     x.csv = !strcmp(format, "csv");
+    if (!x.csv) {
+        if (!(x.arr = view_export(c->ledger, f.since_ms, &e))) {
+            fprintf(stderr, "wharf export: %s\n", e.msg);
+            return EXIT_FAILURE_OP;
+        }
+        cli_print_json(x.arr);
+        return EXIT_OK;
+    }
     if (x.csv)
         printf("intake,profile,name,received,size,sha256,encoding,rows,outcome,bag,"
                "tagmanifest_sha256,chain_link\n");

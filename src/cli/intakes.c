@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/views.h"
 #include "util/escape.h"
 #include "util/parse.h"
 
@@ -47,14 +48,6 @@ static int list_cb(void *c, const struct intake *in)
     l->n++;
     if (in->state == ST_FAILED)
         l->failed++;
-    if (l->arr) {
-        json_t *o = intake_json(in);
-        if (l->rejects)
-            json_object_set_new(o, "kind",
-                                json_string(in->state == ST_FAILED ? "failed" : "rejected"));
-        json_array_append_new(l->arr, o);
-        return 0;
-    }
     format_time_ms(in->updated_ms, ts);
     if (l->rejects) {
         printf("%s  %-*s  %-8s  ", in->id, l->width, in->profile,
@@ -132,9 +125,15 @@ static int list_common(struct cli *c, int argc, char **argv, bool rejects)
     f.rejects = rejects;
     f.with_failed = rejects;
     l.width = profile_width(c, f.profile);
-    if (json)
-        l.arr = json_array();
-    else if (rejects)
+    if (json) {
+        if (!(l.arr = view_intakes(c->ledger, &f, rejects, &e))) {
+            fprintf(stderr, "wharf %s: %s\n", cmd, e.msg);
+            return EXIT_FAILURE_OP;
+        }
+        cli_print_json(l.arr);
+        return EXIT_OK;
+    }
+    if (rejects)
         printf("%-26s  %-*s  %-8s  %-28s %s\n", "INTAKE", l.width, "PROFILE", "KIND", "FILE",
                "WHEN");
     else
@@ -142,12 +141,9 @@ static int list_common(struct cli *c, int argc, char **argv, bool rejects)
                "OUTCOME", "ROWS", "FILE", "UPDATED");
     if (ledger_list(c->ledger, &f, list_cb, &l, &e) < 0) {
         fprintf(stderr, "wharf %s: %s\n", cmd, e.msg);
-        json_decref(l.arr);
         return EXIT_FAILURE_OP;
     }
-    if (json)
-        cli_print_json(l.arr);
-    else if (rejects && l.n)
+    if (rejects && l.n)
         printf("\n%zu reject%s and %zu failed intake%s waiting, newest first. Read why with `wharf "
                "show INTAKE`, fix the profile, the target or have the partner resend, then "
                "`wharf replay INTAKE` (runbooks/replay.md).\n",
@@ -165,33 +161,22 @@ int cmd_rejects(struct cli *c, int argc, char **argv)
     return list_common(c, argc, argv, true);
 }
 
-struct ev_ctx {
-    json_t *arr;
-};
-
 static int ev_cb(void *c, int64_t t, const char *kind, const char *detail)
 {
-    struct ev_ctx *x = c;
     char ts[32];
+    (void)c;
     format_time_ms(t, ts);
-    if (x->arr) {
-        json_error_t err;
-        json_t *d = detail ? json_loads(detail, 0, &err) : NULL;
-        json_array_append_new(x->arr, json_pack("{s:s,s:s,s:o}", "time", ts, "kind", kind, "detail",
-                                                d ? d : json_null()));
-    } else {
-        /* re-dumped as ASCII JSON: no partner byte reaches the terminal raw */
-        json_error_t err;
-        json_t *d = detail ? json_loads(detail, JSON_DECODE_ANY, &err) : NULL;
-        char *s = d && !json_is_null(d)
-                      ? json_dumps(d, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
-                      : NULL;
-        char *raw = !d && detail ? esc_text(detail) : NULL;
-        printf("  %s  %-10s %s\n", ts, kind, s ? s : raw ? raw : "");
-        free(s);
-        free(raw);
-        json_decref(d);
-    }
+    /* re-dumped as ASCII JSON: no partner byte reaches the terminal raw */
+    json_error_t err;
+    json_t *d = detail ? json_loads(detail, JSON_DECODE_ANY, &err) : NULL;
+    char *s = d && !json_is_null(d)
+                  ? json_dumps(d, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
+                  : NULL;
+    char *raw = !d && detail ? esc_text(detail) : NULL;
+    printf("  %s  %-10s %s\n", ts, kind, s ? s : raw ? raw : "");
+    free(s);
+    free(raw);
+    json_decref(d);
     return 0;
 }
 
@@ -226,19 +211,22 @@ int cmd_show(struct cli *c, int argc, char **argv)
     }
     if ((r = cli_ledger(c)))
         return r;
+    if (json) {
+        json_t *o;
+        r = view_intake(c->ledger, id, &o, &e);
+        if (r <= 0) {
+            fprintf(stderr, "wharf show: %s\n", r < 0 ? e.msg : "no such intake");
+            return r < 0 ? EXIT_FAILURE_OP : EXIT_PROBLEMS;
+        }
+        cli_print_json(o);
+        return EXIT_OK;
+    }
     r = ledger_get(c->ledger, id, &in, &e);
     if (r <= 0) {
         fprintf(stderr, "wharf show: %s\n", r < 0 ? e.msg : "no such intake");
         return r < 0 ? EXIT_FAILURE_OP : EXIT_PROBLEMS;
     }
-    struct ev_ctx x = {0};
-    if (json) {
-        json_t *o = intake_json(&in);
-        x.arr = json_array();
-        ledger_events(c->ledger, in.id, ev_cb, &x, &e);
-        json_object_set_new(o, "events", x.arr);
-        cli_print_json(o);
-    } else {
+    {
         char ts[32], *name = esc_text(in.name), *source = esc_text(in.source),
                      *path = esc_text(in.path);
         format_time_ms(in.created_ms, ts);
@@ -292,7 +280,7 @@ int cmd_show(struct cli *c, int argc, char **argv)
             free(s);
         }
         printf("events\n");
-        ledger_events(c->ledger, in.id, ev_cb, &x, &e);
+        ledger_events(c->ledger, in.id, ev_cb, NULL, &e);
         if (in.outcome == OUT_REJECTED && in.bag)
             printf("report    %s/report.txt\n", in.bag);
     }

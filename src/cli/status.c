@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/views.h"
 #include "daemon/health.h"
 #include "util/escape.h"
 #include "util/parse.h"
@@ -52,29 +53,27 @@ int cmd_status(struct cli *c, int argc, char **argv)
     for (size_t i = 0; i < set.n; i++)
         if ((int)strlen(set.v[i]->name) > width)
             width = (int)strlen(set.v[i]->name);
-    if (json)
-        arr = json_array();
-    else
-        printf("%-*s  %-9s  %-24s  %7s  %7s  %6s  %s\n", width, "PROFILE", "STATE", "LAST LOADED",
-               "BACKLOG", "REJECTS", "FAILED", "REASON");
+    if (json) {
+        struct werr e;
+        if (!(arr = view_status(c->ledger, &set, now, &e))) {
+            fprintf(stderr, "wharf status: %s\n", e.msg);
+            profiles_free(&set);
+            return EXIT_FAILURE_OP;
+        }
+        cli_print_json(arr);
+        profiles_free(&set);
+        return r ? r : EXIT_OK;
+    }
+    printf("%-*s  %-9s  %-24s  %7s  %7s  %6s  %s\n", width, "PROFILE", "STATE", "LAST LOADED",
+           "BACKLOG", "REJECTS", "FAILED", "REASON");
     for (size_t i = 0; i < set.n; i++) {
         struct health h;
         struct werr e;
         char ts[32] = "never";
         if (health_eval(c->ledger, set.v[i], now, &h, &e) < 0) {
             fprintf(stderr, "wharf status: %s: %s\n", set.v[i]->name, e.msg);
-            json_decref(arr);
             profiles_free(&set);
             return EXIT_FAILURE_OP;
-        }
-        if (json) {
-            json_t *o = health_json(&h);
-            char *legacy = ledger_health(c->ledger, set.v[i]->name);
-            json_object_set_new(o, "source", esc_json(legacy ? legacy : "not polled yet"));
-            free(legacy);
-            json_array_append_new(arr, o);
-            health_clear(&h);
-            continue;
         }
         if (h.last_loaded_ms)
             format_time_ms(h.last_loaded_ms, ts);
@@ -94,8 +93,6 @@ int cmd_status(struct cli *c, int argc, char **argv)
         }
         health_clear(&h);
     }
-    if (json)
-        cli_print_json(arr);
     profiles_free(&set);
     return r ? r : EXIT_OK;
 }

@@ -291,6 +291,12 @@ void config_defaults(struct wharf_config *cfg, const char *state_dir)
     cfg->log_json = -1;
     cfg->verify_every_ms = DEF_VERIFY_EVERY_MS;
     cfg->verify_rate = DEF_VERIFY_RATE;
+    cfg->console.listen = xstrdup(DEF_CONSOLE_LISTEN);
+    cfg->console.max_connections = DEF_CONSOLE_CONNS;
+    cfg->console.max_per_ip = DEF_CONSOLE_PER_IP;
+    cfg->console.timeout_ms = DEF_CONSOLE_TIMEOUT_MS;
+    cfg->console.max_request = DEF_CONSOLE_MAX_REQUEST;
+    cfg->console.users_file = xasprintf("%s/%s", cfg->state_dir, DEF_CONSOLE_USERS);
     cfg->work_dir = xasprintf("%s/work", cfg->state_dir);
     cfg->archive_dir = xasprintf("%s/archive", cfg->state_dir);
     cfg->rejects_dir = xasprintf("%s/rejects", cfg->state_dir);
@@ -328,6 +334,8 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
         path = "wharf.yaml";
     }
     cfg->file = xstrdup(path);
+    free(cfg->console.users_file); /* the default follows state_dir (below) */
+    cfg->console.users_file = NULL;
     root = node_load(path, d);
     if (!root)
         return -1;
@@ -335,7 +343,7 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
         goto out;
     check_keys(&w, root, "",
                KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger", "known_hosts",
-                    "alert", "log", "reconcile", "verify"));
+                    "alert", "log", "reconcile", "verify", "console"));
     get_str(&w, root, "state_dir", "", &cfg->state_dir);
     get_str(&w, root, "profiles_dir", "", &cfg->profiles_dir);
     get_str(&w, root, "schemas_dir", "", &cfg->schemas_dir);
@@ -362,6 +370,27 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
         get_duration(&w, n, "every", "verify", &cfg->verify_every_ms);
         get_size(&w, n, "rate", "verify", &cfg->verify_rate);
     }
+    if ((n = node_get(root, "console")) && want(&w, n, NODE_MAP, "console")) {
+        uint64_t req = cfg->console.max_request;
+        cfg->console.enabled = true;
+        check_keys(&w, n, "console",
+                   KEYS("enabled", "listen", "tls_cert", "tls_key", "users_file",
+                        "metrics_token_file", "max_connections", "max_per_ip", "timeout",
+                        "max_request"));
+        get_bool(&w, n, "enabled", "console", &cfg->console.enabled);
+        get_str(&w, n, "listen", "console", &cfg->console.listen);
+        get_str(&w, n, "tls_cert", "console", &cfg->console.tls_cert);
+        get_str(&w, n, "tls_key", "console", &cfg->console.tls_key);
+        get_str(&w, n, "users_file", "console", &cfg->console.users_file);
+        get_str(&w, n, "metrics_token_file", "console", &cfg->console.metrics_token_file);
+        get_int(&w, n, "max_connections", "console", 1, 10000, &cfg->console.max_connections);
+        get_int(&w, n, "max_per_ip", "console", 1, 10000, &cfg->console.max_per_ip);
+        get_duration(&w, n, "timeout", "console", &cfg->console.timeout_ms);
+        get_size(&w, n, "max_request", "console", &req);
+        cfg->console.max_request = req;
+        if (!!cfg->console.tls_cert != !!cfg->console.tls_key)
+            err_at(&w, n, "console", "tls_cert and tls_key go together");
+    }
     if ((n = node_get(root, "log")) && want(&w, n, NODE_MAP, "log")) {
         int fmt = 0;
         check_keys(&w, n, "log", KEYS("format"));
@@ -370,6 +399,8 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
     }
     derive(cfg, ledger_set);
 out:
+    if (!cfg->console.users_file)
+        cfg->console.users_file = xasprintf("%s/%s", cfg->state_dir, DEF_CONSOLE_USERS);
     diag_sort(d, w.errors_before);
     node_free(root);
     return d->n > w.errors_before ? -1 : 0;
@@ -389,6 +420,11 @@ void config_free(struct wharf_config *cfg)
     free(cfg->archive_dir);
     free(cfg->rejects_dir);
     free(cfg->quarantine_dir);
+    free(cfg->console.listen);
+    free(cfg->console.tls_cert);
+    free(cfg->console.tls_key);
+    free(cfg->console.users_file);
+    free(cfg->console.metrics_token_file);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -181,6 +181,17 @@ struct wharf_config {
     int64_t reconcile_every_ms; /* reconcile.every for every profile; 0: never */
     int64_t verify_every_ms;    /* verify.every: the server re-verifies the archive; 0: never */
     uint64_t verify_rate;       /* verify.rate: bytes re-hashed per second at most; 0: no limit */
+    struct console_conf {
+        bool enabled;             /* a `console:` section is present (and not enabled: false) */
+        char *listen;             /* "127.0.0.1:8470" */
+        char *tls_cert, *tls_key; /* PEM files; required off loopback */
+        char *users_file;         /* default <state_dir>/console-users */
+        char *metrics_token_file; /* bearer token for /metrics off loopback */
+        int max_connections;      /* in all */
+        int max_per_ip;           /* per client address */
+        int64_t timeout_ms;       /* an idle or slow connection is closed after this */
+        uint64_t max_request;     /* bytes of a request body */
+    } console;
     /* derived */
     char *work_dir, *archive_dir, *rejects_dir, *quarantine_dir;
 };

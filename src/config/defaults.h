@@ -6,14 +6,20 @@
 #define WHARF_DEFAULTS_H
 
 /* wharf.yaml */
-#define DEF_STATE_DIR       "var"
-#define DEF_PROFILES_DIR    "profiles"
-#define DEF_SCHEMAS_DIR     "schemas"
-#define DEF_WORKERS         2
-#define DEF_LEDGER_TYPE     "sqlite"
-#define DEF_LEDGER_FILE     "ledger.db"           /* under state_dir */
-#define DEF_VERIFY_EVERY_MS (24LL * 3600 * 1000)  /* the server re-verifies daily */
-#define DEF_VERIFY_RATE     (32ULL * 1024 * 1024) /* bytes/s: leaves the disk to loads */
+#define DEF_STATE_DIR           "var"
+#define DEF_PROFILES_DIR        "profiles"
+#define DEF_SCHEMAS_DIR         "schemas"
+#define DEF_WORKERS             2
+#define DEF_LEDGER_TYPE         "sqlite"
+#define DEF_LEDGER_FILE         "ledger.db"           /* under state_dir */
+#define DEF_VERIFY_EVERY_MS     (24LL * 3600 * 1000)  /* the server re-verifies daily */
+#define DEF_VERIFY_RATE         (32ULL * 1024 * 1024) /* bytes/s: leaves the disk to loads */
+#define DEF_CONSOLE_LISTEN      "127.0.0.1:8470"
+#define DEF_CONSOLE_USERS       "console-users" /* under state_dir */
+#define DEF_CONSOLE_CONNS       64
+#define DEF_CONSOLE_PER_IP      16
+#define DEF_CONSOLE_TIMEOUT_MS  30000
+#define DEF_CONSOLE_MAX_REQUEST (64 * 1024)
 
 /* profile: source */
 #define DEF_PATTERN         "*"

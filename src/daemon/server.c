@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "console/console.h"
 #include "daemon/audit.h"
 #include "daemon/reconciler.h"
 #include "daemon/lock.h"
@@ -353,7 +354,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
     struct werr e;
     int64_t last_due = 0, last_wd = 0, last_sla = 0, last_prune = now_ms(), wd_ms;
     struct sla *sla;
-    int r, lock;
+    int r, lock, run_rc = EXIT_OK;
 
     (void)argv;
     if (argc > 1) {
@@ -397,6 +398,12 @@ int cmd_run(struct cli *c, int argc, char **argv)
     sla = sla_new(&c->cfg);
     struct audit *audit = audit_start(&c->cfg);           /* verify.every, on its own thread */
     struct reconciler *recon = reconciler_start(&c->cfg); /* reconcile.every, the same */
+    struct console *console = console_start(&c->cfg, &e); /* console:, its own threads */
+    if (!console && e.msg[0]) {
+        fprintf(stderr, "wharf run: %s\n", e.msg);
+        sig_stop = 1; /* refuse to run without the console it was told to serve */
+        run_rc = EXIT_CONFIG;
+    }
     wd_ms = notify_watchdog_ms();
     wlog(LOG_INFO, NULL, NULL, "started", NULL, "wharf %s: %zu profiles, %d workers, state in %s",
          WHARF_VERSION, s.profiles->n, s.workers, c->cfg.state_dir);
@@ -532,6 +539,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
     pthread_mutex_unlock(&s.mu);
     for (int i = 0; i < s.workers; i++)
         pthread_join(threads[i], NULL);
+    console_stop(console);
     audit_stop(audit);
     reconciler_stop(recon);
     sla_free(sla);
@@ -550,5 +558,5 @@ int cmd_run(struct cli *c, int argc, char **argv)
     if (s.inotify >= 0)
         close(s.inotify);
     close(lock);
-    return EXIT_OK;
+    return run_rc;
 }

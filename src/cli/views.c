@@ -1,0 +1,107 @@
+/*
+ * views: the JSON of status, intakes, rejects and show (see views.h), for
+ * the CLI and the console alike.
+ */
+#include "cli/views.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/health.h"
+#include "util/escape.h"
+#include "util/parse.h"
+
+json_t *view_status(struct ledger *l, const struct profile_set *set, int64_t now, struct werr *e)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < set->n; i++) {
+        struct health h;
+        if (health_eval(l, set->v[i], now, &h, e) < 0) {
+            char msg[sizeof e->msg];
+            snprintf(msg, sizeof msg, "%s", e->msg);
+            werr_setk(e, e->kind, "%s: %s", set->v[i]->name, msg);
+            json_decref(arr);
+            return NULL;
+        }
+        json_t *o = health_json(&h);
+        char *legacy = ledger_health(l, set->v[i]->name);
+        json_object_set_new(o, "source", esc_json(legacy ? legacy : "not polled yet"));
+        free(legacy);
+        json_array_append_new(arr, o);
+        health_clear(&h);
+    }
+    return arr;
+}
+
+struct list_ctx {
+    json_t *arr;
+    bool rejects;
+};
+
+static int list_cb(void *c, const struct intake *in)
+{
+    struct list_ctx *x = c;
+    json_t *o = intake_json(in);
+    if (x->rejects)
+        json_object_set_new(o, "kind", json_string(in->state == ST_FAILED ? "failed" : "rejected"));
+    json_array_append_new(x->arr, o);
+    return 0;
+}
+
+json_t *view_intakes(struct ledger *l, const struct intake_filter *f, bool rejects, struct werr *e)
+{
+    struct list_ctx x = {json_array(), rejects};
+    if (ledger_list(l, f, list_cb, &x, e) < 0) {
+        json_decref(x.arr);
+        return NULL;
+    }
+    return x.arr;
+}
+
+static int ev_cb(void *c, int64_t t, const char *kind, const char *detail)
+{
+    char ts[32];
+    json_t *d = detail ? json_loads(detail, 0, NULL) : NULL;
+    format_time_ms(t, ts);
+    json_array_append_new(
+        c, json_pack("{s:s,s:s,s:o}", "time", ts, "kind", kind, "detail", d ? d : json_null()));
+    return 0;
+}
+
+int view_intake(struct ledger *l, const char *id, json_t **out, struct werr *e)
+{
+    struct intake in = {0};
+    int r = ledger_get(l, id, &in, e);
+    *out = NULL;
+    if (r <= 0)
+        return r;
+    json_t *o = intake_json(&in), *ev = json_array();
+    if (ledger_events(l, in.id, ev_cb, ev, e) < 0) {
+        json_decref(o);
+        json_decref(ev);
+        intake_clear(&in);
+        return -1;
+    }
+    json_object_set_new(o, "events", ev);
+    intake_clear(&in);
+    *out = o;
+    return 1;
+}
+
+static int export_cb(void *c, const struct intake *in)
+{
+    if (in->bag)
+        json_array_append_new(c, intake_json(in));
+    return 0;
+}
+
+json_t *view_export(struct ledger *l, int64_t since_ms, struct werr *e)
+{
+    struct intake_filter f = {.state = -1, .since_ms = since_ms};
+    json_t *arr = json_array();
+    if (ledger_list(l, &f, export_cb, arr, e) < 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}

@@ -1,0 +1,406 @@
+/*
+ * pages: the console's HTML, rendered on the server from the same JSON the
+ * API serves (so a page never knows more or less than `--json`).  Plain
+ * HTML and CSS; readable without JavaScript; forms POST with the session's
+ * CSRF token.  Every value from the ledger passes through html_escape.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/views.h"
+#include "console/internal.h"
+#include "daemon/audit.h"
+#include "daemon/health.h"
+#include "util/parse.h"
+
+int api_intake_page(struct console_req *q, json_t **out, struct werr *e, char *why, size_t whyn);
+json_t *api_sources(struct console_req *q);
+
+static const char css[] =
+    "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#f6f6f4}"
+    "header{background:#123;color:#fff;padding:.5em 1em;display:flex;gap:1em;align-items:center}"
+    "header a{color:#cde}header form{margin-left:auto}main{padding:1em}"
+    ".cards{display:flex;flex-wrap:wrap;gap:1em}.card{background:#fff;border:1px solid #ccc;"
+    "border-left:6px solid #4a4;padding:.7em;width:22em}.card.bad{border-left-color:#c22;"
+    "background:#fff4f4}.card.warn{border-left-color:#e90}.state{font-weight:bold}"
+    "table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:.25em .5em;"
+    "text-align:left;vertical-align:top}pre{white-space:pre-wrap;background:#fff;padding:.5em;"
+    "border:1px solid #ddd}.err{color:#c22}";
+static const char js[] = "/* wharf console: reading works without this file */\n"
+                         "document.querySelectorAll('form.confirm').forEach(function(f){"
+                         "f.addEventListener('submit',function(ev){"
+                         "if(!confirm(f.dataset.confirm))ev.preventDefault();});});\n";
+
+enum MHD_Result page_static(struct MHD_Connection *conn, const char *url)
+{
+    if (!strcmp(url, "/style.css"))
+        return console_send(conn, MHD_HTTP_OK, "text/css", css, sizeof css - 1, NULL);
+    return console_send(conn, MHD_HTTP_OK, "text/javascript", js, sizeof js - 1, NULL);
+}
+
+static void head(struct hbuf *b, const char *title, const struct console_req *q)
+{
+    hbuf_puts(b, "<!doctype html><html lang=en><head><meta charset=utf-8><title>");
+    html_escape(b, title);
+    hbuf_puts(b, " - wharf</title><link rel=stylesheet href=/style.css>"
+                 "<script src=/console.js defer></script></head><body><header><b>wharf</b>");
+    if (q) {
+        hbuf_puts(b, "<a href=/>overview</a><a href=/intakes>intakes</a><a href=/rejects>rejects"
+                     "</a><a href=/sources>sources</a><a href=/audit>audit</a>"
+                     "<form method=post action=/logout><span>");
+        html_escape(b, q->s.user);
+        hbuf_printf(b,
+                    " (%s)</span> <input type=hidden name=csrf value=%s>"
+                    "<button>log out</button></form>",
+                    role_name(q->s.role), q->s.csrf);
+    }
+    hbuf_puts(b, "</header><main><h1>");
+    html_escape(b, title);
+    hbuf_puts(b, "</h1>");
+}
+
+static enum MHD_Result finish(struct console_req *q, struct hbuf *b)
+{
+    hbuf_puts(b, "</main></body></html>\n");
+    enum MHD_Result r =
+        console_send(q->conn, MHD_HTTP_OK, "text/html; charset=utf-8", b->s, b->n, NULL);
+    free(b->s);
+    return r;
+}
+
+void page_login(struct hbuf *b, const char *login_token, bool failed)
+{
+    head(b, "Log in", NULL);
+    if (failed)
+        hbuf_puts(b, "<p class=err>Wrong user or password.</p>");
+    hbuf_printf(b,
+                "<form method=post action=/login><input type=hidden name=login_token value=%s>"
+                "<p><label>User <input name=user autocomplete=username required></label></p>"
+                "<p><label>Password <input name=password type=password "
+                "autocomplete=current-password required></label></p>"
+                "<p><button>Log in</button></p></form></main></body></html>\n",
+                login_token);
+}
+
+static const char *js_str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static long long js_int(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void td(struct hbuf *b, const char *s)
+{
+    hbuf_puts(b, "<td>");
+    html_escape(b, s);
+    hbuf_puts(b, "</td>");
+}
+
+static void intake_link(struct hbuf *b, const char *id)
+{
+    hbuf_puts(b, "<td><a href=\"/intakes/");
+    url_escape(b, id);
+    hbuf_puts(b, "\">");
+    html_escape(b, id);
+    hbuf_puts(b, "</a></td>");
+}
+
+static bool state_bad(const char *s)
+{
+    return !strcmp(s, "rejecting") || !strcmp(s, "failing") || !strcmp(s, "down") ||
+           !strcmp(s, "tampered") || !strcmp(s, "gap") || !strcmp(s, "missing") ||
+           !strcmp(s, "stuck");
+}
+
+static enum MHD_Result overview(struct console_req *q)
+{
+    struct hbuf b = {0};
+    struct werr e;
+    json_t *st = view_status(q->l, &q->set, sla_now(), &e), *o;
+    size_t i;
+    if (!st)
+        return console_error(q->conn, 500, "ledger", "%s", e.msg);
+    head(&b, "Overview", q);
+    hbuf_puts(&b, "<div class=cards>");
+    json_array_foreach(st, i, o)
+    {
+        const char *state = js_str(o, "state");
+        hbuf_printf(&b, "<section class=\"card %s\" data-profile=\"",
+                    state_bad(state)                                  ? "bad"
+                    : strcmp(state, "ok") && strcmp(state, "waiting") ? "warn"
+                                                                      : "ok");
+        html_escape(&b, js_str(o, "profile"));
+        hbuf_puts(&b, "\"><h2>");
+        html_escape(&b, js_str(o, "profile"));
+        hbuf_puts(&b, "</h2><p class=state>");
+        html_escape(&b, state);
+        hbuf_puts(&b, "</p><p class=reason>");
+        html_escape(&b, js_str(o, "reason"));
+        hbuf_puts(&b, "</p><p>last load: ");
+        html_escape(&b, js_str(o, "last_loaded")[0] ? js_str(o, "last_loaded") : "never");
+        hbuf_printf(&b,
+                    "<br>backlog %lld, rejects %lld, failed %lld<br>SLA: ", js_int(o, "backlog"),
+                    js_int(o, "rejects"), js_int(o, "failed"));
+        html_escape(&b, js_str(o, "freshness"));
+        hbuf_puts(&b, "</p>");
+        if (js_int(o, "rejects") || js_int(o, "failed")) {
+            hbuf_puts(&b, "<p><a href=\"/rejects?profile=");
+            url_escape(&b, js_str(o, "profile"));
+            hbuf_puts(&b, "\">rejects and failed</a></p>");
+        }
+        hbuf_puts(&b, "</section>");
+    }
+    hbuf_puts(&b, "</div>");
+    json_decref(st);
+    return finish(q, &b);
+}
+
+static void intake_rows(struct hbuf *b, json_t *arr)
+{
+    json_t *o;
+    size_t i;
+    hbuf_puts(b, "<table><tr><th>intake<th>profile<th>file<th>state<th>outcome<th>rows"
+                 "<th>updated<th>reason</tr>");
+    json_array_foreach(arr, i, o)
+    {
+        char rows[32];
+        snprintf(rows, sizeof rows, "%lld", js_int(o, "rows"));
+        hbuf_puts(b, "<tr>");
+        intake_link(b, js_str(o, "id"));
+        td(b, js_str(o, "profile"));
+        td(b, js_str(o, "name"));
+        td(b, js_str(o, "state"));
+        td(b, js_str(o, "outcome"));
+        td(b, rows);
+        td(b, js_str(o, "updated"));
+        td(b, js_str(o, "last_error"));
+        hbuf_puts(b, "</tr>");
+    }
+    hbuf_puts(b, "</table>");
+}
+
+static enum MHD_Result intakes(struct console_req *q)
+{
+    struct hbuf b = {0};
+    struct werr e;
+    json_t *j;
+    char why[200];
+    int r = api_intake_page(q, &j, &e, why, sizeof why);
+    if (r == -2)
+        return console_error(q->conn, 400, "bad_request", "%s", why);
+    if (r < 0)
+        return console_error(q->conn, 500, "ledger", "%s", e.msg);
+    head(&b, "Intakes", q);
+    hbuf_puts(&b, "<form method=get action=/intakes>profile <input name=profile> state <input "
+                  "name=state size=8> outcome <input name=outcome size=8> file <input name=name>"
+                  " since <input name=since size=10> <button>filter</button></form>");
+    intake_rows(&b, json_object_get(j, "intakes"));
+    long long off = js_int(j, "offset"), lim = js_int(j, "limit"), tot = js_int(j, "total");
+    hbuf_printf(&b, "<p>%lld to %lld of %lld, newest first", tot ? off + 1 : 0,
+                off + (long long)json_array_size(json_object_get(j, "intakes")), tot);
+    if (off + lim < tot)
+        hbuf_printf(&b, " &middot; <a href=\"/intakes?offset=%lld&amp;limit=%lld\">next</a>",
+                    off + lim, lim);
+    hbuf_puts(&b, "</p>");
+    json_decref(j);
+    return finish(q, &b);
+}
+
+static void replay_form(struct console_req *q, struct hbuf *b, const char *id)
+{
+    if (q->s.role != ROLE_OPERATOR)
+        return;
+    hbuf_puts(b, "<form method=post class=confirm data-confirm=\"Replay this intake?\" "
+                 "action=\"/intakes/");
+    url_escape(b, id);
+    hbuf_printf(b,
+                "/replay\"><input type=hidden name=csrf value=%s><button class=replay>replay"
+                "</button></form>",
+                q->s.csrf);
+}
+
+static enum MHD_Result intake_page(struct console_req *q, const char *id)
+{
+    struct hbuf b = {0};
+    struct werr e;
+    json_t *j, *ev;
+    size_t i;
+    int r = view_intake(q->l, id, &j, &e);
+    if (r < 0)
+        return console_error(q->conn, 500, "ledger", "%s", e.msg);
+    if (!r)
+        return console_error(q->conn, 404, "not_found", "no such intake");
+    head(&b, "Intake", q);
+    hbuf_puts(&b, "<table>");
+    const char *keys[] = {"id",      "profile",    "name",      "state",       "outcome", "sha256",
+                          "created", "last_error", "replay_of", "replayed_by", "bag",     NULL};
+    for (i = 0; keys[i]; i++) {
+        hbuf_printf(&b, "<tr><th>%s</th>", keys[i]);
+        if (!strcmp(keys[i], "replay_of") || !strcmp(keys[i], "replayed_by")) {
+            if (js_str(j, keys[i])[0])
+                intake_link(&b, js_str(j, keys[i]));
+            else
+                td(&b, "");
+        } else
+            td(&b, js_str(j, keys[i]));
+        hbuf_puts(&b, "</tr>");
+    }
+    hbuf_printf(&b,
+                "<tr><th>rows</th><td>%lld</td></tr><tr><th>size</th><td>%lld</td></tr>"
+                "</table>",
+                js_int(j, "rows"), js_int(j, "size"));
+    const char *state = js_str(j, "state"), *outcome = js_str(j, "outcome");
+    if ((!strcmp(outcome, "rejected") || !strcmp(state, "failed")) && !js_str(j, "replayed_by")[0])
+        replay_form(q, &b, js_str(j, "id"));
+    hbuf_puts(&b, "<h2>Journey</h2><ol class=timeline>");
+    json_array_foreach(json_object_get(j, "events"), i, ev)
+    {
+        char *d = json_dumps(json_object_get(ev, "detail"), JSON_COMPACT | JSON_ENCODE_ANY);
+        hbuf_puts(&b, "<li><time>");
+        html_escape(&b, js_str(ev, "time"));
+        hbuf_puts(&b, "</time> <b>");
+        html_escape(&b, js_str(ev, "kind"));
+        hbuf_puts(&b, "</b> <code>");
+        html_escape(&b, d && strcmp(d, "null") ? d : "");
+        hbuf_puts(&b, "</code></li>");
+        free(d);
+    }
+    hbuf_puts(&b, "</ol><h2>Evidence</h2><pre>");
+    char *info = json_dumps(json_object_get(j, "info"), JSON_INDENT(2) | JSON_SORT_KEYS);
+    html_escape(&b, info ? info : "{}");
+    free(info);
+    hbuf_puts(&b, "</pre>");
+    json_decref(j);
+    return finish(q, &b);
+}
+
+static enum MHD_Result rejects(struct console_req *q)
+{
+    struct hbuf b = {0};
+    struct werr e;
+    json_t *o;
+    size_t i;
+    const char *p = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "profile");
+    struct intake_filter f = {.state = -1,
+                              .newest_first = true,
+                              .rejects = true,
+                              .with_failed = true,
+                              .profile = p && *p ? p : NULL};
+    json_t *arr = view_intakes(q->l, &f, true, &e);
+    if (!arr)
+        return console_error(q->conn, 500, "ledger", "%s", e.msg);
+    head(&b, "Rejects and failed", q);
+    hbuf_puts(&b, "<table><tr><th>intake<th>profile<th>kind<th>file<th>when<th>reason<th></tr>");
+    json_array_foreach(arr, i, o)
+    {
+        hbuf_puts(&b, "<tr class=reject>");
+        intake_link(&b, js_str(o, "id"));
+        td(&b, js_str(o, "profile"));
+        td(&b, js_str(o, "kind"));
+        td(&b, js_str(o, "name"));
+        td(&b, js_str(o, "updated"));
+        td(&b, js_str(o, "last_error"));
+        hbuf_puts(&b, "<td>");
+        replay_form(q, &b, js_str(o, "id"));
+        hbuf_puts(&b, "</td></tr>");
+    }
+    hbuf_puts(&b, "</table>");
+    json_decref(arr);
+    return finish(q, &b);
+}
+
+static enum MHD_Result sources(struct console_req *q)
+{
+    struct hbuf b = {0};
+    json_t *arr = api_sources(q), *o;
+    size_t i;
+    head(&b, "Sources", q);
+    hbuf_puts(&b, "<table><tr><th>profile<th>type<th>where<th>health<th>circuit<th>last poll"
+                  "<th>error</tr>");
+    json_array_foreach(arr, i, o)
+    {
+        json_t *h = json_object_get(o, "health");
+        hbuf_puts(&b, "<tr>");
+        td(&b, js_str(o, "profile"));
+        td(&b, js_str(o, "type"));
+        hbuf_puts(&b, "<td>");
+        if (js_str(o, "host")[0]) {
+            html_escape(&b, js_str(o, "user"));
+            hbuf_puts(&b, "@");
+            html_escape(&b, js_str(o, "host"));
+            hbuf_puts(&b, ":");
+        }
+        html_escape(&b, js_str(o, "path"));
+        hbuf_puts(&b, "</td>");
+        td(&b, !h || json_is_null(h)                    ? "not polled yet"
+               : json_is_true(json_object_get(h, "ok")) ? "ok"
+                                                        : "down");
+        td(&b, h ? js_str(h, "circuit") : "");
+        td(&b, h ? js_str(h, "last_poll") : "");
+        td(&b, h ? js_str(h, "error") : "");
+        hbuf_puts(&b, "</tr>");
+    }
+    hbuf_puts(&b, "</table>");
+    json_decref(arr);
+    return finish(q, &b);
+}
+
+static enum MHD_Result audit(struct console_req *q)
+{
+    struct hbuf b = {0};
+    json_t *v = NULL;
+    head(&b, "Audit", q);
+    audit_last(q->l, &v);
+    hbuf_puts(&b, "<h2>Last verify</h2><pre>");
+    char *s = v ? json_dumps(v, JSON_INDENT(2)) : NULL;
+    html_escape(&b, s ? s : "the server has not verified the archive yet (verify.every)");
+    free(s);
+    json_decref(v);
+    hbuf_puts(&b, "</pre><h2>Export</h2><form method=get action=/api/v1/export>since <input "
+                  "name=since value=2000-01-01> <button>download JSON</button></form>");
+    return finish(q, &b);
+}
+
+/* POST /intakes/ID/replay from the page: replay, then show the new intake. */
+static enum MHD_Result replay_post(struct console_req *q, const char *id)
+{
+    char new_id[ID_LEN];
+    struct werr e;
+    if (console_replay(q, id, new_id, &e) < 0)
+        return console_error(q->conn, 409, "replay", "%s", e.msg);
+    struct hbuf b = {0};
+    hbuf_puts(&b, "/intakes/");
+    url_escape(&b, new_id[0] ? new_id : id);
+    const char *h[] = {"Location", b.s, NULL};
+    enum MHD_Result r = console_send(q->conn, MHD_HTTP_SEE_OTHER, "text/plain", "", 0, h);
+    free(b.s);
+    return r;
+}
+
+enum MHD_Result page_route(struct console_req *q, const char *url)
+{
+    char id[40];
+    int n = 0;
+    if (q->post) {
+        if (sscanf(url, "/intakes/%33[0-9A-Z]/replay%n", id, &n) == 1 && !url[n])
+            return replay_post(q, id);
+        return console_error(q->conn, 404, "not_found", "no such page");
+    }
+    if (!strcmp(url, "/"))
+        return overview(q);
+    if (!strcmp(url, "/intakes"))
+        return intakes(q);
+    if (sscanf(url, "/intakes/%33[0-9A-Z]%n", id, &n) == 1 && !url[n])
+        return intake_page(q, id);
+    if (!strcmp(url, "/rejects"))
+        return rejects(q);
+    if (!strcmp(url, "/sources"))
+        return sources(q);
+    if (!strcmp(url, "/audit"))
+        return audit(q);
+    return console_error(q->conn, 404, "not_found", "no such page");
+}

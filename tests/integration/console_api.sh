@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The console's JSON API and pages over loopback, against a real `wharf run`:
+# authentication required, roles enforced (a viewer cannot replay), CSRF
+# enforced on every POST, hostile partner names (<img onerror>, ANSI escape
+# and newline) HTML-escaped, the login rate limit, limits (an oversized
+# request is refused, a slow client is cut off and others are still
+# served), the CLI's --json and the API agree (one code path), an
+# operator's replay is recorded with the user's name in `wharf show`,
+# a non-loopback listen address without TLS refuses to start, /metrics
+# passes `promtool check metrics` and changes as files are processed.
+. "$WHARF_SOURCE_DIR/tests/lib/common.sh"
+. "$WHARF_SOURCE_DIR/tests/lib/console.sh"
+
+orders_schema
+spool_profile acme "{ stable_for: 1s }"
+console_users
+
+# off loopback without TLS: refuses, exit 3, says why
+printf 'console:\n  listen: 0.0.0.0:18999\n' > wharf.yaml
+timeout 20 "$WHARF" run >/dev/null 2>off.err
+eq "non-loopback console without TLS refuses to start (exit 3)" "$?" 3
+contains "... and says it needs tls_cert/tls_key" "$(cat off.err)" "tls_cert"
+
+CONSOLE_EXTRA=$'  timeout: 2s\n'
+console_start || { finish; exit; }
+m0=$(curl -s -m 10 "$BASE/metrics")
+if command -v promtool >/dev/null; then
+  check "promtool check metrics passes (empty ledger)" bash -c "promtool check metrics <<<\"\$1\"" _ "$m0"
+else
+  bad "promtool is not installed (scripts/setup installs prometheus)"
+fi
+
+# unauthenticated
+eq "healthz" "$(curl -s -m 10 "$BASE/healthz")" ok
+eq "readyz" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$BASE/readyz")" 200
+eq "API without a session: 401" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$BASE/api/v1/status")" 401
+contains "... as JSON {code, message}" "$(curl -s -m 10 "$BASE/api/v1/status")" '"code": "unauthorized"'
+eq "a page without a session redirects to /login" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code} %{redirect_url}' "$BASE/")" "303 $BASE/login"
+eq "a wrong password: 401" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+  -d '{"user":"ops","password":"wrong"}' "$BASE/api/v1/login")" 401
+eq "JSON login needs application/json (no cross-site form can send it)" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -d '{"user":"ops","password":"operator-pass"}' "$BASE/api/v1/login")" 415
+eq "the HTML login form needs its login token" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -d 'user=ops&password=operator-pass' "$BASE/login")" 403
+
+OPS=$(api_login ops operator-pass ops.jar)
+AUD=$(api_login aud viewer-pass aud.jar)
+eq "operator logged in (CSRF token)" "${#OPS}" 64
+eq "viewer logged in (CSRF token)" "${#AUD}" 64
+contains "session cookie is HttpOnly; SameSite=Strict" \
+  "$(curl -s -m 10 -D - -o /dev/null -H 'Content-Type: application/json' -d '{"user":"aud","password":"viewer-pass"}' "$BASE/api/v1/login")" \
+  "HttpOnly; SameSite=Strict"
+
+# files: one good, two hostile names that are rejected
+orders_csv var/drop/acme/good.csv 1 3
+printf 'order_id,customer,amount\n100,a,-1\n' > 'var/drop/acme/<img src=x onerror=alert(1)>.csv'
+printf 'order_id,customer,amount\n101,a,-1\n' > "var/drop/acme/$(printf 'ansi\033[31mred\nline.csv')"
+for _ in $(seq 150); do
+  [ "$(w intakes --json | python3 -c 'import json,sys; print(sum(i["state"]=="done" for i in json.load(sys.stdin)))')" = 3 ] && break
+  sleep 0.1
+done
+eq "three intakes done" "$(w intakes --json | python3 -c 'import json,sys; print(sum(i["state"]=="done" for i in json.load(sys.stdin)))')" 3
+
+# one code path: the API's documents are the CLI's --json
+norm() { python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("intakes",d) if isinstance(d,dict) else d
+[x.pop("time",None) for x in (d if isinstance(d,list) else [d])]; print(json.dumps(d,sort_keys=True))'; }
+eq "GET /api/v1/status is wharf status --json" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/status" | norm)" "$(w status --json | norm)"
+eq "GET /api/v1/rejects is wharf rejects --json" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/rejects" | norm)" "$(w rejects --json | norm)"
+eq "GET /api/v1/intakes is wharf intakes --json" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes" | norm)" "$(w intakes --json | norm)"
+REJ=$(w rejects --json | python3 -c 'import json,sys; print([i["id"] for i in json.load(sys.stdin) if i["name"].startswith("<img")][0])'); echo "REJ=$REJ"; [ -n "$REJ" ] || w rejects --json | head -30
+eq "GET /api/v1/intakes/ID is wharf show --json" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes/$REJ" | norm)" "$(w show "$REJ" --json | norm)"
+eq "paging: limit=1&offset=1 gives the second newest" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes?limit=1&offset=1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["intakes"]), d["total"])')" "1 3"
+eq "filter by outcome" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes?outcome=rejected" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')" 2
+eq "a bad filter is a 400 with a JSON error" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes?state=bogus" | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')" bad_request
+eq "unknown intake: 404" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -b aud.jar "$BASE/api/v1/intakes/01AAAAAAAAAAAAAAAAAAAAAAAA")" 404
+
+# hostile names are escaped on every page
+for page in / /intakes /rejects "/intakes/$REJ"; do
+  html=$(curl -s -m 10 -b aud.jar "$BASE$page")
+  if grep -qF '<img src=x' <<<"$html" || grep -q $'\033' <<<"$html"; then
+    bad "page $page shows a partner name unescaped"
+  else
+    ok "page $page escapes partner names"
+  fi
+done
+contains "the name is shown, escaped" "$(curl -s -m 10 -b aud.jar "$BASE/rejects")" '&lt;img src=x onerror=alert(1)&gt;.csv'
+contains "ANSI escape and newline shown as U+FFFD" "$(curl -s -m 10 -b aud.jar "$BASE/rejects")" 'ansi&#xFFFD;[31mred&#xFFFD;line.csv'
+contains "pages send a Content-Security-Policy" "$(curl -s -m 10 -D - -o /dev/null -b aud.jar "$BASE/")" "Content-Security-Policy: default-src 'none'"
+
+# roles and CSRF
+eq "viewer sees no replay button" "$(curl -s -m 10 -b aud.jar "$BASE/rejects" | grep -c 'class=replay')" 0
+contains "operator sees replay buttons" "$(curl -s -m 10 -b ops.jar "$BASE/rejects")" 'class=replay'
+eq "viewer's replay (with its CSRF token) is refused: 403" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -b aud.jar -H "X-CSRF-Token: $AUD" -X POST "$BASE/api/v1/intakes/$REJ/replay")" 403
+eq "operator POST without CSRF token: 403" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -b ops.jar -X POST "$BASE/api/v1/intakes/$REJ/replay")" 403
+eq "operator POST with another session's token: 403" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -b ops.jar -H "X-CSRF-Token: $AUD" -X POST "$BASE/api/v1/intakes/$REJ/replay")" 403
+eq "operator form POST without csrf field: 403" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -b ops.jar -d x=1 "$BASE/intakes/$REJ/replay")" 403
+eq "nothing was replayed by the refused requests" "$(w show "$REJ" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["replayed_by"])')" None
+
+# pause and resume, recorded with the user
+eq "operator pauses acme" "$(curl -s -m 10 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/pause" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by"])')" ops
+eq "status says paused" "$(w status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" paused
+check "operator resumes acme" curl -sf -m 10 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/resume"
+
+# replay as operator: fix the cause (the file had a negative amount: let the
+# schema take it), reload the server, replay; the new intake loads
+sed -i 's/, "constraints": {"minimum": 0}//' schemas/orders.schema.json
+grep -q minimum schemas/orders.schema.json && bad "the schema fix did not apply"
+
+kill -HUP "$SRV"
+sleep 1
+NEW=$(curl -s -m 30 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/intakes/$REJ/replay" | python3 -c 'import json,sys; print(json.load(sys.stdin)["intake"])')
+eq "replay answers with the new intake" "${#NEW}" 26
+for _ in $(seq 150); do
+  [ "$(w show "$NEW" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = done ] && break
+  sleep 0.1
+done
+eq "the replay is loaded by the server" "$(w show "$NEW" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["state"], d["outcome"])')" "done loaded"
+contains "wharf show names the operator who replayed" "$(w show "$REJ")" '"user":"ops"'
+
+# metrics change as files are processed
+m1=$(curl -s -m 10 "$BASE/metrics")
+contains "metrics count the loaded intakes" "$m1" 'wharf_intakes{profile="acme",state="done",outcome="loaded"} 2'
+contains "metrics count rows" "$m1" 'wharf_rows_loaded_total{profile="acme"} 4'
+if [ "$m0" != "$m1" ]; then ok "metrics changed as files were processed"; else bad "metrics did not change"; fi
+command -v promtool >/dev/null && check "promtool check metrics passes (after the run)" bash -c "promtool check metrics <<<\"\$1\"" _ "$m1"
+
+# limits: an oversized request, a slow client
+head -c 200000 /dev/zero | tr "\0" a > big.body
+eq "oversized request: 413" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -b ops.jar -H "X-CSRF-Token: $OPS" --data-binary @big.body "$BASE/api/v1/profiles/acme/poll")" 413
+# a client that sends half a request and stalls is cut off after console.timeout;
+# meanwhile others are served
+exec 7<>/dev/tcp/127.0.0.1/"$PORT"
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n' >&7
+eq "served while a slow client stalls" "$(curl -s -m 10 "$BASE/healthz")" ok
+timeout 20 cat <&7 >/dev/null
+eq "the stalled client is cut off (console.timeout: 2s)" "$?" 0
+exec 7>&-
+
+# login rate limit: five failures, then even the right password waits
+for _ in 1 2 3 4 5; do
+  curl -s -m 10 -o /dev/null -H 'Content-Type: application/json' -d '{"user":"ops","password":"nope"}' "$BASE/api/v1/login"
+done
+eq "after 5 failures the login is rate-limited: 429" \
+  "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{"user":"ops","password":"operator-pass"}' "$BASE/api/v1/login")" 429
+
+console_stop
+finish
