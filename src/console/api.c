@@ -105,11 +105,11 @@ json_t *api_sources(struct console_req *q)
     for (size_t i = 0; i < q->set.n; i++) {
         const struct profile *p = q->set.v[i];
         struct source_health sh;
-        json_t *o = json_pack("{s:s,s:s,s:s?,s:s?,s:o,s:b,s:b}", "profile", p->name, "type",
-                              p->source.type == SOURCE_SFTP ? "sftp" : "spool", "host",
-                              p->source.host, "user", p->source.user, "path",
-                              esc_json(p->source.path),
-                              "enabled", p->enabled, "paused", ledger_paused(q->l, p->name));
+        json_t *o =
+            json_pack("{s:s,s:s,s:s?,s:s?,s:o,s:b,s:b}", "profile", p->name, "type",
+                      p->source.type == SOURCE_SFTP ? "sftp" : "spool", "host", p->source.host,
+                      "user", p->source.user, "path", esc_json(p->source.path), "enabled",
+                      p->enabled, "paused", ledger_paused(q->l, p->name));
         if (p->source.type == SOURCE_SFTP)
             json_object_set_new(o, "port", json_integer(p->source.port));
         if (ledger_source_health(q->l, p->name, &sh)) {

@@ -229,7 +229,8 @@ enum MHD_Result console_error(struct MHD_Connection *conn, unsigned status, cons
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return console_json(conn, status, json_pack("{s:s,s:s}", "code", code, "message", msg));
+    return console_json(conn, status,
+                        json_pack("{s:s,s:o}", "code", code, "message", esc_json(msg)));
 }
 
 static enum MHD_Result redirect(struct MHD_Connection *conn, const char *to, const char *cookie)
@@ -379,7 +380,7 @@ static void record_action(struct ledger *l, const char *user, const char *action
     char *v = NULL, ts[32];
     json_t *d = json_pack("{s:s,s:s,s:s?,s:s?,s:o}", "user", user, "action", action, "profile",
                           profile, "intake", intake, "result", esc_json(result));
-    if (intake && ledger_event(l, intake, "console_action", d, &e) < 0)
+    if (intake && ledger_event(l, intake, "console_action", json_incref(d), &e) < 0)
         wlog(LOG_ERROR, profile, intake, "console_action", NULL, "cannot record: %s", e.msg);
     format_time_ms(now_ms(), ts);
     json_object_set_new(d, "time", json_string(ts));
