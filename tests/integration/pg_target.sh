@@ -203,6 +203,34 @@ eq "server restarted: nothing lost, nothing twice" "$(q 'select count(*)||'"'"'/
 eq "server restarted: wharf_loads agrees with the rows" \
   "$(q "select count(*) from (select _wharf_intake, count(*) c from bounced group by 1) x join wharf_loads l on l.intake = x._wharf_intake and l.rows = x.c")" 6
 
+# ---- a read-only server (a standby, or default_transaction_read_only) ------
+pg_profile ro_db ro_orders
+orders_csv var/drop/ro_db/a.csv 1 10
+PG_ADMIN_DB=wharf pg_admin "$PGD" -q -c "ALTER DATABASE wharf SET default_transaction_read_only = on" >/dev/null
+once >ro.log 2>&1
+contains "read-only: the load is retried as the target being unavailable" "$(grep '"retry"' ro.log)" "SQLSTATE 25006"
+eq "read-only: nothing failed for good" "$(w intakes -p ro_db --json | python3 -c 'import json,sys; print([i["state"] for i in json.load(sys.stdin)][0])')" inspected
+PG_ADMIN_DB=wharf pg_admin "$PGD" -q -c "SET default_transaction_read_only = off" -c "ALTER DATABASE wharf RESET default_transaction_read_only" >/dev/null
+for _ in 1 2 3; do sleep 0.3; once >>ro.log 2>&1; done
+eq "read-only: loaded once writable again" "$(q 'select count(*) from ro_orders')" 10
+
+# ---- the profile: secrets never inline, diagnostics with file:line:col -----
+cat > profiles/inline.yaml <<'EOP'
+name: inline
+source: { type: spool, path: var/drop/inline, pattern: "*.csv" }
+format: csv
+csv: { schema: orders.schema.json }
+target:
+  type: postgresql
+  table: t
+  password: hunter2
+  path: var/x.db
+EOP
+out=$(w check inline 2>&1)
+contains "profile: an inline password is refused at its line:col" "$out" "profiles/inline.yaml:8:3: target.dsn: secrets are never inline"
+contains "profile: path is for sqlite only" "$out" "profiles/inline.yaml:9:9: target.path: only valid with type: sqlite"
+rm -f profiles/inline.yaml
+
 # ---- wharf check --connect -------------------------------------------------
 out=$(w check acme 2>&1)
 contains "check without --connect does not reach the server" "$out" "ok:"

@@ -39,17 +39,10 @@ pg_mkdir() {
     mktemp -d "${TMPDIR:-/tmp}/wharf-pg.XXXXXX"
 }
 
-_pg_free_port() {
-    local i p
-    for i in $(seq 1 50); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-        if ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+# the same free-port search as the sshd fixture
+# shellcheck disable=SC1091
+. "$(dirname "${BASH_SOURCE[0]}")/sshd.sh"
+_pg_free_port() { _sshd_free_port; }
 
 # as the fixture's user, in DIR (PG refuses to run as root)
 _pg_as() {
