@@ -34,7 +34,8 @@
 #     separation directory /run/sshd (root-owned, mode 0755; /run is a tmpfs,
 #     so a fresh boot has none) and the unprivileged user sshd;
 #   - creates the system user wharftest-partner (no login shell, home /upload)
-#     if missing, and sets its password to a random one stored in DIR;
+#     if missing, and sets its password to the machine's one random test
+#     password ($SSHD_BASE/partner-password, copied into DIR);
 #   - runs /usr/sbin/sshd as root on 127.0.0.1:<free port> with its own
 #     config: UsePAM no, StrictModes no, LogLevel DEBUG3, -E DIR/sshd.log,
 #     PidFile DIR/sshd.pid, host keys generated in DIR; the partner is
@@ -106,10 +107,18 @@ sshd_setup() {
         ssh-keygen -q -t ed25519 -N "$(cat "$d/keys/passphrase")" -C wharf-test-pass \
             -f "$d/keys/id_pass" || return 1
     fi
-    if [ ! -f "$d/keys/password" ]; then
-        head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$d/keys/password"
-    fi
-    echo "$SSHD_PARTNER:$(cat "$d/keys/password")" | chpasswd || return 1
+    # One password for the partner account per machine, made once under a
+    # lock: every fixture sets the same one, so tests running at the same
+    # time (ctest -j, several checkouts) never log in with a password
+    # another fixture has just replaced.
+    (
+        flock 9 || exit 1
+        if [ ! -s "$SSHD_BASE/partner-password" ]; then
+            (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$SSHD_BASE/partner-password")
+        fi
+        cp "$SSHD_BASE/partner-password" "$d/keys/password" && chmod 600 "$d/keys/password" &&
+            echo "$SSHD_PARTNER:$(cat "$d/keys/password")" | chpasswd
+    ) 9>"$SSHD_BASE/partner-password.lock" || return 1
     cat "$d/keys/id_ed25519.pub" "$d/keys/id_ecdsa.pub" "$d/keys/id_rsa.pub" \
         "$d/keys/id_pass.pub" >"$d/etc/authorized_keys"
     chmod 644 "$d/etc/authorized_keys"
