@@ -733,7 +733,7 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
         goto out;
     }
     if (at.filesize != d->size || (int64_t)at.mtime != d->mtime_ns / 1000000000LL) {
-        werr_setk(e, WERR_REMOTE,
+        werr_setk(e, WERR_HOSTILE,
                   "%s: %s changed since it was listed (size %llu, mtime %llu; listed %llu, "
                   "%lld)",
                   im->label, remote, (unsigned long long)at.filesize, (unsigned long long)at.mtime,

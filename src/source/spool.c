@@ -84,11 +84,13 @@ static int walk_parent(const struct profile *p, const char *rel, const char **le
         char *comp = xstrndup(c, (size_t)(slash - c));
         int nfd = -1;
         if (bad_component(comp, strlen(comp)))
-            werr_set(e, "spool %s: %s: not a plain relative path; refused", p->source.path, rel);
+            werr_setk(e, WERR_HOSTILE, "spool %s: %s: not a plain relative path; refused",
+                      p->source.path, rel);
         else if ((nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
             if (errno == ELOOP || errno == ENOTDIR)
-                werr_set(e, "spool %s: %s: %s is no longer a directory (a symbolic link?); refused",
-                         p->source.path, rel, comp);
+                werr_setk(e, WERR_HOSTILE,
+                          "spool %s: %s: %s is no longer a directory (a symbolic link?); refused",
+                          p->source.path, rel, comp);
             else {
                 gone = errno == ENOENT;
                 werr_sys(e, "spool %s: %s: %s", p->source.path, rel, comp);
@@ -100,7 +102,8 @@ static int walk_parent(const struct profile *p, const char *rel, const char **le
         c = slash + 1;
     }
     if (dfd >= 0 && bad_component(c, strlen(c))) {
-        werr_set(e, "spool %s: %s: not a plain relative path; refused", p->source.path, rel);
+        werr_setk(e, WERR_HOSTILE, "spool %s: %s: not a plain relative path; refused",
+                  p->source.path, rel);
         close(dfd);
         dfd = -1;
     }
@@ -302,7 +305,7 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
     close(dfd);
     if (fd < 0) {
         if (errno == ELOOP)
-            werr_set(e, "%s: is a symbolic link; refused", src);
+            werr_setk(e, WERR_HOSTILE, "%s: is a symbolic link; refused", src);
         else
             werr_sys(e, "%s", src);
         goto out;
@@ -312,12 +315,12 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
         goto out;
     }
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        werr_set(e, "%s: no longer a regular file with one link; refused", src);
+        werr_setk(e, WERR_HOSTILE, "%s: no longer a regular file with one link; refused", src);
         goto out;
     }
     if (!same_drop(&st, d)) {
-        werr_set(e, "%s: changed after it was seen complete (size %llu -> %llu)", src,
-                 (unsigned long long)d->size, (unsigned long long)st.st_size);
+        werr_setk(e, WERR_HOSTILE, "%s: changed after it was seen complete (size %llu -> %llu)",
+                  src, (unsigned long long)d->size, (unsigned long long)st.st_size);
         goto out;
     }
     /* Always a copy of our own, hashed as it is written: the partner's inode
@@ -337,8 +340,8 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
         goto out;
     }
     if (*bytes != d->size || !same_drop(&st2, d)) {
-        werr_set(e, "%s: read %llu bytes, listed %llu; it changed while being taken", src,
-                 (unsigned long long)*bytes, (unsigned long long)d->size);
+        werr_setk(e, WERR_HOSTILE, "%s: read %llu bytes, listed %llu; it changed while being taken",
+                  src, (unsigned long long)*bytes, (unsigned long long)d->size);
         dfile_abort(&df);
         goto out;
     }
