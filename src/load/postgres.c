@@ -342,6 +342,7 @@ static const char *pg_decl(const struct column *c)
     }
     return c->kind == COLK_DATE       ? "date"
            : c->kind == COLK_DATETIME ? "timestamp with time zone"
+           : c->kind == COLK_DECIMAL  ? "numeric"
                                       : "text";
 }
 
@@ -376,6 +377,8 @@ static bool pg_fits(const struct column *c, const char *decl)
         return decl_is(decl, "date") || textish(decl);
     if (c->kind == COLK_DATETIME)
         return decl_is(decl, "timestamp with time zone") || textish(decl);
+    if (c->kind == COLK_DECIMAL)
+        return decl_is(decl, "numeric") || textish(decl);
     return textish(decl);
 }
 

@@ -43,8 +43,9 @@ enum col_type { COL_TEXT, COL_INTEGER, COL_REAL };
 /* What a column's values mean beyond their storage type, for targets that
  * have richer types than SQLite (PostgreSQL: boolean, date, timestamptz).
  * COLK_BOOLEAN values are VAL_INT 0/1; COLK_DATE "YYYY-MM-DD" and
- * COLK_DATETIME ISO 8601 text ("...Z" when the value had a zone). */
-enum col_kind { COLK_PLAIN = 0, COLK_BOOLEAN, COLK_DATE, COLK_DATETIME };
+ * COLK_DATETIME ISO 8601 text ("...Z" when the value had a zone);
+ * COLK_DECIMAL exact decimal text (xs:decimal) on a COL_TEXT column. */
+enum col_kind { COLK_PLAIN = 0, COLK_BOOLEAN, COLK_DATE, COLK_DATETIME, COLK_DECIMAL };
 
 struct column {
     char *name;

@@ -967,6 +967,8 @@ static void map_fields(struct xsdv *x, const struct profile *p, struct sdocs *s,
         f->collapse = collapses(simple);
         if (f->boolean)
             col->kind = COLK_BOOLEAN;
+        else if (simple && !strcmp(simple, "decimal"))
+            col->kind = COLK_DECIMAL; /* exact text; PostgreSQL: numeric */
         col->required = !optional;
     }
 }
