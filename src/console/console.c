@@ -541,7 +541,12 @@ static enum MHD_Result login_page(struct console *c, struct MHD_Connection *conn
 {
     char tok[65];
     struct hbuf b = {0};
-    random_hex(tok);
+    const char *have = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "wharf_login");
+    /* keep the browser's token: a page fetched twice must not void the first */
+    if (have && strlen(have) == 64 && strspn(have, "0123456789abcdef") == 64)
+        snprintf(tok, sizeof tok, "%s", have);
+    else
+        random_hex(tok);
     char *cookie = xasprintf("wharf_login=%s; Path=/login; HttpOnly; SameSite=Strict%s", tok,
                              c->tls ? "; Secure" : "");
     const char *failed = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "failed");

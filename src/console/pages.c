@@ -12,6 +12,7 @@
 #include "daemon/audit.h"
 #include "daemon/health.h"
 #include "util/parse.h"
+#include "util/xmalloc.h"
 
 int api_intake_page(struct console_req *q, json_t **out, struct werr *e, char *why, size_t whyn);
 json_t *api_sources(struct console_req *q);
@@ -25,7 +26,8 @@ static const char css[] =
     "background:#fff4f4}.card.warn{border-left-color:#e90}.state{font-weight:bold}"
     "table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:.25em .5em;"
     "text-align:left;vertical-align:top}pre{white-space:pre-wrap;background:#fff;padding:.5em;"
-    "border:1px solid #ddd}.err{color:#c22}";
+    "border:1px solid #ddd}.err{color:#c22}svg.chart{width:100%;height:60px;display:block}"
+    ".legend{font-size:12px;color:#666}";
 static const char js[] = "/* wharf console: reading works without this file */\n"
                          "document.querySelectorAll('form.confirm').forEach(function(f){"
                          "f.addEventListener('submit',function(ev){"
@@ -116,8 +118,79 @@ static bool state_bad(const char *s)
            !strcmp(s, "stuck");
 }
 
+/* Intakes and rows per hour for one profile over the last `hours`,
+ * newest bucket last. */
+struct chart_ctx {
+    int64_t from_ms;
+    int hours;
+    uint64_t *intakes, *rows;
+};
+
+static int chart_cb(void *c, const struct intake *in)
+{
+    struct chart_ctx *x = c;
+    if (in->created_ms < x->from_ms)
+        return 0;
+    int64_t k = (in->created_ms - x->from_ms) / 3600000;
+    if (k >= 0 && k < x->hours) {
+        x->intakes[k]++;
+        if (in->outcome == OUT_LOADED)
+            x->rows[k] += in->rows;
+    }
+    return 0;
+}
+
+/* A server-rendered SVG: bars for intakes per hour, a line for rows. */
+static void chart(struct console_req *q, struct hbuf *b, const char *profile, int hours)
+{
+    uint64_t intakes[168] = {0}, rows[168] = {0}, maxi = 1, maxr = 1, ti = 0, tr = 0;
+    int64_t now = now_ms();
+    struct chart_ctx x = {now - (now % 3600000) + 3600000 - (int64_t)hours * 3600000, hours,
+                          intakes, rows};
+    struct intake_filter f = {.profile = profile, .state = -1, .updated_since_ms = x.from_ms};
+    struct werr e;
+    const int W = 336, H = 60;
+    if (ledger_list(q->l, &f, chart_cb, &x, &e) < 0) {
+        hbuf_puts(b, "<p class=err>chart: ");
+        html_escape(b, e.msg);
+        hbuf_puts(b, "</p>");
+        return;
+    }
+    for (int i = 0; i < hours; i++) {
+        maxi = intakes[i] > maxi ? intakes[i] : maxi;
+        maxr = rows[i] > maxr ? rows[i] : maxr;
+        ti += intakes[i];
+        tr += rows[i];
+    }
+    hbuf_printf(b,
+                "<svg class=chart viewBox=\"0 0 %d %d\" preserveAspectRatio=none role=img>"
+                "<title>%llu intakes, %llu rows loaded in the last %s</title>"
+                "<rect width=%d height=%d fill=\"#fafafa\" stroke=\"#ddd\"/>",
+                W, H, (unsigned long long)ti, (unsigned long long)tr,
+                hours == 24 ? "24 h" : "7 days", W, H);
+    double bw = (double)W / hours;
+    for (int i = 0; i < hours; i++)
+        if (intakes[i]) {
+            double h = (double)intakes[i] / (double)maxi * (H - 4);
+            hbuf_printf(b,
+                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                        "fill=\"#8ab\"/>",
+                        i * bw, H - h, bw > 2 ? bw - 1 : bw, h);
+        }
+    hbuf_puts(b, "<polyline fill=none stroke=\"#d60\" stroke-width=1.5 points=\"");
+    for (int i = 0; i < hours; i++)
+        hbuf_printf(b, "%.1f,%.1f ", i * bw + bw / 2,
+                    H - 2 - (double)rows[i] / (double)maxr * (H - 4));
+    hbuf_printf(b,
+                "\"/></svg><p class=legend>bars: intakes per hour (max %llu); line: rows "
+                "loaded per hour (max %llu)</p>",
+                (unsigned long long)maxi, (unsigned long long)maxr);
+}
+
 static enum MHD_Result overview(struct console_req *q)
 {
+    const char *range = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "range");
+    int hours = range && !strcmp(range, "7d") ? 168 : 24;
     struct hbuf b = {0};
     struct werr e;
     json_t *st = view_status(q->l, &q->set, sla_now(), &e), *o;
@@ -125,6 +198,8 @@ static enum MHD_Result overview(struct console_req *q)
     if (!st)
         return console_error(q->conn, 500, "ledger", "%s", e.msg);
     head(&b, "Overview", q);
+    hbuf_puts(&b, hours == 24 ? "<p>last 24 h &middot; <a href=\"/?range=7d\">7 days</a></p>"
+                              : "<p><a href=\"/\">24 h</a> &middot; last 7 days</p>");
     hbuf_puts(&b, "<div class=cards>");
     json_array_foreach(st, i, o)
     {
@@ -145,8 +220,9 @@ static enum MHD_Result overview(struct console_req *q)
         hbuf_printf(&b,
                     "<br>backlog %lld, rejects %lld, failed %lld<br>SLA: ", js_int(o, "backlog"),
                     js_int(o, "rejects"), js_int(o, "failed"));
-        html_escape(&b, js_str(o, "freshness"));
+        html_escape(&b, js_str(o, "freshness")[0] ? js_str(o, "freshness") : "no expect: window");
         hbuf_puts(&b, "</p>");
+        chart(q, &b, js_str(o, "profile"), hours);
         if (js_int(o, "rejects") || js_int(o, "failed")) {
             hbuf_puts(&b, "<p><a href=\"/rejects?profile=");
             url_escape(&b, js_str(o, "profile"));
@@ -259,7 +335,8 @@ static enum MHD_Result intake_page(struct console_req *q, const char *id)
     hbuf_puts(&b, "<h2>Journey</h2><ol class=timeline>");
     json_array_foreach(json_object_get(j, "events"), i, ev)
     {
-        char *d = json_dumps(json_object_get(ev, "detail"), JSON_COMPACT | JSON_ENCODE_ANY);
+        char *d = json_dumps(json_object_get(ev, "detail"),
+                             JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
         hbuf_puts(&b, "<li><time>");
         html_escape(&b, js_str(ev, "time"));
         hbuf_puts(&b, "</time> <b>");
@@ -270,8 +347,9 @@ static enum MHD_Result intake_page(struct console_req *q, const char *id)
         free(d);
     }
     hbuf_puts(&b, "</ol><h2>Evidence</h2><pre>");
-    char *info = json_dumps(json_object_get(j, "info"), JSON_INDENT(2) | JSON_SORT_KEYS);
-    html_escape(&b, info ? info : "{}");
+    char *info =
+        json_dumps(json_object_get(j, "info"), JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    html_escape_lines(&b, info ? info : "{}");
     free(info);
     hbuf_puts(&b, "</pre>");
     json_decref(j);
@@ -356,8 +434,8 @@ static enum MHD_Result audit(struct console_req *q)
     head(&b, "Audit", q);
     audit_last(q->l, &v);
     hbuf_puts(&b, "<h2>Last verify</h2><pre>");
-    char *s = v ? json_dumps(v, JSON_INDENT(2)) : NULL;
-    html_escape(&b, s ? s : "the server has not verified the archive yet (verify.every)");
+    char *s = v ? json_dumps(v, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+    html_escape_lines(&b, s ? s : "the server has not verified the archive yet (verify.every)");
     free(s);
     json_decref(v);
     hbuf_puts(&b, "</pre><h2>Export</h2><form method=get action=/api/v1/export>since <input "

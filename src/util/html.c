@@ -5,6 +5,7 @@
 #include "util/html.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,7 @@ static size_t utf8_len(const unsigned char *s)
     return 0;
 }
 
-void html_escape(struct hbuf *b, const char *s)
+static void escape(struct hbuf *b, const char *s, bool keep_newlines)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (p && *p) {
@@ -101,6 +102,11 @@ void html_escape(struct hbuf *b, const char *s)
         default:
             break;
         }
+        if (keep_newlines && *p == '\n') {
+            hbuf_put(b, "\n", 1);
+            p++;
+            continue;
+        }
         if (*p < 0x20 || *p == 0x7f || !(k = utf8_len(p))) {
             hbuf_puts(b, "&#xFFFD;");
             p++;
@@ -115,6 +121,16 @@ void html_escape(struct hbuf *b, const char *s)
         hbuf_put(b, (const char *)p, k);
         p += k;
     }
+}
+
+void html_escape(struct hbuf *b, const char *s)
+{
+    escape(b, s, false);
+}
+
+void html_escape_lines(struct hbuf *b, const char *s)
+{
+    escape(b, s, true);
 }
 
 void url_escape(struct hbuf *b, const char *s)

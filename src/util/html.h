@@ -21,6 +21,9 @@ void hbuf_printf(struct hbuf *b, const char *fmt, ...) __attribute__((format(pri
 /* Appends s escaped for HTML text and double- or single-quoted attributes;
  * NULL appends nothing. */
 void html_escape(struct hbuf *b, const char *s);
+/* The same, keeping newlines (for <pre> blocks of text wharf made, such as
+ * indented JSON). */
+void html_escape_lines(struct hbuf *b, const char *s);
 /* Appends s percent-encoded for a URL query value or path segment. */
 void url_escape(struct hbuf *b, const char *s);
 

@@ -56,11 +56,8 @@ contains "session cookie is HttpOnly; SameSite=Strict" \
 orders_csv var/drop/acme/good.csv 1 3
 printf 'order_id,customer,amount\n100,a,-1\n' > 'var/drop/acme/<img src=x onerror=alert(1)>.csv'
 printf 'order_id,customer,amount\n101,a,-1\n' > "var/drop/acme/$(printf 'ansi\033[31mred\nline.csv')"
-for _ in $(seq 150); do
-  [ "$(w intakes --json | python3 -c 'import json,sys; print(sum(i["state"]=="done" for i in json.load(sys.stdin)))')" = 3 ] && break
-  sleep 0.1
-done
-eq "three intakes done" "$(w intakes --json | python3 -c 'import json,sys; print(sum(i["state"]=="done" for i in json.load(sys.stdin)))')" 3
+wait_done 3
+eq "three intakes done" "$(done_count)" 3
 
 # one code path: the API's documents are the CLI's --json
 norm() { python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("intakes",d) if isinstance(d,dict) else d

@@ -11,10 +11,7 @@ console_users
 console_start || { finish; exit; }
 orders_csv var/drop/acme/good.csv 1 3
 printf 'order_id,customer,amount\n100,a,-1\n' > var/drop/acme/bad.csv
-for _ in $(seq 150); do
-  [ "$(w intakes --json | python3 -c 'import json,sys; print(sum(i["state"]=="done" for i in json.load(sys.stdin)))')" = 2 ] && break
-  sleep 0.1
-done
+wait_done 2
 python3 - "$WHARF_SOURCE_DIR/docs/api.md" > api-examples.sh <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()

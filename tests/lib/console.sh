@@ -64,3 +64,15 @@ api_login() {
     -d "{\"user\":\"$1\",\"password\":\"$2\"}" "$BASE/api/v1/login" |
     python3 -c 'import json,sys; print(json.load(sys.stdin).get("csrf",""))'
 }
+
+# done_count: intakes in state done; wait_done N: until N are (15 s at most)
+done_count() {
+  w intakes --json | python3 -c 'import json,sys; print(sum(i["state"]=="done" for i in json.load(sys.stdin)))'
+}
+wait_done() {
+  for _ in $(seq 150); do
+    [ "$(done_count)" = "$1" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
