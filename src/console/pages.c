@@ -4,8 +4,12 @@
  * HTML and CSS; readable without JavaScript; forms POST with the session's
  * CSRF token.  Every value from the ledger passes through html_escape.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/views.h"
 #include "console/internal.h"
@@ -286,6 +290,157 @@ static enum MHD_Result intakes(struct console_req *q)
     return finish(q, &b);
 }
 
+#define REPORT_SHOWN (64 * 1024)
+
+/* Calls fn for each regular file of the bag at dir: its tag files and
+ * data/<name>; every open is relative to a directory fd, nothing followed. */
+static void bag_walk(const char *dir, void (*fn)(void *, const char *rel), void *ctx)
+{
+    int top = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (top < 0)
+        return;
+    for (int pass = 0; pass < 2; pass++) {
+        int fd = pass == 0 ? dup(top)
+                           : openat(top, "data", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        if (!d) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        while ((de = readdir(d))) {
+            struct stat st;
+            if (de->d_name[0] == '.' ||
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                continue;
+            char rel[600];
+            snprintf(rel, sizeof rel, "%s%s", pass ? "data/" : "", de->d_name);
+            fn(ctx, rel);
+        }
+        closedir(d);
+    }
+    close(top);
+}
+
+struct bag_links {
+    struct hbuf *b;
+    const char *id;
+};
+
+static void bag_link(void *c, const char *rel)
+{
+    struct bag_links *x = c;
+    hbuf_puts(x->b, "<li><a href=\"/intakes/");
+    url_escape(x->b, x->id);
+    hbuf_puts(x->b, "/bag?f=");
+    url_escape(x->b, rel);
+    hbuf_puts(x->b, "\" download>");
+    html_escape(x->b, rel);
+    hbuf_puts(x->b, "</a></li>");
+}
+
+struct bag_find {
+    const char *want;
+    bool found;
+};
+
+static void bag_match(void *c, const char *rel)
+{
+    struct bag_find *x = c;
+    if (!strcmp(x->want, rel))
+        x->found = true;
+}
+
+/* GET /intakes/ID/bag?f=NAME: one file of the intake's bag, streamed; only
+ * a name the bag's own listing has. */
+static enum MHD_Result bag_file(struct console_req *q, const char *id)
+{
+    const char *f = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "f");
+    struct intake in = {0};
+    struct werr e;
+    struct stat st;
+    enum MHD_Result r;
+    int fd = -1, top = -1;
+    if (!f)
+        return console_error(q->conn, 400, "bad_request", "give f=FILE");
+    int k = ledger_get(q->l, id, &in, &e);
+    if (k <= 0 || !in.bag) {
+        intake_clear(&in);
+        return k < 0 ? console_error(q->conn, 500, "ledger", "%s", e.msg)
+                     : console_error(q->conn, 404, "not_found", "no such intake or no bag yet");
+    }
+    struct bag_find x = {f, false};
+    bag_walk(in.bag, bag_match, &x);
+    if (x.found && (top = open(in.bag, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+        if (!strncmp(f, "data/", 5)) {
+            int dd = openat(top, "data", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (dd >= 0) {
+                fd = openat(dd, f + 5, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                close(dd);
+            }
+        } else
+            fd = openat(top, f, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        close(top);
+    }
+    intake_clear(&in);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return console_error(q->conn, 404, "not_found", "no such file in the bag");
+    }
+    /* a download name of safe characters only */
+    char name[128];
+    const char *base = strrchr(f, '/') ? strrchr(f, '/') + 1 : f;
+    size_t n = 0;
+    for (; base[n] && n < sizeof name - 1; n++) {
+        char ch = base[n];
+        name[n] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                          (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_'
+                      ? ch
+                      : '_';
+    }
+    name[n] = 0;
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    char disp[200];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name[0] ? name : "file");
+    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(resp, "Content-Disposition", disp);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    r = MHD_queue_response(q->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* The reject report (report.txt in the bag), at most REPORT_SHOWN bytes. */
+static void report_block(struct hbuf *b, const char *bag)
+{
+    int top = bag ? open(bag, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    int fd = top >= 0 ? openat(top, "report.txt", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    char *buf = NULL;
+    ssize_t k = 0, got = 0;
+    if (fd >= 0) {
+        buf = malloc(REPORT_SHOWN + 1);
+        while (buf && got < REPORT_SHOWN && (k = read(fd, buf + got, REPORT_SHOWN - got)) > 0)
+            got += k;
+        if (buf) {
+            buf[got] = 0;
+            hbuf_puts(b, "<h2>Reject report</h2><pre class=report>");
+            html_escape_lines(b, buf);
+            hbuf_puts(b, "</pre>");
+        }
+        free(buf);
+        close(fd);
+    }
+    if (top >= 0)
+        close(top);
+}
+
 static void replay_form(struct console_req *q, struct hbuf *b, const char *id)
 {
     if (q->s.role != ROLE_OPERATOR)
@@ -346,7 +501,16 @@ static enum MHD_Result intake_page(struct console_req *q, const char *id)
         hbuf_puts(&b, "</code></li>");
         free(d);
     }
-    hbuf_puts(&b, "</ol><h2>Evidence</h2><pre>");
+    hbuf_puts(&b, "</ol>");
+    if (!strcmp(outcome, "rejected"))
+        report_block(&b, js_str(j, "bag")[0] ? js_str(j, "bag") : NULL);
+    if (js_str(j, "bag")[0]) {
+        struct bag_links bl = {&b, js_str(j, "id")};
+        hbuf_puts(&b, "<h2>Bag files</h2><ul class=bag>");
+        bag_walk(js_str(j, "bag"), bag_link, &bl);
+        hbuf_puts(&b, "</ul>");
+    }
+    hbuf_puts(&b, "<h2>Evidence</h2><pre>");
     char *info =
         json_dumps(json_object_get(j, "info"), JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     html_escape_lines(&b, info ? info : "{}");
@@ -427,19 +591,78 @@ static enum MHD_Result sources(struct console_req *q)
     return finish(q, &b);
 }
 
+struct chain_ctx {
+    struct chain_link last;
+    int64_t n;
+    char day[14][11]; /* the newest 14 days with bags, yyyy-mm-dd */
+    int64_t count[14];
+    int days;
+};
+
+static int chain_cb(void *c, const struct chain_link *cl)
+{
+    struct chain_ctx *x = c;
+    char ts[32];
+    x->last = *cl;
+    x->n++;
+    format_time_ms(cl->time_ms, ts);
+    ts[10] = 0;
+    if (x->days && !strcmp(x->day[x->days - 1], ts)) {
+        x->count[x->days - 1]++;
+        return 0;
+    }
+    if (x->days == 14) {
+        memmove(x->day, x->day + 1, sizeof x->day[0] * 13);
+        memmove(x->count, x->count + 1, sizeof x->count[0] * 13);
+        x->days--;
+    }
+    memcpy(x->day[x->days], ts, 11);
+    x->count[x->days++] = 1;
+    return 0;
+}
+
 static enum MHD_Result audit(struct console_req *q)
 {
     struct hbuf b = {0};
     json_t *v = NULL;
+    struct chain_ctx *x = calloc(1, sizeof *x);
+    struct werr e;
+    char *acts = NULL;
     head(&b, "Audit", q);
+    if (x && ledger_chain_walk(q->l, chain_cb, x, &e) == 0) {
+        hbuf_printf(&b, "<h2>Hash chain</h2><p>%lld sealed bags; head <code>%s</code>",
+                    (long long)x->n, x->n ? x->last.link : "(empty)");
+        if (x->n) {
+            hbuf_puts(&b, " (intake ");
+            html_escape(&b, x->last.intake);
+            hbuf_puts(&b, ")");
+        }
+        hbuf_puts(&b, "</p><table><tr><th>day<th>bags sealed</tr>");
+        for (int i = x->days - 1; i >= 0; i--)
+            hbuf_printf(&b, "<tr><td>%s</td><td>%lld</td></tr>", x->day[i], (long long)x->count[i]);
+        hbuf_puts(&b, "</table>");
+    } else
+        hbuf_puts(&b, "<p class=err>the chain cannot be read</p>");
+    free(x);
     audit_last(q->l, &v);
     hbuf_puts(&b, "<h2>Last verify</h2><pre>");
     char *s = v ? json_dumps(v, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
     html_escape_lines(&b, s ? s : "the server has not verified the archive yet (verify.every)");
     free(s);
     json_decref(v);
-    hbuf_puts(&b, "</pre><h2>Export</h2><form method=get action=/api/v1/export>since <input "
-                  "name=since value=2000-01-01> <button>download JSON</button></form>");
+    hbuf_puts(&b, "</pre><h2>Export</h2><form method=get action=/api/v1/export>manifest records "
+                  "of every bag sealed since <input name=since value=2000-01-01> "
+                  "<button>download JSON</button></form><h2>Console actions</h2><pre>");
+    if (ledger_kv_get(q->l, "console:actions", &acts, &e) == 0 && acts) {
+        json_t *a = json_loads(acts, 0, NULL);
+        char *t = a ? json_dumps(a, JSON_INDENT(1) | JSON_ENSURE_ASCII) : NULL;
+        html_escape_lines(&b, t ? t : "");
+        free(t);
+        json_decref(a);
+    } else
+        hbuf_puts(&b, "none yet");
+    free(acts);
+    hbuf_puts(&b, "</pre>");
     return finish(q, &b);
 }
 
@@ -474,6 +697,8 @@ enum MHD_Result page_route(struct console_req *q, const char *url)
         return intakes(q);
     if (sscanf(url, "/intakes/%33[0-9A-Z]%n", id, &n) == 1 && !url[n])
         return intake_page(q, id);
+    if (sscanf(url, "/intakes/%33[0-9A-Z]/bag%n", id, &n) == 1 && !url[n])
+        return bag_file(q, id);
     if (!strcmp(url, "/rejects"))
         return rejects(q);
     if (!strcmp(url, "/sources"))

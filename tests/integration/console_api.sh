@@ -92,6 +92,23 @@ contains "the name is shown, escaped" "$(curl -s -m 10 -b aud.jar "$BASE/rejects
 contains "ANSI escape and newline shown as U+FFFD" "$(curl -s -m 10 -b aud.jar "$BASE/rejects")" 'ansi&#xFFFD;[31mred&#xFFFD;line.csv'
 contains "pages send a Content-Security-Policy" "$(curl -s -m 10 -D - -o /dev/null -b aud.jar "$BASE/")" "Content-Security-Policy: default-src 'none'"
 
+# the reject's page: its report with line and column, links to the bag's
+# files; a viewer downloads the original, byte for byte; names outside the
+# bag's own listing are refused
+page=$(curl -s -m 10 -b aud.jar "$BASE/intakes/$REJ")
+contains "the reject's page shows its report (line)" "$page" 'line 2'
+contains "... and links the bag's files" "$page" '/bag?f=data%2F%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.csv'
+contains "... the tag files too" "$page" '/bag?f=manifest-sha256.txt'
+eq "a viewer downloads the original from the bag, byte for byte" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/intakes/$REJ/bag?f=data%2F%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.csv" | sha256sum | cut -c1-64)" \
+  "$(printf 'order_id,customer,amount\n100,a,-1\n' | sha256sum | cut -c1-64)"
+for f in ../../ledger.db data/../../../ledger.db /etc/passwd bagit.txt/..; do
+  eq "bag file \"$f\" outside the bag's listing: 404" \
+    "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -b aud.jar --get --data-urlencode "f=$f" "$BASE/intakes/$REJ/bag")" 404
+done
+audit=$(curl -s -m 10 -b aud.jar "$BASE/audit")
+contains "the audit page shows the chain head" "$audit" "$(sqlite3 var/ledger.db 'select link from chain order by seq desc limit 1' 2>/dev/null || echo no-chain-table)"
+
 # roles and CSRF
 eq "viewer sees no replay button" "$(curl -s -m 10 -b aud.jar "$BASE/rejects" | grep -c 'class=replay')" 0
 contains "operator sees replay buttons" "$(curl -s -m 10 -b ops.jar "$BASE/rejects")" 'class=replay'
