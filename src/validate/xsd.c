@@ -812,6 +812,38 @@ static char *decl_default(struct sdocs *s, xmlNodePtr n, const char *kind)
     return r;
 }
 
+/* A global element others may stand in for (abstract, or the head of a
+ * substitution group): a document can carry another element in its place,
+ * which the field's name would not match. */
+static bool substitutable(struct sdocs *s, xmlNodePtr el)
+{
+    bool builtin;
+    const char *name = qname_attr(el, "ref", &builtin);
+    xmlChar *own = NULL;
+    bool r = false;
+    if (!name) {
+        if (!(el->parent && is_xs(el->parent, "schema")))
+            return false; /* a local declaration heads no group */
+        own = xmlGetNoNsProp(el, (const xmlChar *)"name");
+        name = (const char *)own;
+    } else if ((el = top_decl(s, "element", name)) == NULL) {
+        return false;
+    }
+    if (!name)
+        return false;
+    r = attr_is(el, "abstract", "true");
+    for (int i = 0; i < s->n && !r; i++) {
+        xmlNodePtr root = xmlDocGetRootElement(s->v[i]);
+        for (xmlNodePtr c = root ? root->children : NULL; c && !r; c = c->next) {
+            const char *head;
+            if (is_xs(c, "element") && (head = qname_attr(c, "substitutionGroup", &builtin)))
+                r = !strcmp(head, name);
+        }
+    }
+    xmlFree(own);
+    return r;
+}
+
 /* XSD whiteSpace: string preserves, normalizedString replaces, the rest
  * collapse (leading and trailing white space is not part of the value). */
 static bool collapses(const char *simple)
@@ -901,6 +933,16 @@ static void map_fields(struct xsdv *x, const struct profile *p, struct sdocs *s,
                          "%s: \"%s\": %s may occur more than once in a record (maxOccurs in %s); "
                          "one column holds one value, and wharf neither drops nor joins the "
                          "others: make the repeated element the record (xml.record) instead",
+                         col->name, p->xml.fields[i].path, f->steps[k], p->xml.schema);
+                ok = false;
+                break;
+            }
+            if (substitutable(s, el)) {
+                diag_add(d, p->file, 0, 0, "xml.fields",
+                         "%s: \"%s\": %s is abstract or heads a substitution group in %s: a "
+                         "document may carry another element in its place, which this field "
+                         "would miss; map the member elements' parent or make the record the "
+                         "element itself",
                          col->name, p->xml.fields[i].path, f->steps[k], p->xml.schema);
                 ok = false;
                 break;
