@@ -10,7 +10,7 @@
 #   /usr/share/bash-completion/completions/wharf
 #   /usr/sbin/wharf-add-partner                     partner SFTP accounts
 #   /usr/share/wharf/sshd_config.d/wharf-partners.conf
-#   /usr/share/doc/wharf/{configuration.md,partners.md,runbooks/}
+#   /usr/share/doc/wharf/{configuration.md,partners.md,xsd.md,runbooks/}
 #
 # The package is built with prefix /usr; /etc and /var paths are absolute.
 #   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build
@@ -54,6 +54,7 @@ install(FILES ${WHARF_PKG_DIR}/sshd_config.d/wharf-partners.conf
         DESTINATION ${CMAKE_INSTALL_DATADIR}/wharf/sshd_config.d)
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/docs/configuration.md
               ${CMAKE_CURRENT_SOURCE_DIR}/docs/partners.md
+              ${CMAKE_CURRENT_SOURCE_DIR}/docs/xsd.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/runbooks/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/runbooks FILES_MATCHING PATTERN "*.md")

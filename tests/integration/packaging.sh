@@ -55,6 +55,7 @@ if [ -n "$DEB" ]; then
         /usr/share/wharf/sshd_config.d/wharf-partners.conf \
         /usr/share/doc/wharf/configuration.md \
         /usr/share/doc/wharf/partners.md \
+        /usr/share/doc/wharf/xsd.md \
         /usr/share/doc/wharf/runbooks/README.md; do
         # man pages may be gzipped
         if grep -qxE "$f(\.gz)?" "$TMP/contents"; then ok "package has $f"; else bad "package lacks $f"; fi
