@@ -3,6 +3,8 @@
  * is the CLI's --json one, built by the same function (cli/views.c,
  * daemon/health.c); errors are {"code": ..., "message": ...}.
  */
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@
 #include "console/internal.h"
 #include "daemon/audit.h"
 #include "daemon/health.h"
+#include "source/ssh.h"
 #include "util/escape.h"
 #include "util/ids.h"
 #include "util/parse.h"
@@ -98,6 +101,47 @@ int api_intake_page(struct console_req *q, json_t **out, struct werr *e, char *w
     return 0;
 }
 
+/* The host keys pinned for host:port in known_hosts (plain entries;
+ * hashed ones cannot be listed without the key), as
+ * [{"type": "ssh-ed25519", "fingerprint": "SHA256:..."}]. */
+static json_t *pinned_keys(const char *known_hosts, const char *host, int port)
+{
+    json_t *out = json_array();
+    char line[16384], want[300];
+    FILE *f = known_hosts ? fopen(known_hosts, "re") : NULL;
+    if (!f)
+        return out;
+    if (port == 22)
+        snprintf(want, sizeof want, "%s", host);
+    else
+        snprintf(want, sizeof want, "[%s]:%d", host, port);
+    while (fgets(line, sizeof line, f)) {
+        char *save = NULL, *hosts = strtok_r(line, " \t\r\n", &save);
+        char *type = strtok_r(NULL, " \t\r\n", &save), *b64 = strtok_r(NULL, " \t\r\n", &save);
+        bool match = false;
+        if (!hosts || hosts[0] == '#' || hosts[0] == '@' || !type || !b64)
+            continue;
+        for (char *h, *s2 = NULL, *hl = hosts; (h = strtok_r(hl, ",", &s2)); hl = NULL)
+            if (!strcmp(h, want))
+                match = true;
+        size_t n = strlen(b64);
+        if (!match || n > 8192 || n % 4)
+            continue;
+        unsigned char *blob = malloc(n);
+        int len = blob ? EVP_DecodeBlock(blob, (unsigned char *)b64, (int)n) : -1;
+        if (len > 0) {
+            char fp[SSH_FP_LEN];
+            len -= (b64[n - 1] == '=') + (n > 1 && b64[n - 2] == '=');
+            ssh_fingerprint(blob, (size_t)len, fp);
+            json_array_append_new(
+                out, json_pack("{s:o,s:s}", "type", esc_json(type), "fingerprint", fp));
+        }
+        free(blob);
+    }
+    fclose(f);
+    return out;
+}
+
 /* Sources: where each profile's files come from and how that went. */
 json_t *api_sources(struct console_req *q)
 {
@@ -110,22 +154,28 @@ json_t *api_sources(struct console_req *q)
                       p->source.type == SOURCE_SFTP ? "sftp" : "spool", "host", p->source.host,
                       "user", p->source.user, "path", esc_json(p->source.path), "enabled",
                       p->enabled, "paused", ledger_paused(q->l, p->name));
-        if (p->source.type == SOURCE_SFTP)
+        if (p->source.type == SOURCE_SFTP) {
             json_object_set_new(o, "port", json_integer(p->source.port));
+            json_object_set_new(
+                o, "host_keys",
+                pinned_keys(p->source.known_hosts ? p->source.known_hosts : q->cfg->known_hosts,
+                            p->source.host, p->source.port));
+        }
         if (ledger_source_health(q->l, p->name, &sh)) {
             char a[32], b[32], s[32];
             format_time_ms(sh.last_poll_ms, a);
             format_time_ms(sh.last_ok_ms, b);
             format_time_ms(sh.since_ms, s);
-            json_object_set_new(
-                o, "health",
-                json_pack("{s:b,s:s,s:s?,s:s?,s:i,s:s?,s:o,s:s?,s:s}", "ok", sh.ok, "last_poll", a,
-                          "last_ok", sh.last_ok_ms ? b : NULL, "down_since", sh.ok ? NULL : s,
-                          "failed_polls", sh.fails, "kind", sh.ok ? NULL : sh.kind, "error",
-                          sh.ok ? NULL : sh.error, "runbook", sh.ok ? NULL : sh.runbook, "circuit",
-                          sh.ok           ? "closed"
-                          : sh.fails >= 3 ? "open"
-                                          : "closed"));
+            json_object_set_new(o, "health",
+                                json_pack("{s:b,s:s,s:s?,s:s?,s:i,s:s?,s:o,s:s?,s:s}", "ok", sh.ok,
+                                          "last_poll", a, "last_ok", sh.last_ok_ms ? b : NULL,
+                                          "down_since", sh.ok ? NULL : s, "failed_polls", sh.fails,
+                                          "kind", sh.ok ? NULL : sh.kind, "error",
+                                          sh.ok ? json_null() : esc_json(sh.error), "runbook",
+                                          sh.ok ? NULL : sh.runbook, "circuit",
+                                          sh.ok           ? "closed"
+                                          : sh.fails >= 3 ? "open"
+                                                          : "closed"));
         } else
             json_object_set_new(o, "health", json_null());
         json_array_append_new(arr, o);

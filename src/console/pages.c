@@ -282,9 +282,19 @@ static enum MHD_Result intakes(struct console_req *q)
     long long off = js_int(j, "offset"), lim = js_int(j, "limit"), tot = js_int(j, "total");
     hbuf_printf(&b, "<p>%lld to %lld of %lld, newest first", tot ? off + 1 : 0,
                 off + (long long)json_array_size(json_object_get(j, "intakes")), tot);
-    if (off + lim < tot)
-        hbuf_printf(&b, " &middot; <a href=\"/intakes?offset=%lld&amp;limit=%lld\">next</a>",
-                    off + lim, lim);
+    if (off + lim < tot) {
+        /* the next page keeps the filters */
+        static const char *keep[] = {"profile", "state", "outcome", "name", "since", "until", NULL};
+        hbuf_printf(&b, " &middot; <a href=\"/intakes?offset=%lld&amp;limit=%lld", off + lim, lim);
+        for (int i = 0; keep[i]; i++) {
+            const char *v = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, keep[i]);
+            if (v && *v) {
+                hbuf_printf(&b, "&amp;%s=", keep[i]);
+                url_escape(&b, v);
+            }
+        }
+        hbuf_puts(&b, "\">next</a>");
+    }
     hbuf_puts(&b, "</p>");
     json_decref(j);
     return finish(q, &b);
@@ -562,7 +572,7 @@ static enum MHD_Result sources(struct console_req *q)
     size_t i;
     head(&b, "Sources", q);
     hbuf_puts(&b, "<table><tr><th>profile<th>type<th>where<th>health<th>circuit<th>last poll"
-                  "<th>error</tr>");
+                  "<th>error<th>pinned host key</tr>");
     json_array_foreach(arr, i, o)
     {
         json_t *h = json_object_get(o, "health");
@@ -584,7 +594,19 @@ static enum MHD_Result sources(struct console_req *q)
         td(&b, h ? js_str(h, "circuit") : "");
         td(&b, h ? js_str(h, "last_poll") : "");
         td(&b, h ? js_str(h, "error") : "");
-        hbuf_puts(&b, "</tr>");
+        hbuf_puts(&b, "<td class=hostkey>");
+        json_t *k;
+        size_t ki;
+        json_array_foreach(json_object_get(o, "host_keys"), ki, k)
+        {
+            html_escape(&b, js_str(k, "type"));
+            hbuf_puts(&b, " ");
+            html_escape(&b, js_str(k, "fingerprint"));
+            hbuf_puts(&b, "<br>");
+        }
+        if (!strcmp(js_str(o, "type"), "sftp") && !json_array_size(json_object_get(o, "host_keys")))
+            hbuf_puts(&b, "none pinned: wharf trust HOST:PORT");
+        hbuf_puts(&b, "</td></tr>");
     }
     hbuf_puts(&b, "</table>");
     json_decref(arr);

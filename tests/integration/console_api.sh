@@ -73,6 +73,8 @@ eq "GET /api/v1/intakes/ID is wharf show --json" \
   "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes/$REJ" | norm)" "$(w show "$REJ" --json | norm)"
 eq "paging: limit=1&offset=1 gives the second newest" \
   "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes?limit=1&offset=1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["intakes"]), d["total"])')" "1 3"
+contains "the intakes page pages on, keeping its filters" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/intakes?limit=1&outcome=rejected")" 'href="/intakes?offset=1&amp;limit=1&amp;outcome=rejected">next'
 eq "filter by outcome" \
   "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/intakes?outcome=rejected" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')" 2
 eq "a bad filter is a 400 with a JSON error" \
@@ -168,6 +170,33 @@ for _ in 1 2 3 4 5; do
 done
 eq "after 5 failures the login is rate-limited: 429" \
   "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{"user":"ops","password":"operator-pass"}' "$BASE/api/v1/login")" 429
+
+# sources: an SFTP source that is down (nothing listens on its port) shows
+# its error, open circuit and the pinned host key's fingerprint, as
+# ssh-keygen -l computes it
+DEAD=$(_console_port)
+ssh-keygen -q -t ed25519 -N '' -f hostkey </dev/null >/dev/null
+echo "[127.0.0.1]:$DEAD $(cut -d' ' -f1,2 hostkey.pub)" > known_hosts
+: > id_partner
+cat > profiles/remote.yaml <<EOP
+name: remote
+source: { type: sftp, host: 127.0.0.1, port: $DEAD, user: acme, key_file: id_partner, known_hosts: known_hosts, path: /out, timeout: 2s }
+schedule: { every: 1s }
+format: csv
+csv: { schema: orders.schema.json }
+target: { type: sqlite, path: var/warehouse.db, table: remote }
+EOP
+kill -HUP "$SRV"
+for _ in $(seq 100); do
+  [ "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/sources" | python3 -c 'import json,sys; print([s for s in json.load(sys.stdin) if s["profile"]=="remote"][0]["health"] is not None)' 2>/dev/null)" = True ] && break
+  sleep 0.1
+done
+src=$(curl -s -m 10 -b aud.jar "$BASE/api/v1/sources")
+eq "a down SFTP source in /api/v1/sources: not ok, with its error" \
+  "$(python3 -c 'import json,sys; s=[s for s in json.loads(sys.argv[1]) if s["profile"]=="remote"][0]["health"]; print(s["ok"], bool(s["error"]))' "$src")" "False True"
+fp=$(ssh-keygen -lf known_hosts | awk '{print $2}')
+contains "the pinned host key's fingerprint (as ssh-keygen -l)" "$src" "$fp"
+contains "the sources page shows it too" "$(curl -s -m 10 -b aud.jar "$BASE/sources")" "$fp"
 
 console_stop
 finish
