@@ -174,7 +174,7 @@ int cli_ledger(struct cli *c)
         return 0;
     if ((r = become_owner(c)))
         return r;
-    if (ro && stat(c->cfg.ledger_path, &st) < 0) {
+    if (ro && strcmp(c->cfg.ledger_type, "postgresql") != 0 && stat(c->cfg.ledger_path, &st) < 0) {
         fprintf(stderr,
                 "wharf %s: no ledger at %s: nothing has run with this configuration (%s) yet. "
                 "Give the configuration with -c, or start with `wharf once` or `wharf run`.\n",
@@ -185,7 +185,7 @@ int cli_ledger(struct cli *c)
         fprintf(stderr, "wharf: %s\n", e.msg);
         return EXIT_FAILURE_OP;
     }
-    c->ledger = ledger_open_sqlite(c->cfg.ledger_path, &e);
+    c->ledger = ledger_open(c->cfg.ledger_type, c->cfg.ledger_path, c->cfg.ledger_dsn_file, &e);
     if (!c->ledger) {
         fprintf(stderr, "wharf: ledger: %s\n", e.msg);
         return EXIT_FAILURE_OP;

@@ -74,7 +74,8 @@ static void *pool_worker(void *arg)
     struct pool *pl = arg;
     struct pipeline_stats st = {0};
     struct werr e;
-    struct ledger *l = ledger_open_sqlite(pl->c->cfg.ledger_path, &e);
+    struct ledger *l =
+        ledger_open(pl->c->cfg.ledger_type, pl->c->cfg.ledger_path, pl->c->cfg.ledger_dsn_file, &e);
     struct pipeline *pipe;
     if (!l) {
         wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "ledger: %s", e.msg);

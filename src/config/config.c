@@ -342,18 +342,27 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
     if (!want(&w, root, NODE_MAP, ""))
         goto out;
     check_keys(&w, root, "",
-               KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger", "known_hosts",
-                    "alert", "log", "reconcile", "verify", "console"));
+               KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger", "node",
+                    "known_hosts", "alert", "log", "reconcile", "verify", "console"));
     get_str(&w, root, "state_dir", "", &cfg->state_dir);
     get_str(&w, root, "profiles_dir", "", &cfg->profiles_dir);
     get_str(&w, root, "schemas_dir", "", &cfg->schemas_dir);
     get_int(&w, root, "workers", "", 1, 256, &cfg->workers);
     get_str(&w, root, "known_hosts", "", &cfg->known_hosts);
+    get_str(&w, root, "node", "", &cfg->node);
     get_str(&w, root, "alert", "", &cfg->alert);
     if ((n = node_get(root, "ledger")) && want(&w, n, NODE_MAP, "ledger")) {
         int type = 0;
-        check_keys(&w, n, "ledger", KEYS("type", "path"));
-        get_enum(&w, n, "type", "ledger", KEYS("sqlite"), &type);
+        check_keys(&w, n, "ledger", KEYS("type", "path", "dsn_file"));
+        get_enum(&w, n, "type", "ledger", KEYS("sqlite", "postgresql"), &type);
+        free(cfg->ledger_type);
+        cfg->ledger_type = xstrdup(type == 1 ? "postgresql" : "sqlite");
+        get_str(&w, n, "dsn_file", "ledger", &cfg->ledger_dsn_file);
+        if (type == 1 && node_get(n, "path"))
+            err_at(&w, node_get(n, "path"), "ledger.path",
+                   "a postgresql ledger takes dsn_file, not path");
+        if (type != 1 && cfg->ledger_dsn_file)
+            err_at(&w, node_get(n, "dsn_file"), "ledger.dsn_file", "only for type: postgresql");
         if (node_get(n, "path")) {
             free(cfg->ledger_path);
             cfg->ledger_path = NULL;
@@ -414,6 +423,8 @@ void config_free(struct wharf_config *cfg)
     free(cfg->schemas_dir);
     free(cfg->ledger_type);
     free(cfg->ledger_path);
+    free(cfg->ledger_dsn_file);
+    free(cfg->node);
     free(cfg->known_hosts);
     free(cfg->alert);
     free(cfg->work_dir);

@@ -173,8 +173,10 @@ struct wharf_config {
     char *profiles_dir;
     char *schemas_dir;
     int workers;
-    char *ledger_type;          /* "sqlite" */
+    char *ledger_type;          /* "sqlite" (default) or "postgresql" */
     char *ledger_path;          /* default <state_dir>/ledger.db */
+    char *ledger_dsn_file;      /* postgresql: libpq connection string file; NULL: PG* env */
+    char *node;                 /* this node's name (node:), default the host name */
     char *known_hosts;          /* global known_hosts for sftp sources */
     char *alert;                /* command run with an event as JSON on stdin */
     int log_json;               /* -1 auto, 0 text, 1 json */

@@ -586,7 +586,8 @@ static enum MHD_Result route(struct console *c, struct MHD_Connection *conn, con
     if (!strcmp(url, "/healthz"))
         return console_send(conn, MHD_HTTP_OK, "text/plain", "ok\n", 3, NULL);
     if (!strcmp(url, "/readyz")) {
-        struct ledger *l = ledger_open_sqlite(c->cfg->ledger_path, &e);
+        struct ledger *l =
+            ledger_open(c->cfg->ledger_type, c->cfg->ledger_path, c->cfg->ledger_dsn_file, &e);
         char *v = NULL;
         bool ready = l && ledger_kv_get(l, "console:ready-probe", &v, &e) == 0;
         free(v);
@@ -656,7 +657,7 @@ static enum MHD_Result route(struct console *c, struct MHD_Connection *conn, con
                                  q.s.user);
         }
     }
-    if (!(q.l = ledger_open_sqlite(c->cfg->ledger_path, &e)))
+    if (!(q.l = ledger_open(c->cfg->ledger_type, c->cfg->ledger_path, c->cfg->ledger_dsn_file, &e)))
         return console_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "ledger", "%s", e.msg);
     profiles_load(c->cfg, NULL, 0, &q.set, &d);
     diag_free(&d);

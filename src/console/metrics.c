@@ -83,7 +83,7 @@ static void help(struct hbuf *b, const char *name, const char *type, const char 
 int metrics_render(const struct wharf_config *cfg, const struct console_counters *n, struct hbuf *b,
                    struct werr *e)
 {
-    struct ledger *l = ledger_open_sqlite(cfg->ledger_path, e);
+    struct ledger *l = ledger_open(cfg->ledger_type, cfg->ledger_path, cfg->ledger_dsn_file, e);
     struct intake_filter f = {.state = -1};
     struct mctx m = {0};
     struct profile_set set = {0};

@@ -97,7 +97,8 @@ static int64_t tick(void *arg)
     struct werr e;
     json_t *last = NULL;
     int64_t due = a->first_due;
-    if (!a->l && !(a->l = ledger_open_sqlite(a->cfg->ledger_path, &e))) {
+    if (!a->l && !(a->l = ledger_open(a->cfg->ledger_type, a->cfg->ledger_path,
+                                      a->cfg->ledger_dsn_file, &e))) {
         wlog(LOG_ERROR, NULL, NULL, "verify_failed", NULL, "ledger: %s", e.msg);
         return 60000;
     }

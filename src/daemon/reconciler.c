@@ -87,7 +87,8 @@ static int64_t tick(void *arg)
 {
     struct reconciler *r = arg;
     struct werr e;
-    if (!r->l && !(r->l = ledger_open_sqlite(r->cfg->ledger_path, &e))) {
+    if (!r->l && !(r->l = ledger_open(r->cfg->ledger_type, r->cfg->ledger_path,
+                                      r->cfg->ledger_dsn_file, &e))) {
         wlog(LOG_ERROR, NULL, NULL, "reconcile_failed", NULL, "ledger: %s", e.msg);
         return 60000;
     }

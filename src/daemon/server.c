@@ -134,7 +134,8 @@ static void *worker(void *arg)
     struct worker_arg *wa = arg;
     struct server *s = wa->s;
     struct werr e;
-    struct ledger *l = ledger_open_sqlite(s->cfg->ledger_path, &e);
+    struct ledger *l =
+        ledger_open(s->cfg->ledger_type, s->cfg->ledger_path, s->cfg->ledger_dsn_file, &e);
     struct pipeline *pl = NULL;
     unsigned gen = ~0u;
 

@@ -312,3 +312,14 @@ void ledger_source_failed(struct ledger *l, const char *profile, const char *kin
     snprintf(h.runbook, sizeof h.runbook, "%s", runbook ? runbook : "");
     source_put(l, profile, &h);
 }
+
+struct ledger *ledger_open(const char *type, const char *path, const char *dsn_file, struct werr *e)
+{
+    if (type && strcmp(type, "postgresql") == 0)
+        return ledger_open_pg(dsn_file, e);
+    if (type && strcmp(type, "sqlite") != 0) {
+        werr_setk(e, WERR_CONFIG, "ledger type '%s' is neither sqlite nor postgresql", type);
+        return NULL;
+    }
+    return ledger_open_sqlite(path, e);
+}

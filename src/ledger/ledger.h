@@ -143,6 +143,14 @@ struct ledger {
 
 /* Opens (creating and migrating) the ledger at path. */
 struct ledger *ledger_open_sqlite(const char *path, struct werr *e);
+/* Connects to the PostgreSQL ledger named by dsn_file (a libpq connection
+ * string or URI; NULL: the PG* environment and ~/.pgpass) and creates or
+ * migrates its tables (ledger_pg.c). */
+struct ledger *ledger_open_pg(const char *dsn_file, struct werr *e);
+/* The ledger wharf.yaml names: type "sqlite" (path) or "postgresql"
+ * (dsn_file). */
+struct ledger *ledger_open(const char *type, const char *path, const char *dsn_file,
+                           struct werr *e);
 
 /* Claim a drop: inserts the intake in state found.  The claim key
  * (profile, source, path, size, mtime) is unique: returns 1 when claimed

@@ -21,15 +21,61 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "ledger/ledger.h"
 #include "util/parse.h"
 #include "util/sha256.h"
 
 struct fx {
     char dir[64];
-    char path[128];
+    char path[128]; /* the SQLite file, or (PostgreSQL) the test's dsn file */
+    char schema[64];
     struct ledger *l;
 };
+
+/*
+ * The backend under test: SQLite, or PostgreSQL when WHARF_TEST_LEDGER_PG
+ * names a dsn file (tests/integration/ledger_pg.sh starts a server and runs
+ * this binary so).  Each PostgreSQL test gets a schema of its own, named in
+ * its dsn file's search_path, dropped by teardown.
+ */
+static char *pg_base;
+
+static struct ledger *fx_open(const char *path, struct werr *e)
+{
+    return pg_base ? ledger_open_pg(path, e) : ledger_open_sqlite(path, e);
+}
+
+static int pg_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_base);
+    PGresult *r;
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s\n", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+static int pg_schema(struct fx *f)
+{
+    static int n;
+    char sql[128];
+    FILE *fp;
+    snprintf(f->schema, sizeof f->schema, "t%ld_%d", (long)getpid(), n++);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", f->schema);
+    if (pg_exec(sql) < 0)
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/dsn", f->dir);
+    if (!(fp = fopen(f->path, "w")))
+        return -1;
+    fprintf(fp, "%s options='-c search_path=%s'\n", pg_base, f->schema);
+    return fclose(fp);
+}
 
 static int setup(void **state)
 {
@@ -39,7 +85,9 @@ static int setup(void **state)
     if (!mkdtemp(f->dir))
         return -1;
     snprintf(f->path, sizeof f->path, "%s/ledger.db", f->dir);
-    f->l = ledger_open_sqlite(f->path, &e);
+    if (pg_base && pg_schema(f) < 0)
+        return -1;
+    f->l = fx_open(f->path, &e);
     if (!f->l) {
         fprintf(stderr, "open: %s\n", e.msg);
         return -1;
@@ -54,6 +102,11 @@ static int teardown(void **state)
     DIR *d;
     struct dirent *de;
     ledger_close(f->l);
+    if (pg_base && f->schema[0]) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", f->schema);
+        pg_exec(sql);
+    }
     d = opendir(f->dir);
     while (d && (de = readdir(d))) {
         char p[512];
@@ -311,7 +364,7 @@ struct race {
 static void race_child(const char *path, struct race *rc, int who, bool transitions)
 {
     struct werr e = {0};
-    struct ledger *l = ledger_open_sqlite(path, &e);
+    struct ledger *l = fx_open(path, &e);
     int i;
     if (!l)
         _exit(2);
@@ -965,6 +1018,83 @@ static void test_open_race(void **state)
     munmap(b, sizeof *b);
 }
 
+/* ---- PostgreSQL only ---- */
+
+/* Several nodes opening (creating, migrating) a fresh ledger at once all
+ * succeed (the migration runs under an advisory lock), and a schema newer
+ * than this wharf is refused by name. */
+static void test_pg_open_race(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    pthread_barrierattr_t ba;
+    pthread_barrier_t *b =
+        mmap(NULL, sizeof *b, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char sql[160];
+    int round, w, status;
+
+    assert_true(b != MAP_FAILED);
+    pthread_barrierattr_init(&ba);
+    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(b, &ba, 4);
+    for (round = 0; round < 5; round++) {
+        pid_t pid[4];
+        ledger_close(f->l);
+        f->l = NULL;
+        snprintf(sql, sizeof sql, "DROP SCHEMA %.60s CASCADE; CREATE SCHEMA %.60s", f->schema,
+                 f->schema);
+        assert_int_equal(pg_exec(sql), 0);
+        for (w = 0; w < 4; w++) {
+            pid[w] = fork();
+            assert_true(pid[w] >= 0);
+            if (pid[w] == 0) {
+                struct ledger *l;
+                pthread_barrier_wait(b);
+                if (!(l = fx_open(f->path, &e))) {
+                    fprintf(stderr, "open: %s\n", e.msg);
+                    _exit(2);
+                }
+                if (claim(l, "p", "same", 1, 1, NULL) < 0)
+                    _exit(3);
+                ledger_close(l);
+                _exit(0);
+            }
+        }
+        for (w = 0; w < 4; w++) {
+            assert_int_equal(waitpid(pid[w], &status, 0), pid[w]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+        f->l = fx_open(f->path, &e);
+        assert_non_null(f->l);
+    }
+    snprintf(sql, sizeof sql, "UPDATE %s.wharf_schema SET version = 999", f->schema);
+    assert_int_equal(pg_exec(sql), 0);
+    assert_null(fx_open(f->path, &e));
+    assert_non_null(strstr(e.msg, "version 999 is newer"));
+    pthread_barrier_destroy(b);
+    munmap(b, sizeof *b);
+}
+
+/* A password in the dsn file never appears in an error. */
+static void test_pg_secret_scrubbed(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    char path[160];
+    FILE *fp;
+    (void)f;
+    snprintf(path, sizeof path, "%s/bad-dsn", f->dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp,
+            "host=127.0.0.1 port=1 dbname=nope user=nobody password=Sekr1tPw connect_timeout=2\n");
+    fclose(fp);
+    assert_null(ledger_open_pg(path, &e));
+    assert_null(strstr(e.msg, "Sekr1tPw"));
+    assert_true(e.transient);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -985,5 +1115,37 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_is_transient, setup, teardown),
     };
+    /* The same behaviour on PostgreSQL; the SQLite file tests (pragmas,
+     * paths, SQLite's own lock) are replaced by their PostgreSQL kin. */
+    const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_setup_teardown(test_claim_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transition_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_callback_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_find_loaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sightings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_open_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_secret_scrubbed, setup, teardown),
+    };
+    const char *dsn_file = getenv("WHARF_TEST_LEDGER_PG");
+    if (dsn_file && *dsn_file) {
+        char buf[1024];
+        size_t n;
+        FILE *fp = fopen(dsn_file, "r");
+        if (!fp || !(n = fread(buf, 1, sizeof buf - 1, fp))) {
+            fprintf(stderr, "WHARF_TEST_LEDGER_PG=%s: unreadable\n", dsn_file);
+            return 1;
+        }
+        fclose(fp);
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+            n--;
+        buf[n] = 0;
+        pg_base = strdup(buf);
+        return cmocka_run_group_tests_name("ledger on postgresql", pg_tests, NULL, NULL);
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
