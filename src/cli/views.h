@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "config/config.h"
 #include "ledger/ledger.h"
@@ -23,5 +24,8 @@ json_t *view_intakes(struct ledger *l, const struct intake_filter *f, bool rejec
 int view_intake(struct ledger *l, const char *id, json_t **out, struct werr *e);
 /* `wharf export --format json`: every sealed intake created since since_ms. */
 json_t *view_export(struct ledger *l, int64_t since_ms, struct werr *e);
+/* `wharf export --format csv` into out (one row per sealed intake; cells a
+ * spreadsheet would run as formulas neutralised). */
+int view_export_csv(struct ledger *l, int64_t since_ms, FILE *out, struct werr *e);
 
 #endif

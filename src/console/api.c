@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/views.h"
 #include "console/internal.h"
@@ -183,6 +184,36 @@ json_t *api_sources(struct console_req *q)
     return arr;
 }
 
+/* The CSV export (the CLI's, same function), spooled to an unnamed temp
+ * file and streamed from it: memory stays bounded however long the list. */
+static enum MHD_Result export_csv(struct console_req *q, int64_t since_ms)
+{
+    struct werr e;
+    FILE *f = tmpfile();
+    long size;
+    int fd;
+    if (!f)
+        return console_error(q->conn, 500, "internal", "no temp file for the export");
+    if (view_export_csv(q->l, since_ms, f, &e) < 0 || (size = ftell(f)) < 0 ||
+        (fd = dup(fileno(f))) < 0) {
+        fclose(f);
+        return console_error(q->conn, 500, "export", "%s", e.msg);
+    }
+    fclose(f);
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)size, fd);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/csv; charset=utf-8");
+    MHD_add_response_header(r, "Content-Disposition", "attachment; filename=\"wharf-export.csv\"");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ok = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
 static enum MHD_Result post_route(struct console_req *q, const char *path)
 {
     struct werr e = {0};
@@ -280,6 +311,12 @@ enum MHD_Result api_route(struct console_req *q, const char *path)
         if (!since || parse_date(since, &ms) < 0)
             return console_error(q->conn, MHD_HTTP_BAD_REQUEST, "bad_request",
                                  "give since=DATE (2026-11-01)");
+        const char *fmt = arg(q, "format");
+        if (fmt && !strcmp(fmt, "csv"))
+            return export_csv(q, ms);
+        if (fmt && strcmp(fmt, "json"))
+            return console_error(q->conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                 "format is csv or json");
         if (!(j = view_export(q->l, ms, &e)))
             return ledger_failed(q, &e);
         return console_json(q->conn, MHD_HTTP_OK, j);

@@ -672,9 +672,10 @@ static enum MHD_Result audit(struct console_req *q)
     html_escape_lines(&b, s ? s : "the server has not verified the archive yet (verify.every)");
     free(s);
     json_decref(v);
-    hbuf_puts(&b, "</pre><h2>Export</h2><form method=get action=/api/v1/export>manifest records "
-                  "of every bag sealed since <input name=since value=2000-01-01> "
-                  "<button>download JSON</button></form><h2>Console actions</h2><pre>");
+    hbuf_puts(&b, "</pre><h2>Export</h2><form method=get action=/api/v1/export>manifest "
+                  "records of every bag sealed since <input name=since value=2000-01-01> "
+                  "<select name=format><option value=csv>CSV<option value=json>JSON</select> "
+                  "<button>download</button></form><h2>Console actions</h2><pre>");
     if (ledger_kv_get(q->l, "console:actions", &acts, &e) == 0 && acts) {
         json_t *a = json_loads(acts, 0, NULL);
         char *t = a ? json_dumps(a, JSON_INDENT(1) | JSON_ENSURE_ASCII) : NULL;

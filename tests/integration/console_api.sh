@@ -111,6 +111,13 @@ done
 audit=$(curl -s -m 10 -b aud.jar "$BASE/audit")
 contains "the audit page shows the chain head" "$audit" "$(sqlite3 var/ledger.db 'select link from chain order by seq desc limit 1' 2>/dev/null || echo no-chain-table)"
 
+eq "the audit export (CSV) is wharf export --format csv" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/export?since=2000-01-01&format=csv" | sha256sum)" \
+  "$(w export --since 2000-01-01 --format csv | sha256sum)"
+eq "the audit export (JSON) is wharf export --format json" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/export?since=2000-01-01" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" \
+  "$(w export --since 2000-01-01 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+
 # roles and CSRF
 eq "viewer sees no replay button" "$(curl -s -m 10 -b aud.jar "$BASE/rejects" | grep -c 'class=replay')" 0
 contains "operator sees replay buttons" "$(curl -s -m 10 -b ops.jar "$BASE/rejects")" 'class=replay'
