@@ -71,6 +71,7 @@
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
+#include "validate/control.h"
 #include "validate/validate.h"
 
 #define SOURCE_INGEST "ingest"
@@ -778,6 +779,8 @@ static const char *reject_runbook(const struct report *r)
         return werr_kind_runbook(WERR_ENCODING);
     if (!strcmp(code, "duplicate"))
         return werr_kind_runbook(WERR_DUPLICATE);
+    if (!strcmp(code, "control_total"))
+        return werr_kind_runbook(WERR_CONTROL);
     return werr_kind_runbook(WERR_SCHEMA);
 }
 
@@ -995,6 +998,61 @@ static int record_load(struct job *j, struct werr *e)
     return r;
 }
 
+/*
+ * control: compare the partner's control totals of every part with what was
+ * received (profile control:, validate/control.h), after validation and
+ * before the target commits.  The evidence goes into info.control (the
+ * stable key receipts and `wharf show` read):
+ *   {"ok": bool, "message": "...", "parts": [{"part", "ok", "form", "line",
+ *    "stated": {...}, "received": {"records","valid","invalid","sums"},
+ *    "message"}, ...]}
+ * Returns true when every part agrees; otherwise the first disagreement
+ * leads the report (problem code control_total) and the caller rejects.
+ */
+static void control_free(struct control_tally *ctl, size_t n)
+{
+    for (size_t i = 0; ctl && i < n; i++)
+        control_tally_free(&ctl[i]);
+    free(ctl);
+}
+
+static bool control_check(struct job *j, struct control_tally *ctl,
+                          const struct validate_result *pres)
+{
+    json_t *parts = json_array();
+    char msg[1024], first[1024] = "";
+    bool all = true;
+    for (size_t i = 0; i < j->insp.n; i++) {
+        const struct part *pt = &j->insp.parts[i];
+        json_t *ev;
+        if (pt->rejected)
+            continue;
+        bool ok = control_compare(&ctl[i], pres[i].records, pres[i].valid, pres[i].invalid,
+                                  j->p->on_invalid == ON_INVALID_SPLIT, &ev, msg, sizeof msg);
+        json_object_set_new(ev, "part", esc_json(pt->name));
+        json_array_append_new(parts, ev);
+        if (!ok && all) {
+            all = false;
+            snprintf(first, sizeof first, "%s", msg);
+            report_add(&j->rep, pt->name, ctl[i].line, 0, NULL, NULL, 0, "control_total", "%s",
+                       msg);
+            /* The control verdict leads the report (and picks the runbook). */
+            if (j->rep.n > 1) {
+                struct problem last = j->rep.v[j->rep.n - 1];
+                memmove(j->rep.v + 1, j->rep.v, (j->rep.n - 1) * sizeof *j->rep.v);
+                j->rep.v[0] = last;
+            }
+        }
+        if (ok && !*first)
+            snprintf(first, sizeof first, "%s", msg);
+    }
+    info_set(j, "control",
+             json_pack("{s:b,s:o,s:o}", "ok", all, "message", esc_json(first), "parts", parts));
+    wlog(all ? LOG_INFO : LOG_WARN, j->p->name, j->in.id, "control", NULL, "%s: %s", j->in.name,
+         first);
+    return all;
+}
+
 /* inspected -> validated -> loaded, or -> rejected; validated -> loaded. */
 static int step_load(struct job *j)
 {
@@ -1003,7 +1061,9 @@ static int step_load(struct job *j)
     uint64_t rows = 0, records = 0, invalid = 0, parked_rows = 0;
     json_t *parked = NULL; /* the split files the validator wrote */
     bool structural = false, began = false;
-    uint64_t *part_first = NULL; /* the load's row index where each part starts */
+    uint64_t *part_first = NULL;         /* the load's row index where each part starts */
+    struct control_tally *ctl = NULL;    /* per part, when the profile has control: */
+    struct validate_result *pres = NULL; /* per part: what its validation saw */
     int r;
 
     if (!(j->tg = target_get(j->pl, j->p, &e)))
@@ -1051,6 +1111,12 @@ static int step_load(struct job *j)
         j->pl->progress(j->pl->progress_ctx, j->in.id, "load", 0, j->bytes_total, 0);
     parked = json_array();
     part_first = xcalloc(j->insp.n + 1, sizeof *part_first);
+    pres = xcalloc(j->insp.n + 1, sizeof *pres);
+    if (j->p->control.line != CONTROL_NONE) {
+        ctl = xcalloc(j->insp.n + 1, sizeof *ctl);
+        for (size_t i = 0; i < j->insp.n; i++)
+            control_tally_init(&ctl[i], &j->p->control);
+    }
     for (size_t i = 0; i < j->insp.n; i++) {
         struct part *pt = &j->insp.parts[i];
         part_first[i] = j->rows;
@@ -1063,6 +1129,7 @@ static int step_load(struct job *j)
             .header = pt->dialect.header,
             .skip_first_line = pt->dialect.sep_line,
             .bytes_read = &part_read,
+            .control = ctl ? &ctl[i] : NULL,
         };
         struct validate_result res = {0};
         char *invalid_csv = NULL;
@@ -1107,6 +1174,8 @@ static int step_load(struct job *j)
         records += res.records;
         invalid += res.invalid;
         structural |= res.structural;
+        pres[i] = res;
+        pres[i].invalid_path = NULL;
     }
     if (j->p->on_invalid == ON_INVALID_SPLIT)
         info_set(j, "invalid_rows",
@@ -1116,6 +1185,19 @@ static int step_load(struct job *j)
     info_set(j, "validation",
              json_pack("{s:I,s:I,s:I}", "records", (json_int_t)records, "invalid",
                        (json_int_t)invalid, "problems", (json_int_t)j->rep.total));
+    if (ctl && !control_check(j, ctl, pres)) {
+        /* The target transaction is still open: nothing of it commits. */
+        if (began)
+            j->tg->ops->rollback(j->tg);
+        control_free(ctl, j->insp.n);
+        free(pres);
+        free(part_first);
+        return reject(j, "control");
+    }
+    control_free(ctl, j->insp.n);
+    ctl = NULL;
+    free(pres);
+    pres = NULL;
     if (structural || (j->rep.total && j->p->on_invalid == ON_INVALID_REJECT) ||
         (j->p->on_invalid == ON_INVALID_SPLIT && too_many_invalid(j->p, invalid, records))) {
         if (began)
@@ -1164,6 +1246,8 @@ static int step_load(struct job *j)
         json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid", (json_int_t)invalid));
 fail:
     json_decref(parked);
+    control_free(ctl, j->insp.n);
+    free(pres);
     if (j->tg && began)
         j->tg->ops->rollback(j->tg);
     if (j->tg && j->tg->reject.set) {
@@ -1251,7 +1335,8 @@ static int step_seal(struct job *j)
     bool has_own = false;
     char tm[SHA256_HEX_LEN], prev[SHA256_HEX_LEN];
     char *dir = bag_dir_for(j), *payload_name = xasprintf("data/%s", j->in.name);
-    char *received = NULL, *rows = NULL, *evidence = NULL, *invalid_rows = NULL;
+    char *received = NULL, *rows = NULL, *evidence = NULL, *invalid_rows = NULL,
+         *control_line = NULL;
     json_t *parked = j->in.info ? json_object_get(j->in.info, "invalid_rows") : NULL;
     json_t *pfiles = parked ? json_object_get(parked, "files") : NULL, *pf;
     size_t np = 0, max_files = 3 + json_array_size(pfiles);
@@ -1329,6 +1414,16 @@ static int step_seal(struct job *j)
     }
     json_t *tg = j->in.info ? json_object_get(j->in.info, "target") : NULL;
     kv[nk++] = (struct bag_kv){"Wharf-Target", tg ? json_string_value(tg) : "none"};
+    json_t *cv = j->in.info ? json_object_get(j->in.info, "control") : NULL;
+    if (cv) {
+        /* The partner's control totals against what was received. */
+        const char *m = json_string_value(json_object_get(cv, "message"));
+        if (m && !strncmp(m, "control: ", 9))
+            m += 9;
+        control_line = xasprintf(
+            "%s: %s", json_is_true(json_object_get(cv, "ok")) ? "agree" : "differ", m ? m : "");
+        kv[nk++] = (struct bag_kv){"Wharf-Control", control_line};
+    }
     if (j->in.replay_of)
         kv[nk++] = (struct bag_kv){"Wharf-Replay-Of", j->in.replay_of};
     kv[nk++] = (struct bag_kv){"Wharf-Previous-Link", head};
@@ -1365,6 +1460,7 @@ out:
     free(paths);
     free(files);
     free(invalid_rows);
+    free(control_line);
     free(dir);
     free(payload_name);
     free(received);

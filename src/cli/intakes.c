@@ -246,6 +246,13 @@ int cmd_show(struct cli *c, int argc, char **argv)
                    json_integer_value(json_object_get(parked, "rows")),
                    json_array_size(json_object_get(parked, "files")),
                    json_array_size(json_object_get(parked, "files")) == 1 ? "" : "s");
+        json_t *cv = in.info ? json_object_get(in.info, "control") : NULL;
+        if (cv) { /* the message quotes the partner's totals, already escaped */
+            char *m = esc_text(json_string_value(json_object_get(cv, "message")));
+            printf("control   %s -- %s\n",
+                   json_is_true(json_object_get(cv, "ok")) ? "agree" : "DIFFER", m);
+            free(m);
+        }
         if (in.attempts)
             printf("attempts  %d\n", in.attempts);
         if (in.last_error)

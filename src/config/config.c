@@ -17,6 +17,7 @@
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -880,6 +881,58 @@ static void load_retry(struct walk *w, struct profile *p, const struct node *n)
     get_duration(w, n, "backoff_max", "retry", &p->retry.backoff_max_ms);
 }
 
+/* control: { line: last, pattern: "^TRL$", count: 2, sums: { amount: 3 } } */
+static void load_control(struct walk *w, struct profile *p, const struct node *n)
+{
+    const char *path = "control";
+    const struct node *c;
+    int v = 0;
+    if (!want(w, n, NODE_MAP, path))
+        return;
+    check_keys(w, n, path, KEYS("line", "pattern", "count", "sums"));
+    if (!node_get(n, "line"))
+        err_at(w, n, "control.line", "is required (first: a header record, last: a trailer)");
+    get_enum(w, n, "line", path, KEYS("last", "first"), &v);
+    p->control.line = v == 1 ? CONTROL_HEADER : CONTROL_TRAILER;
+    get_str(w, n, "pattern", path, &p->control.pattern);
+    if (!p->control.pattern)
+        err_at(w, n, "control.pattern",
+               "is required: an extended regular expression on the control record's first "
+               "field (e.g. \"^TRL$\")");
+    else {
+        regex_t re;
+        int rc = regcomp(&re, p->control.pattern, REG_EXTENDED | REG_NOSUB);
+        if (rc) {
+            char msg[200];
+            regerror(rc, &re, msg, sizeof msg);
+            err_at(w, node_get(n, "pattern"), "control.pattern",
+                   "\"%s\" is not an extended regular expression: %s", p->control.pattern, msg);
+        } else {
+            regfree(&re);
+        }
+    }
+    get_int(w, n, "count", path, 1, 10000, &p->control.count_field);
+    if ((c = node_get(n, "sums")) && want(w, c, NODE_MAP, "control.sums")) {
+        p->control.sums = xcalloc(c->n ? c->n : 1, sizeof *p->control.sums);
+        for (size_t i = 0; i < c->n; i++) {
+            struct control_sum *cs = &p->control.sums[p->control.n_sums];
+            char *kp = join("control.sums", c->keys[i]);
+            int f = 0;
+            if (!ident_valid(c->keys[i]))
+                err_at(w, c->keynodes[i], kp, "\"%s\" is not a column name", c->keys[i]);
+            get_int(w, c, c->keys[i], "control.sums", 1, 10000, &f);
+            if (f) {
+                cs->column = xstrdup(c->keys[i]);
+                cs->field = f;
+                p->control.n_sums++;
+            }
+            free(kp);
+        }
+    }
+    if (!p->control.count_field && !p->control.n_sums)
+        err_at(w, n, path, "states nothing: give count: FIELD and/or sums: { column: FIELD }");
+}
+
 static void load_health(struct walk *w, struct profile *p, const struct node *n)
 {
     const struct node *f;
@@ -912,7 +965,7 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     check_keys(&w, root, "",
                KEYS("name", "enabled", "source", "schedule", "expect", "encoding", "format", "csv",
                     "xml", "target", "on_invalid", "max_invalid", "duplicates", "archive_parts",
-                    "limits", "retry", "order", "concurrency", "health", "reconcile"));
+                    "limits", "retry", "order", "concurrency", "health", "reconcile", "control"));
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
     dot = strrchr(base, '.');
@@ -999,6 +1052,11 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     }
     if ((n = node_get(root, "health")))
         load_health(&w, p, n);
+    if ((n = node_get(root, "control")))
+        load_control(&w, p, n);
+    if (p->control.line != CONTROL_NONE && p->format == FORMAT_XML)
+        err_at(&w, node_get(root, "control"), "control",
+               "a trailer or header record needs CSV data (format: xml has none)");
     if (!p->health.stuck_after_ms) {
         p->health.stuck_after_ms = DEF_STUCK_FACTOR * p->source.stable_for_ms;
         if (p->health.stuck_after_ms < DEF_STUCK_MIN_MS)
@@ -1111,6 +1169,10 @@ void profile_free(struct profile *p)
     free(p->target.dsn_file);
     free(p->target.schema);
     strlist_free(&p->target.key);
+    free(p->control.pattern);
+    for (size_t i = 0; i < p->control.n_sums; i++)
+        free(p->control.sums[i].column);
+    free(p->control.sums);
     free(p);
 }
 

@@ -137,6 +137,24 @@ struct health_conf {
     int64_t flood_within_ms; /* ... within this window: flooding */
 };
 
+/* control: the partner's own totals, compared before the load commits
+ * (docs/configuration.md "control").  One field of the control record per
+ * meaning; fields are 1-based. */
+enum control_line { CONTROL_NONE, CONTROL_TRAILER, CONTROL_HEADER };
+
+struct control_sum {
+    char *column; /* a column of the schema */
+    int field;    /* the control record's field holding its sum */
+};
+
+struct control_conf {
+    enum control_line line; /* CONTROL_NONE: no control: section */
+    char *pattern;          /* POSIX ERE on the control record's first field */
+    int count_field;        /* 0: no count stated */
+    struct control_sum *sums;
+    size_t n_sums;
+};
+
 struct profile {
     char *name;
     char *file; /* the YAML it came from */
@@ -165,6 +183,7 @@ struct profile {
     int concurrency;
     struct health_conf health;
     int64_t reconcile_every_ms; /* reconcile.every; 0: wharf.yaml's (or never) */
+    struct control_conf control;
 };
 
 struct wharf_config {

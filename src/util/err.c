@@ -45,6 +45,7 @@ static const struct {
     [WERR_TARGET_UNAVAILABLE] = {"target_unavailable", true, "runbooks/target-down.md"},
     [WERR_DUPLICATE] = {"duplicate", false, "runbooks/duplicates-flood.md"},
     [WERR_INTERRUPTED] = {"interrupted", true, "runbooks/stuck-file.md"},
+    [WERR_CONTROL] = {"control", false, "runbooks/control-total.md"},
 };
 
 static enum werr_kind valid(enum werr_kind k)

@@ -40,6 +40,7 @@ enum werr_kind {
                                 read-only (standby), shutting down */
     WERR_DUPLICATE,          /* the content was already loaded (a reject, not a failure) */
     WERR_INTERRUPTED,        /* stopped at shutdown; resumes at the next start */
+    WERR_CONTROL,            /* the partner's control totals disagree with the data (a reject) */
     WERR_KIND_COUNT
 };
 

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "util/parse.h"
 #include "util/xmalloc.h"
 #include "validate/csv.h"
+#include "validate/control.h"
 #include "validate/keyset.h"
 #include "validate/tsfield.h"
 
@@ -724,6 +726,14 @@ static int wout_field(struct wout *w, bool first, const char *p, size_t len, str
 
 /* ---- the run ------------------------------------------------------------ */
 
+/* The profile's control record: a well-formed record whose first field
+ * matches control.pattern. */
+static bool is_control(const struct control_tally *t, const struct csv_record *rec)
+{
+    return !rec->blank && rec->err == CSV_OK && rec->n &&
+           control_matches(t, rec->f[0].p, rec->f[0].len);
+}
+
 struct run {
     const struct tschema *s;
     const struct profile *p;
@@ -1339,7 +1349,8 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
     struct csv_reader *rd;
     struct csv_record rec;
     struct wout *w = NULL;
-    size_t ncols = s->n, *map = NULL;
+    size_t ncols = s->n, *map = NULL, *sumcol = NULL;
+    struct control_tally *ctl = in->control;
     int rc = -1, got;
 
     memset(res, 0, sizeof *res);
@@ -1355,6 +1366,17 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
 
     if (in->skip_first_line && csv_next(rd, &rec, e) < 0)
         goto out;
+    if (ctl && ctl->conf->line == CONTROL_HEADER) {
+        if ((got = csv_next(rd, &rec, e)) < 0)
+            goto out;
+        if (got == 0 || !is_control(ctl, &rec)) {
+            /* Not read on as data: the record might be the column header. */
+            res->structural = true;
+            rc = 0;
+            goto out;
+        }
+        control_tally_take(ctl, rec.f, rec.n, rec.line);
+    }
     if (in->header) {
         if ((got = csv_next(rd, &rec, e)) < 0)
             goto out;
@@ -1399,8 +1421,36 @@ int csvv_run(struct tschema *s, const struct profile *p, const struct validate_i
         if (map[c] < s->n && !C.col[map[c]])
             C.col[map[c]] = c + 1;
     sets_open(s, in, &C);
+    if (ctl) {
+        sumcol = xcalloc(ctl->conf->n_sums + 1, sizeof *sumcol);
+        for (size_t k = 0; k < ctl->conf->n_sums; k++) {
+            sumcol[k] = SIZE_MAX;
+            for (size_t c = 0; c < ncols; c++)
+                if (map[c] < s->n && !strcmp(s->f[map[c]].name, ctl->conf->sums[k].column))
+                    sumcol[k] = c;
+            if (sumcol[k] == SIZE_MAX && !*ctl->problem)
+                snprintf(ctl->problem, sizeof ctl->problem,
+                         "control.sums names \"%s\", which is not a column of the %s",
+                         ctl->conf->sums[k].column, in->header ? "file's header" : "schema");
+        }
+    }
 
     while ((got = csv_next(rd, &rec, e)) == 1) {
+        if (ctl && ctl->conf->line == CONTROL_TRAILER) {
+            if (is_control(ctl, &rec)) {
+                control_tally_take(ctl, rec.f, rec.n, rec.line);
+                continue;
+            }
+            if (ctl->found && !*ctl->problem)
+                snprintf(ctl->problem, sizeof ctl->problem,
+                         "the trailer at line %llu is not the last record (line %llu follows)",
+                         (unsigned long long)ctl->line, (unsigned long long)rec.line);
+        }
+        if (ctl && !rec.blank && rec.err != CSV_LINE_TOO_LONG)
+            for (size_t k = 0; k < ctl->conf->n_sums; k++)
+                if (sumcol[k] < rec.n && rec.f[sumcol[k]].len &&
+                    decimal_add_text(&ctl->sums[k], rec.f[sumcol[k]].p, rec.f[sumcol[k]].len) < 0)
+                    ctl->unsummable[k]++;
         res->records++;
         R.nerr = 0;
         R.recerr_len = 0;
@@ -1476,6 +1526,7 @@ out:
     free(C.scratch);
     free(C.pkbuf);
     free(map);
+    free(sumcol);
     csv_close(rd);
     return rc;
 }

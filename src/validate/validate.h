@@ -89,6 +89,12 @@ struct validate_input {
     bool header;
     bool skip_first_line; /* Excel's "sep=X" line: not data, still counted as line 1 */
     uint64_t *bytes_read; /* when not NULL: kept at the bytes read so far (progress) */
+    /* When not NULL (profile control:, CSV): the control record is kept out
+     * of the data (not validated, loaded or split; line numbers stay
+     * right) and read into it, with the exact sums of every received
+     * record, valid or invalid (validate/control.h).  A header control
+     * record that is missing makes the part structural. */
+    struct control_tally *control;
 };
 
 struct validate_result {

@@ -1,0 +1,62 @@
+/*
+ * control: the partner's own control totals (profile `control:`), read from
+ * a trailer or header record of a CSV part, and the totals wharf counts from
+ * the records it received, compared before the load commits.
+ *
+ * The validator owns the reading: it recognises the control record (the
+ * first or last record whose first field matches control.pattern), keeps
+ * its fields out of the data (not validated, not loaded, not split), and
+ * adds every received record's cells of the summed columns, valid or
+ * invalid, exactly (util/decimal.h).  The pipeline then calls
+ * control_compare, which says whether both sides agree and builds the
+ * evidence (ledger info.control, bag-info.txt, `wharf show`).
+ *
+ * Ownership: control_tally_init/free; control_compare's json is the
+ * caller's.
+ */
+#ifndef WHARF_CONTROL_H
+#define WHARF_CONTROL_H
+
+#include <jansson.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "util/decimal.h"
+
+struct control_tally {
+    const struct control_conf *conf;
+    bool found;           /* the control record was seen */
+    uint64_t line;        /* where it starts */
+    char *count_text;     /* its count field, as written; NULL when absent */
+    char **sum_text;      /* per conf->sums[k]: its sum field as written, or NULL */
+    struct decimal *sums; /* per conf->sums[k]: the received cells' exact sum */
+    uint64_t *unsummable; /* per conf->sums[k]: cells that are not numbers */
+    char problem[512];    /* the control record itself is wrong (misplaced, repeated, short) */
+    regex_t re;           /* conf->pattern, compiled once */
+    bool re_ok;
+};
+
+void control_tally_init(struct control_tally *t, const struct control_conf *conf);
+void control_tally_free(struct control_tally *t);
+/* Take rec's fields (fields[0..n)) as the control record at line. */
+struct csv_field;
+void control_tally_take(struct control_tally *t, const struct csv_field *f, size_t n,
+                        uint64_t line);
+/* Does a first field (not NUL-terminated) match the pattern? */
+bool control_matches(const struct control_tally *t, const char *s, size_t len);
+
+/*
+ * Compare the stated totals with the received ones: records (every data
+ * record, valid + invalid), the exact sums.  Returns true when they agree;
+ * *out gets the evidence:
+ *   {"ok":false,"line":1001,"stated":{"records":"1000","sums":{"amount":"56789.00"}},
+ *    "received":{"records":999,"valid":999,"invalid":0,"sums":{"amount":"56701.50"}},
+ *    "message":"the file says 1,000 records / amount 56,789.00; received 999 / 56,701.50"}
+ * msg (size msz) gets the message.
+ */
+bool control_compare(const struct control_tally *t, uint64_t records, uint64_t valid,
+                     uint64_t invalid, bool split, json_t **out, char *msg, size_t msz);
+
+#endif
