@@ -247,7 +247,7 @@ int decimal_cmp(const struct decimal *a0, const struct decimal *b0)
 
 char *decimal_str(const struct decimal *a, bool group)
 {
-    size_t n = a->n ? a->n : 1, ip = n - a->scale;
+    size_t n = a->n ? a->n : 1;
     char *s = xmalloc(n + n / 3 + 4), *o = s;
     if (a->neg)
         *o++ = '-';
@@ -259,6 +259,5 @@ char *decimal_str(const struct decimal *a, bool group)
             *o++ = ',';
     }
     *o = 0;
-    (void)ip;
     return s;
 }

@@ -128,7 +128,6 @@ bool control_compare(const struct control_tally *t, uint64_t records, uint64_t v
     size_t sl = 0, gl = 0;
 
     if (c->count_field) {
-        uint64_t n = 0;
         struct decimal sd = {0}, rd = {0};
         char buf[32];
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)records);
@@ -137,7 +136,6 @@ bool control_compare(const struct control_tally *t, uint64_t records, uint64_t v
             t->count_text && decimal_parse(&sd, t->count_text, strlen(t->count_text)) == 0;
         if (!parsed || decimal_cmp(&sd, &rd) != 0)
             ok = false;
-        (void)n;
         decimal_free(&sd);
         decimal_free(&rd);
         char *s = stated_show(t->count_text);
