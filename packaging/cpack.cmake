@@ -88,7 +88,7 @@ if(WHARF_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 else()
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "adduser, libssh2-1, libarchive13, libsqlite3-0, libxml2, libyaml-0-2, libjansson4, libssl3, libuchardet0, zlib1g, libpq5")
+    "adduser, libssh2-1, libarchive13, libsqlite3-0, libxml2, libyaml-0-2, libjansson4, libssl3, libuchardet0, zlib1g, libpq5, libmicrohttpd12, libcrypt1")
 endif()
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "openssh-server, sqlite3")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

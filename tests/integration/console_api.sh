@@ -21,6 +21,18 @@ timeout 20 "$WHARF" run >/dev/null 2>off.err
 eq "non-loopback console without TLS refuses to start (exit 3)" "$?" 3
 contains "... and says it needs tls_cert/tls_key" "$(cat off.err)" "tls_cert"
 
+# under TLS (a self-signed certificate): HTTPS, and the session cookie is Secure
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 2 \
+  -keyout tls.key -out tls.crt >/dev/null 2>&1 || bad "openssl could not make a certificate"
+CONSOLE_EXTRA=$'  tls_cert: tls.crt\n  tls_key: tls.key\n'
+if console_start; then
+  eq "TLS: https answers" "$(curl -sk -m 10 "https://127.0.0.1:$PORT/healthz")" ok
+  contains "TLS: the session cookie is Secure" \
+    "$(curl -sk -m 10 -D - -o /dev/null -H 'Content-Type: application/json' -d '{"user":"aud","password":"viewer-pass"}' "https://127.0.0.1:$PORT/api/v1/login")" \
+    "SameSite=Strict; Secure"
+  console_stop
+fi
+
 CONSOLE_EXTRA=$'  timeout: 2s\n'
 console_start || { finish; exit; }
 m0=$(curl -s -m 10 "$BASE/metrics")

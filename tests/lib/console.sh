@@ -36,7 +36,8 @@ console_start() {
     env "$@" "$WHARF" run >srv.out 2>>srv.err &
     SRV=$!
     for _ in $(seq 100); do
-      if grep -q '"started"' srv.err && curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; then
+      if grep -q '"started"' srv.err && { curl -sf -m 5 "http://127.0.0.1:$PORT/healthz" ||
+        curl -sfk -m 5 "https://127.0.0.1:$PORT/healthz"; } >/dev/null 2>&1; then
         BASE="http://127.0.0.1:$PORT"
         return 0
       fi
