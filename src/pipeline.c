@@ -62,7 +62,9 @@
 
 #include "inspect/inspect.h"
 #include "load/keydigest.h"
+#include "load/sftp_push.h"
 #include "load/target.h"
+#include "reply/receipt.h"
 #include "report.h"
 #include "seal/bag.h"
 #include "source/source.h"
@@ -279,6 +281,7 @@ static char *source_desc(const struct profile *p)
 }
 
 static void crash_point(const char *point);
+static int step_receipt(struct job *j);
 
 /* ---- polling and claiming ------------------------------------------- */
 
@@ -888,6 +891,12 @@ static int step_inspect(struct job *j)
             wlog(LOG_INFO, j->p->name, j->in.id, "duplicate", NULL,
                  "%s: same content as %s; skipped (see %s)", j->in.name, dup,
                  werr_kind_runbook(WERR_DUPLICATE));
+            /* The partner hears of it too; its bytes are sealed in the
+             * earlier bag, so "sealed" is when this intake was settled. */
+            if (!json_object_get(j->in.info, "sealed_ms"))
+                info_set(j, "sealed_ms", json_integer((json_int_t)now_ms()));
+            if (step_receipt(j) < 0)
+                return -1; /* retried later from taken: the check above is idempotent */
             if (move(j, ST_DONE, "duplicate", jstr("duplicate_of", dup)) < 0)
                 return -1;
             rmtree(j->workdir, &e);
@@ -1439,6 +1448,7 @@ sealed:
     info_set(j, "bag", json_string(dir));
     info_set(j, "chain_link", json_string(cl.link));
     info_set(j, "tagmanifest_sha256", json_string(tm));
+    info_set(j, "sealed_ms", json_integer((json_int_t)now_ms()));
     if (save(j) < 0)
         goto out;
     wlog(LOG_INFO, j->p->name, j->in.id, "sealed", NULL, "%s sealed in %s (link %.16s...)",
@@ -1469,10 +1479,185 @@ out:
     return r;
 }
 
+/*
+ * sealed: the receipt (profile `receipt:`), a step of its own before the
+ * source is finished.  Recorded in info.receipt:
+ *
+ *   {"files": [{"name": "...", "sha256": "..."}], "attempts": N,
+ *    "delivered_ms": T | "failed": "why", "error": "last transient error"}
+ *
+ *   1. build each format once into work/<id>/receipt.<ext> (durable); a
+ *      re-run after a crash re-delivers those same bytes;
+ *   2. deliver each to the outbox under <name>.<intake>.receipt.<ext>
+ *      (temp name, then a rename/link that never replaces a file: an
+ *      existing file with our bytes is a delivery before a crash, any other
+ *      is the partner's and is kept);
+ *   3. record delivered_ms and the event "receipt" with every hash.
+ *
+ * A transient failure (server down) is retried with the profile's backoff,
+ * counted apart from the intake's own attempts; a permanent one, or the
+ * last attempt, records "failed" and the event "receipt_failed", logs an
+ * error, and the intake goes on: a receipt never changes an outcome.
+ */
+static int deliver_receipt(struct job *j, const char *name, const char *data, size_t len,
+                           struct sftp_push *sp, bool *sp_open, struct werr *e)
+{
+    const struct receipt_conf *rc = &j->p->receipt;
+    if (rc->dir)
+        return receipt_put_local(rc->dir, name, data, len, e);
+    if (!*sp_open) {
+        const char *kh =
+            j->p->source.known_hosts ? j->p->source.known_hosts : j->pl->cfg->known_hosts;
+        if (sftp_push_open(sp, &j->p->source, kh, e) < 0)
+            return -1;
+        *sp_open = true;
+    }
+    return sftp_push_put(sp, rc->path, name, data, len, e);
+}
+
+static int step_receipt(struct job *j)
+{
+    const struct receipt_conf *rc = &j->p->receipt;
+    json_t *ri = j->in.info ? json_object_get(j->in.info, "receipt") : NULL;
+    static const char *const exts[] = {"json", "csv"};
+    struct werr e = {0};
+    struct sftp_push sp;
+    bool sp_open = false;
+    json_t *files = json_array();
+    int r = -1;
+
+    if (!rc->enabled ||
+        (ri && (json_object_get(ri, "delivered_ms") || json_object_get(ri, "failed")))) {
+        json_decref(files);
+        return 0;
+    }
+    ri = ri ? json_deep_copy(ri) : json_object();
+    for (int k = 0; k < 2; k++) {
+        if ((k == 0 && !rc->json) || (k == 1 && !rc->csv))
+            continue;
+        char *name = receipt_name(&j->in, exts[k]);
+        char *path = xasprintf("%s/receipt.%s", j->workdir, exts[k]), *data = NULL;
+        char sha[SHA256_HEX_LEN];
+        size_t len = 0;
+        int d;
+        if (!name) {
+            werr_setk(&e, WERR_HOSTILE, "the file name cannot name a receipt");
+            free(path);
+            goto failed;
+        }
+        if (access(path, F_OK) < 0) {
+            char *rep = xasprintf("%s/report.json", j->workdir), *prev = NULL, *text;
+            struct intake old = {.name = j->in.name};
+            json_t *doc;
+            json_t *sm = json_object_get(j->in.info, "sealed_ms");
+            if (j->in.replay_of) {
+                snprintf(old.id, sizeof old.id, "%s", j->in.replay_of);
+                prev = receipt_name(&old, exts[k]);
+            }
+            doc = receipt_build(&j->in, sm ? json_integer_value(sm) : j->in.updated_ms,
+                                access(rep, F_OK) == 0 ? rep : NULL, rc->max_problems, prev, &e);
+            free(rep);
+            free(prev);
+            if (!doc) {
+                free(name);
+                free(path);
+                goto failed;
+            }
+            text = k == 0 ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : receipt_csv(doc);
+            json_decref(doc);
+            d = durable_write(path, text, strlen(text), &e);
+            free(text);
+            if (d < 0) {
+                free(name);
+                free(path);
+                goto retry;
+            }
+            crash_point("receipt_built");
+        }
+        if (receipt_read(path, &data, &len, &e) < 0) {
+            free(name);
+            free(path);
+            goto retry;
+        }
+        sha256_hex(data, len, sha);
+        d = deliver_receipt(j, name, data, len, &sp, &sp_open, &e);
+        free(data);
+        free(path);
+        if (d < 0) {
+            free(name);
+            if (werr_transient(&e))
+                goto retry;
+            goto failed;
+        }
+        crash_point("receipt_put");
+        json_array_append_new(files, json_pack("{s:o,s:s,s:b}", "name", esc_json(name), "sha256",
+                                               sha, "again", d == 0));
+        wlog(LOG_INFO, j->p->name, j->in.id, "receipt",
+             json_pack("{s:s,s:s}", "receipt", name, "sha256", sha), "receipt %s delivered%s", name,
+             d == 0 ? " (already in place)" : "");
+        free(name);
+    }
+    json_object_set(ri, "files", files);
+    json_object_set_new(ri, "delivered_ms", json_integer((json_int_t)now_ms()));
+    json_object_del(ri, "error");
+    info_set(j, "receipt", ri);
+    ri = NULL;
+    if (save(j) < 0)
+        goto out;
+    if (ledger_event(j->pl->ledger, j->in.id, "receipt", json_pack("{s:O}", "files", files), &e) <
+        0)
+        goto out;
+    r = 0;
+    goto out;
+retry : {
+    json_int_t att = json_integer_value(json_object_get(ri, "attempts")) + 1;
+    json_object_set_new(ri, "attempts", json_integer(att));
+    if (att < j->p->retry.max_attempts) {
+        double delay = (double)j->p->retry.backoff_ms;
+        for (json_int_t i = 1; i < att && delay < (double)j->p->retry.backoff_max_ms; i++)
+            delay *= 2;
+        if (delay > (double)j->p->retry.backoff_max_ms)
+            delay = (double)j->p->retry.backoff_max_ms;
+        delay *= 0.5 + 0.5 * ((double)rand() / RAND_MAX);
+        json_object_set_new(ri, "error", esc_json(e.msg));
+        info_set(j, "receipt", ri);
+        ri = NULL;
+        j->in.next_attempt_ms = now_ms() + (int64_t)delay;
+        wlog(LOG_WARN, j->p->name, j->in.id, "receipt_retry", NULL,
+             "receipt not delivered: %s; attempt %d of %d, next in %.1fs", e.msg, (int)att,
+             j->p->retry.max_attempts, delay / 1000);
+        save(j);
+        goto out;
+    }
+}
+failed:
+    json_object_set_new(ri, "failed", esc_json(e.msg));
+    info_set(j, "receipt", ri);
+    ri = NULL;
+    wlog(LOG_ERROR, j->p->name, j->in.id, "receipt_failed", NULL,
+         "receipt NOT delivered: %s (the intake's outcome stands; see %s)", e.msg,
+         werr_kind_runbook(e.kind));
+    if (save(j) < 0)
+        goto out;
+    {
+        struct werr le;
+        ledger_event(j->pl->ledger, j->in.id, "receipt_failed", jstr("error", e.msg), &le);
+    }
+    r = 0;
+out:
+    if (sp_open)
+        sftp_push_close(&sp);
+    json_decref(ri);
+    json_decref(files);
+    return r;
+}
+
 /* sealed -> done */
 static int step_finish(struct job *j)
 {
     struct werr e = {0};
+    if (step_receipt(j) < 0)
+        return -1; /* retried later: the intake stays sealed */
     if (finish_source(j, &e) < 0) {
         /* Never re-ingests: the intake stays sealed and finish is retried. */
         step_failed(j, &e);

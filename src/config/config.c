@@ -476,6 +476,7 @@ void profile_defaults(struct profile *p)
     p->limits.max_errors = DEF_MAX_ERRORS;
     p->limits.max_depth = DEF_MAX_DEPTH;
     p->limits.max_attributes = DEF_MAX_ATTRIBUTES;
+    p->receipt.max_problems = DEF_RECEIPT_MAX_PROBLEMS;
     p->retry.max_attempts = DEF_MAX_ATTEMPTS;
     p->retry.backoff_ms = DEF_BACKOFF_MS;
     p->retry.backoff_max_ms = DEF_BACKOFF_MAX_MS;
@@ -933,6 +934,39 @@ static void load_control(struct walk *w, struct profile *p, const struct node *n
         err_at(w, n, path, "states nothing: give count: FIELD and/or sums: { column: FIELD }");
 }
 
+/* receipt: { dir: DIR | path: REMOTE_DIR, formats: [json, csv], max_problems: N } */
+static void load_receipt(struct walk *w, struct profile *p, const struct node *n)
+{
+    struct strlist formats = {0};
+    struct receipt_conf *rc = &p->receipt;
+    if (!want(w, n, NODE_MAP, "receipt"))
+        return;
+    check_keys(w, n, "receipt", KEYS("dir", "path", "formats", "max_problems"));
+    get_str(w, n, "dir", "receipt", &rc->dir);
+    get_str(w, n, "path", "receipt", &rc->path);
+    get_int(w, n, "max_problems", "receipt", 1, 10000, &rc->max_problems);
+    get_strlist(w, n, "formats", "receipt", &formats);
+    rc->enabled = true;
+    rc->json = !formats.n;
+    for (size_t i = 0; i < formats.n; i++) {
+        if (!strcmp(formats.v[i], "json"))
+            rc->json = true;
+        else if (!strcmp(formats.v[i], "csv"))
+            rc->csv = true;
+        else
+            err_at(w, node_get(n, "formats"), "receipt.formats",
+                   "\"%s\" is not a receipt format (json, csv)", formats.v[i]);
+    }
+    strlist_free(&formats);
+    if (!!rc->dir == !!rc->path)
+        err_at(w, n, "receipt",
+               "needs exactly one of dir: (a local directory) or path: (a directory on the "
+               "source's SFTP server)");
+    else if (rc->path && p->source.type != SOURCE_SFTP)
+        err_at(w, node_get(n, "path"), "receipt.path",
+               "only valid with an sftp source; a spool partner's receipts go to dir:");
+}
+
 static void load_health(struct walk *w, struct profile *p, const struct node *n)
 {
     const struct node *f;
@@ -965,7 +999,8 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     check_keys(&w, root, "",
                KEYS("name", "enabled", "source", "schedule", "expect", "encoding", "format", "csv",
                     "xml", "target", "on_invalid", "max_invalid", "duplicates", "archive_parts",
-                    "limits", "retry", "order", "concurrency", "health", "reconcile", "control"));
+                    "limits", "retry", "order", "concurrency", "health", "reconcile", "control",
+                    "receipt"));
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
     dot = strrchr(base, '.');
@@ -1057,6 +1092,8 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
     if (p->control.line != CONTROL_NONE && p->format == FORMAT_XML)
         err_at(&w, node_get(root, "control"), "control",
                "a trailer or header record needs CSV data (format: xml has none)");
+    if ((n = node_get(root, "receipt")))
+        load_receipt(&w, p, n);
     if (!p->health.stuck_after_ms) {
         p->health.stuck_after_ms = DEF_STUCK_FACTOR * p->source.stable_for_ms;
         if (p->health.stuck_after_ms < DEF_STUCK_MIN_MS)
@@ -1135,6 +1172,8 @@ void profile_free(struct profile *p)
         return;
     free(p->name);
     free(p->file);
+    free(p->receipt.dir);
+    free(p->receipt.path);
     free(p->source.path);
     free(p->source.pattern);
     strlist_free(&p->source.ignore);

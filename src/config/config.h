@@ -155,6 +155,18 @@ struct control_conf {
     size_t n_sums;
 };
 
+/* receipt: an acknowledgement written to the partner after sealing
+ * (src/reply/receipt.c, docs/receipts.md).  Exactly one of dir (a local
+ * directory, for spool partners) or path (a remote directory on the
+ * profile's own SFTP server) is set when enabled. */
+struct receipt_conf {
+    bool enabled;
+    char *dir;  /* local outbox */
+    char *path; /* remote outbox, relative to the SFTP login directory or absolute */
+    bool json, csv;
+    int max_problems; /* problems listed in a reject's receipt; the rest are counted */
+};
+
 struct profile {
     char *name;
     char *file; /* the YAML it came from */
@@ -184,6 +196,7 @@ struct profile {
     struct health_conf health;
     int64_t reconcile_every_ms; /* reconcile.every; 0: wharf.yaml's (or never) */
     struct control_conf control;
+    struct receipt_conf receipt;
 };
 
 struct wharf_config {

@@ -52,6 +52,9 @@
 #define DEF_BACKOFF_MS     1000
 #define DEF_BACKOFF_MAX_MS (15 * 60 * 1000)
 
+/* profile: receipt: problems listed in a reject's receipt (the rest counted) */
+#define DEF_RECEIPT_MAX_PROBLEMS 50
+
 #define DEF_CONCURRENCY 1
 
 /* profile: health (what `wharf status` and the alerts call a problem) */

@@ -1,0 +1,241 @@
+/*
+ * sftp_push: upload to a partner's SFTP server, atomically and never over a
+ * partner's file (see sftp_push.h for the protocol).  Owns one SSH session
+ * and its SFTP channel; sftp_push_close frees them.
+ */
+#include "load/sftp_push.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libssh2.h>
+#include <libssh2_sftp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/sha256.h"
+#include "util/xmalloc.h"
+
+#define PUSH_MAX_SECRET 4096
+
+static int read_secret(const char *path, char *buf, size_t size, struct werr *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t used = 0;
+    ssize_t n;
+    if (fd < 0) {
+        werr_sysk(e, WERR_AUTH, "cannot read %s", path);
+        return -1;
+    }
+    while (used < size - 1 && (n = read(fd, buf + used, size - 1 - used)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            werr_sysk(e, WERR_AUTH, "cannot read %s", path);
+            close(fd);
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    close(fd);
+    while (used && (buf[used - 1] == '\n' || buf[used - 1] == '\r'))
+        used--;
+    buf[used] = 0;
+    return 0;
+}
+
+/* The SFTP status of the last failure, or -1 when the connection broke. */
+static long last_status(struct sftp_push *sp)
+{
+    if (libssh2_session_last_errno(sp->conn.session) == LIBSSH2_ERROR_SFTP_PROTOCOL)
+        return (long)libssh2_sftp_last_error(sp->sftp);
+    return -1;
+}
+
+static void fail(struct sftp_push *sp, struct werr *e, const char *what, const char *path)
+{
+    long st = last_status(sp);
+    if (st < 0)
+        werr_setk(e, WERR_UNREACHABLE, "%s: %s %s: connection lost: %s", sp->label, what, path,
+                  ssh_errmsg(&sp->conn));
+    else if (st == LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM || st == LIBSSH2_FX_QUOTA_EXCEEDED)
+        werr_setk(e, WERR_NOSPACE, "%s: %s %s: the server has no space (SFTP status %ld)",
+                  sp->label, what, path, st);
+    else
+        werr_setk(e, WERR_REMOTE, "%s: %s %s: refused (SFTP status %ld)", sp->label, what, path,
+                  st);
+}
+
+static int authenticate(struct sftp_push *sp, const struct source_conf *sc, struct werr *e)
+{
+    LIBSSH2_SESSION *ss = sp->conn.session;
+    char secret[PUSH_MAX_SECRET] = "";
+    unsigned ulen = (unsigned)strlen(sc->user);
+    int rc, r = -1;
+    if (sc->key_file) {
+        if (sc->passphrase_file && read_secret(sc->passphrase_file, secret, sizeof secret, e) < 0)
+            goto out;
+        rc = libssh2_userauth_publickey_fromfile_ex(ss, sc->user, ulen, NULL, sc->key_file,
+                                                    sc->passphrase_file ? secret : NULL);
+    } else if (sc->password_file) {
+        if (read_secret(sc->password_file, secret, sizeof secret, e) < 0)
+            goto out;
+        rc = libssh2_userauth_password_ex(ss, sc->user, ulen, secret, (unsigned)strlen(secret),
+                                          NULL);
+    } else {
+        werr_setk(e, WERR_AUTH, "%s: no credentials: set source.key_file or source.password_file",
+                  sp->label);
+        goto out;
+    }
+    if (rc != 0) {
+        werr_setk(e, WERR_AUTH, "%s: authentication FAILED for user %s: %s", sp->label, sc->user,
+                  ssh_errmsg(&sp->conn));
+        goto out;
+    }
+    r = 0;
+out:
+    explicit_bzero(secret, sizeof secret);
+    return r;
+}
+
+int sftp_push_open(struct sftp_push *sp, const struct source_conf *sc, const char *known_hosts,
+                   struct werr *e)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->conn.sock = -1;
+    sp->label = xasprintf("sftp://%s@%s:%d", sc->user, sc->host, sc->port);
+    if (ssh_connect(&sp->conn, sc->host, sc->port, sc->timeout_ms, known_hosts, e) < 0)
+        goto fail;
+    if (ssh_require_known(&sp->conn, known_hosts, e) < 0)
+        goto fail;
+    if (authenticate(sp, sc, e) < 0)
+        goto fail;
+    if (!(sp->sftp = libssh2_sftp_init(sp->conn.session))) {
+        werr_setk(e, WERR_UNREACHABLE, "%s: cannot start the SFTP subsystem: %s", sp->label,
+                  ssh_errmsg(&sp->conn));
+        goto fail;
+    }
+    return 0;
+fail:
+    sftp_push_close(sp);
+    return -1;
+}
+
+void sftp_push_close(struct sftp_push *sp)
+{
+    if (sp->sftp)
+        libssh2_sftp_shutdown(sp->sftp);
+    sp->sftp = NULL;
+    if (sp->conn.session || sp->conn.sock >= 0)
+        ssh_disconnect(&sp->conn, "done");
+    free(sp->label);
+    sp->label = NULL;
+}
+
+/* 1 the remote file holds exactly len bytes hashing to want, 0 it does
+ * not, -1 error. */
+static int remote_same(struct sftp_push *sp, const char *path, const char *want, size_t len,
+                       struct werr *e)
+{
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    LIBSSH2_SFTP_HANDLE *h;
+    struct sha256 sh;
+    char buf[32768], got[SHA256_HEX_LEN];
+    ssize_t n;
+    if (libssh2_sftp_stat_ex(sp->sftp, path, (unsigned)strlen(path), LIBSSH2_SFTP_LSTAT, &at) !=
+        0) {
+        fail(sp, e, "stat", path);
+        return -1;
+    }
+    if (!LIBSSH2_SFTP_S_ISREG(at.permissions) || at.filesize != len)
+        return 0;
+    if (!(h = libssh2_sftp_open(sp->sftp, path, LIBSSH2_FXF_READ, 0))) {
+        fail(sp, e, "open", path);
+        return -1;
+    }
+    sha256_init(&sh);
+    while ((n = libssh2_sftp_read(h, buf, sizeof buf)) > 0)
+        sha256_update(&sh, buf, (size_t)n);
+    libssh2_sftp_close(h);
+    if (n < 0) {
+        sha256_abort(&sh);
+        fail(sp, e, "read", path);
+        return -1;
+    }
+    sha256_final(&sh, got);
+    return !strcmp(got, want);
+}
+
+int sftp_push_put(struct sftp_push *sp, const char *dir, const char *name, const void *data,
+                  size_t len, struct werr *e)
+{
+    char *final = xasprintf("%s/%s", dir, name), *tmp = xasprintf("%s/.%s.part", dir, name);
+    char want[SHA256_HEX_LEN];
+    LIBSSH2_SFTP_HANDLE *h = NULL;
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    size_t off = 0;
+    int r = -1, same;
+
+    sha256_hex(data, len, want);
+    if (libssh2_sftp_stat_ex(sp->sftp, final, (unsigned)strlen(final), LIBSSH2_SFTP_LSTAT, &at) ==
+        0)
+        goto exists;
+    h = libssh2_sftp_open(sp->sftp, tmp, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
+                          0644);
+    if (!h) {
+        fail(sp, e, "create", tmp);
+        goto out;
+    }
+    while (off < len) {
+        ssize_t n = libssh2_sftp_write(h, (const char *)data + off, len - off);
+        if (n <= 0) {
+            fail(sp, e, "write", tmp);
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (libssh2_sftp_close(h) != 0) {
+        h = NULL;
+        fail(sp, e, "close", tmp);
+        goto out;
+    }
+    h = NULL;
+    if (libssh2_sftp_stat_ex(sp->sftp, tmp, (unsigned)strlen(tmp), LIBSSH2_SFTP_LSTAT, &at) != 0) {
+        fail(sp, e, "stat", tmp);
+        goto out;
+    }
+    if (at.filesize != len) {
+        werr_setk(e, WERR_REMOTE, "%s: %s holds %llu bytes after the upload of %zu; not renamed",
+                  sp->label, tmp, (unsigned long long)at.filesize, len);
+        goto out;
+    }
+    /* flags 0 with SFTP v3: the standard rename, which never replaces. */
+    if (libssh2_sftp_rename_ex(sp->sftp, tmp, (unsigned)strlen(tmp), final, (unsigned)strlen(final),
+                               0) != 0) {
+        long st = last_status(sp);
+        if (st < 0) {
+            fail(sp, e, "rename", tmp);
+            goto out;
+        }
+        libssh2_sftp_unlink_ex(sp->sftp, tmp, (unsigned)strlen(tmp));
+        goto exists;
+    }
+    r = 1;
+    goto out;
+exists:
+    same = remote_same(sp, final, want, len, e);
+    if (same == 1)
+        r = 0;
+    else if (same == 0)
+        werr_setk(e, WERR_REMOTE,
+                  "%s: %s already exists and is not this receipt; the partner's file is kept and "
+                  "the receipt not delivered",
+                  sp->label, final);
+out:
+    if (h)
+        libssh2_sftp_close(h);
+    free(final);
+    free(tmp);
+    return r;
+}

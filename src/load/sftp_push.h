@@ -1,0 +1,43 @@
+/*
+ * sftp_push: put files onto a partner's SFTP server (receipts now; the
+ * outbound delivery of issue 18 builds on it).  The connection and the
+ * host-key rule are ssh.c's (the key is checked against known_hosts before
+ * any credential is sent); credentials are the profile's source.key_file
+ * (+ passphrase_file) or source.password_file, never inline.
+ */
+#ifndef WHARF_SFTP_PUSH_H
+#define WHARF_SFTP_PUSH_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+#include "source/ssh.h"
+#include "util/err.h"
+
+struct sftp_push {
+    struct ssh_conn conn;
+    void *sftp; /* LIBSSH2_SFTP */
+    char *label;
+};
+
+/* Connect, verify the host key, authenticate, start SFTP. known_hosts: the
+ * profile's or wharf.yaml's file. */
+int sftp_push_open(struct sftp_push *sp, const struct source_conf *sc, const char *known_hosts,
+                   struct werr *e);
+/*
+ * Put data as dir/name on the server:
+ *   1. write ".<name>.part" in dir (created or truncated), close;
+ *   2. stat it: the size must be len (a short write is never renamed);
+ *   3. SSH_FXP_RENAME it to name.  The plain SFTP rename fails when name
+ *      exists (OpenSSH does it with link(2)), which is what keeps a
+ *      partner's file; posix-rename@openssh.com is deliberately not used,
+ *      because it replaces one.
+ * When name exists, its bytes decide: exactly ours (a delivery before a
+ * crash) returns 0; anything else is the partner's, kept, and -1 (WERR_REMOTE).
+ * 1 delivered, 0 already there, -1 error (connection failures transient).
+ */
+int sftp_push_put(struct sftp_push *sp, const char *dir, const char *name, const void *data,
+                  size_t len, struct werr *e);
+void sftp_push_close(struct sftp_push *sp);
+
+#endif
