@@ -833,6 +833,85 @@ static int finish_source(struct job *j, struct werr *e)
     return r;
 }
 
+/*
+ * Outbound (direction: outbound), taken -> loaded: deliver the taken copy
+ * to each partner in deliver: (fan-out), each tracked apart in
+ * info.deliveries[i] = {"to": "sftp://user@host:port/dir", "delivered_ms",
+ * "resumed_at"} and by an event "delivery".  sftp_push_file uploads to a
+ * temp name, checks the remote size, renames without replacing, resumes a
+ * verified partial upload.  A failure retries (or parks) the intake; the
+ * partners already served are not sent again.  Then the bag is sealed as
+ * for inbound files and only after that is the spool file finished.
+ */
+static int step_deliver(struct job *j)
+{
+    struct werr e = {0};
+    json_t *dv = j->in.info ? json_object_get(j->in.info, "deliveries") : NULL;
+    json_t *targets = json_array();
+    dv = dv ? json_deep_copy(dv) : json_array();
+    while (json_array_size(dv) < j->p->n_deliver)
+        json_array_append_new(dv, json_object());
+    for (size_t i = 0; i < j->p->n_deliver; i++) {
+        const struct source_conf *sc = &j->p->deliver[i].sftp;
+        json_t *d = json_array_get(dv, i);
+        char *to = xasprintf("sftp://%s@%s:%d%s%s", sc->user, sc->host, sc->port,
+                             sc->path[0] == '/' ? "" : "/", sc->path);
+        struct sftp_push sp;
+        uint64_t resumed = 0;
+        int r;
+        json_array_append_new(targets, json_string(to));
+        if (json_object_get(d, "delivered_ms")) {
+            free(to);
+            continue;
+        }
+        json_object_set_new(d, "to", json_string(to));
+        const char *kh = sc->known_hosts ? sc->known_hosts : j->pl->cfg->known_hosts;
+        r = sftp_push_open(&sp, sc, kh, &e);
+        if (r == 0) {
+            r = sftp_push_file(&sp, sc->path, j->in.name, j->original, j->in.size, j->in.sha256,
+                               j->p->deliver[i].done_file, &resumed, &e);
+            sftp_push_close(&sp);
+        }
+        if (r < 0) {
+            free(to);
+            info_set(j, "deliveries", dv);
+            json_decref(targets);
+            step_failed(j, &e);
+            return -1;
+        }
+        json_object_set_new(d, "delivered_ms", json_integer((json_int_t)now_ms()));
+        json_object_set_new(d, "resumed_at", json_integer((json_int_t)resumed));
+        json_object_set_new(d, "already_there", json_boolean(r == 0));
+        info_set(j, "deliveries", json_incref(dv));
+        if (save(j) < 0 || ledger_event(j->pl->ledger, j->in.id, "delivery",
+                                        json_pack("{s:s,s:s,s:I}", "to", to, "sha256", j->in.sha256,
+                                                  "resumed_at", (json_int_t)resumed),
+                                        &e) < 0) {
+            free(to);
+            json_decref(dv);
+            json_decref(targets);
+            return -1;
+        }
+        wlog(LOG_INFO, j->p->name, j->in.id, "delivered",
+             json_pack("{s:s,s:I}", "to", to, "resumed_at", (json_int_t)resumed),
+             "%s delivered to %s%s", j->in.name, to, r == 0 ? " (already in place)" : "");
+        crash_point("delivered_one");
+        free(to);
+    }
+    json_decref(dv);
+    {
+        char *t = json_dumps(targets, JSON_COMPACT);
+        info_set(j, "target", json_string(t));
+        free(t);
+    }
+    json_decref(targets);
+    j->in.outcome = OUT_LOADED;
+    j->in.rows = 0;
+    if (save(j) < 0)
+        return -1;
+    return move(j, ST_LOADED, "delivered", NULL);
+}
+
 /* taken -> (duplicate) done | rejected ; taken -> inspected */
 /*
  * inspect_run with the schema's field names as the header hint (CSV), so a
@@ -1704,7 +1783,7 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
             r = step_take(&j);
             break;
         case ST_TAKEN:
-            r = step_inspect(&j);
+            r = j.p->outbound ? step_deliver(&j) : step_inspect(&j);
             break;
         case ST_INSPECTED:
         case ST_VALIDATED:

@@ -934,6 +934,54 @@ static void load_control(struct walk *w, struct profile *p, const struct node *n
         err_at(w, n, path, "states nothing: give count: FIELD and/or sums: { column: FIELD }");
 }
 
+/* deliver: one partner { host, port, user, key_file | password_file,
+ * passphrase_file, known_hosts, path, timeout, done_file: bool } or a list of
+ * them (fan-out). */
+static void load_deliver_one(struct walk *w, struct deliver_conf *d, const struct node *n)
+{
+    const char *path = "deliver";
+    struct source_conf *sc = &d->sftp;
+    if (!want(w, n, NODE_MAP, path))
+        return;
+    check_keys(w, n, path,
+               KEYS("host", "port", "user", "key_file", "passphrase_file", "password_file",
+                    "known_hosts", "path", "timeout", "done_file"));
+    sc->type = SOURCE_SFTP;
+    sc->port = DEF_SFTP_PORT;
+    sc->timeout_ms = DEF_SFTP_TIMEOUT_MS;
+    get_str(w, n, "host", path, &sc->host);
+    get_int(w, n, "port", path, 1, 65535, &sc->port);
+    get_str(w, n, "user", path, &sc->user);
+    get_str(w, n, "key_file", path, &sc->key_file);
+    get_str(w, n, "passphrase_file", path, &sc->passphrase_file);
+    get_str(w, n, "password_file", path, &sc->password_file);
+    get_str(w, n, "known_hosts", path, &sc->known_hosts);
+    get_str(w, n, "path", path, &sc->path);
+    get_duration(w, n, "timeout", path, &sc->timeout_ms);
+    get_bool(w, n, "done_file", path, &d->done_file);
+    for (size_t i = 0; i < n->n; i++)
+        if (!strcmp(n->keys[i], "password"))
+            err_at(w, n->keynodes[i], "deliver.password",
+                   "secrets are never inline; use password_file");
+    if (!sc->host)
+        err_at(w, n, "deliver.host", "is required");
+    if (!sc->user)
+        err_at(w, n, "deliver.user", "is required");
+    if (!sc->path)
+        err_at(w, n, "deliver.path", "is required (the partner's directory)");
+    if (!sc->key_file && !sc->password_file)
+        err_at(w, n, "deliver", "needs key_file or password_file");
+}
+
+static void load_deliver(struct walk *w, struct profile *p, const struct node *n)
+{
+    size_t k = n->kind == NODE_SEQ ? n->n : 1;
+    p->deliver = xcalloc(k, sizeof *p->deliver);
+    p->n_deliver = k;
+    for (size_t i = 0; i < k; i++)
+        load_deliver_one(w, &p->deliver[i], n->kind == NODE_SEQ ? n->items[i] : n);
+}
+
 /* receipt: { dir: DIR | path: REMOTE_DIR, formats: [json, csv], max_problems: N } */
 static void load_receipt(struct walk *w, struct profile *p, const struct node *n)
 {
@@ -1000,7 +1048,7 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
                KEYS("name", "enabled", "source", "schedule", "expect", "encoding", "format", "csv",
                     "xml", "target", "on_invalid", "max_invalid", "duplicates", "archive_parts",
                     "limits", "retry", "order", "concurrency", "health", "reconcile", "control",
-                    "receipt"));
+                    "receipt", "direction", "deliver"));
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
     dot = strrchr(base, '.');
@@ -1053,7 +1101,7 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
         load_xml(&w, p, n);
     if ((n = node_get(root, "target")))
         load_target(&w, p, n);
-    else
+    else if (!node_get(root, "direction") || !node_get(root, "deliver"))
         err_at(&w, root, "target", "is required");
     v = p->on_invalid;
     get_enum(&w, root, "on_invalid", "", KEYS("reject", "split"), &v);
@@ -1094,6 +1142,28 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
                "a trailer or header record needs CSV data (format: xml has none)");
     if ((n = node_get(root, "receipt")))
         load_receipt(&w, p, n);
+    v = 0;
+    get_enum(&w, root, "direction", "", KEYS("inbound", "outbound"), &v);
+    p->outbound = v == 1;
+    if ((n = node_get(root, "deliver"))) {
+        if (!p->outbound)
+            err_at(&w, n, "deliver", "only valid with direction: outbound");
+        else
+            load_deliver(&w, p, n);
+    }
+    if (p->outbound) {
+        if (!p->n_deliver)
+            err_at(&w, root, "deliver",
+                   "direction: outbound needs deliver: (the partner's server)");
+        if (p->source.type != SOURCE_SPOOL)
+            err_at(&w, node_get(root, "source"), "source.type",
+                   "direction: outbound takes files from a local spool");
+        if (node_get(root, "target"))
+            err_at(&w, node_get(root, "target"), "target",
+                   "an outbound profile delivers to deliver:, it has no target");
+        if (node_get(root, "receipt"))
+            err_at(&w, node_get(root, "receipt"), "receipt", "only for inbound profiles");
+    }
     if (!p->health.stuck_after_ms) {
         p->health.stuck_after_ms = DEF_STUCK_FACTOR * p->source.stable_for_ms;
         if (p->health.stuck_after_ms < DEF_STUCK_MIN_MS)
@@ -1116,7 +1186,8 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
         if (!p->xml.n_fields && !node_get(node_get(root, "xml"), "fields"))
             err_at(&w, node_get(root, "xml"), "xml.fields", "is required");
     }
-    if (p->format == FORMAT_AUTO && !node_get(root, "csv") && !node_get(root, "xml"))
+    if (p->format == FORMAT_AUTO && !node_get(root, "csv") && !node_get(root, "xml") &&
+        !p->outbound)
         err_at(&w, root, "format", "needs a csv: or xml: section");
     if (p->on_invalid != ON_INVALID_SPLIT && node_get(root, "max_invalid"))
         err_at(&w, node_get(root, "max_invalid"), "max_invalid",
@@ -1174,6 +1245,17 @@ void profile_free(struct profile *p)
     free(p->file);
     free(p->receipt.dir);
     free(p->receipt.path);
+    for (size_t i = 0; i < p->n_deliver; i++) {
+        struct source_conf *sc = &p->deliver[i].sftp;
+        free(sc->host);
+        free(sc->user);
+        free(sc->key_file);
+        free(sc->passphrase_file);
+        free(sc->password_file);
+        free(sc->known_hosts);
+        free(sc->path);
+    }
+    free(p->deliver);
     free(p->source.path);
     free(p->source.pattern);
     strlist_free(&p->source.ignore);

@@ -167,6 +167,14 @@ struct receipt_conf {
     int max_problems; /* problems listed in a reject's receipt; the rest are counted */
 };
 
+/* direction: outbound: where a taken file is delivered (src/load/sftp_push.c).
+ * The connection fields use source_conf's (type sftp); path is the remote
+ * directory. */
+struct deliver_conf {
+    struct source_conf sftp;
+    bool done_file; /* also write "<name>.done" holding "<size> <sha256>" */
+};
+
 struct profile {
     char *name;
     char *file; /* the YAML it came from */
@@ -197,6 +205,9 @@ struct profile {
     int64_t reconcile_every_ms; /* reconcile.every; 0: wharf.yaml's (or never) */
     struct control_conf control;
     struct receipt_conf receipt;
+    bool outbound;                /* direction: outbound */
+    struct deliver_conf *deliver; /* outbound: one per partner (fan-out) */
+    size_t n_deliver;
 };
 
 struct wharf_config {

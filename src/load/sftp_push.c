@@ -11,6 +11,7 @@
 #include <libssh2_sftp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -235,6 +236,205 @@ exists:
 out:
     if (h)
         libssh2_sftp_close(h);
+    free(final);
+    free(tmp);
+    return r;
+}
+
+#define PUSH_BUF (1u << 20)
+
+/* sha256 of the first n bytes of the local fd and of the remote handle. */
+static int prefix_matches(struct sftp_push *sp, int fd, LIBSSH2_SFTP_HANDLE *h, uint64_t n,
+                          const char *tmp, char *buf, struct werr *e)
+{
+    struct sha256 a, b;
+    char ha[SHA256_HEX_LEN], hb[SHA256_HEX_LEN];
+    uint64_t done = 0;
+    sha256_init(&a);
+    sha256_init(&b);
+    while (done < n) {
+        size_t want = n - done < PUSH_BUF ? (size_t)(n - done) : PUSH_BUF;
+        ssize_t got = pread(fd, buf, want, (off_t)done);
+        if (got <= 0) {
+            werr_sys(e, "cannot read the local file");
+            goto fail;
+        }
+        sha256_update(&a, buf, (size_t)got);
+        size_t rgot = 0;
+        while (rgot < (size_t)got) {
+            ssize_t r = libssh2_sftp_read(h, buf + rgot, (size_t)got - rgot);
+            if (r <= 0) {
+                if (r == 0)
+                    werr_setk(e, WERR_REMOTE, "%s: %s ended early", sp->label, tmp);
+                else
+                    fail(sp, e, "read", tmp);
+                goto fail;
+            }
+            rgot += (size_t)r;
+        }
+        sha256_update(&b, buf, rgot);
+        done += (uint64_t)got;
+    }
+    sha256_final(&a, ha);
+    sha256_final(&b, hb);
+    return !strcmp(ha, hb);
+fail:
+    sha256_abort(&a);
+    sha256_abort(&b);
+    return -1;
+}
+
+int sftp_push_file(struct sftp_push *sp, const char *dir, const char *name, const char *local,
+                   uint64_t size, const char *sha, bool done_file, uint64_t *resumed_at,
+                   struct werr *e)
+{
+    char *final = xasprintf("%s/%s", dir, name), *tmp = xasprintf("%s/.%s.part", dir, name);
+    char *buf = xmalloc(PUSH_BUF);
+    LIBSSH2_SFTP_HANDLE *h = NULL;
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    uint64_t off = 0;
+    int fd = open(local, O_RDONLY | O_CLOEXEC), r = -1, same;
+
+    *resumed_at = 0;
+    if (fd < 0) {
+        werr_sys(e, "cannot open %s", local);
+        goto out;
+    }
+    if (libssh2_sftp_stat_ex(sp->sftp, final, (unsigned)strlen(final), LIBSSH2_SFTP_LSTAT, &at) ==
+        0)
+        goto exists;
+    /* Resume from a verified prefix of an earlier attempt. */
+    if (libssh2_sftp_stat_ex(sp->sftp, tmp, (unsigned)strlen(tmp), LIBSSH2_SFTP_LSTAT, &at) == 0 &&
+        LIBSSH2_SFTP_S_ISREG(at.permissions) && at.filesize > 0 && at.filesize <= size) {
+        h = libssh2_sftp_open(sp->sftp, tmp, LIBSSH2_FXF_READ | LIBSSH2_FXF_WRITE, 0);
+        if (!h) {
+            fail(sp, e, "open", tmp);
+            goto out;
+        }
+        int m = prefix_matches(sp, fd, h, at.filesize, tmp, buf, e);
+        if (m < 0)
+            goto out;
+        if (m == 1) {
+            off = at.filesize;
+            *resumed_at = off;
+            libssh2_sftp_seek64(h, off);
+        } else {
+            libssh2_sftp_close(h);
+            h = NULL;
+        }
+    }
+    if (!h) {
+        h = libssh2_sftp_open(sp->sftp, tmp,
+                              LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC, 0644);
+        if (!h) {
+            fail(sp, e, "create", tmp);
+            goto out;
+        }
+    }
+    while (off < size) {
+        ssize_t got = pread(fd, buf, PUSH_BUF, (off_t)off);
+        size_t put = 0;
+        if (got <= 0) {
+            if (got < 0)
+                werr_sys(e, "cannot read %s", local);
+            else
+                werr_setk(e, WERR_CORRUPT, "%s is shorter than its recorded %llu bytes", local,
+                          (unsigned long long)size);
+            goto out;
+        }
+        while (put < (size_t)got) {
+            ssize_t n = libssh2_sftp_write(h, buf + put, (size_t)got - put);
+            if (n <= 0) {
+                fail(sp, e, "write", tmp);
+                goto out;
+            }
+            put += (size_t)n;
+        }
+        off += (uint64_t)got;
+    }
+    if (libssh2_sftp_close(h) != 0) {
+        h = NULL;
+        fail(sp, e, "close", tmp);
+        goto out;
+    }
+    h = NULL;
+    if (libssh2_sftp_stat_ex(sp->sftp, tmp, (unsigned)strlen(tmp), LIBSSH2_SFTP_LSTAT, &at) != 0) {
+        fail(sp, e, "stat", tmp);
+        goto out;
+    }
+    if (at.filesize != size) {
+        werr_setk(e, WERR_REMOTE, "%s: %s holds %llu bytes after the upload of %llu; not renamed",
+                  sp->label, tmp, (unsigned long long)at.filesize, (unsigned long long)size);
+        goto out;
+    }
+    if (getenv("WHARF_TEST_CRASH") && !strcmp(getenv("WHARF_TEST_CRASH"), "uploaded"))
+        raise(SIGKILL); /* crash test: uploaded, not yet renamed */
+    if (libssh2_sftp_rename_ex(sp->sftp, tmp, (unsigned)strlen(tmp), final, (unsigned)strlen(final),
+                               0) != 0) {
+        if (last_status(sp) < 0) {
+            fail(sp, e, "rename", tmp);
+            goto out;
+        }
+        libssh2_sftp_unlink_ex(sp->sftp, tmp, (unsigned)strlen(tmp));
+        goto exists;
+    }
+    r = 1;
+    goto done;
+exists:
+    /* Ours (renamed before a crash) or the partner's: the bytes decide. */
+    {
+        LIBSSH2_SFTP_HANDLE *rh;
+        struct sha256 hs;
+        char got[SHA256_HEX_LEN];
+        ssize_t n;
+        if (libssh2_sftp_stat_ex(sp->sftp, final, (unsigned)strlen(final), LIBSSH2_SFTP_LSTAT,
+                                 &at) != 0) {
+            fail(sp, e, "stat", final);
+            goto out;
+        }
+        same = 0;
+        if (LIBSSH2_SFTP_S_ISREG(at.permissions) && at.filesize == size) {
+            if (!(rh = libssh2_sftp_open(sp->sftp, final, LIBSSH2_FXF_READ, 0))) {
+                fail(sp, e, "open", final);
+                goto out;
+            }
+            sha256_init(&hs);
+            while ((n = libssh2_sftp_read(rh, buf, PUSH_BUF)) > 0)
+                sha256_update(&hs, buf, (size_t)n);
+            libssh2_sftp_close(rh);
+            if (n < 0) {
+                sha256_abort(&hs);
+                fail(sp, e, "read", final);
+                goto out;
+            }
+            sha256_final(&hs, got);
+            same = !strcmp(got, sha);
+        }
+        if (!same) {
+            werr_setk(e, WERR_REMOTE,
+                      "%s: %s already exists and is not this file; the partner's file is kept and "
+                      "nothing was delivered",
+                      sp->label, final);
+            goto out;
+        }
+        r = 0;
+    }
+done:
+    if (done_file) {
+        char *dn = xasprintf("%s.done", name);
+        char *body = xasprintf("%llu %s\n", (unsigned long long)size, sha);
+        int d = sftp_push_put(sp, dir, dn, body, strlen(body), e);
+        free(dn);
+        free(body);
+        if (d < 0)
+            r = -1;
+    }
+out:
+    if (h)
+        libssh2_sftp_close(h);
+    if (fd >= 0)
+        close(fd);
+    free(buf);
     free(final);
     free(tmp);
     return r;

@@ -8,7 +8,9 @@
 #ifndef WHARF_SFTP_PUSH_H
 #define WHARF_SFTP_PUSH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "source/ssh.h"
@@ -38,6 +40,20 @@ int sftp_push_open(struct sftp_push *sp, const struct source_conf *sc, const cha
  */
 int sftp_push_put(struct sftp_push *sp, const char *dir, const char *name, const void *data,
                   size_t len, struct werr *e);
+/*
+ * Deliver the local file `local` (size bytes, sha256 sha) as dir/name,
+ * streaming, with the same rules as sftp_push_put, and:
+ *   - resume: a ".<name>.part" left by an interrupted upload is kept when its
+ *     bytes are a prefix of ours (both hashed up to its size), and the upload
+ *     continues from there; otherwise it is rewritten from the start;
+ *   - done_file: after the rename, "<name>.done" holding "<size> <sha256>\n"
+ *     (put the same way).
+ * *resumed_at: the offset the upload continued from.  1 delivered, 0 the
+ * final name already held exactly our bytes, -1 error.
+ */
+int sftp_push_file(struct sftp_push *sp, const char *dir, const char *name, const char *local,
+                   uint64_t size, const char *sha, bool done_file, uint64_t *resumed_at,
+                   struct werr *e);
 void sftp_push_close(struct sftp_push *sp);
 
 #endif
