@@ -178,19 +178,33 @@ once >down.log 2>&1
 contains "server down: the load waits to be retried" "$(w status 2>&1)" "target-down.md"
 eq "server down: nothing failed for good" "$(w intakes -p bounce --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin) if i["state"] in ("failed","rejected")))')" 0
 pg_start "$PGD"
-# restart the server while wharf is inside a COPY (a fast shutdown ends
-# the sessions): the bouncer waits until the server shows the COPY running
-( for _ in $(seq 1 400); do
-    n=$(PG_ADMIN_DB=wharf pg_admin "$PGD" -tA -c "select count(*) from pg_stat_activity where query like 'COPY %'" 2>/dev/null)
-    [ "${n:-0}" -gt 0 ] && break
+# restart the server while a load is inside its transaction, its rows sent:
+# an admin session holds wharf_loads in EXCLUSIVE mode (reads pass, the
+# INSERT recording the load waits), the bouncer waits until a wharf session
+# is blocked on that INSERT, then a fast shutdown ends every session.  No
+# race with a fast COPY: the load is held open until the server goes.
+( PG_ADMIN_DB=wharf pg_admin "$PGD" -q -c "BEGIN" -c "LOCK TABLE public.wharf_loads IN EXCLUSIVE MODE" \
+    -c "SELECT pg_sleep(120)" >/dev/null 2>&1 ) &
+locker=$!
+for _ in $(seq 1 200); do
+  n=$(PG_ADMIN_DB=wharf pg_admin "$PGD" -tA -c "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'wharf_loads' and l.mode = 'ExclusiveLock' and l.granted" 2>/dev/null)
+  [ "${n:-0}" -gt 0 ] && break
+  sleep 0.05
+done
+eq "server restarted: the admin session holds wharf_loads" "${n:-0}" 1
+( for _ in $(seq 1 1200); do
+    n=$(PG_ADMIN_DB=wharf pg_admin "$PGD" -tA -c "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like 'INSERT INTO%wharf_loads%'" 2>/dev/null)
+    [ "${n:-0}" -gt 0 ] && { echo "held" > held.flag; break; }
     sleep 0.05
   done
   pg_stop "$PGD"; echo "bounced" > bounced.flag; pg_start "$PGD" ) &
 bouncer=$!
-once >>down.log 2>&1
+once >bounce.log 2>&1
 wait "$bouncer"
-eq "server restarted: the restart hit a load in progress" "$(cat bounced.flag 2>/dev/null)" bounced
-contains "server restarted: the load broken mid-way is retried (transient, target-down.md)" "$(grep '"retry"' down.log | grep -v 'cannot connect')" "runbooks/target-down.md"
+wait "$locker" 2>/dev/null
+eq "server restarted: the restart hit a load in its transaction" "$(cat held.flag bounced.flag 2>/dev/null | tr '\n' ' ')" "held bounced "
+contains "server restarted: the load broken mid-way is retried (transient, target-down.md)" "$(grep '"retry"' bounce.log | grep -v 'cannot connect')" "runbooks/target-down.md"
+cat bounce.log >> down.log
 for _ in 1 2 3 4 5 6; do
   n=$(w intakes -p bounce --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin) if i["state"] != "done"))')
   [ "$n" = 0 ] && break
