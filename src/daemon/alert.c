@@ -331,16 +331,12 @@ static void check_tampered(struct alerter *a, struct ledger *l, const struct pro
 {
     for (size_t i = 0; i < h->n_issues; i++) {
         const struct health_issue *is = &h->issue[i];
-        char key[160], digest[SHA256_HEX_LEN];
+        char key[160];
         json_t *ev;
         if (is->state != HEALTH_TAMPERED)
             continue;
-        const char *finding = strstr(is->reason, " found "); /* the finding, not its time */
-        if (!finding)
-            finding = is->reason;
-        sha256_hex(finding, strlen(finding), digest);
         snprintf(key, sizeof key, "alert:tampered:%s", p->name);
-        if (mark(l, key, digest) != 0)
+        if (mark(l, key, is->finding) != 0)
             return;
         ev = alert_event("tampered", p->name, is->intake, is->reason, is->runbook, now);
         alert_send(a, p->name, is->intake, ev);

@@ -336,6 +336,8 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
         format_time_ms((int64_t)json_integer_value(json_object_get(h->verify, "time")), ts);
         snprintf(is->reason, sizeof is->reason, "the archive check of %s found %zu problem%s: %s",
                  ts, nt, nt == 1 ? "" : "s", tfirst ? tfirst : "?");
+        snprintf(what, sizeof what, "%zu\n%s", nt, tfirst ? tfirst : "?");
+        sha256_hex(what, strlen(what), is->finding);
     }
     if (h->reconcile && !json_is_true(json_object_get(h->reconcile, "ok"))) {
         json_t *gaps = json_object_get(h->reconcile, "gaps"), *g = json_array_get(gaps, 0);

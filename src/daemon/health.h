@@ -40,6 +40,7 @@
 #include "config/config.h"
 #include "daemon/sla.h"
 #include "ledger/ledger.h"
+#include "util/sha256.h"
 
 enum health_state {
     HEALTH_OK,
@@ -66,6 +67,8 @@ struct health_issue {
     char reason[1200];
     char runbook[96];    /* "" when there is nothing to read */
     char intake[ID_LEN]; /* the intake it is about, "" when none */
+    char finding[SHA256_HEX_LEN]; /* what was found, without when ("" when not
+                                     set): alerts go once per distinct finding */
 };
 
 /* A file in the source that never became complete. */
