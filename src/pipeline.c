@@ -834,7 +834,110 @@ static int finish_source(struct job *j, struct werr *e)
 }
 
 /*
- * Outbound (direction: outbound), taken -> loaded: deliver the taken copy
+ * inspect_run with the schema's field names as the header hint (CSV), so a
+ * first record naming the schema's fields is taken as the header whatever
+ * the sniffing heuristics think of it.
+ */
+static int inspect_run_for(struct job *j, struct werr *e)
+{
+    struct validator *v = validator_for(j->pl, j->p, e);
+    const struct columns *cols = v ? validator_columns(v, FORMAT_CSV) : NULL;
+    struct header_hint hint = {.case_insensitive = j->p->csv.header_case_insensitive};
+    const char **names = NULL;
+    int r;
+    if (!v)
+        return -1;
+    if (cols && cols->n) {
+        names = xcalloc(cols->n, sizeof *names);
+        for (size_t i = 0; i < cols->n; i++)
+            names[i] = cols->v[i].name;
+        hint.names = names;
+        hint.n = cols->n;
+    }
+    r = inspect_run(j->p, &hint, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, e);
+    free(names);
+    return r;
+}
+
+/*
+ * Outbound, taken -> validated | rejected, when the profile has a csv: or
+ * xml: section: the taken copy goes through the same inspection and
+ * validation as an inbound file (no rows go anywhere), so wharf never sends
+ * a partner a file that breaks the agreed format.  Any problem rejects the
+ * whole file (report with line, column, field and reason; rejects/ bag;
+ * `wharf replay` once fixed) and nothing is uploaded.  Deterministic: a
+ * crash re-runs it.  Without csv:/xml: the file goes straight to delivery.
+ */
+static bool outbound_validates(const struct profile *p)
+{
+    return p->csv.schema || p->csv.inline_fields || p->xml.schema;
+}
+
+static int step_check_outbound(struct job *j)
+{
+    struct werr e = {0};
+    struct validator *v;
+    uint64_t records = 0, invalid = 0;
+    bool structural = false;
+    int r;
+
+    if (rmtree(j->partsdir, &e) < 0)
+        goto fail;
+    inspection_free(&j->insp);
+    memset(&j->insp, 0, sizeof j->insp);
+    r = inspect_run_for(j, &e);
+    if (r < 0)
+        goto fail;
+    j->have_insp = true;
+    info_set(j, "inspection", inspection_json(&j->insp));
+    if (r == 1)
+        return reject(j, "inspection");
+    if (!(v = validator_for(j->pl, j->p, &e)))
+        goto fail;
+    for (size_t i = 0; i < j->insp.n; i++) {
+        const struct part *pt = &j->insp.parts[i];
+        struct validate_input vi = {
+            .path = pt->utf8_path,
+            .display = pt->name,
+            .format = pt->format,
+            .delimiter = pt->dialect.delimiter,
+            .quote = pt->dialect.quote,
+            .header = pt->dialect.header,
+            .skip_first_line = pt->dialect.sep_line,
+        };
+        struct validate_result res = {0};
+        if (pt->rejected)
+            continue;
+        if (!validator_columns(v, pt->format)) {
+            werr_setk(&e, WERR_CONFIG, "profile %s has no schema for %s data (%s)", j->p->name,
+                      pt->format == FORMAT_XML ? "XML" : "CSV", pt->name);
+            goto fail;
+        }
+        if (validator_run(v, &vi, &j->rep, NULL, NULL, NULL, &res, &e) < 0)
+            goto fail;
+        records += res.records;
+        invalid += res.invalid;
+        structural |= res.structural;
+    }
+    info_set(j, "validation",
+             json_pack("{s:I,s:I,s:I}", "records", (json_int_t)records, "invalid",
+                       (json_int_t)invalid, "problems", (json_int_t)j->rep.total));
+    if (structural || j->rep.total) {
+        wlog(LOG_WARN, j->p->name, j->in.id, "not_sent", NULL,
+             "%s breaks the profile's format: not delivered to any partner", j->in.name);
+        return reject(j, "validation");
+    }
+    if (save(j) < 0)
+        return -1;
+    return move(j, ST_VALIDATED, "validated",
+                json_pack("{s:I,s:I}", "records", (json_int_t)records, "invalid", (json_int_t)0));
+fail:
+    step_failed(j, &e);
+    return -1;
+}
+
+/*
+ * Outbound (direction: outbound), taken or validated -> loaded: deliver the taken copy
  * to each partner in deliver: (fan-out), each tracked apart in
  * info.deliveries[i] = {"to": "sftp://user@host:port/dir", "delivered_ms",
  * "resumed_at"} and by an event "delivery".  sftp_push_file uploads to a
@@ -913,32 +1016,6 @@ static int step_deliver(struct job *j)
 }
 
 /* taken -> (duplicate) done | rejected ; taken -> inspected */
-/*
- * inspect_run with the schema's field names as the header hint (CSV), so a
- * first record naming the schema's fields is taken as the header whatever
- * the sniffing heuristics think of it.
- */
-static int inspect_run_for(struct job *j, struct werr *e)
-{
-    struct validator *v = validator_for(j->pl, j->p, e);
-    const struct columns *cols = v ? validator_columns(v, FORMAT_CSV) : NULL;
-    struct header_hint hint = {.case_insensitive = j->p->csv.header_case_insensitive};
-    const char **names = NULL;
-    int r;
-    if (!v)
-        return -1;
-    if (cols && cols->n) {
-        names = xcalloc(cols->n, sizeof *names);
-        for (size_t i = 0; i < cols->n; i++)
-            names[i] = cols->v[i].name;
-        hint.names = names;
-        hint.n = cols->n;
-    }
-    r = inspect_run(j->p, &hint, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, e);
-    free(names);
-    return r;
-}
-
 static int step_inspect(struct job *j)
 {
     struct werr e = {0};
@@ -1783,10 +1860,18 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
             r = step_take(&j);
             break;
         case ST_TAKEN:
-            r = j.p->outbound ? step_deliver(&j) : step_inspect(&j);
+            if (!j.p->outbound)
+                r = step_inspect(&j);
+            else
+                r = outbound_validates(j.p) ? step_check_outbound(&j) : step_deliver(&j);
             break;
-        case ST_INSPECTED:
         case ST_VALIDATED:
+            if (j.p->outbound) {
+                r = step_deliver(&j);
+                break;
+            }
+            /* fall through */
+        case ST_INSPECTED:
             report_free(&j.rep);
             report_init(&j.rep, (size_t)j.p->limits.max_errors);
             r = step_load(&j);

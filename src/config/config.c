@@ -1163,6 +1163,13 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
                    "an outbound profile delivers to deliver:, it has no target");
         if (node_get(root, "receipt"))
             err_at(&w, node_get(root, "receipt"), "receipt", "only for inbound profiles");
+        /* csv:/xml: validate the file before it is sent; it goes whole or
+         * not at all, and nothing reads a control record out of it. */
+        if (p->on_invalid == ON_INVALID_SPLIT)
+            err_at(&w, node_get(root, "on_invalid"), "on_invalid",
+                   "an outbound file is sent whole or not at all: only on_invalid: reject");
+        if (node_get(root, "control"))
+            err_at(&w, node_get(root, "control"), "control", "only for inbound profiles");
     }
     if (!p->health.stuck_after_ms) {
         p->health.stuck_after_ms = DEF_STUCK_FACTOR * p->source.stable_for_ms;
