@@ -35,7 +35,7 @@ static const struct {
     [WERR_TIMEOUT] = {"timeout", true, "runbooks/source-unreachable.md"},
     [WERR_REMOTE] = {"remote", false, "runbooks/source-unreachable.md"},
     [WERR_HOSTILE] = {"hostile", false, "runbooks/stuck-file.md"},
-    [WERR_TOO_BIG] = {"too_big", false, "runbooks/schema-reject.md"},
+    [WERR_TOO_BIG] = {"too_big", false, "runbooks/limits.md"},
     [WERR_TARGET_LOCKED] = {"target_locked", true, "runbooks/target-down.md"},
     [WERR_TARGET_DOWN] = {"target_down", false, "runbooks/target-down.md"},
     [WERR_SCHEMA] = {"schema", false, "runbooks/schema-reject.md"},

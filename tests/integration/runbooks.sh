@@ -163,6 +163,27 @@ contains "disk-full: the failure names the page" "$(w show "$RB_ID" 2>&1)" "disk
 run_runbook runbooks/disk-full.md
 eq "disk-full: replayed once space is back" "$(sql var/warehouse.db 'select count(*) from acme where order_id >= 20')" 5
 
+# --- limits: a file bigger than limits.max_bytes, then the limit raised ---
+rb_deploy "$T/limits" || exit 1
+schema
+profile acme 'limits: { max_bytes: 300 }'
+good_csv f0.csv 1; wl ingest -p acme f0.csv >/dev/null
+good_csv big.csv 100 40
+wl ingest -p acme big.csv >/dev/null
+RB_ID=$(newest acme failed)
+export RB_P=acme RB_ID
+contains "limits: the failure names the limit" "$(w show "$RB_ID" 2>&1)" "more than limits.max_bytes (300); not taken"
+contains "limits: the failure names the page" "$(w show "$RB_ID" 2>&1)" "runbooks/limits.md"
+eq "limits: the file stays where it was" "$(ls big.csv)" "big.csv"
+rb_hook() {
+  case "$1" in
+    "wharf check "*) # the partner confirms the feed grew: raise that one limit
+      sed -i 's/max_bytes: 300/max_bytes: 64KiB/' profiles/acme.yaml ;;
+  esac
+}
+run_runbook runbooks/limits.md
+eq "limits: replayed and loaded once the limit was raised" "$(sql var/warehouse.db 'select count(*) from acme where order_id >= 100')" 40
+
 # --- expected-file-missing: an SLA already past -------------------------
 rb_deploy "$T/sla" || exit 1
 schema
