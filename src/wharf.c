@@ -33,6 +33,8 @@ const struct command commands[] = {
      "a target row back to its intake, file, line and sealed bytes"},
     {"passwd", cmd_passwd, "wharf passwd USER [--role viewer|operator]",
      "add a console user or set a password (hash from the system's libcrypt)"},
+    {"ledger", cmd_ledger, "wharf ledger migrate --to postgresql [--dsn-file FILE]",
+     "copy the SQLite ledger into an empty PostgreSQL ledger and verify the copy"},
     {"pause", cmd_pause, "wharf pause PROFILE", "stop polling a profile (the server honours it)"},
     {"resume", cmd_resume, "wharf resume PROFILE", "poll a paused profile again"},
     {0},

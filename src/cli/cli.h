@@ -80,6 +80,7 @@ int cmd_resume(struct cli *c, int argc, char **argv);
 int cmd_trace(struct cli *c, int argc, char **argv);
 int cmd_reconcile(struct cli *c, int argc, char **argv);
 int cmd_passwd(struct cli *c, int argc, char **argv);
+int cmd_ledger(struct cli *c, int argc, char **argv);
 
 /* Load profiles (all, or the named ones); problems are printed to stderr.
  * Returns 0 when all loaded clean, EXIT_CONFIG when some could not be

@@ -102,6 +102,16 @@ struct sighting {
 };
 typedef int (*sighting_fn)(void *ctx, const struct sighting *sg);
 
+/* A table as `wharf ledger migrate` copies it (ledger_copy.c): its name and
+ * columns, the same on every backend.  A row is handed over as ncols
+ * NUL-terminated texts, NULL for SQL NULL; integers in decimal. */
+struct ledger_table {
+    const char *name;
+    const char *const *cols;
+    int ncols;
+};
+typedef int (*ledger_row_fn)(void *ctx, const char *const *vals);
+
 struct ledger;
 
 struct ledger_ops {
@@ -133,6 +143,14 @@ struct ledger_ops {
     int (*check)(struct ledger *l, char **result, struct werr *e);
     int (*writable)(struct ledger *l, struct werr *e);
     int (*set_durable)(struct ledger *l, bool full, struct werr *e);
+    /* bulk copy, for ledger_copy.c only (see there) */
+    int (*bulk_begin)(struct ledger *l, struct werr *e);
+    int (*bulk_end)(struct ledger *l, bool commit, struct werr *e);
+    int (*rows)(struct ledger *l, const struct ledger_table *t, ledger_row_fn fn, void *ctx,
+                struct werr *e);
+    int (*put_row)(struct ledger *l, const struct ledger_table *t, const char *const *vals,
+                   struct werr *e);
+    const char *(*where)(struct ledger *l);
     void (*close)(struct ledger *l);
 };
 
@@ -272,6 +290,12 @@ static inline int ledger_writable(struct ledger *l, struct werr *e)
 {
     return l->ops->writable(l, e);
 }
+/* What the ledger is, for messages: the SQLite file's path, or "ledger
+ * postgresql://host:port/db" (never a user or password). */
+static inline const char *ledger_where(struct ledger *l)
+{
+    return l->ops->where(l);
+}
 static inline void ledger_close(struct ledger *l)
 {
     if (l)
@@ -327,6 +351,34 @@ json_t *intake_json(const struct intake *in);
 
 /* link = sha256(prev || tagmanifest) as hex, the chain's one formula. */
 void chain_link_compute(const char *prev, const char *tagmanifest, char out[SHA256_HEX_LEN]);
+
+/*
+ * Copying a whole ledger into an empty one (`wharf ledger migrate`,
+ * ledger_copy.c).  ledger_copy opens one transaction on each side that
+ * keeps every other writer out, refuses a target that holds any row
+ * (c->refused, nothing written), copies every table, then reads the
+ * target's rows back inside its transaction and compares them with the
+ * source's, table by table: count and an order-independent digest of the
+ * rows' values.  It returns 0 with both transactions still open, so the
+ * caller can check more (the chain: seal/verify.h) on the uncommitted
+ * copy before ledger_copy_end commits it -- or rolls it back, leaving the
+ * target as empty as it was.  -1 on error (both rolled back).
+ */
+#define LEDGER_COPY_MAX 8
+struct ledger_copy {
+    struct {
+        const char *table;
+        uint64_t from, to; /* rows in the source; in the target after the copy */
+        char from_digest[SHA256_HEX_LEN], to_digest[SHA256_HEX_LEN];
+        bool same; /* counts and digests agree */
+    } t[LEDGER_COPY_MAX];
+    size_t n;
+    bool same;          /* every table the same */
+    bool refused;       /* the target was not empty: nothing copied */
+    char refused_why[256];
+};
+int ledger_copy(struct ledger *from, struct ledger *to, struct ledger_copy *c, struct werr *e);
+int ledger_copy_end(struct ledger *from, struct ledger *to, bool commit, struct werr *e);
 
 /* Added with the SQLite backend: the inverse of outcome_name (0, or -1 when
  * s names no outcome). */

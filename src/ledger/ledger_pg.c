@@ -130,6 +130,7 @@ struct lpg {
     PGconn *c;
     char *where;  /* postgresql://host:port/db: no user, no password */
     char *secret; /* the password from the dsn file, for scrubbing; may be NULL */
+    const struct ledger_table *copying; /* bulk copy: the table in COPY FROM STDIN */
 };
 
 static const char *const zero_link =
@@ -1159,7 +1160,193 @@ static int pg_writable(struct ledger *l, struct werr *e)
     return r;
 }
 
+/* ---- bulk copy (ledger_copy.c) ---- */
+
+/* The tables a copy fills; writers are locked out of them (EXCLUSIVE
+ * mode still lets readers read) until bulk_end. */
+#define COPY_TABLES "intakes, events, chain, chain_head, sightings, kv"
+
+static char *col_list(const struct ledger_table *t)
+{
+    char *out = xstrdup(""), *n;
+    for (int i = 0; i < t->ncols; i++) {
+        n = xasprintf("%s%s\"%s\"", out, i ? ", " : "", t->cols[i]);
+        free(out);
+        out = n;
+    }
+    return out;
+}
+
+static int pg_bulk_begin(struct ledger *l, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    if (tx_begin(g, e) < 0)
+        return -1;
+    if (x(g, "LOCK TABLE " COPY_TABLES " IN EXCLUSIVE MODE", 0, NULL, "lock for the copy", e) < 0) {
+        tx_rollback(g);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ends a COPY FROM STDIN in progress; 0 or -1. */
+static int copy_finish(struct lpg *g, const char *error, struct werr *e)
+{
+    PGresult *res;
+    int r = 0;
+    if (!g->copying)
+        return 0;
+    g->copying = NULL;
+    if (PQputCopyEnd(g->c, error) != 1)
+        return fail(g, e, NULL, "copy end");
+    while ((res = PQgetResult(g->c))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && r == 0 && !error)
+            r = fail(g, e, res, "copy");
+        PQclear(res);
+    }
+    return r;
+}
+
+static int pg_bulk_end(struct ledger *l, bool commit, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    if (copy_finish(g, commit ? NULL : "rolled back", e) < 0)
+        commit = false;
+    if (commit && tx_commit(g, e) == 0)
+        return 0;
+    tx_rollback(g);
+    return commit ? -1 : 0;
+}
+
+/* Every row of t through a cursor, 500 at a time (inside bulk_begin's
+ * transaction), until fn returns non-zero. */
+static int pg_rows(struct ledger *l, const struct ledger_table *t, ledger_row_fn fn, void *ctx,
+                   struct werr *e)
+{
+    struct lpg *g = l->impl;
+    const char **vals = xcalloc((size_t)t->ncols, sizeof *vals);
+    char *cols = col_list(t);
+    char *sql = xasprintf("DECLARE wharf_rows NO SCROLL CURSOR FOR SELECT %s FROM \"%s\"", cols,
+                          t->name);
+    int r = -1, stop = 0;
+
+    if (x(g, sql, 0, NULL, t->name, e) < 0)
+        goto out;
+    while (!stop) {
+        PGresult *res = q(g, "FETCH 500 FROM wharf_rows", 0, NULL, t->name, e);
+        int n, i;
+        if (!res)
+            goto out;
+        n = PQntuples(res);
+        for (i = 0; i < n && !stop; i++) {
+            for (int k = 0; k < t->ncols; k++)
+                vals[k] = PQgetisnull(res, i, k) ? NULL : PQgetvalue(res, i, k);
+            stop = fn(ctx, vals);
+        }
+        PQclear(res);
+        if (n < 500)
+            break;
+    }
+    r = x(g, "CLOSE wharf_rows", 0, NULL, t->name, e);
+out:
+    free(vals);
+    free(cols);
+    free(sql);
+    return r;
+}
+
+/* One cell in COPY's text format, then sep (tab, or newline after the
+ * last): backslash, tab, newline and CR escaped; NULL is \N. */
+static void copy_cell(char **buf, size_t *len, size_t *cap, const char *v, char sep)
+{
+    size_t need = (v ? 2 * strlen(v) : 2) + 1;
+    if (*len + need > *cap) {
+        *cap = (*len + need) * 2;
+        *buf = xrealloc(*buf, *cap);
+    }
+    if (!v) {
+        memcpy(*buf + *len, "\\N", 2);
+        *len += 2;
+    }
+    for (; v && *v; v++) {
+        const char *esc = *v == '\\'   ? "\\\\"
+                          : *v == '\t' ? "\\t"
+                          : *v == '\n' ? "\\n"
+                          : *v == '\r' ? "\\r"
+                                       : NULL;
+        if (esc) {
+            memcpy(*buf + *len, esc, 2);
+            *len += 2;
+        } else
+            (*buf)[(*len)++] = *v;
+    }
+    (*buf)[(*len)++] = sep;
+}
+
+/*
+ * One row of t into COPY ... FROM STDIN (started at t's first row).  vals
+ * NULL ends t; then the backend's own bookkeeping follows the copied rows:
+ * the events id sequence continues after the largest id, and chain_head
+ * names the last link.
+ */
+static int pg_put_row(struct ledger *l, const struct ledger_table *t, const char *const *vals,
+                      struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int r = -1;
+
+    if (g->copying && (g->copying != t || !vals) && copy_finish(g, NULL, e) < 0)
+        return -1;
+    if (!vals) {
+        if (!strcmp(t->name, "events"))
+            return x(g,
+                     "SELECT setval(pg_get_serial_sequence('events', 'id'), "
+                     "COALESCE((SELECT max(id) FROM events), 1), "
+                     "(SELECT max(id) FROM events) IS NOT NULL)",
+                     0, NULL, "events sequence", e);
+        if (!strcmp(t->name, "chain"))
+            return x(g,
+                     "UPDATE chain_head h SET seq = c.seq, link = c.link FROM "
+                     "(SELECT seq, link FROM chain ORDER BY seq DESC LIMIT 1) c WHERE h.one = 1",
+                     0, NULL, "chain head", e);
+        return 0;
+    }
+    if (!g->copying) {
+        char *cols = col_list(t), *sql = xasprintf("COPY \"%s\" (%s) FROM STDIN", t->name, cols);
+        PGresult *res = PQexec(g->c, sql);
+        free(cols);
+        free(sql);
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+            fail(g, e, res, "copy");
+            PQclear(res);
+            return -1;
+        }
+        PQclear(res);
+        g->copying = t;
+    }
+    for (int i = 0; i < t->ncols; i++)
+        copy_cell(&buf, &len, &cap, vals[i], i + 1 < t->ncols ? '\t' : '\n');
+    if (PQputCopyData(g->c, buf, (int)len) != 1)
+        fail(g, e, NULL, "copy");
+    else
+        r = 0;
+    free(buf);
+    return r;
+}
+
+static const char *pg_where(struct ledger *l)
+{
+    return ((struct lpg *)l->impl)->where;
+}
+
 static const struct ledger_ops pg_ops = {
+    .bulk_begin = pg_bulk_begin,
+    .bulk_end = pg_bulk_end,
+    .rows = pg_rows,
+    .put_row = pg_put_row,
+    .where = pg_where,
     .writable = pg_writable,
     .set_durable = pg_set_durable,
     .claim = pg_claim,

@@ -130,6 +130,8 @@ struct sq {
     /* cached statements: transactions and the hot paths */
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *claim, *event, *transition, *sighting;
+    sqlite3_stmt *put; /* bulk copy: the INSERT of put_table */
+    const struct ledger_table *put_table;
     bool relaxed; /* synchronous=NORMAL in force (ledger_set_durable) */
 };
 
@@ -329,6 +331,7 @@ static void sq_free(struct sq *s)
     sqlite3_finalize(s->event);
     sqlite3_finalize(s->transition);
     sqlite3_finalize(s->sighting);
+    sqlite3_finalize(s->put);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -1336,7 +1339,115 @@ static int sq_writable(struct ledger *l, struct werr *e)
     return 0;
 }
 
+/* ---- bulk copy (ledger_copy.c) ---- */
+
+/* "c1", "c2", ... quoted (the column names are the copy's constants). */
+static char *col_list(const struct ledger_table *t)
+{
+    char *out = xstrdup(""), *n;
+    for (int i = 0; i < t->ncols; i++) {
+        n = xasprintf("%s%s\"%s\"", out, i ? ", " : "", t->cols[i]);
+        free(out);
+        out = n;
+    }
+    return out;
+}
+
+/* One IMMEDIATE transaction: other writers wait (and time out busy). */
+static int sq_bulk_begin(struct ledger *l, struct werr *e)
+{
+    return tx_begin(l->impl, e);
+}
+
+static int sq_bulk_end(struct ledger *l, bool commit, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_finalize(s->put);
+    s->put = NULL;
+    s->put_table = NULL;
+    if (commit)
+        return tx_commit(s, e);
+    tx_rollback(s);
+    return 0;
+}
+
+static int sq_rows(struct ledger *l, const struct ledger_table *t, ledger_row_fn fn, void *ctx,
+                   struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    const char **vals = xcalloc((size_t)t->ncols, sizeof *vals);
+    char *cols = col_list(t), *sql = xasprintf("SELECT %s FROM \"%s\"", cols, t->name);
+    int r = -1, rc;
+
+    if (prep(s, &st, sql, false, e) < 0)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < t->ncols; i++)
+            vals[i] = sqlite3_column_type(st, i) == SQLITE_NULL
+                          ? NULL
+                          : (const char *)sqlite3_column_text(st, i);
+        if (fn(ctx, vals))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        fail(s, e, rc, t->name);
+        goto out;
+    }
+    r = 0;
+out:
+    sqlite3_finalize(st);
+    free(vals);
+    free(cols);
+    free(sql);
+    return r;
+}
+
+/* Inserts one row of t (vals NULL: t is complete). */
+static int sq_put_row(struct ledger *l, const struct ledger_table *t, const char *const *vals,
+                      struct werr *e)
+{
+    struct sq *s = l->impl;
+    if (!vals || s->put_table != t) {
+        sqlite3_finalize(s->put);
+        s->put = NULL;
+        s->put_table = NULL;
+    }
+    if (!vals)
+        return 0;
+    if (!s->put) {
+        char *cols = col_list(t), *marks = xstrdup(""), *n, *sql;
+        int r;
+        for (int i = 0; i < t->ncols; i++) {
+            n = xasprintf("%s%s?", marks, i ? ", " : "");
+            free(marks);
+            marks = n;
+        }
+        sql = xasprintf("INSERT INTO \"%s\" (%s) VALUES (%s)", t->name, cols, marks);
+        r = prep(s, &s->put, sql, false, e);
+        free(cols);
+        free(marks);
+        free(sql);
+        if (r < 0)
+            return -1;
+        s->put_table = t;
+    }
+    for (int i = 0; i < t->ncols; i++)
+        bind_str(s->put, i + 1, vals[i]);
+    return run(s, s->put, t->name, e);
+}
+
+static const char *sq_where(struct ledger *l)
+{
+    return ((struct sq *)l->impl)->path;
+}
+
 static const struct ledger_ops sqlite_ops = {
+    .bulk_begin = sq_bulk_begin,
+    .bulk_end = sq_bulk_end,
+    .rows = sq_rows,
+    .put_row = sq_put_row,
+    .where = sq_where,
     .writable = sq_writable,
     .set_durable = sq_set_durable,
     .claim = sq_claim,

@@ -141,6 +141,10 @@ static int link_cb(void *ctx, const struct chain_link *cl)
         intake_clear(&in);
         return 0;
     }
+    if (v->o->chain_only) {
+        intake_clear(&in);
+        return 0;
+    }
     v->res->bags++;
     pace(v, in.size);
     /* the original against the ledger first: the plainest finding */

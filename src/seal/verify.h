@@ -31,6 +31,7 @@ struct verify_opts {
     size_t n_only;
     uint64_t bytes_per_s;     /* re-hash at most this fast (0: no limit) */
     volatile const int *stop; /* non-zero: stop between bags (the run is incomplete) */
+    bool chain_only;          /* step 2 alone (and each link's intake sealed): no bag read */
 };
 
 struct verify_result {

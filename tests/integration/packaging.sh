@@ -134,7 +134,7 @@ for page in wharf.1 wharf-profile.5; do
     fi
 done
 # Every command of cli.h is in wharf(1), every exit code too.
-for cmd in run once ingest check status intakes show rejects replay verify export trust reconcile trace pause resume; do
+for cmd in run once ingest check status intakes show rejects replay verify export trust reconcile trace ledger pause resume; do
     if grep -qE "^\.B[IR]? \"?$cmd( |\"|$)" "$SRC/packaging/wharf.1"; then ok "wharf.1 documents $cmd"; else bad "wharf.1 lacks $cmd"; fi
 done
 for code in 0 1 2 3 4 5; do
