@@ -55,6 +55,7 @@ install(FILES ${WHARF_PKG_DIR}/sshd_config.d/wharf-partners.conf
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/docs/configuration.md
               ${CMAKE_CURRENT_SOURCE_DIR}/docs/partners.md
               ${CMAKE_CURRENT_SOURCE_DIR}/docs/xsd.md
+              ${CMAKE_CURRENT_SOURCE_DIR}/docs/scale-out.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/runbooks/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/runbooks FILES_MATCHING PATTERN "*.md")

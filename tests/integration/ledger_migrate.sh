@@ -12,7 +12,9 @@
 #      `wharf show` and `wharf verify` answer exactly as before, and a new
 #      file is loaded and extends the same chain;
 #   4. a second migration into the now non-empty ledger is refused and
-#      changes nothing; a configuration already on PostgreSQL is refused.
+#      changes nothing; a configuration already on PostgreSQL is refused;
+#   5. docs/scale-out.md's "Moving from SQLite to PostgreSQL": its commands,
+#      as written, on a deployment of its own (tests/lib/runbook.sh).
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 . "$WHARF_SOURCE_DIR/tests/lib/pg.sh"
 
@@ -127,5 +129,28 @@ eq "and wrote nothing" "$(pgq 'SELECT count(*) FROM intakes')" "$before"
 out=$(w ledger migrate --to postgresql --dsn-file "$PWD/dsn" 2>&1); rc=$?
 eq "migrate with wharf.yaml already on PostgreSQL exits 3" "$rc" 3
 w ledger migrate --to mysql >/dev/null 2>&1; eq "--to anything else is a usage error" "$?" 2
+
+# 5. the documented migration, command by command
+. "$WHARF_SOURCE_DIR/tests/lib/runbook.sh"
+pg_admin "$PGD" -q -c "CREATE DATABASE wharf_docs OWNER wharf_load" >/dev/null
+printf '%s password=%s sslmode=disable\n' "${PG_DSN/dbname=wharf/dbname=wharf_docs}" "$PW" > docs.dsn
+chmod 600 docs.dsn
+export RB_DSN_FILE=$PWD/docs.dsn
+rb_deploy "$T/docs"
+cp "$T/schemas/orders.schema.json" schemas/
+spool_profile acme "$DONE"
+drop acme d1.csv 1 3
+w -c wharf.yaml once >/dev/null 2>&1
+# the operator's edit of wharf.yaml, after the migration
+rb_hook() {
+  if [ -n "${RB_MIGRATED:-}" ] && [ -z "${RB_SWITCHED:-}" ]; then
+    printf 'ledger: { type: postgresql, dsn_file: %s }\n' "$RB_DSN_FILE" >> wharf.yaml
+    RB_SWITCHED=1
+  fi
+  case $1 in *"ledger migrate"*) RB_MIGRATED=1 ;; esac
+}
+RB_SECTION=Moving run_runbook docs/scale-out.md
+eq "the documented steps moved the ledger to PostgreSQL" "$("$PG_BINDIR/psql" -X -tA "$(cat "$RB_DSN_FILE")" -c "SELECT count(*) FROM intakes WHERE state = 'done'")" 1
+eq "and wharf.yaml names it" "${RB_SWITCHED:-}" 1
 
 finish

@@ -56,6 +56,7 @@ if [ -n "$DEB" ]; then
         /usr/share/doc/wharf/configuration.md \
         /usr/share/doc/wharf/partners.md \
         /usr/share/doc/wharf/xsd.md \
+        /usr/share/doc/wharf/scale-out.md \
         /usr/share/doc/wharf/runbooks/README.md; do
         # man pages may be gzipped
         if grep -qxE "$f(\.gz)?" "$TMP/contents"; then ok "package has $f"; else bad "package lacks $f"; fi
