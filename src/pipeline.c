@@ -71,6 +71,7 @@
 #include "util/escape.h"
 #include "util/durable.h"
 #include "util/log.h"
+#include "util/obs.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 #include "validate/control.h"
@@ -1853,20 +1854,30 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
 
     for (;;) {
         enum intake_state before = j.in.state;
+        enum obs_hist stage = OBS__HISTS;
+        int64_t t0 = obs_now_ns();
         if (pipeline_stopping() && before != ST_DONE && before != ST_FAILED)
             break; /* safe point: the state is committed; resume next start */
         switch (before) {
         case ST_FOUND:
+            stage = OBS_STAGE_TAKE;
             r = step_take(&j);
             break;
         case ST_TAKEN:
-            if (!j.p->outbound)
+            if (!j.p->outbound) {
+                stage = OBS_STAGE_INSPECT;
                 r = step_inspect(&j);
-            else
-                r = outbound_validates(j.p) ? step_check_outbound(&j) : step_deliver(&j);
+            } else if (outbound_validates(j.p)) {
+                stage = OBS_STAGE_VALIDATE;
+                r = step_check_outbound(&j);
+            } else {
+                stage = OBS_STAGE_DELIVER;
+                r = step_deliver(&j);
+            }
             break;
         case ST_VALIDATED:
             if (j.p->outbound) {
+                stage = OBS_STAGE_DELIVER;
                 r = step_deliver(&j);
                 break;
             }
@@ -1874,19 +1885,24 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
         case ST_INSPECTED:
             report_free(&j.rep);
             report_init(&j.rep, (size_t)j.p->limits.max_errors);
+            stage = OBS_STAGE_LOAD;
             r = step_load(&j);
             j.tg = NULL;
             break;
         case ST_LOADED:
         case ST_REJECTED:
+            stage = OBS_STAGE_SEAL;
             r = step_seal(&j);
             break;
         case ST_SEALED:
+            stage = OBS_STAGE_FINISH;
             r = step_finish(&j);
             break;
         default:
             r = -1;
         }
+        if (stage != OBS__HISTS)
+            obs_since(stage, t0);
         if (r < 0 || j.in.state == before || j.in.state == ST_DONE || j.in.state == ST_FAILED)
             break;
     }

@@ -12,6 +12,7 @@
 #include "console/internal.h"
 #include "daemon/audit.h"
 #include "daemon/health.h"
+#include "util/obs.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -78,6 +79,42 @@ static void label(struct hbuf *b, const char *v)
 static void help(struct hbuf *b, const char *name, const char *type, const char *text)
 {
     hbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* What this process measured about itself (util/obs.h): step durations by
+ * stage, ledger commit latency, the runner's queue and workers. */
+static void process_metrics(struct hbuf *b)
+{
+    const char *helped = "";
+    for (int h = 0; h < OBS__HISTS; h++) {
+        struct obs_hist_read r;
+        const char *lb, *sep;
+        obs_read((enum obs_hist)h, &r);
+        if (strcmp(helped, r.name))
+            help(b, r.name, "histogram",
+                 !strcmp(r.name, "wharf_ledger_commit_seconds")
+                     ? "Ledger transaction commits of this process (fsync included)."
+                     : "Pipeline steps of this process by stage (take, inspect, load, seal, ...).");
+        helped = r.name;
+        lb = r.label ? r.label : "";
+        sep = r.label ? "," : "";
+        for (int k = 0; k < OBS_BUCKETS; k++)
+            hbuf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", r.name, lb, sep, r.le[k],
+                        (unsigned long long)r.bucket[k]);
+        hbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", r.name, lb, sep,
+                    (unsigned long long)r.count);
+        hbuf_printf(b, "%s_sum%s%s%s %.6f\n", r.name, r.label ? "{" : "", lb, r.label ? "}" : "",
+                    r.sum);
+        hbuf_printf(b, "%s_count%s%s%s %llu\n", r.name, r.label ? "{" : "", lb,
+                    r.label ? "}" : "", (unsigned long long)r.count);
+    }
+    for (int g = 0; g < OBS__GAUGES; g++) {
+        int64_t v;
+        if (!obs_gauge_get((enum obs_gauge)g, &v))
+            continue;
+        help(b, obs_gauge_name((enum obs_gauge)g), "gauge", obs_gauge_help((enum obs_gauge)g));
+        hbuf_printf(b, "%s %lld\n", obs_gauge_name((enum obs_gauge)g), (long long)v);
+    }
 }
 
 int metrics_render(const struct wharf_config *cfg, const struct console_counters *n, struct hbuf *b,
@@ -218,6 +255,7 @@ int metrics_render(const struct wharf_config *cfg, const struct console_counters
             hbuf_printf(b, "wharf_verify_ok %d\n", json_is_true(ok) ? 1 : 0);
         json_decref(v);
     }
+    process_metrics(b);
     help(b, "wharf_console_requests_total", "counter", "HTTP requests the console answered.");
     hbuf_printf(b, "wharf_console_requests_total %llu\n", (unsigned long long)n->requests);
     help(b, "wharf_console_login_failures_total", "counter", "Failed console logins.");

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "util/escape.h"
+#include "util/obs.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -231,7 +232,11 @@ static int tx_begin(struct lpg *g, struct werr *e)
 
 static int tx_commit(struct lpg *g, struct werr *e)
 {
-    return x(g, "COMMIT", 0, NULL, "commit", e);
+    int64_t t0 = obs_now_ns();
+    int r = x(g, "COMMIT", 0, NULL, "commit", e);
+    if (r >= 0)
+        obs_since(OBS_LEDGER_COMMIT, t0);
+    return r;
 }
 
 static void tx_rollback(struct lpg *g)

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "util/escape.h"
+#include "util/obs.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -207,10 +208,12 @@ static void tx_rollback(struct sq *s)
 
 static int tx_commit(struct sq *s, struct werr *e)
 {
+    int64_t t0 = obs_now_ns();
     if (run(s, s->commit, "commit", e) < 0) {
         tx_rollback(s);
         return -1;
     }
+    obs_since(OBS_LEDGER_COMMIT, t0);
     return 0;
 }
 

@@ -169,6 +169,17 @@ m1=$(curl -s -m 10 "$BASE/metrics")
 contains "metrics count the loaded intakes" "$m1" 'wharf_intakes{profile="acme",state="done",outcome="loaded"} 2'
 contains "metrics count rows" "$m1" 'wharf_rows_loaded_total{profile="acme"} 4'
 if [ "$m0" != "$m1" ]; then ok "metrics changed as files were processed"; else bad "metrics did not change"; fi
+# the server's own measurements: the replay was taken, loaded and sealed by
+# this process, each step and each ledger commit timed
+mval() { printf '%s\n' "$m1" | awk -v k="$1" '$1 == k { print $2 }'; }
+for st in take inspect load seal finish; do
+  n=$(mval "wharf_stage_duration_seconds_count{stage=\"$st\"}")
+  if [ "${n:-0}" -ge 1 ]; then ok "stage $st timed ($n steps)"; else bad "stage $st: no duration recorded (${n:-absent})"; fi
+done
+eq "the +Inf bucket of a stage is its count" "$(mval 'wharf_stage_duration_seconds_bucket{stage="load",le="+Inf"}')" "$(mval 'wharf_stage_duration_seconds_count{stage="load"}')"
+n=$(mval wharf_ledger_commit_seconds_count)
+if [ "${n:-0}" -ge 5 ]; then ok "ledger commits timed ($n)"; else bad "ledger commits: ${n:-absent}"; fi
+eq "the outbound stages stayed empty" "$(mval 'wharf_stage_duration_seconds_count{stage="deliver"}')" 0
 command -v promtool >/dev/null && check "promtool check metrics passes (after the run)" bash -c "promtool check metrics <<<\"\$1\"" _ "$m1"
 
 # limits: an oversized request, a slow client
