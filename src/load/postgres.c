@@ -15,7 +15,8 @@
  * begin, in one transaction:
  *   1. the table: created from the schema's types when missing (integer
  *      bigint, number numeric, boolean boolean, date date, datetime
- *      timestamptz, anything else text; "_wharf_intake" text not null,
+ *      timestamptz, xs:decimal and xs:integer (no 64-bit bound) numeric,
+ *      anything else text; "_wharf_intake" text not null,
  *      "_wharf_line" bigint), else mapped by column name and checked with
  *      tabdiff (target.evolve adds optional columns here);
  *   2. upsert: a UNIQUE index on exactly the key (made for a table we made);
@@ -333,8 +334,8 @@ out:
 static const char *pg_decl(const struct column *c)
 {
     switch (c->type) {
-    case COL_INTEGER:
-        return c->kind == COLK_BOOLEAN ? "boolean" : "bigint";
+    case COL_INTEGER: /* an integer that may exceed 64 bits: numeric, exact */
+        return c->kind == COLK_BOOLEAN ? "boolean" : c->kind == COLK_WIDEINT ? "numeric" : "bigint";
     case COL_REAL:
         return "numeric";
     case COL_TEXT:

@@ -13,7 +13,10 @@
  *   1. CREATE TABLE "t" (typed columns, "_wharf_intake" TEXT NOT NULL) and
  *      an index on "_wharf_intake" when the table is absent; otherwise check
  *      that every needed column exists with a compatible declared type (and
- *      add "_wharf_intake" to a table that lacks it);
+ *      add "_wharf_intake" to a table that lacks it).  An integer with no
+ *      64-bit bound (COLK_WIDEINT) gets no declared type: an INTEGER where
+ *      it fits, its exact digits as TEXT beyond (an existing numeric column
+ *      refuses such a row instead of rounding it);
  *   2. upsert: create the UNIQUE index on the key for a table we created,
  *      else require one that covers exactly the key;
  *   3. replace: DELETE FROM "t";
@@ -73,7 +76,12 @@ struct sq {
     bool active;       /* between begin and commit/rollback */
     bool index_at_end; /* a table made by this load: its intake index is built at commit */
     bool lineage;      /* this load writes _wharf_line */
-    char where[640];   /* the row's _wharf_line while it is inserted */
+    char **narrow;     /* per column, the name of a COLK_WIDEINT column that exists
+                          declared numeric and would round a value beyond 64 bits, else
+                          NULL (narrow NULL: no such column) */
+    size_t nnarrow;
+    uint64_t seq;    /* rows inserted by this load so far */
+    char where[640]; /* the row's _wharf_line while it is inserted */
     char intake[ID_LEN];
     /* the key digest: which of the load's columns form the key */
     size_t *kidx, nk;
@@ -216,23 +224,32 @@ static int has_table(struct sq *s, const char *name, struct werr *e)
     return rc == SQLITE_ROW;
 }
 
-/* 1 when table has the column, 0 when not, -1 on error. */
-static int has_column(struct sq *s, const char *table, const char *col, struct werr *e)
+/* 1 when table has the column (its affinity in *aff when not NULL), 0 when
+ * not, -1 on error. */
+static int column_affinity(struct sq *s, const char *table, const char *col, enum affinity *aff,
+                           struct werr *e)
 {
     sqlite3_stmt *st = NULL;
     int rc;
-    if (sq_prepare(s, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE", &st,
+    if (sq_prepare(s, "SELECT type FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE", &st,
                    "read table columns", e) < 0)
         return -1;
     sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && aff)
+        *aff = affinity_of((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         sq_fail(e, s, rc, "read columns of %s", table);
         return -1;
     }
     return rc == SQLITE_ROW;
+}
+
+static int has_column(struct sq *s, const char *table, const char *col, struct werr *e)
+{
+    return column_affinity(s, table, col, NULL, e);
 }
 
 /* wharf_loads from before reconcile gets its key columns, and
@@ -269,9 +286,24 @@ static bool sq_fits(const struct column *c, const char *decl)
     return type_compatible(c->type, decl);
 }
 
+/* An integer that may exceed 64 bits (COLK_WIDEINT) gets a column without a
+ * declared type (BLOB affinity): SQLite stores what is bound, an INTEGER
+ * where it fits and the exact digits as TEXT beyond, where an INTEGER or
+ * NUMERIC column would turn those digits into a rounded REAL. */
 static const char *sq_decl(const struct column *c)
 {
-    return type_sql(c->type);
+    return c->kind == COLK_WIDEINT ? "" : type_sql(c->type);
+}
+
+/* "name TYPE" (or "name" alone, no declared type) */
+static void sb_coldef(struct sqlbuf *b, const struct column *c)
+{
+    const char *decl = sq_decl(c);
+    sb_ident(b, c->name);
+    if (*decl) {
+        sb_add(b, " ");
+        sb_add(b, decl);
+    }
 }
 
 static const struct tabdiff_types sq_types = {sq_fits, sq_decl};
@@ -461,9 +493,7 @@ static int create_table(struct sq *s, const struct columns *cols, bool lineage, 
     sb_ident(&b, s->table);
     sb_add(&b, " (");
     for (i = 0; i < cols->n; i++) {
-        sb_ident(&b, cols->v[i].name);
-        sb_add(&b, " ");
-        sb_add(&b, type_sql(cols->v[i].type));
+        sb_coldef(&b, &cols->v[i]);
         sb_add(&b, ", ");
     }
     sb_add(&b, lineage ? "\"_wharf_intake\" TEXT NOT NULL, \"_wharf_line\" TEXT)"
@@ -505,9 +535,7 @@ static int add_columns(struct sq *s, const struct columns *cols, const size_t *a
         sb_add(&b, "ALTER TABLE ");
         sb_ident(&b, s->table);
         sb_add(&b, " ADD COLUMN ");
-        sb_ident(&b, col->name);
-        sb_add(&b, " ");
-        sb_add(&b, type_sql(col->type));
+        sb_coldef(&b, col);
         r = sq_exec(s, b.s, "evolve: add column", e);
         free(b.s);
         if (r < 0)
@@ -668,6 +696,11 @@ static void load_end(struct sq *s)
     s->prev = NULL;
     free(s->kidx);
     free(s->uidx);
+    for (size_t i = 0; s->narrow && i < s->nnarrow; i++)
+        free(s->narrow[i]);
+    free(s->narrow);
+    s->narrow = NULL;
+    s->nnarrow = 0;
     s->kidx = s->uidx = NULL;
     s->nk = s->nu = 0;
 }
@@ -858,6 +891,46 @@ static int note_superseded(struct sq *s, const struct row *row, struct werr *e)
     return 0;
 }
 
+/* An existing table may hold a COLK_WIDEINT column declared INTEGER or
+ * NUMERIC (made by a wharf that stored every integer in 64 bits, or by
+ * hand): SQLite turns digits beyond 64 bits bound into it into a rounded
+ * REAL, so such a value is refused at insert instead. */
+static void mark_narrow(struct sq *s, const struct tinfo *ti, const struct columns *cols)
+{
+    for (size_t i = 0; i < cols->n; i++) {
+        const struct tcol *c = tinfo_find(ti, cols->v[i].name);
+        if (cols->v[i].kind != COLK_WIDEINT || !c || affinity_of(c->type) == AFF_BLOB)
+            continue;
+        if (!s->narrow) {
+            s->narrow = xcalloc(cols->n, sizeof *s->narrow);
+            s->nnarrow = cols->n;
+        }
+        s->narrow[i] = xstrdup(cols->v[i].name);
+    }
+}
+
+/* A value beyond 64 bits for a narrow column: the partner's value meeting
+ * the table's limit, so a reject with its line and column (target.h), not
+ * a failure of the target. */
+static int refuse_narrow(struct target *t, const struct row *row, size_t col, struct werr *e)
+{
+    struct sq *s = t->impl;
+    const struct value *v = &row->v[col];
+    memset(&t->reject, 0, sizeof t->reject);
+    t->reject.set = true;
+    t->reject.seq = s->seq;
+    t->reject.line = row->line;
+    snprintf(t->reject.column, sizeof t->reject.column, "%s", s->narrow[col]);
+    snprintf(t->reject.message, sizeof t->reject.message,
+             "%.*s is beyond 64 bits and the column is declared numeric, where SQLite would "
+             "round it to a double; a column without a declared type (as wharf creates one) "
+             "keeps every digit",
+             v->len > 60 ? 60 : (int)v->len, v->s);
+    werr_setk(e, WERR_SCHEMA, "%s: table \"%s\": line %llu, column \"%s\": %s", s->path, s->table,
+              (unsigned long long)row->line, t->reject.column, t->reject.message);
+    return -1;
+}
+
 static void sq_rollback(struct target *t)
 {
     struct sq *s = t->impl;
@@ -889,6 +962,8 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
     s->st = &t->stats;
     snprintf(s->intake, sizeof s->intake, "%s", intake);
     s->lineage = false;
+    s->seq = 0;
+    memset(&t->reject, 0, sizeof t->reject);
     if (check_names(s, cols, p, e) < 0)
         goto out;
     if (sq_exec(s, "BEGIN IMMEDIATE", "begin", e) < 0)
@@ -923,6 +998,7 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
             goto fail;
         if (!tinfo_find(&ti, "_wharf_intake") && add_intake_column(s, e) < 0)
             goto fail;
+        mark_narrow(s, &ti, cols);
     }
     /* A table this transaction made is invisible to everyone else until
      * the commit: its intake index is built then, in one sorted pass,
@@ -1024,6 +1100,8 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
                       (unsigned long long)row->line, i + 1);
             return -1;
         }
+        if (v->kind == VAL_TEXT && s->narrow && s->narrow[i])
+            return refuse_narrow(t, row, i, e);
     }
     if (s->prev && note_superseded(s, row, e) < 0)
         return -1;
@@ -1059,6 +1137,7 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
         hash_value(&s->kh, &row->v[s->kidx[i]]);
     keyhash_add_to(&s->kh, &s->st->digest);
     s->st->rows++;
+    s->seq++;
     return 0;
 }
 
@@ -1368,6 +1447,7 @@ static int sq_find(struct target *t, char *const *cols, char *const *vals, size_
     struct sqlbuf b = {0};
     sqlite3_stmt *q = NULL;
     const char **names = NULL, **values = NULL;
+    enum affinity *aff = xcalloc(n + 1, sizeof *aff);
     char num[32];
     int rc, r = -1, nc, ci = -1, cl = -1, k;
     if ((k = has_table(s, s->table, e)) < 0)
@@ -1385,7 +1465,7 @@ static int sq_find(struct target *t, char *const *cols, char *const *vals, size_
         }
         /* SQLite reads a double-quoted name that is no column as a string:
          * look first, so a typo is an error and not "no row matches". */
-        if ((k = has_column(s, s->table, cols[i], e)) <= 0) {
+        if ((k = column_affinity(s, s->table, cols[i], &aff[i], e)) <= 0) {
             if (k == 0)
                 werr_setk(e, WERR_TARGET_DOWN, "%s: table \"%s\" has no column \"%s\"", s->path,
                           s->table, cols[i]);
@@ -1402,8 +1482,18 @@ static int sq_find(struct target *t, char *const *cols, char *const *vals, size_
         werr_prefix(e, "table \"%s\"", s->table);
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        sqlite3_bind_text(q, (int)i + 1, vals[i], -1, SQLITE_STATIC);
+    for (size_t i = 0; i < n; i++) {
+        /* a column without a type compares what is stored as it is: an
+         * integer that fits 64 bits is an INTEGER there (COLK_WIDEINT) */
+        long long ll;
+        char *end = NULL;
+        errno = 0;
+        ll = aff[i] == AFF_BLOB && *vals[i] ? strtoll(vals[i], &end, 10) : 0;
+        if (aff[i] == AFF_BLOB && *vals[i] && !errno && !*end)
+            sqlite3_bind_int64(q, (int)i + 1, ll);
+        else
+            sqlite3_bind_text(q, (int)i + 1, vals[i], -1, SQLITE_STATIC);
+    }
     nc = sqlite3_column_count(q);
     names = xcalloc((size_t)nc + 1, sizeof *names);
     values = xcalloc((size_t)nc + 1, sizeof *values);
@@ -1436,6 +1526,7 @@ static int sq_find(struct target *t, char *const *cols, char *const *vals, size_
     r = 0;
 out:
     sqlite3_finalize(q);
+    free(aff);
     free(names);
     free(values);
     free(b.s);

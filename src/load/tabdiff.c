@@ -104,6 +104,12 @@ const struct tcol *tinfo_find(const struct tinfo *ti, const char *name)
     return NULL;
 }
 
+/* A declaration for a message: SQLite's column without a type is "". */
+static const char *decl_words(const char *decl)
+{
+    return *decl ? decl : "a column without a declared type";
+}
+
 int tabdiff(const char *where, const char *qtable, const struct tinfo *ti,
             const struct columns *cols, enum target_evolve evolve, bool strict,
             const struct tabdiff_types *ty, size_t *adds, size_t *nadds, struct werr *e)
@@ -130,7 +136,7 @@ int tabdiff(const char *where, const char *qtable, const struct tinfo *ti,
                           "%s: table %s has no column \"%s\" (needed: %s); set "
                           "target.evolve: add_columns to let wharf add it, or add it with "
                           "ALTER TABLE %s ADD COLUMN \"%s\" %s",
-                          where, qtable, col->name, ty->decl(col), qtable, col->name,
+                          where, qtable, col->name, decl_words(ty->decl(col)), qtable, col->name,
                           ty->decl(col));
             return -1;
         }
@@ -139,7 +145,8 @@ int tabdiff(const char *where, const char *qtable, const struct tinfo *ti,
                       "%s: table %s column \"%s\" is declared %s, the schema needs %s: "
                       "wharf never changes a column's type; migrate the table (or load into a "
                       "new one) and run wharf check again",
-                      where, qtable, c->name, *c->type ? c->type : "without a type", ty->decl(col));
+                      where, qtable, c->name, *c->type ? c->type : "without a type",
+                      decl_words(ty->decl(col)));
             return -1;
         }
     }

@@ -44,8 +44,19 @@ enum col_type { COL_TEXT, COL_INTEGER, COL_REAL };
  * have richer types than SQLite (PostgreSQL: boolean, date, timestamptz).
  * COLK_BOOLEAN values are VAL_INT 0/1; COLK_DATE "YYYY-MM-DD" and
  * COLK_DATETIME ISO 8601 text ("...Z" when the value had a zone);
- * COLK_DECIMAL exact decimal text (xs:decimal) on a COL_TEXT column. */
-enum col_kind { COLK_PLAIN = 0, COLK_BOOLEAN, COLK_DATE, COLK_DATETIME, COLK_DECIMAL };
+ * COLK_DECIMAL exact decimal text (xs:decimal) on a COL_TEXT column.
+ * COLK_WIDEINT an integer with no 64-bit bound (xs:integer and its
+ * unbounded kin, xs:unsignedLong) on a COL_INTEGER column: VAL_INT when it
+ * fits an int64, else VAL_TEXT holding its canonical digits ("-" when
+ * negative, no "+", no leading zeros), so one number is always one value. */
+enum col_kind {
+    COLK_PLAIN = 0,
+    COLK_BOOLEAN,
+    COLK_DATE,
+    COLK_DATETIME,
+    COLK_DECIMAL,
+    COLK_WIDEINT
+};
 
 struct column {
     char *name;

@@ -730,6 +730,20 @@ static void attr_type(struct sdocs *s, xmlNodePtr a, struct tinfo *t)
     t->simple = "anySimpleType";
 }
 
+/* Built-in integer types whose values may exceed an int64: xs:integer is
+ * unbounded (XSD 1.0 part 2, 3.3.13), so are its sign-restricted kin, and
+ * xs:unsignedLong reaches 2^64 - 1.  Their columns are COLK_WIDEINT. */
+static bool wide_int(const char *b)
+{
+    static const char *wide[] = {"integer",         "nonNegativeInteger",
+                                 "positiveInteger", "nonPositiveInteger",
+                                 "negativeInteger", "unsignedLong"};
+    for (size_t i = 0; b && i < sizeof wide / sizeof wide[0]; i++)
+        if (!strcmp(b, wide[i]))
+            return true;
+    return false;
+}
+
 static enum col_type builtin_col(const char *b, bool *boolean)
 {
     static const char *ints[] = {"integer",
@@ -1011,6 +1025,8 @@ static void map_fields(struct xsdv *x, const struct profile *p, struct sdocs *s,
             col->kind = COLK_BOOLEAN;
         else if (simple && !strcmp(simple, "decimal"))
             col->kind = COLK_DECIMAL; /* exact text; PostgreSQL: numeric */
+        else if (wide_int(simple))
+            col->kind = COLK_WIDEINT; /* int64, or exact digits beyond; PostgreSQL: numeric */
         col->required = !optional;
     }
 }
@@ -1290,6 +1306,59 @@ static const char *trimmed(const char *s, size_t *len)
 }
 
 /*
+ * A COLK_WIDEINT value (s, n: white space already removed): an int64 when
+ * it fits, else its canonical digits as text, never rounded: "-" for a
+ * negative number, no "+", no leading zeros ("-000123..." is "-123...", and
+ * "-0" is 0), so equal numbers are equal values whatever their spelling.
+ * The text is built in fr->buf (s may point into it, or at the
+ * declaration's default).  -1 when s is not an optionally signed run of
+ * ASCII digits (the validator has refused that already).
+ */
+static int wide_integer(struct fieldrt *fr, const char *s, size_t n, struct value *v)
+{
+    char tmp[24];
+    size_t i = 0, k, d;
+    bool neg = false;
+    if (n && (s[0] == '+' || s[0] == '-'))
+        neg = s[i++] == '-';
+    if (i == n)
+        return -1;
+    for (k = i; k < n; k++)
+        if (s[k] < '0' || s[k] > '9')
+            return -1;
+    while (i + 1 < n && s[i] == '0')
+        i++;
+    d = n - i; /* significant digits, at least one */
+    if (d <= 19) {
+        char *end;
+        long long ll;
+        tmp[0] = neg ? '-' : '+';
+        memcpy(tmp + 1, s + i, d);
+        tmp[d + 1] = 0;
+        errno = 0;
+        ll = strtoll(tmp, &end, 10);
+        if (!errno && !*end) {
+            v->kind = VAL_INT;
+            v->i = ll;
+            return 0;
+        }
+    }
+    if (fr->cap < d + neg + 1) { /* never when s is in fr->buf: the text only shrinks */
+        fr->buf = xrealloc(fr->buf, d + neg + 1);
+        fr->cap = d + neg + 1;
+    }
+    memmove(fr->buf + neg, s + i, d);
+    if (neg)
+        fr->buf[0] = '-';
+    fr->len = d + neg;
+    fr->buf[fr->len] = 0;
+    v->kind = VAL_TEXT;
+    v->s = fr->buf;
+    v->len = fr->len;
+    return 0;
+}
+
+/*
  * Typed value of a captured field; -1 when the text is not of the type.
  * Absent, or xsi:nil="true": NULL.  An empty element, or an absent attribute
  * on an element that is there, takes the declaration's default or fixed
@@ -1322,6 +1391,8 @@ static int typed(const struct column *c, const struct xfield *xf, struct fieldrt
     }
     if (!n)
         return 0; /* empty (xsi:nil) is NULL */
+    if (c->kind == COLK_WIDEINT)
+        return wide_integer(fr, s, n, v);
     if (n >= sizeof tmp)
         return -1;
     memcpy(tmp, s, n);
