@@ -2,6 +2,9 @@
 # xs:decimal into PostgreSQL (issue 20): the column is numeric and a value
 # with 24 digits arrives exact (wharf never reads it through a double);
 # SQLite keeps the same digits as TEXT (tests/cases/xsd/decimal_digits).
+# xs:integer likewise: numeric, every value beyond 64 bits exact
+# (tests/cases/xsd/integer_unbounded); a bigint column made before refuses
+# such a row instead of rounding it.
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 . "$WHARF_SOURCE_DIR/tests/lib/pg.sh"
 
@@ -30,4 +33,29 @@ eq "xs:decimal becomes numeric" \
 eq "24 digits, a sign, trailing zeros: exact" \
   "$(q 'select string_agg(v::text, $$ $$ order by _wharf_line) from dec')" \
   "123456789012345678.901234 -0.00000000000000000001 1.50 7"
+
+cp "$WHARF_SOURCE_DIR/tests/cases/xsd/integer_unbounded/schema.xsd" schemas/int.xsd
+for t in int intold; do
+  cat > profiles/$t.yaml <<EOP
+name: $t
+source: { type: spool, path: var/drop/$t }
+format: xml
+xml: { schema: int.xsd, record: /r/i, fields: { z: z } }
+target: { type: postgresql, dsn_file: dsn, table: $t }
+EOP
+  mkdir -p var/drop/$t
+done
+check "the xs:integer profile passes check" w check int
+w ingest -p int "$WHARF_SOURCE_DIR/tests/cases/xsd/integer_unbounded/01.xml" >out.log 2>&1
+eq "ingest of 19 to 24 digit xs:integer values exits 0" "$?" 0
+eq "xs:integer becomes numeric" \
+  "$(q "select data_type from information_schema.columns where table_name = 'int' and column_name = 'z'")" numeric
+eq "beyond 64 bits, positive and negative: exact" \
+  "$(q 'select string_agg(z::text, $$ $$ order by split_part(_wharf_line, $$ $$, 1)::int) from int')" \
+  "9223372036854775807 9223372036854775808 -9223372036854775808 -9223372036854775809 12345678901234567890 -12345678901234567890 12345678901234567890123 -12345678901234567890123 12345678901234567890123 -42 999999999999999999999999"
+q 'create table intold (z bigint, _wharf_intake text not null, _wharf_line text)' >/dev/null
+w ingest -p intold "$WHARF_SOURCE_DIR/tests/cases/xsd/integer_unbounded/01.xml" >out.log 2>&1
+eq "a bigint column made before: the intake is rejected, not rounded" "$?" 1
+contains "the row beyond 64 bits is named" "$(w rejects -p intold 2>&1; cat out.log)" "line 4"
+eq "nothing of it loaded" "$(q 'select count(*) from intold')" 0
 finish

@@ -1,7 +1,8 @@
 /*
  * test_target_sqlite: the SQLite target against real database files in a
  * temp dir: append/replace/upsert loads and wharf_loads, rollback, refused
- * identifiers, an existing table that does not fit, and a database locked
+ * identifiers, an existing table that does not fit, integers beyond 64
+ * bits (xs:integer) kept exact, and a database locked
  * by another connection (transient error; waits the 10 s busy timeout).
  */
 #include <setjmp.h>
@@ -412,6 +413,86 @@ static void test_existing_table_mismatch(void **state)
     assert_peek(f, "SELECT count(*) FROM fits WHERE _wharf_intake = '01JB'", "2");
 }
 
+static int count_found(void *ctx, const struct found_row *r, struct werr *e)
+{
+    (void)r;
+    (void)e;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int found_rows(struct target *t, const char *col, const char *val)
+{
+    char *cols[] = {(char *)col}, *vals[] = {(char *)val};
+    struct werr e = {0};
+    int n = 0;
+    if (t->ops->find(t, cols, vals, 1, 10, count_found, &n, &e) < 0)
+        fail_msg("find: %s", e.msg);
+    return n;
+}
+
+/* One row (id, "w", 1.0) whose id is an integer or, beyond 64 bits, its
+ * digits as text (COLK_WIDEINT); the insert's result. */
+static int insert_wide(struct target *t, const char *digits, int64_t i, uint64_t line,
+                       struct werr *e)
+{
+    struct value v[3] = {
+        {.kind = digits ? VAL_TEXT : VAL_INT,
+         .i = i,
+         .s = digits,
+         .len = digits ? strlen(digits) : 0},
+        {.kind = VAL_TEXT, .s = "w", .len = 1},
+        {.kind = VAL_REAL, .d = 1.0},
+    };
+    struct row r = {.v = v, .n = 3, .line = line};
+    return t->ops->insert(t, &r, e);
+}
+
+/* xs:integer beyond 64 bits: a table wharf makes declares the column
+ * without a type, so SQLite keeps INTEGERs as INTEGERs and the long digits
+ * exactly as TEXT (an INTEGER column would round them to a REAL); trace
+ * finds either.  A table made before, with an INTEGER column, refuses such
+ * a row with its line and column instead of rounding it. */
+static void test_wide_integer_column(void **state)
+{
+    struct fix *f = *state;
+    struct target t;
+    struct werr e = {0};
+
+    f->colv[0].kind = COLK_WIDEINT;
+    tgt_open(f, &t);
+    tgt_begin(f, &t, "01JW");
+    assert_int_equal(insert_wide(&t, NULL, 7, 2, &e), 0);
+    assert_int_equal(insert_wide(&t, "12345678901234567890123", 0, 3, &e), 0);
+    assert_int_equal(insert_wide(&t, "-99999999999999999999", 0, 4, &e), 0);
+    tgt_commit(&t, "01JW", 3);
+    assert_int_equal(found_rows(&t, "id", "7"), 1);
+    assert_int_equal(found_rows(&t, "id", "12345678901234567890123"), 1);
+    assert_int_equal(found_rows(&t, "id", "-99999999999999999999"), 1);
+    assert_int_equal(found_rows(&t, "id", "12345678901234567890124"), 0);
+    target_close(&t);
+    assert_peek(f, "SELECT type FROM pragma_table_info('orders') WHERE name = 'id'", "");
+    assert_peek(f, "SELECT group_concat(typeof(id) || ':' || quote(id), ' ') FROM orders",
+                "integer:7 text:'12345678901234567890123' text:'-99999999999999999999'");
+
+    set_table(f, "old");
+    peek_exec(f, "CREATE TABLE old (id INTEGER, customer TEXT, price REAL, _wharf_intake TEXT)");
+    tgt_open(f, &t);
+    tgt_begin(f, &t, "01JX");
+    assert_int_equal(insert_wide(&t, NULL, 7, 2, &e), 0);
+    assert_int_equal(insert_wide(&t, "12345678901234567890123", 0, 3, &e), -1);
+    assert_int_equal(e.kind, WERR_SCHEMA);
+    assert_true(t.reject.set);
+    assert_int_equal(t.reject.line, 3);
+    assert_int_equal(t.reject.seq, 1);
+    assert_string_equal(t.reject.column, "id");
+    if (!strstr(t.reject.message, "12345678901234567890123 is beyond 64 bits"))
+        fail_msg("unclear: %s", t.reject.message);
+    t.ops->rollback(&t);
+    target_close(&t);
+    assert_peek(f, "SELECT count(*) FROM old", "0");
+}
+
 static void test_locked_is_transient(void **state)
 {
     struct fix *f = *state;
@@ -450,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upsert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_identifiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_existing_table_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wide_integer_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_is_transient, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -310,6 +310,95 @@ static void test_valid_document_shreds_typed_rows(void **state)
     fixture_free(&fx);
 }
 
+/* xs:integer and its unbounded kin: an int64 where the value fits, else its
+ * canonical digits as text (never rounded, never refused for size); a
+ * default value and leading zeros beyond any fixed buffer included.  xs:long
+ * stays a 64-bit integer. */
+static void test_wide_integers_exact(void **state)
+{
+    static const char *WIDE_XSD =
+        "<?xml version=\"1.0\"?>\n"
+        "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">\n"
+        "  <xs:element name=\"r\"><xs:complexType><xs:sequence>\n"
+        "    <xs:element name=\"i\" maxOccurs=\"unbounded\"><xs:complexType><xs:sequence>\n"
+        "      <xs:element name=\"z\" type=\"xs:integer\"/>\n"
+        "      <xs:element name=\"d\" type=\"xs:negativeInteger\"\n"
+        "                  default=\"-00012345678901234567890123\"/>\n"
+        "      <xs:element name=\"l\" type=\"xs:long\"/>\n"
+        "    </xs:sequence>\n"
+        "    <xs:attribute name=\"u\" type=\"xs:unsignedLong\"/>\n"
+        "    </xs:complexType></xs:element>\n"
+        "  </xs:sequence></xs:complexType></xs:element>\n"
+        "</xs:schema>\n";
+    struct fixture fx;
+    struct report rep;
+    struct rows rows = {0};
+    struct validate_result res;
+    struct werr e = {0};
+    const struct columns *c;
+    char zeros[201], *doc, *p = xasprintf("%s/wide.xsd", schemas);
+    (void)state;
+    write_file(p, WIDE_XSD);
+    free(p);
+    fixture_init(&fx, "wide.xsd");
+    for (size_t i = 0; i < fx.p->xml.n_fields; i++) {
+        free(fx.p->xml.fields[i].column);
+        free(fx.p->xml.fields[i].path);
+    }
+    fx.p->xml.n_fields = 0;
+    free(fx.p->xml.record);
+    fx.p->xml.record = xstrdup("/r/i");
+    add_field(fx.p, "z", "z");
+    add_field(fx.p, "d", "d");
+    add_field(fx.p, "l", "l");
+    add_field(fx.p, "u", "@u");
+    fixture_compile(&fx);
+    c = xsdv_columns(fx.x);
+    assert_int_equal(c->n, 4);
+    assert_int_equal(c->v[0].type, COL_INTEGER);
+    assert_int_equal(c->v[0].kind, COLK_WIDEINT);
+    assert_int_equal(c->v[1].kind, COLK_WIDEINT);
+    assert_int_equal(c->v[2].type, COL_INTEGER);
+    assert_int_equal(c->v[2].kind, COLK_PLAIN); /* xs:long: bounded, 64 bits */
+    assert_int_equal(c->v[3].kind, COLK_WIDEINT);
+
+    memset(zeros, '0', 200);
+    zeros[200] = 0;
+    doc = xasprintf("<r>\n"
+                    "<i u=\"18446744073709551615\"><z>+0009223372036854775808</z><d/>"
+                    "<l>9223372036854775807</l></i>\n"
+                    "<i u=\"9223372036854775807\"><z> -0 </z><d>-7</d><l>-9223372036854775808</l>"
+                    "</i>\n"
+                    "<i><z>-%s123456789012345678901234</z><d>-%s1</d><l>0</l></i>\n"
+                    "<i><z>-9223372036854775809</z><d>-9223372036854775808</d><l>1</l></i>\n"
+                    "</r>\n",
+                    zeros, zeros);
+    assert_int_equal(run_doc(&fx, "wide.xml", doc, &rep, &rows, &res, &e), 0);
+    free(doc);
+    for (size_t i = 0; i < rep.n; i++)
+        fprintf(stderr, "%s\n", rep.v[i].message);
+    assert_int_equal(rep.total, 0);
+    assert_int_equal(res.valid, 4);
+    assert_string_equal(rows.buf, "L2|t:9223372036854775808|t:-12345678901234567890123"
+                                  "|i:9223372036854775807|t:18446744073709551615\n"
+                                  "L3|i:0|i:-7|i:-9223372036854775808|i:9223372036854775807\n"
+                                  "L4|t:-123456789012345678901234|i:-1|i:0|null\n"
+                                  "L5|t:-9223372036854775809|i:-9223372036854775808|i:1|null\n");
+    report_free(&rep);
+
+    /* xs:long beyond 64 bits is still refused */
+    memset(&rows, 0, sizeof rows);
+    assert_int_equal(run_doc(&fx, "long.xml",
+                             "<r><i><z>1</z><d>-1</d><l>9223372036854775808</l></i></r>", &rep,
+                             &rows, &res, &e),
+                     0);
+    assert_int_equal(res.valid, 0);
+    assert_int_equal(res.invalid, 1);
+    assert_int_equal(rows.count, 0);
+    report_free(&rep);
+    fixture_free(&fx);
+}
+
 static void test_invalid_value_reports_where_and_why(void **state)
 {
     struct fixture fx;
@@ -1006,6 +1095,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_typed_from_xsd),
         cmocka_unit_test(test_valid_document_shreds_typed_rows),
+        cmocka_unit_test(test_wide_integers_exact),
         cmocka_unit_test(test_invalid_value_reports_where_and_why),
         cmocka_unit_test(test_callback_failure_stops_the_run),
         cmocka_unit_test(test_billion_laughs_refused_quickly),
