@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/defaults.h"
 #include "inspect/inspect.h"
 #include "load/keydigest.h"
 #include "load/sftp_push.h"
@@ -646,6 +647,129 @@ static void drop_of(const struct job *j, struct drop *d)
             slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, dn) : xstrdup(dn);
         free(dn);
     }
+    if (j->p->control.file) {
+        char *cn = done_name(j->p->control.file, j->in.name);
+        const char *slash = strrchr(j->in.path, '/');
+        d->control_path =
+            slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, cn) : xstrdup(cn);
+        free(cn);
+    }
+}
+
+/* Read a small local file (a control file beside an ingested one): 1 read,
+ * 0 absent, -1 (e filled) on error or past max bytes. */
+static int read_local_side(const char *path, size_t max, char **buf, size_t *len, struct werr *e)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r = -1;
+    char *b = NULL;
+    size_t used = 0;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        werr_sys(e, "%s", path);
+        return -1;
+    }
+    b = xmalloc(max + 2);
+    for (;;) {
+        ssize_t n = read(fd, b + used, max + 1 - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            werr_sys(e, "%s: read", path);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if ((used += (size_t)n) > max) {
+            werr_setk(e, WERR_TOO_BIG, "%s: larger than %zu bytes", path, max);
+            goto out;
+        }
+    }
+    b[used] = 0;
+    *buf = b;
+    *len = used;
+    b = NULL;
+    r = 1;
+out:
+    free(b);
+    close(fd);
+    return r;
+}
+
+/*
+ * The control file of a taken drop (profile control: file:), read whole
+ * (at most CONTROL_MAX_BYTES) from beside the data file -- the source, the
+ * ingested file's directory, or a replayed intake's bag -- and kept in
+ * work/<intake>/control, durably, to be parsed by the load and sealed in the
+ * bag next to the original (data/<its name>).  info.control_file records
+ * {"name", "sha256", "bytes", "bag"} or {"name", "missing": true} or
+ * {"name", "problem"}; a missing or unreadable one is the load's reject,
+ * not a failure of the take.  Returns -1 (e filled) only when reading
+ * failed in a way worth retrying.
+ */
+static int take_control(struct job *j, struct source *src, const struct drop *d,
+                        const struct intake *old, struct werr *e)
+{
+    const struct control_conf *cc = &j->p->control;
+    char *name = NULL, *buf = NULL, *path = NULL, sha[SHA256_HEX_LEN];
+    size_t len = 0;
+    int r = -1, got;
+    struct werr re = {0};
+
+    if (cc->line != CONTROL_FILE)
+        return 0;
+    name = cc->from_done ? done_name(j->p->source.done_file, j->in.name)
+                         : done_name(cc->file, j->in.name);
+    if (old) {
+        /* A replay reads the control file its original sealed. */
+        json_t *cf = old->info ? json_object_get(old->info, "control_file") : NULL;
+        const char *bn = cf ? json_string_value(json_object_get(cf, "bag")) : NULL;
+        if (bn && old->bag && !strchr(bn + 5, '/')) {
+            path = xasprintf("%s/%s", old->bag, bn);
+            got = read_local_side(path, CONTROL_MAX_BYTES, &buf, &len, &re);
+        } else {
+            got = 0;
+        }
+    } else if (src) {
+        const char *rel = cc->from_done ? d->done_path : d->control_path;
+        got = rel && src->ops->read_side
+                  ? src->ops->read_side(src, rel, CONTROL_MAX_BYTES, &buf, &len, &re)
+                  : 0;
+        if (got < 0 && werr_transient(&re)) {
+            *e = re;
+            goto out;
+        }
+    } else {
+        const char *slash = strrchr(j->in.path, '/');
+        path = slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, name)
+                     : xstrdup(name);
+        got = read_local_side(path, CONTROL_MAX_BYTES, &buf, &len, &re);
+    }
+    if (got < 0) {
+        info_set(j, "control_file",
+                 json_pack("{s:o,s:o}", "name", esc_json(name), "problem", esc_json(re.msg)));
+    } else if (got == 0) {
+        info_set(j, "control_file", json_pack("{s:o,s:b}", "name", esc_json(name), "missing", 1));
+    } else {
+        char *to = xasprintf("%s/control", j->workdir), *bag = xasprintf("data/%s", name);
+        int w = durable_write(to, buf, len, e);
+        free(to);
+        if (w < 0) {
+            free(bag);
+            goto out;
+        }
+        sha256_hex(buf, len, sha);
+        info_set(j, "control_file",
+                 json_pack("{s:o,s:s,s:I,s:s}", "name", esc_json(name), "sha256", sha, "bytes",
+                           (json_int_t)len, "bag", bag));
+        free(bag);
+    }
+    r = 0;
+out:
+    free(name);
+    free(buf);
+    free(path);
+    return r;
 }
 
 /* Copy a local file into dest, hashing (ingest and replay). */
@@ -699,6 +823,8 @@ static int step_take(struct job *j)
         goto fail;
     if (!strcmp(j->in.source, SOURCE_INGEST)) {
         r = copy_in(j->in.path, j->original, j->p->limits.max_bytes, sha, &bytes, &e);
+        if (r == 0)
+            r = take_control(j, NULL, NULL, NULL, &e);
     } else if (!strcmp(j->in.source, SOURCE_REPLAY)) {
         struct intake old = {0};
         int g = ledger_get(j->pl->ledger, j->in.replay_of ? j->in.replay_of : j->in.path, &old, &e);
@@ -711,6 +837,8 @@ static int step_take(struct job *j)
         char *from = bag_payload_of(&old);
         r = copy_in(from, j->original, j->p->limits.max_bytes, sha, &bytes, &e);
         free(from);
+        if (r == 0)
+            r = take_control(j, NULL, NULL, &old, &e);
         intake_clear(&old);
     } else {
         struct source *src = source_get(j->pl, j->p, &e);
@@ -725,10 +853,13 @@ static int step_take(struct job *j)
         /* finish() deletes or moves only this inode */
         if (r == 0 && ino)
             info_set(j, "source_inode", json_integer((json_int_t)ino));
+        if (r == 0)
+            r = take_control(j, src, &d, NULL, &e);
         if (r < 0 && werr_transient(&e))
             source_drop(j->pl, j->p);
         crash_point("fetched");
         free(d.done_path);
+        free(d.control_path);
     }
     if (r < 0)
         goto fail;
@@ -831,6 +962,7 @@ static int finish_source(struct job *j, struct werr *e)
     if (r < 0 && werr_transient(e))
         source_drop(j->pl, j->p);
     free(d.done_path);
+    free(d.control_path);
     return r;
 }
 
@@ -1182,20 +1314,82 @@ static void control_free(struct control_tally *ctl, size_t n)
     free(ctl);
 }
 
+/* One tally for the whole intake (a control file states the totals of all
+ * its parts), or one per part (a trailer, header or element in each). */
+static bool control_shared(const struct profile *p)
+{
+    return p->control.line == CONTROL_FILE;
+}
+
+/*
+ * control: file: read the control file the take kept (work/<intake>/control)
+ * into the shared tally, or say why there is none.  Returns false when the
+ * profile does not require one and there is none: nothing to compare.
+ */
+static bool control_file_load(struct job *j, struct control_tally *t)
+{
+    const struct control_conf *cc = &j->p->control;
+    json_t *cf = j->in.info ? json_object_get(j->in.info, "control_file") : NULL;
+    const char *name = cf ? json_string_value(json_object_get(cf, "name")) : NULL;
+    char *path = xasprintf("%s/control", j->workdir), *buf = NULL, wait[32];
+    size_t len = 0;
+    struct werr e = {0};
+    bool r = true;
+    if (!name)
+        name = "(unknown)";
+    if (cf && json_object_get(cf, "problem")) {
+        snprintf(t->problem, sizeof t->problem, "the control file %s cannot be read: %.400s", name,
+                 json_string_value(json_object_get(cf, "problem")));
+    } else if (!cf || json_is_true(json_object_get(cf, "missing"))) {
+        if (!cc->required) {
+            r = false;
+        } else if (cc->from_done) {
+            snprintf(t->problem, sizeof t->problem,
+                     "the done file %s, which holds the control totals, is missing", name);
+        } else {
+            format_duration(cc->wait_ms, wait, sizeof wait);
+            snprintf(t->problem, sizeof t->problem,
+                     "no control file %s beside the file (the profile requires one; a drop "
+                     "waits for it up to control.wait, %s)",
+                     name, wait);
+        }
+        free(t->where);
+        t->where = xstrdup(name);
+    } else if (read_local_side(path, CONTROL_MAX_BYTES, &buf, &len, &e) != 1) {
+        snprintf(t->problem, sizeof t->problem, "the control file %s cannot be read: %.400s", name,
+                 *e.msg ? e.msg : "it is gone from the work directory");
+    } else {
+        control_file_parse(t, name, buf, len);
+    }
+    free(buf);
+    free(path);
+    return r;
+}
+
 static bool control_check(struct job *j, struct control_tally *ctl,
                           const struct validate_result *pres)
 {
     json_t *parts = json_array();
     char msg[1024], first[1024] = "";
-    bool all = true;
+    bool all = true, shared = control_shared(j->p);
+    struct validate_result sum = {0};
+    if (shared) {
+        /* The control file states the totals of the whole intake. */
+        for (size_t i = 0; i < j->insp.n; i++) {
+            sum.records += pres[i].records;
+            sum.valid += pres[i].valid;
+            sum.invalid += pres[i].invalid;
+        }
+    }
     for (size_t i = 0; i < j->insp.n; i++) {
         const struct part *pt = &j->insp.parts[i];
         json_t *ev;
-        if (pt->rejected)
+        if (pt->rejected && !shared)
             continue;
-        bool ok = control_compare(&ctl[i], pres[i].records, pres[i].valid, pres[i].invalid,
+        const struct validate_result *pr = shared ? &sum : &pres[i];
+        bool ok = control_compare(&ctl[i], pr->records, pr->valid, pr->invalid,
                                   j->p->on_invalid == ON_INVALID_SPLIT, &ev, msg, sizeof msg);
-        json_object_set_new(ev, "part", esc_json(pt->name));
+        json_object_set_new(ev, "part", esc_json(shared ? j->in.name : pt->name));
         json_array_append_new(parts, ev);
         if (!ok && all) {
             all = false;
@@ -1211,6 +1405,8 @@ static bool control_check(struct job *j, struct control_tally *ctl,
         }
         if (ok && !*first)
             snprintf(first, sizeof first, "%s", msg);
+        if (shared)
+            break;
     }
     info_set(j, "control",
              json_pack("{s:b,s:o,s:o}", "ok", all, "message", esc_json(first), "parts", parts));
@@ -1282,6 +1478,16 @@ static int step_load(struct job *j)
         ctl = xcalloc(j->insp.n + 1, sizeof *ctl);
         for (size_t i = 0; i < j->insp.n; i++)
             control_tally_init(&ctl[i], &j->p->control);
+        if (control_shared(j->p) && !control_file_load(j, &ctl[0])) {
+            /* control.required: false and no control file: nothing compared */
+            info_set(j, "control",
+                     json_pack("{s:b,s:b,s:s,s:[]}", "ok", 1, "compared", 0, "message",
+                               "control: no control file; nothing compared (control.required: "
+                               "false)",
+                               "parts"));
+            control_free(ctl, j->insp.n);
+            ctl = NULL;
+        }
     }
     for (size_t i = 0; i < j->insp.n; i++) {
         struct part *pt = &j->insp.parts[i];
@@ -1295,7 +1501,7 @@ static int step_load(struct job *j)
             .header = pt->dialect.header,
             .skip_first_line = pt->dialect.sep_line,
             .bytes_read = &part_read,
-            .control = ctl ? &ctl[i] : NULL,
+            .control = ctl ? &ctl[control_shared(j->p) ? 0 : i] : NULL,
         };
         struct validate_result res = {0};
         char *invalid_csv = NULL;
@@ -1505,7 +1711,8 @@ static int step_seal(struct job *j)
          *control_line = NULL;
     json_t *parked = j->in.info ? json_object_get(j->in.info, "invalid_rows") : NULL;
     json_t *pfiles = parked ? json_object_get(parked, "files") : NULL, *pf;
-    size_t np = 0, max_files = 3 + json_array_size(pfiles);
+    json_t *cfile = j->in.info ? json_object_get(j->in.info, "control_file") : NULL;
+    size_t np = 0, max_files = 4 + json_array_size(pfiles);
     struct bag_file *files = xcalloc(max_files, sizeof *files);
     char **paths = xcalloc(max_files, sizeof *paths);
     struct bag_kv kv[16];
@@ -1539,6 +1746,19 @@ static int step_seal(struct job *j)
     if (access(paths[0], F_OK) == 0) {
         files[nf++] = (struct bag_file){.name = "report.json", .src_path = paths[0]};
         files[nf++] = (struct bag_file){.name = "report.txt", .src_path = paths[1]};
+    }
+    /* The partner's control file is evidence: sealed next to the original,
+     * exactly the bytes the load compared (checked against their hash). */
+    if (cfile && json_object_get(cfile, "sha256")) {
+        const char *bn = json_string_value(json_object_get(cfile, "bag"));
+        const char *csha = json_string_value(json_object_get(cfile, "sha256"));
+        if (!bn || !csha || strncmp(bn, "data/", 5) || strchr(bn + 5, '/') ||
+            !strcmp(bn, payload_name)) {
+            werr_set(&e, "ledger evidence control_file is malformed");
+            goto fail;
+        }
+        paths[np] = xasprintf("%s/control", j->workdir);
+        files[nf++] = (struct bag_file){.name = bn, .src_path = paths[np++], .sha256 = csha};
     }
     /* Exactly the invalid-row files the load step recorded; one missing
      * from the work dir is an error, never a silent gap in the bag. */

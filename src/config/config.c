@@ -22,6 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libxml/xmlerror.h>
+#include <libxml/xpath.h>
+
 #include "config/defaults.h"
 #include "util/charset.h"
 #include "util/cron.h"
@@ -882,56 +885,186 @@ static void load_retry(struct walk *w, struct profile *p, const struct node *n)
     get_duration(w, n, "backoff_max", "retry", &p->retry.backoff_max_ms);
 }
 
-/* control: { line: last, pattern: "^TRL$", count: 2, sums: { amount: 3 } } */
+/* A control: reference: a 1-based field (numeric forms) or a key / XPath. */
+static void get_control_ref(struct walk *w, const struct node *map, const char *key,
+                            const char *path, bool numeric, int *field, char **ref)
+{
+    const struct node *n = node_get(map, key);
+    char *kp;
+    if (!n)
+        return;
+    if (numeric) {
+        get_int(w, map, key, path, 1, 10000, field);
+        return;
+    }
+    kp = join(path, key);
+    if (want(w, n, NODE_SCALAR, kp)) {
+        if (!*n->value)
+            err_at(w, n, kp, "must not be empty");
+        else
+            *ref = xstrdup(n->value);
+    }
+    free(kp);
+}
+
+static void quiet_xml_error(void *ctx, xmlErrorPtr err)
+{
+    (void)ctx, (void)err;
+}
+
+/* An XPath the element form evaluates: compiled once here to refuse it early. */
+static void check_xpath(struct walk *w, const struct node *n, const char *kp, const char *expr)
+{
+    xmlXPathCompExprPtr c;
+    xmlSetStructuredErrorFunc(NULL, quiet_xml_error);
+    c = xmlXPathCompile((const xmlChar *)expr);
+    xmlSetStructuredErrorFunc(NULL, NULL);
+    if (!c)
+        err_at(w, n, kp, "\"%s\" is not an XPath expression", expr);
+    xmlXPathFreeCompExpr(c);
+}
+
+/*
+ * control: where the partner states its totals; exactly one of
+ *   { line: last|first, pattern: "^TRL$", count: 2, sums: { amount: 3 } }
+ *   { file: "{name}.ctl" | done, format: keyvalue|json|csv, count: records,
+ *     sums: { amount: total }, delimiter: ",", wait: 1h, required: true }
+ *   { element: /orders/trailer, count: "count", sums: { amount: "total" } }
+ */
 static void load_control(struct walk *w, struct profile *p, const struct node *n)
 {
     const char *path = "control";
+    struct control_conf *cc = &p->control;
     const struct node *c;
-    int v = 0;
+    bool numeric = true;
+    int v = 0, forms;
     if (!want(w, n, NODE_MAP, path))
         return;
-    check_keys(w, n, path, KEYS("line", "pattern", "count", "sums"));
-    if (!node_get(n, "line"))
-        err_at(w, n, "control.line", "is required (first: a header record, last: a trailer)");
-    get_enum(w, n, "line", path, KEYS("last", "first"), &v);
-    p->control.line = v == 1 ? CONTROL_HEADER : CONTROL_TRAILER;
-    get_str(w, n, "pattern", path, &p->control.pattern);
-    if (!p->control.pattern)
-        err_at(w, n, "control.pattern",
-               "is required: an extended regular expression on the control record's first "
-               "field (e.g. \"^TRL$\")");
-    else {
-        regex_t re;
-        int rc = regcomp(&re, p->control.pattern, REG_EXTENDED | REG_NOSUB);
-        if (rc) {
-            char msg[200];
-            regerror(rc, &re, msg, sizeof msg);
-            err_at(w, node_get(n, "pattern"), "control.pattern",
-                   "\"%s\" is not an extended regular expression: %s", p->control.pattern, msg);
-        } else {
-            regfree(&re);
+    check_keys(w, n, path,
+               KEYS("line", "pattern", "file", "format", "delimiter", "wait", "required", "element",
+                    "count", "sums"));
+    forms = !!node_get(n, "line") + !!node_get(n, "file") + !!node_get(n, "element");
+    if (forms != 1) {
+        err_at(w, n, path,
+               forms ? "give only one of line:, file: and element:"
+                     : "says nowhere where the totals are: line: (a trailer or header record), "
+                       "file: (a control file) or element: (an XML element)");
+        return;
+    }
+    if (node_get(n, "line")) {
+        get_enum(w, n, "line", path, KEYS("last", "first"), &v);
+        cc->line = v == 1 ? CONTROL_HEADER : CONTROL_TRAILER;
+        get_str(w, n, "pattern", path, &cc->pattern);
+        if (!cc->pattern)
+            err_at(w, n, "control.pattern",
+                   "is required: an extended regular expression on the control record's first "
+                   "field (e.g. \"^TRL$\")");
+        else {
+            regex_t re;
+            int rc = regcomp(&re, cc->pattern, REG_EXTENDED | REG_NOSUB);
+            if (rc) {
+                char msg[200];
+                regerror(rc, &re, msg, sizeof msg);
+                err_at(w, node_get(n, "pattern"), "control.pattern",
+                       "\"%s\" is not an extended regular expression: %s", cc->pattern, msg);
+            } else {
+                regfree(&re);
+            }
+        }
+    } else if (node_get(n, "pattern")) {
+        err_at(w, node_get(n, "pattern"), "control.pattern", "only with line:");
+    }
+    if (!node_get(n, "file"))
+        for (const char *const *k = KEYS("format", "delimiter", "wait", "required"); *k; k++)
+            if ((c = node_get(n, *k))) {
+                char *kp = join(path, *k);
+                err_at(w, c, kp, "only with file: (a control file)");
+                free(kp);
+            }
+    if ((c = node_get(n, "file"))) {
+        cc->line = CONTROL_FILE;
+        cc->required = true;
+        cc->wait_ms = DEF_CONTROL_WAIT_MS;
+        cc->delimiter = ',';
+        get_str(w, n, "file", path, &cc->file);
+        if (cc->file && !strcmp(cc->file, "done")) {
+            free(cc->file);
+            cc->file = NULL;
+            cc->from_done = true;
+            if (!p->source.done_file)
+                err_at(w, c, "control.file",
+                       "done: the done file's content, but source.complete_when has no done_file");
+        } else if (cc->file && (!strstr(cc->file, "{name}") || strchr(cc->file, '/'))) {
+            err_at(w, c, "control.file",
+                   "\"%s\" must contain {name} and no '/' (e.g. \"{name}.ctl\"), or be done",
+                   cc->file);
+        } else if (cc->file && p->source.done_file && !strcmp(cc->file, p->source.done_file)) {
+            err_at(w, c, "control.file",
+                   "\"%s\" is the done file's name: say file: done to read the done file", cc->file);
+        }
+        v = 0;
+        get_enum(w, n, "format", path, KEYS("keyvalue", "json", "csv"), &v);
+        cc->format = (enum control_format)v;
+        numeric = cc->format == CONTROL_CSV;
+        if ((c = node_get(n, "delimiter"))) {
+            char *d = NULL;
+            get_str(w, n, "delimiter", path, &d);
+            if (cc->format != CONTROL_CSV)
+                err_at(w, c, "control.delimiter", "only with format: csv");
+            else if (d && (strlen(d) != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r'))
+                err_at(w, c, "control.delimiter", "\"%s\" is not one character other than a quote",
+                       d);
+            else if (d)
+                cc->delimiter = d[0];
+            free(d);
+        }
+        get_duration(w, n, "wait", path, &cc->wait_ms);
+        get_bool(w, n, "required", path, &cc->required);
+        if (cc->from_done && (c = node_get(n, "wait")))
+            err_at(w, c, "control.wait",
+                   "not with file: done (the done file is what makes the drop complete)");
+    }
+    if ((c = node_get(n, "element"))) {
+        cc->line = CONTROL_XML;
+        numeric = false;
+        get_str(w, n, "element", path, &cc->element);
+        if (cc->element) {
+            bool ok = cc->element[0] == '/' && cc->element[1];
+            for (const char *s = cc->element + 1; ok && *s; s++)
+                ok = *s == '/' ? s[1] && s[1] != '/' : !strchr("[]()@*:|=\" '", *s);
+            if (!ok)
+                err_at(w, c, "control.element",
+                       "\"%s\" is not an element path from the root (e.g. /orders/trailer)",
+                       cc->element);
         }
     }
-    get_int(w, n, "count", path, 1, 10000, &p->control.count_field);
+    get_control_ref(w, n, "count", path, numeric, &cc->count_field, &cc->count_key);
+    if (cc->count_key && cc->line == CONTROL_XML)
+        check_xpath(w, node_get(n, "count"), "control.count", cc->count_key);
     if ((c = node_get(n, "sums")) && want(w, c, NODE_MAP, "control.sums")) {
-        p->control.sums = xcalloc(c->n ? c->n : 1, sizeof *p->control.sums);
+        cc->sums = xcalloc(c->n ? c->n : 1, sizeof *cc->sums);
         for (size_t i = 0; i < c->n; i++) {
-            struct control_sum *cs = &p->control.sums[p->control.n_sums];
+            struct control_sum *cs = &cc->sums[cc->n_sums];
             char *kp = join("control.sums", c->keys[i]);
             int f = 0;
+            char *ref = NULL;
             if (!ident_valid(c->keys[i]))
                 err_at(w, c->keynodes[i], kp, "\"%s\" is not a column name", c->keys[i]);
-            get_int(w, c, c->keys[i], "control.sums", 1, 10000, &f);
-            if (f) {
+            get_control_ref(w, c, c->keys[i], "control.sums", numeric, &f, &ref);
+            if (ref && cc->line == CONTROL_XML)
+                check_xpath(w, c->items[i], kp, ref);
+            if (f || ref) {
                 cs->column = xstrdup(c->keys[i]);
                 cs->field = f;
-                p->control.n_sums++;
+                cs->key = ref;
+                cc->n_sums++;
             }
             free(kp);
         }
     }
-    if (!p->control.count_field && !p->control.n_sums)
-        err_at(w, n, path, "states nothing: give count: FIELD and/or sums: { column: FIELD }");
+    if (!cc->count_field && !cc->count_key && !cc->n_sums)
+        err_at(w, n, path, numeric ? "states nothing: give count: FIELD and/or sums: { column: FIELD }"
+                                   : "states nothing: give count: KEY and/or sums: { column: KEY }");
 }
 
 /* deliver: one partner { host, port, user, key_file | password_file,
@@ -1137,9 +1270,13 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
         load_health(&w, p, n);
     if ((n = node_get(root, "control")))
         load_control(&w, p, n);
-    if (p->control.line != CONTROL_NONE && p->format == FORMAT_XML)
+    if ((p->control.line == CONTROL_TRAILER || p->control.line == CONTROL_HEADER) &&
+        p->format == FORMAT_XML)
         err_at(&w, node_get(root, "control"), "control",
-               "a trailer or header record needs CSV data (format: xml has none)");
+               "a trailer or header record needs CSV data (format: xml has none; use element:)");
+    if (p->control.line == CONTROL_XML && p->format == FORMAT_CSV)
+        err_at(&w, node_get(root, "control"), "control",
+               "element: needs XML data (format: xml)");
     if ((n = node_get(root, "receipt")))
         load_receipt(&w, p, n);
     v = 0;
@@ -1298,8 +1435,13 @@ void profile_free(struct profile *p)
     free(p->target.schema);
     strlist_free(&p->target.key);
     free(p->control.pattern);
-    for (size_t i = 0; i < p->control.n_sums; i++)
+    free(p->control.count_key);
+    free(p->control.file);
+    free(p->control.element);
+    for (size_t i = 0; i < p->control.n_sums; i++) {
         free(p->control.sums[i].column);
+        free(p->control.sums[i].key);
+    }
     free(p->control.sums);
     free(p);
 }

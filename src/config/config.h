@@ -138,23 +138,39 @@ struct health_conf {
 };
 
 /* control: the partner's own totals, compared before the load commits
- * (docs/configuration.md "control").  One field of the control record per
- * meaning; fields are 1-based. */
-enum control_line { CONTROL_NONE, CONTROL_TRAILER, CONTROL_HEADER };
+ * (docs/configuration.md "control").  Where they are stated is one of:
+ *   line:    a trailer or header record of the CSV data (fields 1-based);
+ *   file:    a control file beside the data file ("{name}.ctl"), or the
+ *            done file's own content (file: done), in key=value, JSON or
+ *            one CSV line (keys, dotted JSON paths, or 1-based fields);
+ *   element: an element of the XML document (header or trailer), the
+ *            count and sums XPath expressions evaluated on it alone. */
+enum control_line { CONTROL_NONE, CONTROL_TRAILER, CONTROL_HEADER, CONTROL_FILE, CONTROL_XML };
+enum control_format { CONTROL_KV, CONTROL_JSON, CONTROL_CSV };
 
 struct control_sum {
     char *column; /* a column of the schema */
-    int field;    /* the control record's field holding its sum */
+    int field;    /* the control record's field holding its sum (line:, file: csv) */
+    char *key;    /* the key, dotted JSON path or XPath holding it (file:, element:) */
 };
 
 struct control_conf {
     enum control_line line; /* CONTROL_NONE: no control: section */
     char *pattern;          /* POSIX ERE on the control record's first field */
     int count_field;        /* 0: no count stated */
+    char *count_key;        /* file: kv/json key; element: XPath; NULL: no count */
     struct control_sum *sums;
     size_t n_sums;
+    /* file: */
+    char *file;            /* "{name}.ctl"; NULL with from_done */
+    bool from_done;        /* file: done -- the done file's content */
+    enum control_format format;
+    char delimiter;        /* format csv */
+    bool required;         /* default true: a drop without one waits, then is rejected */
+    int64_t wait_ms;       /* how long a drop waits for its control file */
+    /* element: */
+    char *element;         /* "/orders/trailer": local names from the root */
 };
-
 /* receipt: an acknowledgement written to the partner after sealing
  * (src/reply/receipt.c, docs/receipts.md).  Exactly one of dir (a local
  * directory, for spool partners) or path (a remote directory on the

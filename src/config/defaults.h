@@ -57,6 +57,11 @@
 
 #define DEF_CONCURRENCY 1
 
+/* profile: control: file: how long a drop waits for its control file */
+#define DEF_CONTROL_WAIT_MS (3600 * 1000)
+/* the largest control file (or done file read as one), and control element */
+#define CONTROL_MAX_BYTES (64 * 1024)
+
 /* profile: health (what `wharf status` and the alerts call a problem) */
 #define DEF_REJECTING_AFTER  1                /* the last intake rejected */
 #define DEF_STUCK_MIN_MS     (15 * 60 * 1000) /* stuck_after: 10 x stable_for, >= this */

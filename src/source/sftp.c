@@ -383,23 +383,23 @@ static bool has_entry(const struct rentry *v, size_t n, const char *name)
     return n && bsearch(&key, v, n, sizeof *v, cmp_entry) != NULL;
 }
 
-/* The same rule as the spool: "{name}.done" of an entry that exists. */
+struct entries {
+    const struct rentry *v;
+    size_t n;
+};
+
+static bool entries_has(const void *ctx, const char *name)
+{
+    const struct entries *es = ctx;
+    return has_entry(es->v, es->n, name);
+}
+
+/* The same rule as the spool: the done or control file of an entry. */
 static bool is_done_file(const struct profile *p, const struct rentry *v, size_t n,
                          const char *name)
 {
-    const char *pat = p->source.done_file, *at;
-    size_t pre, post, len = strlen(name);
-    bool r;
-    if (!pat || !(at = strstr(pat, "{name}")))
-        return false;
-    pre = (size_t)(at - pat);
-    post = strlen(at + 6);
-    if (len <= pre + post || strncmp(name, pat, pre) || strcmp(name + len - post, at + 6))
-        return false;
-    char *base = xstrndup(name + pre, len - pre - post);
-    r = has_entry(v, n, base);
-    free(base);
-    return r;
+    struct entries es = {v, n};
+    return side_file(p, name, entries_has, &es);
 }
 
 /* Link count from an OpenSSH-style long name ("-rw-r--r--    1 owner ..."). */
@@ -542,6 +542,12 @@ static int list_dir(struct source *s, const char *rel, int depth, struct drop_li
             dr.has_done = has_entry(v, n, dn);
             dr.done_path = *rel ? xasprintf("%s/%s", rel, dn) : xstrdup(dn);
             free(dn);
+        }
+        if (p->control.file) {
+            char *cn = done_name(p->control.file, nm);
+            dr.has_control = has_entry(v, n, cn);
+            dr.control_path = *rel ? xasprintf("%s/%s", rel, cn) : xstrdup(cn);
+            free(cn);
         }
         drop_list_add(out, &dr);
     }
@@ -980,6 +986,7 @@ static int finish_locked(struct source *s, const struct drop *d, struct werr *e)
     const struct profile *p = s->profile;
     char *src = remote_path(im, d->path);
     char *done = d->done_path ? remote_path(im, d->done_path) : NULL;
+    char *ctl = d->control_path ? remote_path(im, d->control_path) : NULL;
     char *dir = NULL;
     LIBSSH2_SFTP_ATTRIBUTES at;
     int r = -1, x;
@@ -992,6 +999,8 @@ static int finish_locked(struct source *s, const struct drop *d, struct werr *e)
         break;
     case AFTER_DELETE:
         if (done && remove_one(im, done, e) < 0)
+            goto out;
+        if (ctl && remove_one(im, ctl, e) < 0)
             goto out;
         x = rexists(im, src, &at, e);
         if (x < 0)
@@ -1017,6 +1026,8 @@ static int finish_locked(struct source *s, const struct drop *d, struct werr *e)
             goto out;
         if (done && move_one(im, done, dir, base_of(d->done_path), e) < 0)
             goto out;
+        if (ctl && move_one(im, ctl, dir, base_of(d->control_path), e) < 0)
+            goto out;
         if (move_one(im, src, dir, d->name, e) < 0)
             goto out;
         r = 0;
@@ -1025,7 +1036,50 @@ static int finish_locked(struct source *s, const struct drop *d, struct werr *e)
 out:
     free(src);
     free(done);
+    free(ctl);
     free(dir);
+    return r;
+}
+
+/* A control file beside the drops (source.h): stat'ed first (absent is 0,
+ * not an error), then read whole, up to max bytes. */
+static int sftp_read_side(struct source *s, const char *rel, size_t max, char **buf, size_t *len,
+                          struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    char *path = NULL, *b = NULL;
+    int r;
+    pthread_mutex_lock(&im->lock);
+    if ((r = ensure(s, e)) < 0)
+        goto out;
+    path = remote_path(im, rel);
+    if ((r = rexists(im, path, &at, e)) <= 0)
+        goto out;
+    r = -1;
+    if (!(at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) || !LIBSSH2_SFTP_S_ISREG(at.permissions)) {
+        werr_setk(e, WERR_HOSTILE, "%s: %s: not a regular file; refused", im->label, rel);
+        goto out;
+    }
+    if ((at.flags & LIBSSH2_SFTP_ATTR_SIZE) && at.filesize > max) {
+        werr_setk(e, WERR_TOO_BIG, "%s: %s: larger than %zu bytes", im->label, rel, max);
+        goto out;
+    }
+    b = xmalloc(max + 2);
+    if (read_small(im, path, b, max + 2, e) < 0)
+        goto out;
+    *len = strlen(b);
+    if (*len > max) {
+        werr_setk(e, WERR_TOO_BIG, "%s: %s: larger than %zu bytes", im->label, rel, max);
+        goto out;
+    }
+    *buf = b;
+    b = NULL;
+    r = 1;
+out:
+    pthread_mutex_unlock(&im->lock);
+    free(path);
+    free(b);
     return r;
 }
 
@@ -1074,6 +1128,7 @@ const struct source_ops source_sftp_ops = {
     .list = sftp_list,
     .fetch = sftp_fetch,
     .finish = sftp_finish,
+    .read_side = sftp_read_side,
     .quarantine = sftp_quarantine,
     .close = sftp_close,
 };

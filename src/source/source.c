@@ -7,6 +7,8 @@
  *               far apart; observations are kept in the ledger (sightings)
  *               so they survive restarts and work across `wharf once` runs;
  *   done_file   its done file ("{name}.done") exists;
+ *   control     its control file ("{name}.ctl", control.file) exists, or
+ *               control.wait has passed since it was first seen;
  *   min_age     mtime at least that old.
  */
 #include "source/source.h"
@@ -47,6 +49,34 @@ char *done_name(const char *pattern, const char *name)
     if (!at)
         return xasprintf("%s%s", name, pattern);
     return xasprintf("%.*s%s%s", (int)(at - pattern), pattern, name, at + 6);
+}
+
+char *side_base(const char *pat, const char *name)
+{
+    const char *at;
+    size_t pre, post, len = strlen(name);
+    if (!pat || !(at = strstr(pat, "{name}")))
+        return NULL;
+    pre = (size_t)(at - pat);
+    post = strlen(at + 6);
+    if (len <= pre + post || strncmp(name, pat, pre) || strcmp(name + len - post, at + 6))
+        return NULL;
+    return xstrndup(name + pre, len - pre - post);
+}
+
+bool side_file(const struct profile *p, const char *name, bool (*has)(const void *, const char *),
+               const void *ctx)
+{
+    char *base = side_base(p->source.done_file, name);
+    bool r = base && has(ctx, base);
+    free(base);
+    /* A control file is one whether or not its data file is there yet: the
+     * partner may upload it first. */
+    if (!r && (base = side_base(p->control.file, name))) {
+        r = fnmatch(p->source.pattern ? p->source.pattern : "*", base, 0) == 0;
+        free(base);
+    }
+    return r;
 }
 
 bool name_ignored(const struct profile *p, const char *name)
@@ -180,6 +210,7 @@ void drop_free(struct drop *d)
     free(d->path);
     free(d->name);
     free(d->done_path);
+    free(d->control_path);
     free(d->unsafe);
     free(d->skipped);
     memset(d, 0, sizeof *d);
@@ -208,6 +239,11 @@ static int drop_ready(struct ledger *l, const struct profile *p, const struct dr
             return 0;
     }
     if (p->source.done_file && !d->has_done)
+        return 0;
+    /* A control file is awaited like the rest of an upload, up to
+     * control.wait; then the drop is taken and rejected for want of it. */
+    if (p->control.file && p->control.required && !d->has_control &&
+        now - first < p->control.wait_ms)
         return 0;
     if (p->source.min_age_ms && now - d->mtime_ns / 1000000 < p->source.min_age_ms)
         return 0;

@@ -28,6 +28,8 @@ struct drop {
     int64_t mtime_ns;
     bool has_done;   /* its done file exists */
     char *done_path; /* relative path of the done file, when configured */
+    bool has_control;   /* its control file exists (control: file:) */
+    char *control_path; /* relative path of the control file, when configured */
     char *unsafe;    /* not NULL: why it must be quarantined (symlink, FIFO, hard link...) */
     /* In source.skipped only: why the listing passed over it, and whether
      * it is the temporary name of a file the pattern would take (a partial
@@ -69,6 +71,13 @@ struct source_ops {
      * that was taken (same size, mtime and, when known, inode).  Idempotent:
      * a drop already gone, or replaced since, is success. */
     int (*finish)(struct source *s, const struct drop *d, struct werr *e);
+    /* Read a small file beside the drops (a control file): rel relative to
+     * the source root, walked to like a drop, regular files only.  Returns
+     * 1 and *buf (NUL-terminated, caller frees; *len bytes) when it is
+     * there, 0 when it is not, -1 (e filled) on error or when it is larger
+     * than max bytes. */
+    int (*read_side)(struct source *s, const char *rel, size_t max, char **buf, size_t *len,
+                     struct werr *e);
     /* Move an unsafe entry aside (spool: into quarantine_dir). */
     int (*quarantine)(struct source *s, const struct drop *d, const char *qdir, struct werr *e);
     void (*close)(struct source *s);
@@ -111,6 +120,13 @@ void source_refuse(struct source *s, const char *rel, const char *name, size_t l
                    const char *why);
 /* Expand "{name}.done" for a name. */
 char *done_name(const char *pattern, const char *name);
+/* The name whose side file (done file, control file: a "{name}" pattern)
+ * name would be, or NULL when it matches no such pattern; caller frees. */
+char *side_base(const char *pattern, const char *name);
+/* Is name a side file (done or control file) of a name has(ctx, base)
+ * says is listed?  Such a file is never a drop of its own. */
+bool side_file(const struct profile *p, const char *name, bool (*has)(const void *, const char *),
+               const void *ctx);
 bool name_ignored(const struct profile *p, const char *name);
 /* For the backends: note a file list() passes over (ignored: by an ignore
  * glob; else the pattern does not match it) in s->skipped, if wanted. */

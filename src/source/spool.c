@@ -140,21 +140,22 @@ static bool has_name(char **names, size_t n, const char *name)
     return n && bsearch(&name, names, n, sizeof *names, cmp_name) != NULL;
 }
 
-/* Is name the done file of another listed name?  ("{name}.done" -> strip.) */
+struct names {
+    char **v;
+    size_t n;
+};
+
+static bool names_has(const void *ctx, const char *name)
+{
+    const struct names *ns = ctx;
+    return has_name(ns->v, ns->n, name);
+}
+
+/* Is name the done or control file of another name? */
 static bool is_done_file(const struct profile *p, char **names, size_t n, const char *name)
 {
-    const char *pat = p->source.done_file, *at;
-    size_t pre, post, len = strlen(name);
-    if (!pat || !(at = strstr(pat, "{name}")))
-        return false;
-    pre = (size_t)(at - pat);
-    post = strlen(at + 6);
-    if (len <= pre + post || strncmp(name, pat, pre) || strcmp(name + len - post, at + 6))
-        return false;
-    char *base = xstrndup(name + pre, len - pre - post);
-    bool r = has_name(names, n, base);
-    free(base);
-    return r;
+    struct names ns = {names, n};
+    return side_file(p, name, names_has, &ns);
 }
 
 /* List the directory open at dfd (taken over: closed here), rel being its
@@ -268,6 +269,12 @@ static int list_dir(struct source *s, int dfd, const char *rel, int depth, struc
             dr.has_done = has_name(names, n, dn);
             dr.done_path = *rel ? xasprintf("%s/%s", rel, dn) : xstrdup(dn);
             free(dn);
+        }
+        if (p->control.file) {
+            char *cn = done_name(p->control.file, name);
+            dr.has_control = has_name(names, n, cn);
+            dr.control_path = *rel ? xasprintf("%s/%s", rel, cn) : xstrdup(cn);
+            free(cn);
         }
         drop_list_add(out, &dr);
     }
@@ -432,6 +439,94 @@ out:
     return r;
 }
 
+/* The control file of d goes where the file went (deleted or moved); it is
+ * sealed in the bag already. */
+static int finish_control(const struct profile *p, const struct drop *d, struct werr *e)
+{
+    const char *leaf;
+    char *shown = xasprintf("%s/%s", p->source.path, d->control_path);
+    struct stat st;
+    int dfd = walk_parent(p, d->control_path, &leaf, e), r = -1;
+    if (dfd < 0) {
+        r = dfd == -2 ? 0 : -1;
+        goto out;
+    }
+    if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        r = 0; /* gone, or not one we would have read */
+    else if (p->source.after == AFTER_MOVE)
+        r = move_out(dfd, leaf, shown, p->source.after_dir, strrchr(shown, '/') + 1, e);
+    else
+        r = unlink_in(dfd, leaf, shown, e);
+    close(dfd);
+out:
+    free(shown);
+    return r;
+}
+
+/* Read a control file beside the drops (see source.h). */
+static int spool_read_side(struct source *s, const char *rel, size_t max, char **buf, size_t *len,
+                           struct werr *e)
+{
+    const struct profile *p = s->profile;
+    char *shown = xasprintf("%s/%s", p->source.path, rel), *b = NULL;
+    const char *leaf;
+    struct stat st;
+    size_t used = 0;
+    int dfd, fd = -1, r = -1;
+
+    if ((dfd = walk_parent(p, rel, &leaf, e)) < 0) {
+        r = dfd == -2 ? 0 : -1;
+        goto out;
+    }
+    fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    close(dfd);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            r = 0;
+        else if (errno == ELOOP)
+            werr_setk(e, WERR_HOSTILE, "%s: is a symbolic link; refused", shown);
+        else
+            werr_sys(e, "%s", shown);
+        goto out;
+    }
+    if (fstat(fd, &st) < 0) {
+        werr_sys(e, "%s: fstat", shown);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        werr_setk(e, WERR_HOSTILE, "%s: not a regular file with one link; refused", shown);
+        goto out;
+    }
+    b = xmalloc(max + 2);
+    for (;;) {
+        ssize_t n = read(fd, b + used, max + 1 - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            werr_sys(e, "%s: read", shown);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+        if (used > max) {
+            werr_setk(e, WERR_TOO_BIG, "%s: larger than %zu bytes", shown, max);
+            goto out;
+        }
+    }
+    b[used] = 0;
+    *buf = b;
+    *len = used;
+    b = NULL;
+    r = 1;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(b);
+    free(shown);
+    return r;
+}
+
 static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
 {
     const struct profile *p = s->profile;
@@ -458,6 +553,8 @@ static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
             goto out;
     }
     if (d->done_path && finish_done(p, d, e) < 0)
+        goto out;
+    if (d->control_path && finish_control(p, d, e) < 0)
         goto out;
     r = 0;
 out:
@@ -487,6 +584,7 @@ const struct source_ops source_spool_ops = {
     .list = spool_list,
     .fetch = spool_fetch,
     .finish = spool_finish,
+    .read_side = spool_read_side,
     .quarantine = spool_quarantine,
     .close = spool_close,
 };

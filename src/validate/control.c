@@ -14,10 +14,16 @@
 #include "validate/control.h"
 
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "config/defaults.h"
 #include "util/escape.h"
 #include "util/xmalloc.h"
 #include "validate/csv.h"
@@ -44,6 +50,7 @@ void control_tally_free(struct control_tally *t)
         decimal_free(&t->sums[k]);
     }
     free(t->sum_text);
+    free(t->where);
     free(t->sums);
     free(t->unsummable);
     if (t->re_ok)
@@ -87,6 +94,279 @@ void control_tally_take(struct control_tally *t, const struct csv_field *f, size
                      "the control record at line %llu has %zu fields; the sum of %s is field %d",
                      (unsigned long long)line, n, c->sums[k].column, fi);
     }
+}
+
+static const char *control_form_name(enum control_line l)
+{
+    switch (l) {
+    case CONTROL_HEADER:
+        return "header";
+    case CONTROL_FILE:
+        return "file";
+    case CONTROL_XML:
+        return "element";
+    default:
+        return "trailer";
+    }
+}
+
+void control_tally_stated(struct control_tally *t, int k, const char *text, size_t len)
+{
+    char **slot = k < 0 ? &t->count_text : &t->sum_text[k];
+    free(*slot);
+    *slot = text ? xstrndup(text, len) : NULL;
+}
+
+static void problem(struct control_tally *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void problem(struct control_tally *t, const char *fmt, ...)
+{
+    va_list ap;
+    if (*t->problem)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(t->problem, sizeof t->problem, fmt, ap);
+    va_end(ap);
+}
+
+static const char *trim(const char *s, size_t *len)
+{
+    size_t n = *len;
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
+    *len = n;
+    return s;
+}
+
+/* key=value lines: every key once; the named keys looked up after. */
+static void parse_keyvalue(struct control_tally *t, const char *name, const char *text, size_t len)
+{
+    const struct control_conf *c = t->conf;
+    json_t *kv = json_object(); /* key -> [value, line] */
+    size_t off = 0, line = 0;
+    while (off < len && !*t->problem) {
+        const char *nl = memchr(text + off, '\n', len - off);
+        size_t ll = nl ? (size_t)(nl - (text + off)) : len - off, kl, vl;
+        const char *l = text + off, *eq, *k, *v;
+        line++;
+        off += ll + 1;
+        size_t tl = ll;
+        const char *tt = trim(l, &tl);
+        if (!tl || *tt == '#')
+            continue;
+        if (!(eq = memchr(l, '=', ll))) {
+            problem(t, "the control file %s does not parse: line %zu col %zu: expected key=value, "
+                       "found no \"=\"", name, line, (size_t)(tt - l) + 1);
+            break;
+        }
+        kl = (size_t)(eq - l);
+        k = trim(l, &kl);
+        vl = ll - (size_t)(eq + 1 - l);
+        v = trim(eq + 1, &vl);
+        if (!kl) {
+            problem(t, "the control file %s does not parse: line %zu col %zu: a value without a key",
+                    name, line, (size_t)(eq - l) + 1);
+            break;
+        }
+        char *key = xstrndup(k, kl);
+        if (memchr(k, 0, kl) || memchr(v, 0, vl)) {
+            problem(t, "the control file %s does not parse: line %zu: a NUL byte", name, line);
+        } else if (json_object_get(kv, key)) {
+            char *ek = esc_text(key);
+            problem(t, "the control file %s does not parse: line %zu col %zu: key \"%s\" again "
+                       "(first on line %lld)",
+                    name, line, (size_t)(k - l) + 1, ek,
+                    (long long)json_integer_value(json_array_get(json_object_get(kv, key), 1)));
+            free(ek);
+        } else {
+            char *val = xstrndup(v, vl);
+            json_object_set_new(kv, key, json_pack("[s%,I]", val, vl, (json_int_t)line));
+            free(val);
+        }
+        free(key);
+    }
+    if (!*t->problem) {
+        t->found = true;
+        for (int k = -1; k < (int)c->n_sums; k++) {
+            const char *key = k < 0 ? c->count_key : c->sums[k].key;
+            json_t *e;
+            if (!key)
+                continue;
+            if (!(e = json_object_get(kv, key))) {
+                char *ek = esc_text(key);
+                problem(t, "the control file %s has no key \"%s\" (the profile's control.%s%s)",
+                        name, ek, k < 0 ? "count" : "sums.", k < 0 ? "" : c->sums[k].column);
+                free(ek);
+                continue;
+            }
+            const char *val = json_string_value(json_array_get(e, 0));
+            control_tally_stated(t, k, val, strlen(val));
+        }
+    }
+    json_decref(kv);
+}
+
+/* A copy of JSON text with every number outside strings quoted, so that
+ * jansson hands back the digits as written ("12345678901234567890.12"
+ * would otherwise become a double). */
+static char *quote_numbers(const char *s, size_t len, size_t *olen)
+{
+    char *o = xmalloc(len * 3 + 1);
+    size_t n = 0;
+    bool str = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (str) {
+            o[n++] = ch;
+            if (ch == '\\' && i + 1 < len)
+                o[n++] = s[++i];
+            else if (ch == '"')
+                str = false;
+        } else if (ch == '"') {
+            str = true;
+            o[n++] = ch;
+        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+            o[n++] = '"';
+            while (i < len && strchr("+-0123456789.eE", s[i]))
+                o[n++] = s[i++];
+            o[n++] = '"';
+            i--;
+        } else {
+            o[n++] = ch;
+        }
+    }
+    o[n] = 0;
+    *olen = n;
+    return o;
+}
+
+static void parse_json(struct control_tally *t, const char *name, const char *text, size_t len)
+{
+    const struct control_conf *c = t->conf;
+    json_error_t je;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *q = NULL;
+    size_t qlen;
+    char *qt;
+    if (!doc) {
+        /* jansson's line and column are where it stopped */
+        char *why = esc_text(je.text);
+        problem(t, "the control file %s does not parse: line %d col %d: %s", name, je.line,
+                je.column, why);
+        free(why);
+        return;
+    }
+    if (!json_is_object(doc)) {
+        problem(t, "the control file %s does not parse: line 1 col 1: expected a JSON object", name);
+        goto out;
+    }
+    qt = quote_numbers(text, len, &qlen);
+    q = json_loadb(qt, qlen, 0, &je);
+    free(qt);
+    if (!q) {
+        problem(t, "the control file %s does not parse: %s", name, je.text);
+        goto out;
+    }
+    t->found = true;
+    for (int k = -1; k < (int)c->n_sums; k++) {
+        const char *key = k < 0 ? c->count_key : c->sums[k].key;
+        json_t *v = q;
+        if (!key)
+            continue;
+        /* "a.b": member b of the object at member a */
+        for (const char *p = key; v && *p;) {
+            const char *dot = strchr(p, '.');
+            size_t l = dot ? (size_t)(dot - p) : strlen(p);
+            char *seg = xstrndup(p, l);
+            v = json_is_object(v) ? json_object_get(v, seg) : NULL;
+            free(seg);
+            p += l + (dot ? 1 : 0);
+        }
+        char *ek = esc_text(key);
+        if (!v)
+            problem(t, "the control file %s has no key \"%s\" (the profile's control.%s%s)", name,
+                    ek, k < 0 ? "count" : "sums.", k < 0 ? "" : c->sums[k].column);
+        else if (!json_is_string(v))
+            problem(t, "the control file %s: \"%s\" is not a number", name, ek);
+        else
+            control_tally_stated(t, k, json_string_value(v), json_string_length(v));
+        free(ek);
+    }
+out:
+    json_decref(doc);
+    json_decref(q);
+}
+
+/* One CSV record, read with the CSV tokenizer from memory (a pipe would
+ * need a thread; a memfd is simplest and bounded by CONTROL_MAX_BYTES). */
+static void parse_csv(struct control_tally *t, const char *name, const char *text, size_t len)
+{
+    const struct control_conf *c = t->conf;
+    struct csv_reader *rd = NULL;
+    struct csv_record rec;
+    struct werr e = {0};
+    int fd = memfd_create("wharf-control", MFD_CLOEXEC), got;
+    bool took = false;
+    if (fd < 0 || (size_t)write(fd, text, len) != len || lseek(fd, 0, SEEK_SET) < 0) {
+        problem(t, "the control file %s: cannot be read back (%s)", name, strerror(errno));
+        goto out;
+    }
+    rd = csv_open_fd(fd, c->delimiter, '"', CONTROL_MAX_BYTES, CONTROL_MAX_BYTES);
+    while ((got = csv_next(rd, &rec, &e)) == 1) {
+        if (rec.blank)
+            continue;
+        if (rec.err != CSV_OK) {
+            if (rec.err_field)
+                problem(t, "the control file %s does not parse: line %llu field %zu: %s", name,
+                        (unsigned long long)rec.line, rec.err_field, csv_error_text(rec.err));
+            else
+                problem(t, "the control file %s does not parse: line %llu: %s", name,
+                        (unsigned long long)rec.line, csv_error_text(rec.err));
+            goto out;
+        }
+        if (took) {
+            problem(t, "the control file %s does not parse: line %llu: a second record (one CSV "
+                       "line is expected)", name, (unsigned long long)rec.line);
+            goto out;
+        }
+        control_tally_take(t, rec.f, rec.n, rec.line);
+        took = true;
+    }
+    if (got < 0)
+        problem(t, "the control file %s: %s", name, e.msg);
+    else if (!took)
+        problem(t, "the control file %s does not parse: it is empty (one CSV line is expected)",
+                name);
+out:
+    if (rd)
+        csv_close(rd);
+    if (fd >= 0)
+        close(fd);
+}
+
+void control_file_parse(struct control_tally *t, const char *name, const char *text, size_t len)
+{
+    char *shown = esc_text(name);
+    free(t->where);
+    t->where = xstrdup(name);
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) { /* a UTF-8 BOM */
+        text += 3;
+        len -= 3;
+    }
+    switch (t->conf->format) {
+    case CONTROL_KV:
+        parse_keyvalue(t, shown, text, len);
+        break;
+    case CONTROL_JSON:
+        parse_json(t, shown, text, len);
+        break;
+    case CONTROL_CSV:
+        parse_csv(t, shown, text, len);
+        break;
+    }
+    /* control_tally_take's "the control record at line N" reads as the file's */
+    free(shown);
 }
 
 /* "1,000" */
@@ -188,20 +468,27 @@ bool control_compare(const struct control_tally *t, uint64_t records, uint64_t v
     if (split)
         snprintf(split_note, sizeof split_note, " (%llu valid, %llu invalid)",
                  (unsigned long long)valid, (unsigned long long)invalid);
-    if (!t->found)
+    if (*t->problem)
+        snprintf(msg, msz, "control: %s", t->problem);
+    else if (!t->found && c->line == CONTROL_XML)
+        snprintf(msg, msz, "control: no control element %s in the document (the profile requires one)",
+                 c->element);
+    else if (!t->found && c->line == CONTROL_FILE)
+        snprintf(msg, msz, "control: no control file (the profile requires one)");
+    else if (!t->found)
         snprintf(msg, msz,
                  "control: no %s control record matching \"%s\" (the profile requires one)",
                  c->line == CONTROL_HEADER ? "header (first)" : "trailer (last)", c->pattern);
-    else if (*t->problem)
-        snprintf(msg, msz, "control: %s", t->problem);
     else
         snprintf(msg, msz, "control: the file says %s; received %s%s%s%s%s", said, got, split_note,
                  *why ? " (" : "", why, *why ? ")" : "");
 
     json_object_set_new(ev, "ok", json_boolean(ok));
-    json_object_set_new(ev, "form", json_string(c->line == CONTROL_HEADER ? "header" : "trailer"));
-    if (t->found)
+    json_object_set_new(ev, "form", json_string(control_form_name(c->line)));
+    if (t->found && t->line)
         json_object_set_new(ev, "line", json_integer((json_int_t)t->line));
+    if (t->where)
+        json_object_set_new(ev, c->line == CONTROL_XML ? "element" : "file", esc_json(t->where));
     json_object_set_new(ev, "stated", st);
     json_object_set_new(ev, "received", rc);
     json_object_set_new(ev, "message", esc_json(msg));

@@ -36,6 +36,7 @@ struct control_tally {
     char problem[512];    /* the control record itself is wrong (misplaced, repeated, short) */
     regex_t re;           /* conf->pattern, compiled once */
     bool re_ok;
+    char *where;          /* file: the control file's name; element: its path */
 };
 
 void control_tally_init(struct control_tally *t, const struct control_conf *conf);
@@ -44,6 +45,21 @@ void control_tally_free(struct control_tally *t);
 struct csv_field;
 void control_tally_take(struct control_tally *t, const struct csv_field *f, size_t n,
                         uint64_t line);
+/* A stated value read elsewhere (control file, XML element): k < 0 the
+ * count, else the sum conf->sums[k]; NULL text: not there. */
+void control_tally_stated(struct control_tally *t, int k, const char *text, size_t len);
+/*
+ * control: file: parse the control file's text (len bytes, named name for
+ * messages) in conf->format and take what it states.  A control file that
+ * does not parse, or lacks a key the profile names, sets t->problem with
+ * where (line and column) and why; the comparison then rejects.
+ *   keyvalue  one "key=value" per line; blank lines and "#" comments are
+ *             skipped; spaces around key and value are dropped
+ *   json      an object; count/sums name keys, "a.b" a key of an object
+ *             member; numbers are taken as written (never through a double)
+ *   csv       one record; count/sums are 1-based fields
+ */
+void control_file_parse(struct control_tally *t, const char *name, const char *text, size_t len);
 /* Does a first field (not NUL-terminated) match the pattern? */
 bool control_matches(const struct control_tally *t, const char *s, size_t len);
 
