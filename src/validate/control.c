@@ -38,6 +38,8 @@ void control_tally_init(struct control_tally *t, const struct control_conf *conf
     t->unsummable = xcalloc(n, sizeof *t->unsummable);
     /* The profile loader already compiled it once to check it. */
     t->re_ok = conf->pattern && !regcomp(&t->re, conf->pattern, REG_EXTENDED | REG_NOSUB);
+    if (conf->line == CONTROL_XML && conf->element)
+        t->where = xstrdup(conf->element);
 }
 
 void control_tally_free(struct control_tally *t)
@@ -407,7 +409,7 @@ bool control_compare(const struct control_tally *t, uint64_t records, uint64_t v
     char said[600] = "", got[600] = "", num[40], why[600] = "";
     size_t sl = 0, gl = 0;
 
-    if (c->count_field) {
+    if (c->count_field || c->count_key) {
         struct decimal sd = {0}, rd = {0};
         char buf[32];
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)records);

@@ -158,9 +158,10 @@ printf 'order_id;customer;amount\n1;a;12.50\n2;b;7.25\nTRL;2;19.75\n' > a.csv
 w ingest -p acme a.csv >/dev/null 2>&1
 ID=$(last_id acme)
 eq "runbook state: rejected for control" "$(js "$ID" 'd["info"]["runbook"]')" runbooks/control-total.md
-export RB_P=acme RB_ID=$ID
+printf 'order_id;customer;amount\n3;c;1.00\nTRL;1;1.00\n' > b.csv
+export RB_P=acme RB_ID=$ID RB_FILE=$PWD/b.csv
 rb_hook() { case "$1" in "wharf check "*) sed -i 's/sums: { amount: 2 }/sums: { amount: 3 }/' profiles/acme.yaml ;; esac; }
 run_runbook runbooks/control-total.md
-eq "after the runbook's fix and replay: loaded" "$(sql var/warehouse.db 'select count(*) from acme')" 2
+eq "after the runbook's fix, replay and ingest: loaded" "$(sql var/warehouse.db 'select count(*) from acme')" 3
 
 finish
