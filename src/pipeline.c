@@ -630,6 +630,20 @@ static void step_failed(struct job *j, struct werr *e)
                    "attempts", j->in.attempts));
 }
 
+/* The path of a side file ("{name}.done", "{name}.ctl") of the intake's
+ * drop, in its directory; NULL when pattern is. */
+static char *beside(const struct job *j, const char *pattern)
+{
+    char *n, *r;
+    const char *slash = strrchr(j->in.path, '/');
+    if (!pattern)
+        return NULL;
+    n = done_name(pattern, j->in.name);
+    r = slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, n) : xstrdup(n);
+    free(n);
+    return r;
+}
+
 static void drop_of(const struct job *j, struct drop *d)
 {
     memset(d, 0, sizeof *d);
@@ -640,60 +654,27 @@ static void drop_of(const struct job *j, struct drop *d)
     json_t *ino = j->in.info ? json_object_get(j->in.info, "source_inode") : NULL;
     if (json_is_integer(ino))
         d->ino = (uint64_t)json_integer_value(ino);
-    if (j->p->source.done_file) {
-        char *dn = done_name(j->p->source.done_file, j->in.name);
-        const char *slash = strrchr(j->in.path, '/');
-        d->done_path =
-            slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, dn) : xstrdup(dn);
-        free(dn);
-    }
-    if (j->p->control.file) {
-        char *cn = done_name(j->p->control.file, j->in.name);
-        const char *slash = strrchr(j->in.path, '/');
-        d->control_path =
-            slash ? xasprintf("%.*s/%s", (int)(slash - j->in.path), j->in.path, cn) : xstrdup(cn);
-        free(cn);
-    }
+    d->done_path = beside(j, j->p->source.done_file);
+    d->control_path = beside(j, j->p->control.file);
 }
 
 /* Read a small local file (a control file beside an ingested one): 1 read,
  * 0 absent, -1 (e filled) on error or past max bytes. */
 static int read_local_side(const char *path, size_t max, char **buf, size_t *len, struct werr *e)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r = -1;
-    char *b = NULL;
-    size_t used = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r;
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
         werr_sys(e, "%s", path);
         return -1;
     }
-    b = xmalloc(max + 2);
-    for (;;) {
-        ssize_t n = read(fd, b + used, max + 1 - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            werr_sys(e, "%s: read", path);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if ((used += (size_t)n) > max) {
-            werr_setk(e, WERR_TOO_BIG, "%s: larger than %zu bytes", path, max);
-            goto out;
-        }
-    }
-    b[used] = 0;
-    *buf = b;
-    *len = used;
-    b = NULL;
-    r = 1;
-out:
-    free(b);
+    if ((r = read_bounded(fd, max, buf, len)) == -2)
+        werr_setk(e, WERR_TOO_BIG, "%s: larger than %zu bytes", path, max);
+    else if (r < 0)
+        werr_sys(e, "%s: read", path);
     close(fd);
-    return r;
+    return r < 0 ? -1 : 1;
 }
 
 /*

@@ -468,11 +468,10 @@ static int spool_read_side(struct source *s, const char *rel, size_t max, char *
                            struct werr *e)
 {
     const struct profile *p = s->profile;
-    char *shown = xasprintf("%s/%s", p->source.path, rel), *b = NULL;
+    char *shown = xasprintf("%s/%s", p->source.path, rel);
     const char *leaf;
     struct stat st;
-    size_t used = 0;
-    int dfd, fd = -1, r = -1;
+    int dfd, fd = -1, r = -1, rb;
 
     if ((dfd = walk_parent(p, rel, &leaf, e)) < 0) {
         r = dfd == -2 ? 0 : -1;
@@ -497,32 +496,17 @@ static int spool_read_side(struct source *s, const char *rel, size_t max, char *
         werr_setk(e, WERR_HOSTILE, "%s: not a regular file with one link; refused", shown);
         goto out;
     }
-    b = xmalloc(max + 2);
-    for (;;) {
-        ssize_t n = read(fd, b + used, max + 1 - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            werr_sys(e, "%s: read", shown);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-        if (used > max) {
+    if ((rb = read_bounded(fd, max, buf, len)) < 0) {
+        if (rb == -2)
             werr_setk(e, WERR_TOO_BIG, "%s: larger than %zu bytes", shown, max);
-            goto out;
-        }
+        else
+            werr_sys(e, "%s: read", shown);
+        goto out;
     }
-    b[used] = 0;
-    *buf = b;
-    *len = used;
-    b = NULL;
     r = 1;
 out:
     if (fd >= 0)
         close(fd);
-    free(b);
     free(shown);
     return r;
 }

@@ -18,6 +18,27 @@
 
 #include "util/xmalloc.h"
 
+int read_bounded(int fd, size_t max, char **buf, size_t *len)
+{
+    char *b = xmalloc(max + 2);
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = read(fd, b + used, max + 1 - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || (used += (size_t)(n > 0 ? n : 0)) > max) {
+            free(b);
+            return n < 0 ? -1 : -2;
+        }
+        if (n == 0)
+            break;
+    }
+    b[used] = 0;
+    *buf = b;
+    *len = used;
+    return 0;
+}
+
 int write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;

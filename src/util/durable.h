@@ -59,6 +59,10 @@ int fsync_tree_dirs(const char *path, struct werr *e);
 int rmtree(const char *path, struct werr *e);
 /* write(2) until done, retrying EINTR. */
 int write_all(int fd, const void *buf, size_t len);
+/* Read all of fd (at most max bytes) into *buf (NUL-terminated, caller
+ * frees; *len bytes): 0; -1 with errno on a read error; -2 when fd holds
+ * more than max bytes (nothing returned). */
+int read_bounded(int fd, size_t max, char **buf, size_t *len);
 /* Copy src fd to dst dfile (hashing if the dfile does). */
 int copy_fd(int src, struct dfile *dst, struct werr *e);
 /* Make dst a copy of its own of the whole file src: a reflink (FICLONE)

@@ -233,6 +233,7 @@ ID=$(last_id acme)
 eq "runbook state: rejected for want of the control file" "$(js "$ID" 'd["info"]["runbook"]')" runbooks/control-total.md
 mkdir -p resend
 export RB_P=acme RB_ID=$ID RB_FILE=$PWD/resend/a.csv
+RB_EXPECT=$'fail\twharf replay \tthe sealed intake has no control file: its replay is rejected again (the fix is the ingest)'
 rb_hook() {
   case "$1" in "wharf ingest "*)
     cp "$(js "$RB_ID" 'd["bag"]')/data/a.csv" resend/a.csv
