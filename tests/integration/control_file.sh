@@ -33,7 +33,11 @@ profile wt '{ file: "{name}.ctl", format: keyvalue, count: records, wait: 2s }' 
 check "the profiles are valid" w check kv js cs dn sp wt
 
 last_id() { w intakes -p "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])'; }
-js() { w show "$1" --json | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"; }
+# an intake's `show --json`, read once (its state is final when ingest returns)
+js() {
+  [ -s "show.$1" ] || w show "$1" --json > "show.$1"
+  python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" < "show.$1"
+}
 bag_info() { sed -n "s/^$2: //p" "$(js "$1" 'd["bag"]')/bag-info.txt" | tr -d '\r'; }
 ingest() { w ingest -p "$1" "$2" >out 2>log; last_id "$1"; }
 
