@@ -97,6 +97,12 @@ json_t *receipt_build(const struct intake *in, int64_t sealed_ms, const char *re
     json_object_set_new(r, "problems", problems);
     json_object_set_new(r, "problems_not_listed",
                         json_integer(total - (json_int_t)json_array_size(problems)));
+    /* The partner's own control totals against what was received. */
+    json_t *cv = in->info ? json_object_get(in->info, "control") : NULL;
+    if (json_is_object(cv) && json_is_string(json_object_get(cv, "message")))
+        json_object_set_new(r, "control",
+                            json_pack("{s:b,s:O}", "agree", json_is_true(json_object_get(cv, "ok")),
+                                      "message", json_object_get(cv, "message")));
     json_t *dup = in->info ? json_object_get(in->info, "duplicate_of") : NULL;
     if (in->outcome == OUT_DUPLICATE && json_is_string(dup))
         json_object_set(r, "duplicate_of", dup);

@@ -58,9 +58,12 @@
 #include <libxml/xmlIO.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
+#include <libxml/xpath.h>
 
 #include "config/defaults.h"
+#include "util/escape.h"
 #include "util/xmalloc.h"
+#include "validate/control.h"
 #include "validate/xsd.h"
 
 #define XSD_NS          "http://www.w3.org/2001/XMLSchema"
@@ -347,6 +350,8 @@ struct xsdv {
     char *schema_file;
     char **rsteps; /* xml.record split on '/' */
     size_t nrsteps;
+    char **csteps; /* control.element split on '/', when the profile has one */
+    size_t ncsteps;
     struct xfield *f;
     struct columns cols;
 };
@@ -1068,6 +1073,12 @@ struct xsdv *xsdv_compile(const struct wharf_config *cfg, const struct profile *
     x->rsteps = split_path(p->xml.record + 1, &x->nrsteps, &ok);
     if (!ok || !x->nrsteps)
         diag_add(d, p->file, 0, 0, "xml.record", "\"%s\" is not an element path", p->xml.record);
+    if (p->control.line == CONTROL_XML && p->control.element) {
+        x->csteps = split_path(p->control.element + 1, &x->ncsteps, &ok);
+        if (!ok || !x->ncsteps)
+            diag_add(d, p->file, 0, 0, "control.element", "\"%s\" is not an element path",
+                     p->control.element);
+    }
     x->f = xcalloc(p->xml.n_fields ? p->xml.n_fields : 1, sizeof *x->f);
     x->cols.v = xcalloc(p->xml.n_fields ? p->xml.n_fields : 1, sizeof *x->cols.v);
     x->cols.n = p->xml.n_fields;
@@ -1139,6 +1150,7 @@ void xsdv_free(struct xsdv *x)
     free(x->cols.v);
     free(x->f);
     free_steps(x->rsteps, x->nrsteps);
+    free_steps(x->csteps, x->ncsteps);
     free(x->schema_file);
     free(x);
 }
@@ -1189,6 +1201,16 @@ struct run {
     size_t ncap;
     struct fieldrt *f;
     struct value *vals;
+    /* control: (validate/control.h): the sums of every record, and with
+     * control.element the element's own subtree, built while it streams by
+     * (bounded by CONTROL_MAX_BYTES) and given to XPath when it closes */
+    struct control_tally *ctl;
+    size_t *sumcol;        /* per conf->sums[k]: its column, or SIZE_MAX */
+    unsigned char *cmatch; /* cmatch[d]: the path to depth d matches control.element */
+    xmlDocPtr cdoc;        /* the control element's subtree, while it is open */
+    xmlNodePtr cnode;      /* the open element in it */
+    size_t cdepth;         /* depth of the control element */
+    uint64_t cbytes, cline;
 };
 
 static uint64_t cur_line(const struct run *r)
@@ -1443,10 +1465,32 @@ static const char *record_xpath(struct run *r)
     return b;
 }
 
+/* Every record's summed fields, valid or not, added exactly as written. */
+static void control_add(struct run *r)
+{
+    struct control_tally *t = r->ctl;
+    for (size_t k = 0; k < t->conf->n_sums; k++) {
+        struct fieldrt *fr;
+        const char *s;
+        size_t n;
+        if (r->sumcol[k] == SIZE_MAX)
+            continue;
+        fr = &r->f[r->sumcol[k]];
+        if (!fr->seen || fr->nil || !fr->buf)
+            continue;
+        n = fr->len;
+        s = trimmed(fr->buf, &n);
+        if (n && decimal_add_text(&t->sums[k], s, n) < 0)
+            t->unsummable[k]++;
+    }
+}
+
 static void finish_record(struct run *r)
 {
     struct row row = {0};
     r->in_record = false;
+    if (r->ctl && r->f)
+        control_add(r);
     if (r->fn && !r->rec_errs) {
         for (size_t i = 0; i < r->x->cols.n; i++) {
             if (typed(&r->x->cols.v[i], &r->x->f[i], &r->f[i], &r->vals[i]) < 0) {
@@ -1476,10 +1520,18 @@ static void finish_record(struct run *r)
 }
 
 /* Close the element whose end tag came last (see the top of the file). */
+static void control_close(struct run *r);
+
 static void pop(struct run *r)
 {
     size_t d = r->depth, R = r->x->nrsteps;
     r->pending_pop = false;
+    if (r->cnode) {
+        if (d == r->cdepth)
+            control_close(r);
+        else
+            r->cnode = r->cnode->parent;
+    }
     if (r->in_record) {
         if (d == R) {
             if (!r->halted)
@@ -1537,6 +1589,138 @@ static bool is_nil(int nattr, const xmlChar **attrs)
     return false;
 }
 
+/* The control element's subtree grew past its bound: stop building it. */
+static bool control_over(struct run *r, size_t more)
+{
+    r->cbytes += more;
+    if (r->cbytes <= CONTROL_MAX_BYTES)
+        return false;
+    if (!*r->ctl->problem)
+        snprintf(r->ctl->problem, sizeof r->ctl->problem,
+                 "the control element %s at line %llu is larger than %d bytes",
+                 r->ctl->conf->element, (unsigned long long)r->cline, CONTROL_MAX_BYTES);
+    xmlFreeDoc(r->cdoc);
+    r->cdoc = NULL;
+    r->cnode = NULL;
+    return true;
+}
+
+/*
+ * The control element opens at depth d: a document of its own is started,
+ * its ancestors as empty elements (so an absolute XPath reads as in the
+ * whole document), the element itself with its attributes.  Names are
+ * local names; namespaces are not kept.
+ */
+static void control_open(struct run *r, int nattr, const xmlChar **attrs)
+{
+    struct control_tally *t = r->ctl;
+    xmlNodePtr parent = NULL, n = NULL;
+    size_t d = r->depth;
+    if (t->found) {
+        if (!*t->problem)
+            snprintf(t->problem, sizeof t->problem,
+                     "a second control element %s at line %llu (the first is at line %llu)",
+                     t->conf->element, (unsigned long long)cur_line(r),
+                     (unsigned long long)t->line);
+        return;
+    }
+    t->found = true;
+    t->line = r->cline = cur_line(r);
+    r->cbytes = 0;
+    r->cdoc = xmlNewDoc((const xmlChar *)"1.0");
+    for (size_t i = 1; i <= d; i++) {
+        n = xmlNewDocNode(r->cdoc, NULL, r->names[i], NULL);
+        if (parent)
+            xmlAddChild(parent, n);
+        else
+            xmlDocSetRootElement(r->cdoc, n);
+        parent = n;
+    }
+    r->cnode = n;
+    r->cdepth = d;
+    for (int a = 0; a < nattr && r->cnode; a++) {
+        const xmlChar **at = attrs + 5 * a;
+        xmlChar *v = xmlStrndup(at[3], (int)(at[4] - at[3]));
+        if (!control_over(r, (size_t)(at[4] - at[3]) + 16))
+            xmlNewProp(r->cnode, at[0], v);
+        xmlFree(v);
+    }
+}
+
+/* An element inside the control element. */
+static void control_child(struct run *r, const xmlChar *name, int nattr, const xmlChar **attrs)
+{
+    xmlNodePtr n;
+    if (control_over(r, (size_t)xmlStrlen(name) + 16))
+        return;
+    n = xmlNewDocNode(r->cdoc, NULL, name, NULL);
+    xmlAddChild(r->cnode, n);
+    r->cnode = n;
+    for (int a = 0; a < nattr && r->cnode; a++) {
+        const xmlChar **at = attrs + 5 * a;
+        xmlChar *v = xmlStrndup(at[3], (int)(at[4] - at[3]));
+        if (!control_over(r, (size_t)(at[4] - at[3]) + 16))
+            xmlNewProp(r->cnode, at[0], v);
+        xmlFree(v);
+    }
+}
+
+/* The string value of an XPath on the control element, trimmed; NULL when
+ * it selects nothing or is empty. */
+static char *control_eval(xmlXPathContextPtr xc, const char *expr)
+{
+    xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, xc);
+    xmlChar *sv;
+    char *out = NULL;
+    size_t n;
+    if (!o)
+        return NULL;
+    if (!(o->type == XPATH_NODESET && xmlXPathNodeSetIsEmpty(o->nodesetval)) &&
+        (sv = xmlXPathCastToString(o))) {
+        n = strlen((const char *)sv);
+        const char *t = trimmed((const char *)sv, &n);
+        if (n)
+            out = xstrndup(t, n);
+        xmlFree(sv);
+    }
+    xmlXPathFreeObject(o);
+    return out;
+}
+
+/* The control element closed: evaluate count and sums on it alone. */
+static void control_close(struct run *r)
+{
+    struct control_tally *t = r->ctl;
+    const struct control_conf *c = t->conf;
+    xmlXPathContextPtr xc = xmlXPathNewContext(r->cdoc);
+    xmlNodePtr el = r->cnode;
+    r->cnode = NULL;
+    if (xc) {
+        xc->node = el;
+        for (int k = -1; k < (int)c->n_sums; k++) {
+            const char *expr = k < 0 ? c->count_key : c->sums[k].key;
+            char *v;
+            if (!expr)
+                continue;
+            v = control_eval(xc, expr);
+            control_tally_stated(t, k, v, v ? strlen(v) : 0);
+            if (!v && !*t->problem) {
+                char *ee = esc_text(expr);
+                snprintf(t->problem, sizeof t->problem,
+                         "the control element %s at line %llu: %s (control.%s%s) selects "
+                         "nothing or an empty value",
+                         c->element, (unsigned long long)t->line, ee, k < 0 ? "count" : "sums.",
+                         k < 0 ? "" : c->sums[k].column);
+                free(ee);
+            }
+            free(v);
+        }
+        xmlXPathFreeContext(xc);
+    }
+    xmlFreeDoc(r->cdoc);
+    r->cdoc = NULL;
+}
+
 static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri,
                       int nns, const xmlChar **ns, int nattr, int ndef, const xmlChar **attrs)
 {
@@ -1561,6 +1745,15 @@ static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, con
     d = ++r->depth;
     r->names[d] = name;
     r->rmatch[d] = d <= R && r->rmatch[d - 1] && !strcmp((const char *)name, r->x->rsteps[d - 1]);
+    if (r->cmatch) {
+        size_t C = r->x->ncsteps;
+        r->cmatch[d] =
+            d <= C && r->cmatch[d - 1] && !strcmp((const char *)name, r->x->csteps[d - 1]);
+        if (r->cnode)
+            control_child(r, name, nattr, attrs);
+        else if (d == C && r->cmatch[d])
+            control_open(r, nattr, attrs);
+    }
     if (d == R && r->rmatch[d]) {
         r->in_record = true;
         r->rec_no++;
@@ -1627,6 +1820,8 @@ static void sax_text(void *ctx, const xmlChar *s, int len)
     if (r->halted)
         return;
     r->text_run += (uint64_t)len;
+    if (r->cnode && !control_over(r, (size_t)len))
+        xmlNodeAddContentLen(r->cnode, s, len);
     if (r->text_run > r->max_field) {
         char path[PATH_BYTES];
         element_path(r, path, sizeof path);
@@ -1729,6 +1924,24 @@ int xsdv_run(struct xsdv *x, const struct validate_input *in, const struct limit
         r.f = xcalloc(x->cols.n ? x->cols.n : 1, sizeof *r.f);
         r.vals = xcalloc(x->cols.n ? x->cols.n : 1, sizeof *r.vals);
     }
+    if ((r.ctl = in->control)) {
+        const struct control_conf *cc = r.ctl->conf;
+        r.sumcol = xcalloc(cc->n_sums + 1, sizeof *r.sumcol);
+        for (size_t k = 0; k < cc->n_sums; k++) {
+            r.sumcol[k] = SIZE_MAX;
+            for (size_t i = 0; i < x->cols.n; i++)
+                if (!strcmp(x->cols.v[i].name, cc->sums[k].column))
+                    r.sumcol[k] = i;
+            if (r.sumcol[k] == SIZE_MAX && !*r.ctl->problem)
+                snprintf(r.ctl->problem, sizeof r.ctl->problem,
+                         "control.sums names \"%s\", which is not a column of xml.fields",
+                         cc->sums[k].column);
+        }
+        if (cc->line == CONTROL_XML && x->ncsteps) {
+            r.cmatch = xcalloc(r.max_depth + 1, 1);
+            r.cmatch[0] = 1;
+        }
+    }
 
     memset(&sax, 0, sizeof sax);
     sax.initialized = XML_SAX2_MAGIC;
@@ -1790,5 +2003,9 @@ out:
     free(r.vals);
     free(r.names);
     free(r.rmatch);
+    free(r.cmatch);
+    free(r.sumcol);
+    if (r.cdoc)
+        xmlFreeDoc(r.cdoc);
     return rc;
 }
