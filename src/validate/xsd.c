@@ -1605,6 +1605,18 @@ static bool control_over(struct run *r, size_t more)
     return true;
 }
 
+/* The attributes of the open element of the control subtree. */
+static void control_attrs(struct run *r, int nattr, const xmlChar **attrs)
+{
+    for (int a = 0; a < nattr && r->cnode; a++) {
+        const xmlChar **at = attrs + 5 * a;
+        xmlChar *v = xmlStrndup(at[3], (int)(at[4] - at[3]));
+        if (!control_over(r, (size_t)(at[4] - at[3]) + 16))
+            xmlNewProp(r->cnode, at[0], v);
+        xmlFree(v);
+    }
+}
+
 /*
  * The control element opens at depth d: a document of its own is started,
  * its ancestors as empty elements (so an absolute XPath reads as in the
@@ -1638,13 +1650,7 @@ static void control_open(struct run *r, int nattr, const xmlChar **attrs)
     }
     r->cnode = n;
     r->cdepth = d;
-    for (int a = 0; a < nattr && r->cnode; a++) {
-        const xmlChar **at = attrs + 5 * a;
-        xmlChar *v = xmlStrndup(at[3], (int)(at[4] - at[3]));
-        if (!control_over(r, (size_t)(at[4] - at[3]) + 16))
-            xmlNewProp(r->cnode, at[0], v);
-        xmlFree(v);
-    }
+    control_attrs(r, nattr, attrs);
 }
 
 /* An element inside the control element. */
@@ -1656,13 +1662,7 @@ static void control_child(struct run *r, const xmlChar *name, int nattr, const x
     n = xmlNewDocNode(r->cdoc, NULL, name, NULL);
     xmlAddChild(r->cnode, n);
     r->cnode = n;
-    for (int a = 0; a < nattr && r->cnode; a++) {
-        const xmlChar **at = attrs + 5 * a;
-        xmlChar *v = xmlStrndup(at[3], (int)(at[4] - at[3]));
-        if (!control_over(r, (size_t)(at[4] - at[3]) + 16))
-            xmlNewProp(r->cnode, at[0], v);
-        xmlFree(v);
-    }
+    control_attrs(r, nattr, attrs);
 }
 
 /* The string value of an XPath on the control element, trimmed; NULL when
