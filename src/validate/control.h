@@ -1,13 +1,16 @@
 /*
  * control: the partner's own control totals (profile `control:`), read from
- * a trailer or header record of a CSV part, and the totals wharf counts from
- * the records it received, compared before the load commits.
+ * a trailer or header record of a CSV part, a control file beside the data
+ * file (control_file_parse), or an XML element (validate/xsd.c evaluates
+ * the XPaths on that element's subtree alone), and the totals wharf counts
+ * from the records it received, compared before the load commits.
  *
- * The validator owns the reading: it recognises the control record (the
- * first or last record whose first field matches control.pattern), keeps
- * its fields out of the data (not validated, not loaded, not split), and
- * adds every received record's cells of the summed columns, valid or
- * invalid, exactly (util/decimal.h).  The pipeline then calls
+ * The validators own the reading of the data: the CSV one recognises the
+ * control record (the first or last record whose first field matches
+ * control.pattern) and keeps its fields out of the data (not validated,
+ * not loaded, not split); both add every received record's cells of the
+ * summed columns, valid or invalid, exactly (util/decimal.h).  A control
+ * file's tally is shared by all parts of the intake.  The pipeline then calls
  * control_compare, which says whether both sides agree and builds the
  * evidence (ledger info.control, bag-info.txt, `wharf show`).
  *
