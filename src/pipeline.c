@@ -31,6 +31,11 @@
  *  rejected   append its tag-manifest hash to the chain.
  *  sealed     finish: apply `after:` to the source file, remove work/<id>.
  *
+ * Outbound profiles (direction: outbound) take the same path with delivery
+ * in place of inspect/validate/load: taken -> [validated: the same
+ * inspection and validation, when the profile has csv:/xml:, or rejected]
+ * -> loaded (delivered to every partner, step_deliver) -> sealed -> done.
+ *
  * Durability: the claim, the sealed transition (after which the source file
  * may be deleted) and failed are committed with fsync (synchronous=FULL).
  * The transitions in between only record the progress of idempotent steps;
@@ -578,6 +583,17 @@ static void info_set(struct job *j, const char *key, json_t *v)
     json_object_set_new(j->in.info, key, v);
 }
 
+/* The backoff of the retries, for attempt n (1-based), with jitter. */
+static int64_t backoff_delay(const struct retry_conf *rc, int n)
+{
+    double delay = (double)rc->backoff_ms;
+    for (int i = 1; i < n && delay < (double)rc->backoff_max_ms; i++)
+        delay *= 2;
+    if (delay > (double)rc->backoff_max_ms)
+        delay = (double)rc->backoff_max_ms;
+    return (int64_t)(delay * (0.5 + 0.5 * ((double)rand() / RAND_MAX)));
+}
+
 /* A step failed: schedule a retry, or park it as failed. */
 static void step_failed(struct job *j, struct werr *e)
 {
@@ -601,12 +617,7 @@ static void step_failed(struct job *j, struct werr *e)
     info_set(j, "runbook", json_string(runbook));
     j->in.attempts++;
     if (werr_transient(e) && j->in.attempts < rc->max_attempts) {
-        double delay = (double)rc->backoff_ms;
-        for (int i = 1; i < j->in.attempts && delay < (double)rc->backoff_max_ms; i++)
-            delay *= 2;
-        if (delay > (double)rc->backoff_max_ms)
-            delay = (double)rc->backoff_max_ms;
-        delay *= 0.5 + 0.5 * ((double)rand() / RAND_MAX); /* jitter */
+        double delay = (double)backoff_delay(rc, j->in.attempts);
         j->in.next_attempt_ms = now_ms() + (int64_t)delay;
         wlog(LOG_WARN, j->p->name, j->in.id, "retry",
              json_pack("{s:i,s:i,s:s}", "attempt", j->in.attempts, "delay_ms", (int)delay, "state",
@@ -817,6 +828,15 @@ static int step_take(struct job *j)
         }
         char *from = bag_payload_of(&old);
         r = copy_in(from, j->original, j->p->limits.max_bytes, sha, &bytes, &e);
+        /* The sealed bytes, exactly: a bag changed since is never replayed
+         * (nor re-sent to a partner). */
+        if (r == 0 && old.sha256[0] && strcmp(sha, old.sha256)) {
+            werr_setk(&e, WERR_CORRUPT,
+                      "replay: the sealed original %s has sha256 %s, not %s as sealed; not "
+                      "replayed (run wharf verify %s)",
+                      from, sha, old.sha256, old.id);
+            r = -1;
+        }
         free(from);
         if (r == 0)
             r = take_control(j, NULL, NULL, &old, &e);
@@ -1051,82 +1071,177 @@ fail:
 }
 
 /*
- * Outbound (direction: outbound), taken or validated -> loaded: deliver the taken copy
- * to each partner in deliver: (fan-out), each tracked apart in
+ * Outbound (direction: outbound), taken or validated -> loaded: deliver the
+ * taken copy to each partner in deliver: (fan-out), each tracked apart in
  * info.deliveries[i] = {"to": "sftp://user@host:port/dir", "delivered_ms",
- * "resumed_at"} and by an event "delivery".  sftp_push_file uploads to a
- * temp name, checks the remote size, renames without replacing, resumes a
- * verified partial upload.  A failure retries (or parks) the intake; the
- * partners already served are not sent again.  Then the bag is sealed as
- * for inbound files and only after that is the spool file finished.
+ * "resumed_at", "already_there", "name_was_free"} and by an event
+ * "delivery".  sftp_push_file uploads to a temp name, checks the remote
+ * size, renames without replacing, resumes a verified partial upload.  A
+ * failure retries (or parks) the intake; the partners already served are
+ * not sent again.  Then the bag is sealed as for inbound files and only
+ * after that is the spool file finished.
+ *
+ * Each destination has a circuit (ledger.h, destination_health): its
+ * failures are counted across intakes; once it is open, a delivery there is
+ * held until the next probe without spending an attempt, and the profile is
+ * `down` in `wharf status`.
  */
+
+/* A failure of the partner's server (not of this file, not ours). */
+static bool destination_fault(enum werr_kind k)
+{
+    return k == WERR_DELIVERY_UNREACHABLE || k == WERR_DELIVERY_NOSPACE ||
+           k == WERR_DELIVERY_REFUSED;
+}
+
+/* The circuit of `to` is open: hold the intake until its next probe. */
+static int hold_delivery(struct job *j, const char *to, const struct destination_health *dh)
+{
+    char since[32], next[32];
+    format_time_ms(dh->since_ms, since);
+    format_time_ms(dh->next_probe_ms, next);
+    free(j->in.last_error);
+    j->in.last_error =
+        xasprintf("held: delivery to %s is down since %s (circuit open after %d failed "
+                  "deliveries; next probe %s): %s (see %s)",
+                  to, since, dh->fails, next, dh->error, dh->runbook);
+    info_set(j, "error", json_string(dh->error));
+    info_set(j, "error_kind", json_string(dh->kind));
+    info_set(j, "runbook", json_string(dh->runbook));
+    j->in.next_attempt_ms = dh->next_probe_ms;
+    wlog(LOG_INFO, j->p->name, j->in.id, "delivery_held", NULL, "%s", j->in.last_error);
+    save(j);
+    return -1;
+}
+
+/* One partner: 1 delivered now, 0 already in place, -1 failed (e). */
+static int deliver_one(struct job *j, const struct deliver_conf *dc, const char *to, json_t *dv,
+                       json_t *d, uint64_t *resumed, struct werr *e)
+{
+    const struct source_conf *sc = &dc->sftp;
+    const char *kh = sc->known_hosts ? sc->known_hosts : j->pl->cfg->known_hosts;
+    struct sftp_push sp;
+    int r;
+
+    if (sftp_push_open(&sp, sc, kh, e) < 0)
+        return -1;
+    if (j->in.replay_of && !json_is_true(json_object_get(d, "name_was_free"))) {
+        /* A re-send (replay of a delivered file) never lands on a file
+         * still there, ours or not: the partner has not taken the earlier
+         * one (or has a file of that name).  Checked once and recorded
+         * durably before the upload starts, so a retry after a crash knows
+         * that the file it then finds is its own. */
+        r = sftp_push_exists(&sp, sc->path, j->in.name, e);
+        if (r == 1) {
+            char *nm = esc_text(j->in.name);
+            werr_setk(e, WERR_DELIVERY_EXISTS,
+                      "%s: %s is still there; a re-send never replaces a file on the partner's "
+                      "server: once the partner has taken or removed it, run wharf replay %s",
+                      to, nm, j->in.id);
+            free(nm);
+            r = -1;
+        } else if (r == 0) {
+            struct werr de;
+            json_object_set_new(d, "name_was_free", json_true());
+            info_set(j, "deliveries", json_incref(dv));
+            ledger_set_durable(j->pl->ledger, true, &de);
+            if (save(j) < 0) {
+                werr_setk(e, WERR_BUSY, "cannot record the re-send in the ledger");
+                r = -1;
+            }
+            ledger_set_durable(j->pl->ledger, false, &de);
+        }
+        if (r < 0) {
+            sftp_push_close(&sp);
+            return -1;
+        }
+    }
+    r = sftp_push_file(&sp, sc->path, j->in.name, j->original, j->in.size, j->in.sha256,
+                       dc->done_file, resumed, e);
+    sftp_push_close(&sp);
+    return r;
+}
+
 static int step_deliver(struct job *j)
 {
     struct werr e = {0};
     json_t *dv = j->in.info ? json_object_get(j->in.info, "deliveries") : NULL;
     json_t *targets = json_array();
+    int r = -1;
+
     dv = dv ? json_deep_copy(dv) : json_array();
     while (json_array_size(dv) < j->p->n_deliver)
         json_array_append_new(dv, json_object());
     for (size_t i = 0; i < j->p->n_deliver; i++) {
-        const struct source_conf *sc = &j->p->deliver[i].sftp;
         json_t *d = json_array_get(dv, i);
-        char *to = xasprintf("sftp://%s@%s:%d%s%s", sc->user, sc->host, sc->port,
-                             sc->path[0] == '/' ? "" : "/", sc->path);
-        struct sftp_push sp;
+        char *to = deliver_url(&j->p->deliver[i]);
+        struct destination_health dh;
         uint64_t resumed = 0;
-        int r;
+        int k;
         json_array_append_new(targets, json_string(to));
         if (json_object_get(d, "delivered_ms")) {
             free(to);
             continue;
         }
         json_object_set_new(d, "to", json_string(to));
-        const char *kh = sc->known_hosts ? sc->known_hosts : j->pl->cfg->known_hosts;
-        r = sftp_push_open(&sp, sc, kh, &e);
-        if (r == 0) {
-            r = sftp_push_file(&sp, sc->path, j->in.name, j->original, j->in.size, j->in.sha256,
-                               j->p->deliver[i].done_file, &resumed, &e);
-            sftp_push_close(&sp);
-        }
-        if (r < 0) {
+        ledger_destination_health(j->pl->ledger, j->p->name, to, &dh);
+        if (destination_circuit_open(&dh, now_ms())) {
+            info_set(j, "deliveries", json_incref(dv));
+            hold_delivery(j, to, &dh);
             free(to);
-            info_set(j, "deliveries", dv);
-            json_decref(targets);
-            step_failed(j, &e);
-            return -1;
+            goto out;
         }
+        k = deliver_one(j, &j->p->deliver[i], to, dv, d, &resumed, &e);
+        if (k < 0) {
+            if (destination_fault(e.kind)) {
+                int n = ledger_destination_failed(
+                    j->pl->ledger, j->p->name, to, werr_kind_name(e.kind), e.msg, werr_runbook(&e),
+                    now_ms(), backoff_delay(&j->p->retry, dh.ok ? 1 : dh.fails + 1));
+                if (n == DESTINATION_CIRCUIT_AFTER)
+                    wlog(LOG_ERROR, j->p->name, j->in.id, "destination_down", NULL,
+                         "%s: circuit open after %d failed deliveries: %s (see %s)", to, n, e.msg,
+                         werr_runbook(&e));
+            }
+            free(to);
+            info_set(j, "deliveries", json_incref(dv));
+            step_failed(j, &e);
+            goto out;
+        }
+        if (ledger_destination_ok(j->pl->ledger, j->p->name, to, now_ms()) > 0)
+            wlog(LOG_INFO, j->p->name, j->in.id, "destination_recovered", NULL,
+                 "%s: delivering again after %d failed deliveries", to, dh.fails);
         json_object_set_new(d, "delivered_ms", json_integer((json_int_t)now_ms()));
         json_object_set_new(d, "resumed_at", json_integer((json_int_t)resumed));
-        json_object_set_new(d, "already_there", json_boolean(r == 0));
+        json_object_set_new(d, "already_there", json_boolean(k == 0));
         info_set(j, "deliveries", json_incref(dv));
         if (save(j) < 0 || ledger_event(j->pl->ledger, j->in.id, "delivery",
-                                        json_pack("{s:s,s:s,s:I}", "to", to, "sha256", j->in.sha256,
-                                                  "resumed_at", (json_int_t)resumed),
+                                        json_pack("{s:s,s:s,s:I,s:s?}", "to", to, "sha256",
+                                                  j->in.sha256, "resumed_at", (json_int_t)resumed,
+                                                  "resend_of", j->in.replay_of),
                                         &e) < 0) {
             free(to);
-            json_decref(dv);
-            json_decref(targets);
-            return -1;
+            goto out;
         }
         wlog(LOG_INFO, j->p->name, j->in.id, "delivered",
              json_pack("{s:s,s:I}", "to", to, "resumed_at", (json_int_t)resumed),
-             "%s delivered to %s%s", j->in.name, to, r == 0 ? " (already in place)" : "");
+             "%s delivered to %s%s", j->in.name, to, k == 0 ? " (already in place)" : "");
         crash_point("delivered_one");
         free(to);
     }
-    json_decref(dv);
     {
         char *t = json_dumps(targets, JSON_COMPACT);
         info_set(j, "target", json_string(t));
         free(t);
     }
-    json_decref(targets);
     j->in.outcome = OUT_LOADED;
     j->in.rows = 0;
     if (save(j) < 0)
-        return -1;
-    return move(j, ST_LOADED, "delivered", NULL);
+        goto out;
+    r = move(j, ST_LOADED, "delivered", NULL);
+out:
+    json_decref(dv);
+    json_decref(targets);
+    return r;
 }
 
 /* taken -> (duplicate) done | rejected ; taken -> inspected */
@@ -1971,12 +2086,7 @@ retry : {
     json_int_t att = json_integer_value(json_object_get(ri, "attempts")) + 1;
     json_object_set_new(ri, "attempts", json_integer(att));
     if (att < j->p->retry.max_attempts) {
-        double delay = (double)j->p->retry.backoff_ms;
-        for (json_int_t i = 1; i < att && delay < (double)j->p->retry.backoff_max_ms; i++)
-            delay *= 2;
-        if (delay > (double)j->p->retry.backoff_max_ms)
-            delay = (double)j->p->retry.backoff_max_ms;
-        delay *= 0.5 + 0.5 * ((double)rand() / RAND_MAX);
+        double delay = (double)backoff_delay(&j->p->retry, (int)att);
         json_object_set_new(ri, "error", esc_json(e.msg));
         info_set(j, "receipt", ri);
         ri = NULL;
@@ -2163,15 +2273,19 @@ int pipeline_replay(struct pipeline *pl, const char *id, char new_id[ID_LEN], st
         c = 1;
         goto out;
     }
-    if (old.outcome != OUT_REJECTED || !old.bag ||
+    const struct profile *p = profiles_find(pl->profiles, old.profile);
+    /* A delivered outbound file may be re-sent: a new intake from the
+     * sealed original, delivered again (step_deliver never overwrites). */
+    bool resend = p && p->outbound && old.outcome == OUT_LOADED;
+    if ((old.outcome != OUT_REJECTED && !resend) || !old.bag ||
         (old.state != ST_DONE && old.state != ST_SEALED)) {
         werr_set(e,
-                 "intake %s is %s (outcome %s): only sealed rejects and failed intakes can be "
-                 "replayed",
+                 "intake %s is %s (outcome %s): only sealed rejects, failed intakes and "
+                 "delivered outbound files can be replayed",
                  old.id, state_name(old.state), outcome_name(old.outcome));
         goto out;
     }
-    if (!profiles_find(pl->profiles, old.profile)) {
+    if (!p) {
         werr_set(e, "profile %s is not loaded", old.profile);
         goto out;
     }

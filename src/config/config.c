@@ -1540,3 +1540,10 @@ struct profile *profiles_find(const struct profile_set *set, const char *name)
             return set->v[i];
     return NULL;
 }
+
+char *deliver_url(const struct deliver_conf *d)
+{
+    const struct source_conf *sc = &d->sftp;
+    return xasprintf("sftp://%s@%s:%d%s%s", sc->user, sc->host, sc->port,
+                     sc->path[0] == '/' ? "" : "/", sc->path);
+}

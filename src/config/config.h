@@ -280,6 +280,9 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
 void profile_free(struct profile *p);
 void profiles_free(struct profile_set *set);
 struct profile *profiles_find(const struct profile_set *set, const char *name);
+/* "sftp://user@host:port/path": how a deliver: entry is named in the
+ * ledger, the log and `wharf status` (malloc'd). */
+char *deliver_url(const struct deliver_conf *d);
 
 /* Resolve a schema reference under schemas_dir; refuses absolute paths and
  * "..".  Returns malloc'd path or NULL. */

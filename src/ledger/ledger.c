@@ -313,6 +313,109 @@ void ledger_source_failed(struct ledger *l, const char *profile, const char *kin
     source_put(l, profile, &h);
 }
 
+/* ---- destinations of outbound profiles ------------------------------ */
+
+static void destination_key(char *key, size_t n, const char *profile, const char *to)
+{
+    snprintf(key, n, "destination:%s:%s", profile, to);
+}
+
+int ledger_destination_health(struct ledger *l, const char *profile, const char *to,
+                              struct destination_health *out)
+{
+    char key[600], *v = NULL;
+    struct werr e;
+    json_t *j;
+    json_int_t last_try = 0, last_ok = 0, since = 0, next = 0, fails = 0;
+    int ok = 1;
+    const char *error = NULL, *runbook = NULL, *kind = NULL;
+
+    memset(out, 0, sizeof *out);
+    out->ok = true;
+    destination_key(key, sizeof key, profile, to);
+    if (ledger_kv_get(l, key, &v, &e) < 0 || !v)
+        return 0;
+    j = json_loads(v, 0, NULL);
+    free(v);
+    if (!j)
+        return 0;
+    json_unpack(j, "{s?b,s?I,s?I,s?I,s?I,s?I,s?s,s?s,s?s}", "ok", &ok, "last_try", &last_try,
+                "last_ok", &last_ok, "since", &since, "next_probe", &next, "fails", &fails, "error",
+                &error, "runbook", &runbook, "kind", &kind);
+    out->ok = ok;
+    out->last_try_ms = last_try;
+    out->last_ok_ms = last_ok;
+    out->since_ms = since;
+    out->next_probe_ms = next;
+    out->fails = (int)fails;
+    snprintf(out->error, sizeof out->error, "%s", error ? error : "");
+    snprintf(out->kind, sizeof out->kind, "%s", kind ? kind : "");
+    snprintf(out->runbook, sizeof out->runbook, "%s", runbook ? runbook : "");
+    json_decref(j);
+    return 1;
+}
+
+static void destination_put(struct ledger *l, const char *profile, const char *to,
+                            const struct destination_health *h)
+{
+    char key[600], *v;
+    struct werr e;
+    json_t *j = json_pack("{s:b,s:I,s:I}", "ok", h->ok, "last_try", (json_int_t)h->last_try_ms,
+                          "last_ok", (json_int_t)h->last_ok_ms);
+    if (!h->ok) {
+        json_object_set_new(j, "since", json_integer(h->since_ms));
+        json_object_set_new(j, "next_probe", json_integer(h->next_probe_ms));
+        json_object_set_new(j, "fails", json_integer(h->fails));
+        json_object_set_new(j, "error", esc_json(h->error));
+        json_object_set_new(j, "kind", json_string(h->kind));
+        json_object_set_new(j, "runbook", json_string(h->runbook));
+    }
+    v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    destination_key(key, sizeof key, profile, to);
+    if (v)
+        ledger_kv_set(l, key, v, &e);
+    free(v);
+}
+
+int ledger_destination_ok(struct ledger *l, const char *profile, const char *to, int64_t now)
+{
+    struct destination_health h;
+    int ended;
+    ledger_destination_health(l, profile, to, &h);
+    ended = h.ok ? 0 : h.fails;
+    memset(&h, 0, sizeof h);
+    h.ok = true;
+    h.last_try_ms = h.last_ok_ms = now;
+    destination_put(l, profile, to, &h);
+    return ended;
+}
+
+int ledger_destination_failed(struct ledger *l, const char *profile, const char *to,
+                              const char *kind, const char *error, const char *runbook,
+                              int64_t now, int64_t delay_ms)
+{
+    struct destination_health h;
+    if (!ledger_destination_health(l, profile, to, &h) || h.ok) {
+        h.since_ms = now; /* a new outage starts */
+        h.fails = 0;
+    }
+    h.ok = false;
+    h.fails++;
+    h.last_try_ms = now;
+    h.next_probe_ms = now + delay_ms;
+    snprintf(h.error, sizeof h.error, "%s", error ? error : "");
+    snprintf(h.kind, sizeof h.kind, "%s", kind ? kind : "");
+    snprintf(h.runbook, sizeof h.runbook, "%s", runbook ? runbook : "");
+    destination_put(l, profile, to, &h);
+    return h.fails;
+}
+
+bool destination_circuit_open(const struct destination_health *h, int64_t now)
+{
+    return !h->ok && h->fails >= DESTINATION_CIRCUIT_AFTER && now < h->next_probe_ms;
+}
+
 struct ledger *ledger_open(const char *type, const char *path, const char *dsn_file, struct werr *e)
 {
     if (type && strcmp(type, "postgresql") == 0)

@@ -346,6 +346,40 @@ void ledger_source_failed(struct ledger *l, const char *profile, const char *kin
 /* 1 filled, 0 never polled. */
 int ledger_source_health(struct ledger *l, const char *profile, struct source_health *out);
 
+/*
+ * What the last deliveries of an outbound profile to one partner found
+ * (kv "destination:<profile>:<to>", JSON), written by the pipeline's
+ * delivery step, read by `wharf status` and the alerts.  After
+ * DESTINATION_CIRCUIT_AFTER consecutive failures the destination's circuit
+ * is open: deliveries to it are held (not tried, no attempt spent) until
+ * next_probe_ms, which backs off like the retries; the first delivery that
+ * succeeds closes it.  A file-specific failure (the partner's file of the
+ * same name) is not the destination's and does not count.
+ */
+#define DESTINATION_CIRCUIT_AFTER 3
+struct destination_health {
+    bool ok;               /* the last delivery there worked (or none was tried) */
+    int64_t last_try_ms;   /* the last delivery tried */
+    int64_t last_ok_ms;    /* the last one that worked */
+    int64_t since_ms;      /* !ok: the first failure of this outage */
+    int64_t next_probe_ms; /* !ok: deliveries wait for this when the circuit is open */
+    int fails;             /* !ok: consecutive failures */
+    char kind[32];         /* !ok: the last failure's kind (werr_kind_name) */
+    char error[512];       /* !ok: its message */
+    char runbook[96];      /* !ok: the page to read */
+};
+/* 1 filled, 0 never delivered there (out says ok). */
+int ledger_destination_health(struct ledger *l, const char *profile, const char *to,
+                              struct destination_health *out);
+/* A delivery there worked: closes the circuit.  Returns the failures it ends (0: none). */
+int ledger_destination_ok(struct ledger *l, const char *profile, const char *to, int64_t now);
+/* A delivery there failed; next_probe_ms = now + delay.  Returns the consecutive failures. */
+int ledger_destination_failed(struct ledger *l, const char *profile, const char *to,
+                              const char *kind, const char *error, const char *runbook,
+                              int64_t now, int64_t delay_ms);
+/* The circuit is open now: fails >= DESTINATION_CIRCUIT_AFTER and before the next probe. */
+bool destination_circuit_open(const struct destination_health *h, int64_t now);
+
 void intake_clear(struct intake *in);
 json_t *intake_json(const struct intake *in);
 

@@ -18,34 +18,6 @@
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 
-#define PUSH_MAX_SECRET 4096
-
-static int read_secret(const char *path, char *buf, size_t size, struct werr *e)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t used = 0;
-    ssize_t n;
-    if (fd < 0) {
-        werr_sysk(e, WERR_AUTH, "cannot read %s", path);
-        return -1;
-    }
-    while (used < size - 1 && (n = read(fd, buf + used, size - 1 - used)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            werr_sysk(e, WERR_AUTH, "cannot read %s", path);
-            close(fd);
-            return -1;
-        }
-        used += (size_t)n;
-    }
-    close(fd);
-    while (used && (buf[used - 1] == '\n' || buf[used - 1] == '\r'))
-        used--;
-    buf[used] = 0;
-    return 0;
-}
-
 /* The SFTP status of the last failure, or -1 when the connection broke. */
 static long last_status(struct sftp_push *sp)
 {
@@ -54,50 +26,32 @@ static long last_status(struct sftp_push *sp)
     return -1;
 }
 
+/* A failure on the partner's server, as a delivery kind (the runbook is
+ * delivery-failed.md whatever went wrong there). */
+static enum werr_kind delivery_kind(enum werr_kind k)
+{
+    switch (k) {
+    case WERR_UNREACHABLE:
+    case WERR_TIMEOUT:
+    case WERR_BUSY:
+        return WERR_DELIVERY_UNREACHABLE;
+    case WERR_NOSPACE:
+        return WERR_DELIVERY_NOSPACE;
+    default:
+        return WERR_DELIVERY_REFUSED;
+    }
+}
+
 static void fail(struct sftp_push *sp, struct werr *e, const char *what, const char *path)
 {
     long st = last_status(sp);
-    if (st < 0)
-        werr_setk(e, WERR_UNREACHABLE, "%s: %s %s: connection lost: %s", sp->label, what, path,
-                  ssh_errmsg(&sp->conn));
-    else if (st == LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM || st == LIBSSH2_FX_QUOTA_EXCEEDED)
-        werr_setk(e, WERR_NOSPACE, "%s: %s %s: the server has no space (SFTP status %ld)",
-                  sp->label, what, path, st);
-    else
-        werr_setk(e, WERR_REMOTE, "%s: %s %s: refused (SFTP status %ld)", sp->label, what, path,
-                  st);
-}
-
-static int authenticate(struct sftp_push *sp, const struct source_conf *sc, struct werr *e)
-{
-    LIBSSH2_SESSION *ss = sp->conn.session;
-    char secret[PUSH_MAX_SECRET] = "";
-    unsigned ulen = (unsigned)strlen(sc->user);
-    int rc, r = -1;
-    if (sc->key_file) {
-        if (sc->passphrase_file && read_secret(sc->passphrase_file, secret, sizeof secret, e) < 0)
-            goto out;
-        rc = libssh2_userauth_publickey_fromfile_ex(ss, sc->user, ulen, NULL, sc->key_file,
-                                                    sc->passphrase_file ? secret : NULL);
-    } else if (sc->password_file) {
-        if (read_secret(sc->password_file, secret, sizeof secret, e) < 0)
-            goto out;
-        rc = libssh2_userauth_password_ex(ss, sc->user, ulen, secret, (unsigned)strlen(secret),
-                                          NULL);
+    if (st < 0) {
+        werr_setk(e, WERR_DELIVERY_UNREACHABLE, "%s: %s %s: connection lost: %s", sp->label, what,
+                  path, ssh_errmsg(&sp->conn));
     } else {
-        werr_setk(e, WERR_AUTH, "%s: no credentials: set source.key_file or source.password_file",
-                  sp->label);
-        goto out;
+        werr_setk(e, delivery_kind(ssh_fx_kind((unsigned long)st)), "%s: %s %s: %s (SFTP status %ld)",
+                  sp->label, what, path, ssh_fx_text((unsigned long)st), st);
     }
-    if (rc != 0) {
-        werr_setk(e, WERR_AUTH, "%s: authentication FAILED for user %s: %s", sp->label, sc->user,
-                  ssh_errmsg(&sp->conn));
-        goto out;
-    }
-    r = 0;
-out:
-    explicit_bzero(secret, sizeof secret);
-    return r;
 }
 
 int sftp_push_open(struct sftp_push *sp, const struct source_conf *sc, const char *known_hosts,
@@ -106,21 +60,12 @@ int sftp_push_open(struct sftp_push *sp, const struct source_conf *sc, const cha
     memset(sp, 0, sizeof *sp);
     sp->conn.sock = -1;
     sp->label = xasprintf("sftp://%s@%s:%d", sc->user, sc->host, sc->port);
-    if (ssh_connect(&sp->conn, sc->host, sc->port, sc->timeout_ms, known_hosts, e) < 0)
-        goto fail;
-    if (ssh_require_known(&sp->conn, known_hosts, e) < 0)
-        goto fail;
-    if (authenticate(sp, sc, e) < 0)
-        goto fail;
-    if (!(sp->sftp = libssh2_sftp_init(sp->conn.session))) {
-        werr_setk(e, WERR_UNREACHABLE, "%s: cannot start the SFTP subsystem: %s", sp->label,
-                  ssh_errmsg(&sp->conn));
-        goto fail;
+    if (ssh_login_sftp(&sp->conn, sc, known_hosts, sp->label, &sp->sftp, e) < 0) {
+        werr_setkind(e, delivery_kind(e->kind));
+        sftp_push_close(sp);
+        return -1;
     }
     return 0;
-fail:
-    sftp_push_close(sp);
-    return -1;
 }
 
 void sftp_push_close(struct sftp_push *sp)
@@ -132,6 +77,39 @@ void sftp_push_close(struct sftp_push *sp)
         ssh_disconnect(&sp->conn, "done");
     free(sp->label);
     sp->label = NULL;
+}
+
+int sftp_push_exists(struct sftp_push *sp, const char *dir, const char *name, struct werr *e)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    int r = 1;
+    if (libssh2_sftp_stat_ex(sp->sftp, path, (unsigned)strlen(path), LIBSSH2_SFTP_LSTAT, &at) !=
+        0) {
+        long st = last_status(sp);
+        if (st == LIBSSH2_FX_NO_SUCH_FILE)
+            r = 0;
+        else {
+            fail(sp, e, "stat", path);
+            r = -1;
+        }
+    }
+    free(path);
+    return r;
+}
+
+int sftp_push_check_dir(struct sftp_push *sp, const char *dir, struct werr *e)
+{
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    if (libssh2_sftp_stat_ex(sp->sftp, dir, (unsigned)strlen(dir), LIBSSH2_SFTP_STAT, &at) != 0) {
+        fail(sp, e, "stat", dir);
+        return -1;
+    }
+    if (!LIBSSH2_SFTP_S_ISDIR(at.permissions)) {
+        werr_setk(e, WERR_DELIVERY_REFUSED, "%s: %s is not a directory", sp->label, dir);
+        return -1;
+    }
+    return 0;
 }
 
 /* 1 the remote file holds exactly len bytes hashing to want, 0 it does
@@ -207,7 +185,7 @@ int sftp_push_put(struct sftp_push *sp, const char *dir, const char *name, const
         goto out;
     }
     if (at.filesize != len) {
-        werr_setk(e, WERR_REMOTE, "%s: %s holds %llu bytes after the upload of %zu; not renamed",
+        werr_setk(e, WERR_DELIVERY_REFUSED, "%s: %s holds %llu bytes after the upload of %zu; not renamed",
                   sp->label, tmp, (unsigned long long)at.filesize, len);
         goto out;
     }
@@ -229,7 +207,7 @@ exists:
     if (same == 1)
         r = 0;
     else if (same == 0)
-        werr_setk(e, WERR_REMOTE,
+        werr_setk(e, WERR_DELIVERY_EXISTS,
                   "%s: %s already exists and is not this receipt; the partner's file is kept and "
                   "the receipt not delivered",
                   sp->label, final);
@@ -265,7 +243,7 @@ static int prefix_matches(struct sftp_push *sp, int fd, LIBSSH2_SFTP_HANDLE *h, 
             ssize_t r = libssh2_sftp_read(h, buf + rgot, (size_t)got - rgot);
             if (r <= 0) {
                 if (r == 0)
-                    werr_setk(e, WERR_REMOTE, "%s: %s ended early", sp->label, tmp);
+                    werr_setk(e, WERR_DELIVERY_REFUSED, "%s: %s ended early", sp->label, tmp);
                 else
                     fail(sp, e, "read", tmp);
                 goto fail;
@@ -363,7 +341,7 @@ int sftp_push_file(struct sftp_push *sp, const char *dir, const char *name, cons
         goto out;
     }
     if (at.filesize != size) {
-        werr_setk(e, WERR_REMOTE, "%s: %s holds %llu bytes after the upload of %llu; not renamed",
+        werr_setk(e, WERR_DELIVERY_REFUSED, "%s: %s holds %llu bytes after the upload of %llu; not renamed",
                   sp->label, tmp, (unsigned long long)at.filesize, (unsigned long long)size);
         goto out;
     }
@@ -411,7 +389,7 @@ exists:
             same = !strcmp(got, sha);
         }
         if (!same) {
-            werr_setk(e, WERR_REMOTE,
+            werr_setk(e, WERR_DELIVERY_EXISTS,
                       "%s: %s already exists and is not this file; the partner's file is kept and "
                       "nothing was delivered",
                       sp->label, final);

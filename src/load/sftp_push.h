@@ -1,9 +1,10 @@
 /*
- * sftp_push: put files onto a partner's SFTP server (receipts now; the
- * outbound delivery of issue 18 builds on it).  The connection and the
- * host-key rule are ssh.c's (the key is checked against known_hosts before
- * any credential is sent); credentials are the profile's source.key_file
- * (+ passphrase_file) or source.password_file, never inline.
+ * sftp_push: put files onto a partner's SFTP server (receipts, and the
+ * outbound deliveries of direction: outbound profiles).  The login is
+ * ssh_login_sftp's (source/ssh.c), the inbound source's own: the host key
+ * is checked against known_hosts before any credential is sent;
+ * credentials are key_file (+ passphrase_file) or password_file, never
+ * inline.
  */
 #ifndef WHARF_SFTP_PUSH_H
 #define WHARF_SFTP_PUSH_H
@@ -54,6 +55,12 @@ int sftp_push_put(struct sftp_push *sp, const char *dir, const char *name, const
 int sftp_push_file(struct sftp_push *sp, const char *dir, const char *name, const char *local,
                    uint64_t size, const char *sha, bool done_file, uint64_t *resumed_at,
                    struct werr *e);
+/* 1 when dir/name exists on the server (whatever it is), 0 when it does
+ * not, -1 error. */
+int sftp_push_exists(struct sftp_push *sp, const char *dir, const char *name, struct werr *e);
+/* 0 when dir is a directory on the server (`wharf check --connect`), else
+ * -1 saying why. */
+int sftp_push_check_dir(struct sftp_push *sp, const char *dir, struct werr *e);
 void sftp_push_close(struct sftp_push *sp);
 
 #endif

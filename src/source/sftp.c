@@ -48,9 +48,7 @@
 #ifndef SFTP_READ_BUF
 #define SFTP_READ_BUF (2u << 20)
 #endif /* per libssh2_sftp_read: ~70 requests in flight */
-#define SFTP_MAX_SECRET  4096
 #define SFTP_MAX_DONE    4096
-#define SFTP_KEEPALIVE_S 15
 #define QUARANTINE_DIR   ".wharf-quarantine"
 
 struct sftp_impl {
@@ -68,38 +66,6 @@ struct rentry {
     LIBSSH2_SFTP_ATTRIBUTES attrs;
     unsigned long nlink; /* from the long name; 0 when unknown */
 };
-
-static const char *fx_text(unsigned long code)
-{
-    switch (code) {
-    case LIBSSH2_FX_OK:
-        return "ok";
-    case LIBSSH2_FX_EOF:
-        return "end of file";
-    case LIBSSH2_FX_NO_SUCH_FILE:
-        return "no such file";
-    case LIBSSH2_FX_PERMISSION_DENIED:
-        return "permission denied";
-    case LIBSSH2_FX_FAILURE:
-        return "failure";
-    case LIBSSH2_FX_BAD_MESSAGE:
-        return "bad message";
-    case LIBSSH2_FX_OP_UNSUPPORTED:
-        return "operation unsupported";
-    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
-        return "file already exists";
-    case LIBSSH2_FX_WRITE_PROTECT:
-        return "write protected";
-    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
-        return "no space on the server's file system";
-    case LIBSSH2_FX_QUOTA_EXCEEDED:
-        return "quota exceeded";
-    case LIBSSH2_FX_NO_SUCH_PATH:
-        return "no such path";
-    default:
-        return "server error";
-    }
-}
 
 /* The SFTP status of the last failed call, or -1 when it was not an SFTP
  * status but a broken connection (or a libssh2 failure). */
@@ -125,7 +91,7 @@ static void fail(struct sftp_impl *im, struct werr *e, const char *fmt, ...)
     va_end(ap);
     if (st >= 0) {
         werr_setk(e, ssh_fx_kind((unsigned long)st), "%s: %s: %s", im->label, what,
-                  fx_text((unsigned long)st));
+                  ssh_fx_text((unsigned long)st));
     } else {
         enum werr_kind k = ssh_kind(libssh2_session_last_errno(im->conn.session));
         /* anything but an SFTP status: the connection is gone */
@@ -133,32 +99,6 @@ static void fail(struct sftp_impl *im, struct werr *e, const char *fmt, ...)
                   im->label, what, ssh_errmsg(&im->conn));
         im->connected = false;
     }
-}
-
-static int read_secret(const char *path, char *buf, size_t size, struct werr *e)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t used = 0;
-    ssize_t n;
-    if (fd < 0) {
-        werr_sys(e, "cannot read %s", path);
-        return -1;
-    }
-    while (used < size - 1 && (n = read(fd, buf + used, size - 1 - used)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            werr_sys(e, "cannot read %s", path);
-            close(fd);
-            return -1;
-        }
-        used += (size_t)n;
-    }
-    close(fd);
-    while (used && (buf[used - 1] == '\n' || buf[used - 1] == '\r'))
-        used--;
-    buf[used] = 0;
-    return 0;
 }
 
 static void drop_connection(struct sftp_impl *im, const char *why)
@@ -171,141 +111,24 @@ static void drop_connection(struct sftp_impl *im, const char *why)
     im->connected = false;
 }
 
-/* Did this libssh2 error break the connection (rather than refuse us)? */
-static bool conn_error(int rc)
-{
-    enum werr_kind k = ssh_kind(rc);
-    return k == WERR_UNREACHABLE || k == WERR_TIMEOUT;
-}
-
-/* Is key_file an RSA key?  From its .pub when there is one, else from a
- * PEM header ("BEGIN RSA PRIVATE KEY"). */
-static bool key_is_rsa(const char *key_file)
-{
-    char *pub = xasprintf("%s.pub", key_file), head[64] = "";
-    FILE *f = fopen(pub, "re");
-    bool rsa = false;
-    if (f) {
-        rsa = fgets(head, sizeof head, f) && !strncmp(head, "ssh-rsa ", 8);
-        fclose(f);
-    } else if ((f = fopen(key_file, "re"))) {
-        rsa = fgets(head, sizeof head, f) && strstr(head, "BEGIN RSA PRIVATE KEY");
-        fclose(f);
-    }
-    free(pub);
-    return rsa;
-}
-
-/* Authenticate with key_file (+ passphrase_file) or password_file. */
-static int authenticate(struct sftp_impl *im, const struct source_conf *sc, struct werr *e)
-{
-    LIBSSH2_SESSION *ss = im->conn.session;
-    unsigned ulen = (unsigned)strlen(sc->user);
-    char secret[SFTP_MAX_SECRET];
-    int rc, r = -1;
-
-    secret[0] = 0;
-    if (sc->key_file) {
-        if (access(sc->key_file, R_OK) < 0) {
-            werr_sysk(e, WERR_AUTH, "%s: key_file %s", im->label, sc->key_file);
-            goto out;
-        }
-        if (sc->passphrase_file && read_secret(sc->passphrase_file, secret, sizeof secret, e) < 0) {
-            werr_prefix(e, "%s: passphrase_file", im->label);
-            werr_setkind(e, WERR_AUTH);
-            goto out;
-        }
-        rc = libssh2_userauth_publickey_fromfile_ex(ss, sc->user, ulen, NULL, sc->key_file,
-                                                    sc->passphrase_file ? secret : NULL);
-        if (rc == LIBSSH2_ERROR_FILE) {
-            werr_setk(e, WERR_AUTH,
-                      "%s: cannot use key_file %s: %s (wrong passphrase%s, or a key format "
-                      "libssh2 cannot read)",
-                      im->label, sc->key_file, ssh_errmsg(&im->conn),
-                      sc->passphrase_file ? " in passphrase_file" : " or no passphrase_file");
-            goto out;
-        }
-        if (rc != 0) {
-            if (conn_error(rc)) {
-                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
-                          im->label, ssh_errmsg(&im->conn));
-            } else {
-                werr_setk(e, WERR_AUTH,
-                          "%s: authentication FAILED: the server refused key_file %s for user "
-                          "%s (is its public key in the account's authorized_keys?%s): %s",
-                          im->label, sc->key_file, sc->user,
-                          key_is_rsa(sc->key_file)
-                              ? " It is an RSA key: libssh2 " LIBSSH2_VERSION
-                                " signs those with ssh-rsa (SHA-1), which OpenSSH 8.8 and "
-                                "later refuse unless PubkeyAcceptedAlgorithms has +ssh-rsa; "
-                                "prefer an ed25519 or ECDSA key"
-                              : "",
-                          ssh_errmsg(&im->conn));
-            }
-            goto out;
-        }
-    } else if (sc->password_file) {
-        if (read_secret(sc->password_file, secret, sizeof secret, e) < 0) {
-            werr_prefix(e, "%s: password_file", im->label);
-            werr_setkind(e, WERR_AUTH);
-            goto out;
-        }
-        rc = libssh2_userauth_password_ex(ss, sc->user, ulen, secret, (unsigned)strlen(secret),
-                                          NULL);
-        if (rc != 0) {
-            if (conn_error(rc)) {
-                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
-                          im->label, ssh_errmsg(&im->conn));
-            } else {
-                werr_setk(e, WERR_AUTH,
-                          "%s: authentication FAILED: the server refused the password from "
-                          "password_file %s for user %s: %s",
-                          im->label, sc->password_file, sc->user, ssh_errmsg(&im->conn));
-            }
-            goto out;
-        }
-    } else {
-        werr_setk(e, WERR_AUTH, "%s: no credentials: set source.key_file or source.password_file",
-                  im->label);
-        goto out;
-    }
-    r = 0;
-out:
-    explicit_bzero(secret, sizeof secret);
-    return r;
-}
-
 static int do_connect(struct source *s, struct werr *e)
 {
     struct sftp_impl *im = s->impl;
     const struct source_conf *sc = &s->profile->source;
     const char *kh = sc->known_hosts ? sc->known_hosts : s->cfg ? s->cfg->known_hosts : NULL;
 
+    void *sftp = NULL;
+
     drop_connection(im, "reconnecting");
-    if (ssh_connect(&im->conn, sc->host, sc->port, sc->timeout_ms, kh, e) < 0)
-        goto fail;
-    /* The host key decides before any credential leaves this process. */
-    if (ssh_require_known(&im->conn, kh, e) < 0)
-        goto fail;
-    libssh2_keepalive_config(im->conn.session, 1, SFTP_KEEPALIVE_S);
-    if (authenticate(im, sc, e) < 0)
-        goto fail;
-    im->sftp = libssh2_sftp_init(im->conn.session);
-    if (!im->sftp) {
-        int rc = libssh2_session_last_errno(im->conn.session);
-        werr_setk(e, conn_error(rc) ? ssh_kind(rc) : WERR_REMOTE,
-                  "%s: cannot start the SFTP subsystem: %s", im->label, ssh_errmsg(&im->conn));
-        goto fail;
+    if (ssh_login_sftp(&im->conn, sc, kh, im->label, &sftp, e) < 0) {
+        drop_connection(im, "failed");
+        return -1;
     }
+    im->sftp = sftp;
     im->connected = true;
     wlog(LOG_DEBUG, s->profile->name, NULL, "sftp.connected", NULL, "%s: connected, host key %s %s",
          im->label, im->conn.key_type, im->conn.fp);
     return 0;
-fail:
-    if (strncmp(e->msg, im->label, strlen(im->label)) != 0)
-        werr_prefix(e, "%s", im->label);
-    drop_connection(im, "failed");
-    return -1;
 }
 
 static int ensure(struct source *s, struct werr *e)

@@ -27,12 +27,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "util/durable.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
 #define KH_MAX_LINE  16384
 #define KH_MAX_LINES 100000
+#define SSH_MAX_SECRET  4096
+#define SSH_KEEPALIVE_S 15
 
 static const struct keytype {
     int hostkey_type;   /* LIBSSH2_HOSTKEY_TYPE_* */
@@ -553,6 +556,198 @@ out:
     free(line);
     free(out);
     return r;
+}
+
+const char *ssh_fx_text(unsigned long code)
+{
+    switch (code) {
+    case LIBSSH2_FX_OK:
+        return "ok";
+    case LIBSSH2_FX_EOF:
+        return "end of file";
+    case LIBSSH2_FX_NO_SUCH_FILE:
+        return "no such file";
+    case LIBSSH2_FX_PERMISSION_DENIED:
+        return "permission denied";
+    case LIBSSH2_FX_FAILURE:
+        return "failure";
+    case LIBSSH2_FX_BAD_MESSAGE:
+        return "bad message";
+    case LIBSSH2_FX_OP_UNSUPPORTED:
+        return "operation unsupported";
+    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
+        return "file already exists";
+    case LIBSSH2_FX_WRITE_PROTECT:
+        return "write protected";
+    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
+        return "no space on the server's file system";
+    case LIBSSH2_FX_QUOTA_EXCEEDED:
+        return "quota exceeded";
+    case LIBSSH2_FX_NO_SUCH_PATH:
+        return "no such path";
+    default:
+        return "server error";
+    }
+}
+
+/* ---- logging in (sources and deliveries alike) ---------------------- */
+
+static int read_secret(const char *path, char *buf, size_t size, struct werr *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t used = 0;
+    ssize_t n;
+    if (fd < 0) {
+        werr_sys(e, "cannot read %s", path);
+        return -1;
+    }
+    while (used < size - 1 && (n = read(fd, buf + used, size - 1 - used)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            werr_sys(e, "cannot read %s", path);
+            close(fd);
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    close(fd);
+    while (used && (buf[used - 1] == '\n' || buf[used - 1] == '\r'))
+        used--;
+    buf[used] = 0;
+    return 0;
+}
+
+/* Did this libssh2 error break the connection (rather than refuse us)? */
+static bool conn_error(int rc)
+{
+    enum werr_kind k = ssh_kind(rc);
+    return k == WERR_UNREACHABLE || k == WERR_TIMEOUT;
+}
+
+/* Is key_file an RSA key?  From its .pub when there is one, else from a
+ * PEM header ("BEGIN RSA PRIVATE KEY"). */
+static bool key_is_rsa(const char *key_file)
+{
+    char *pub = xasprintf("%s.pub", key_file), head[64] = "";
+    FILE *f = fopen(pub, "re");
+    bool rsa = false;
+    if (f) {
+        rsa = fgets(head, sizeof head, f) && !strncmp(head, "ssh-rsa ", 8);
+        fclose(f);
+    } else if ((f = fopen(key_file, "re"))) {
+        rsa = fgets(head, sizeof head, f) && strstr(head, "BEGIN RSA PRIVATE KEY");
+        fclose(f);
+    }
+    free(pub);
+    return rsa;
+}
+
+/* Authenticate with key_file (+ passphrase_file) or password_file. */
+static int authenticate(struct ssh_conn *c, const struct source_conf *sc, const char *label,
+                        struct werr *e)
+{
+    LIBSSH2_SESSION *ss = c->session;
+    unsigned ulen = (unsigned)strlen(sc->user);
+    char secret[SSH_MAX_SECRET];
+    int rc, r = -1;
+
+    secret[0] = 0;
+    if (sc->key_file) {
+        if (access(sc->key_file, R_OK) < 0) {
+            werr_sysk(e, WERR_AUTH, "%s: key_file %s", label, sc->key_file);
+            goto out;
+        }
+        if (sc->passphrase_file && read_secret(sc->passphrase_file, secret, sizeof secret, e) < 0) {
+            werr_prefix(e, "%s: passphrase_file", label);
+            werr_setkind(e, WERR_AUTH);
+            goto out;
+        }
+        rc = libssh2_userauth_publickey_fromfile_ex(ss, sc->user, ulen, NULL, sc->key_file,
+                                                    sc->passphrase_file ? secret : NULL);
+        if (rc == LIBSSH2_ERROR_FILE) {
+            werr_setk(e, WERR_AUTH,
+                      "%s: cannot use key_file %s: %s (wrong passphrase%s, or a key format "
+                      "libssh2 cannot read)",
+                      label, sc->key_file, ssh_errmsg(c),
+                      sc->passphrase_file ? " in passphrase_file" : " or no passphrase_file");
+            goto out;
+        }
+        if (rc != 0) {
+            if (conn_error(rc)) {
+                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
+                          label, ssh_errmsg(c));
+            } else {
+                werr_setk(e, WERR_AUTH,
+                          "%s: authentication FAILED: the server refused key_file %s for user "
+                          "%s (is its public key in the account's authorized_keys?%s): %s",
+                          label, sc->key_file, sc->user,
+                          key_is_rsa(sc->key_file)
+                              ? " It is an RSA key: libssh2 " LIBSSH2_VERSION
+                                " signs those with ssh-rsa (SHA-1), which OpenSSH 8.8 and "
+                                "later refuse unless PubkeyAcceptedAlgorithms has +ssh-rsa; "
+                                "prefer an ed25519 or ECDSA key"
+                              : "",
+                          ssh_errmsg(c));
+            }
+            goto out;
+        }
+    } else if (sc->password_file) {
+        if (read_secret(sc->password_file, secret, sizeof secret, e) < 0) {
+            werr_prefix(e, "%s: password_file", label);
+            werr_setkind(e, WERR_AUTH);
+            goto out;
+        }
+        rc = libssh2_userauth_password_ex(ss, sc->user, ulen, secret, (unsigned)strlen(secret),
+                                          NULL);
+        if (rc != 0) {
+            if (conn_error(rc)) {
+                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
+                          label, ssh_errmsg(c));
+            } else {
+                werr_setk(e, WERR_AUTH,
+                          "%s: authentication FAILED: the server refused the password from "
+                          "password_file %s for user %s: %s",
+                          label, sc->password_file, sc->user, ssh_errmsg(c));
+            }
+            goto out;
+        }
+    } else {
+        werr_setk(e, WERR_AUTH, "%s: no credentials: set source.key_file or source.password_file",
+                  label);
+        goto out;
+    }
+    r = 0;
+out:
+    explicit_bzero(secret, sizeof secret);
+    return r;
+}
+
+
+int ssh_login_sftp(struct ssh_conn *c, const struct source_conf *sc, const char *known_hosts,
+                   const char *label, void **sftp, struct werr *e)
+{
+    *sftp = NULL;
+    if (ssh_connect(c, sc->host, sc->port, sc->timeout_ms, known_hosts, e) < 0)
+        goto fail;
+    /* The host key decides before any credential leaves this process. */
+    if (ssh_require_known(c, known_hosts, e) < 0)
+        goto fail;
+    libssh2_keepalive_config(c->session, 1, SSH_KEEPALIVE_S);
+    if (authenticate(c, sc, label, e) < 0)
+        goto fail;
+    if (!(*sftp = libssh2_sftp_init(c->session))) {
+        int rc = libssh2_session_last_errno(c->session);
+        werr_setk(e, conn_error(rc) ? ssh_kind(rc) : WERR_REMOTE,
+                  "%s: cannot start the SFTP subsystem: %s", label, ssh_errmsg(c));
+        goto fail;
+    }
+    return 0;
+fail:
+    if (strncmp(e->msg, label, strlen(label)) != 0)
+        werr_prefix(e, "%s", label);
+    ssh_disconnect(c, "failed");
+    return -1;
 }
 
 void ssh_disconnect(struct ssh_conn *c, const char *why)

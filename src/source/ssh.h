@@ -61,11 +61,26 @@ int ssh_require_known(struct ssh_conn *c, const char *known_hosts, struct werr *
  * type for this host are replaced, every other line is kept; written
  * durably (temp, fsync, rename). */
 int ssh_pin_host(struct ssh_conn *c, const char *known_hosts, struct werr *e);
+struct source_conf;
+/*
+ * The one way wharf logs in to an SFTP server, inbound (source/sftp.c) and
+ * outbound (load/sftp_push.c): ssh_connect, ssh_require_known (the host key
+ * decides before any credential leaves this process), keepalives every
+ * 15 s, then sc's key_file (+ passphrase_file) or password_file (read from
+ * their files, wiped after use, never logged), then the SFTP subsystem into
+ * *sftp (a LIBSSH2_SFTP *).  Every message starts with label.  Refused
+ * credentials are WERR_AUTH, a connection lost on the way unreachable or
+ * timeout.  On failure c is disconnected and *sftp is NULL.
+ */
+int ssh_login_sftp(struct ssh_conn *c, const struct source_conf *sc, const char *known_hosts,
+                   const char *label, void **sftp, struct werr *e);
 /* The kind of a libssh2 error code (LIBSSH2_ERROR_*): timeouts, broken
  * connections, refused credentials, host-key failures. */
 enum werr_kind ssh_kind(int libssh2_rc);
 /* The kind of an SFTP status (LIBSSH2_FX_*) the server answered. */
 enum werr_kind ssh_fx_kind(unsigned long status);
+/* An SFTP status in words ("permission denied", "no such file"). */
+const char *ssh_fx_text(unsigned long status);
 /* The last libssh2 error as text. */
 const char *ssh_errmsg(struct ssh_conn *c);
 void ssh_disconnect(struct ssh_conn *c, const char *why);

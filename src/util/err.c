@@ -46,6 +46,10 @@ static const struct {
     [WERR_DUPLICATE] = {"duplicate", false, "runbooks/duplicates-flood.md"},
     [WERR_INTERRUPTED] = {"interrupted", true, "runbooks/stuck-file.md"},
     [WERR_CONTROL] = {"control", false, "runbooks/control-total.md"},
+    [WERR_DELIVERY_UNREACHABLE] = {"delivery_unreachable", true, "runbooks/delivery-failed.md"},
+    [WERR_DELIVERY_NOSPACE] = {"delivery_no_space", true, "runbooks/delivery-failed.md"},
+    [WERR_DELIVERY_REFUSED] = {"delivery_refused", false, "runbooks/delivery-failed.md"},
+    [WERR_DELIVERY_EXISTS] = {"delivery_exists", false, "runbooks/delivery-failed.md"},
 };
 
 static enum werr_kind valid(enum werr_kind k)

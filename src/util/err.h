@@ -41,6 +41,12 @@ enum werr_kind {
     WERR_DUPLICATE,          /* the content was already loaded (a reject, not a failure) */
     WERR_INTERRUPTED,        /* stopped at shutdown; resumes at the next start */
     WERR_CONTROL,            /* the partner's control totals disagree with the data (a reject) */
+    /* Delivering to a partner's server (outbound, receipts): load/sftp_push.c */
+    WERR_DELIVERY_UNREACHABLE, /* cannot reach it, connection lost, timed out */
+    WERR_DELIVERY_NOSPACE,     /* its disk or our quota there is full */
+    WERR_DELIVERY_REFUSED,     /* host key, credentials, or an operation refused (permissions, no
+                                  such directory, a size that does not match after the upload) */
+    WERR_DELIVERY_EXISTS,      /* a file of that name is there already and is not ours: kept */
     WERR_KIND_COUNT
 };
 

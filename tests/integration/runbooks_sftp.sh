@@ -2,7 +2,8 @@
 # The SFTP runbooks, run against the real sshd fixture (see runbooks.sh and
 # tests/lib/runbook.sh): auth-refused with a key the partner does not know,
 # host-key-changed with a stale pin, source-unreachable with the server down
-# and one file the partner account cannot read.
+# and one file the partner account cannot read, delivery-failed with an
+# outbound file whose name the partner already has.
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 . "$WHARF_SOURCE_DIR/tests/lib/sshd.sh"
 . "$WHARF_SOURCE_DIR/tests/lib/runbook.sh"
@@ -85,5 +86,43 @@ fail\tnc -vz\tnothing listens: the finding
 fail\tssh-keyscan -p\tno sshd answers: the finding'
 run_runbook runbooks/source-unreachable.md
 eq "source-unreachable: the replayed fetch loaded" "$(sql var/warehouse.db 'select count(*) from acme' 2>/dev/null)" 4
+
+# --- delivery-failed: the partner already has a file of that name ----------
+rb_deploy "$T/dlv" || exit 1
+echo "known_hosts: $RB_ETC_KNOWN_HOSTS" >> wharf.yaml
+cp "$SSHD_KNOWN_HOSTS" "$RB_ETC_KNOWN_HOSTS"
+mkdir -p "$SSHD_UPLOAD/dlv" var/drop/out && chown "$SSHD_USER" "$SSHD_UPLOAD/dlv"
+cat > profiles/out.yaml <<EOP
+name: out
+direction: outbound
+source: { type: spool, path: var/drop/out, pattern: "*.csv", complete_when: { done_file: "{name}.ready" }, after: delete }
+deliver:
+  host: 127.0.0.1
+  port: $SSHD_PORT
+  user: $SSHD_USER
+  key_file: $SSHD_KEY_ED25519
+  path: /upload/dlv
+  timeout: 5s
+retry: { max_attempts: 1, backoff: 50ms, backoff_max: 100ms }
+EOP
+echo "the partner's own" > "$SSHD_UPLOAD/dlv/inv.csv"
+echo "invoice 1" > var/drop/out/inv.csv; touch var/drop/out/inv.csv.ready
+wl once >/dev/null
+export RB_P=out RB_HOST=127.0.0.1 RB_PORT=$SSHD_PORT RB_USER=$SSHD_USER RB_KEY_FILE=$SSHD_KEY_ED25519
+export RB_REMOTE_DIR=/upload/dlv RB_ID
+RB_ID=$(w intakes -p out --json | python3 -c 'import json,sys; print(max(i["id"] for i in json.load(sys.stdin) if i["state"]=="failed"))')
+[ -n "$RB_ID" ] && ok "delivery-failed: the delivery failed" || bad "delivery-failed: no failed delivery"
+contains "delivery-failed: show names the page" "$(w show "$RB_ID" 2>&1)" "runbooks/delivery-failed.md"
+contains "delivery-failed: status names the page" "$(w status 2>&1)" "runbooks/delivery-failed.md"
+rb_hook() {
+  case "$1" in "wharf replay "*) # the fix: the partner moved their file away
+    mv "$SSHD_UPLOAD/dlv/inv.csv" "$SSHD_UPLOAD/dlv/inv.csv.theirs" ;;
+  esac
+}
+RB_EXPECT=""
+RB_TTY=""
+run_runbook runbooks/delivery-failed.md
+eq "delivery-failed: replayed after the fix, delivered" "$(cat "$SSHD_UPLOAD/dlv/inv.csv" 2>/dev/null)" "invoice 1"
+eq "delivery-failed: the partner's own file kept" "$(cat "$SSHD_UPLOAD/dlv/inv.csv.theirs")" "the partner's own"
 
 finish

@@ -12,7 +12,8 @@ until bash -n accepts it (a SQL query in quotes over three lines, a
 Placeholders are the words the runbooks use for "your value here"; each is
 replaced only as a whole word (not inside PRAGMA, not the -P of sftp):
 
-    P ID NEW_ID DSN_FILE FILE DB TARGET_DB KEY_FILE HOST PORT USER BAG THAT (and
+    P ID NEW_ID DSN_FILE FILE DB TARGET_DB KEY_FILE HOST PORT USER BAG THAT
+    REMOTE_DIR (and
     <ID>, <that>) /etc/wharf/profiles /etc/wharf/schemas /etc/wharf/wharf.yaml
     /etc/wharf/known_hosts /srv/sftp/acme/drop /var/lib/wharf /usr/bin/wharf /root
 
@@ -26,7 +27,7 @@ import re
 import subprocess
 import sys
 
-WORDS = ["NEW_ID", "DSN_FILE", "TARGET_DB", "KEY_FILE", "FILE", "HOST", "PORT", "USER", "BAG", "DB",
+WORDS = ["REMOTE_DIR", "NEW_ID", "DSN_FILE", "TARGET_DB", "KEY_FILE", "FILE", "HOST", "PORT", "USER", "BAG", "DB",
          "THAT", "ID", "P"]
 PATHS = [("/etc/wharf/profiles", "RB_ETC_PROFILES"), ("/etc/wharf/schemas", "RB_ETC_SCHEMAS"),
          ("/etc/wharf/wharf.yaml", "RB_ETC_CONFIG"), ("/etc/wharf/known_hosts", "RB_ETC_KNOWN_HOSTS"),
