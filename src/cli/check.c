@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "load/sftp_push.h"
 #include "load/target.h"
 #include "source/source.h"
 #include "util/escape.h"
@@ -138,6 +139,28 @@ int cmd_check(struct cli *c, int argc, char **argv)
         }
         drop_list_free(&list);
         drop_list_free(&skipped);
+        /* An outbound profile's partners: log in as a delivery would and
+         * look at the directory (nothing is written). */
+        for (size_t k = 0; p->outbound && k < p->n_deliver; k++) {
+            const struct source_conf *sc = &p->deliver[k].sftp;
+            const char *kh = sc->known_hosts ? sc->known_hosts : c->cfg.known_hosts;
+            char *to = deliver_url(&p->deliver[k]);
+            struct sftp_push sp;
+            int dr = sftp_push_open(&sp, sc, kh, &e);
+            if (dr == 0) {
+                dr = sftp_push_check_dir(&sp, sc->path, &e);
+                sftp_push_close(&sp);
+            }
+            if (dr < 0)
+                diag_add(&d, p->file, 0, 0, "deliver", "cannot deliver to %s: %s (see %s)", to,
+                         e.msg, werr_runbook(&e));
+            else if (!json)
+                printf("%s: delivery to %s: logged in, the directory is there\n", p->name, to);
+            json_array_append_new(sources, json_pack("{s:s,s:s,s:b,s:s?}", "profile", p->name,
+                                                     "destination", to, "reachable", dr == 0,
+                                                     "error", dr < 0 ? e.msg : NULL));
+            free(to);
+        }
     }
     if (json) {
         json_t *pr = json_array(), *pn = json_array();

@@ -12,6 +12,7 @@
  *   alert:rejected:<intake>             that reject was alerted
  *   alert:failed:<intake>:<attempts>    that failure was alerted
  *   alert:source:<profile>              "down:<since ms>" or "up"
+ *   alert:destination:<profile>:<to>    the same for an outbound profile's partner
  *   alert:stuck:<profile>:<path>:<size>:<appeared ms>
  *   alert:tampered:<profile>            sha256 of the last finding alerted
  *   alert:gap:<profile>                 sha256 of the last reconcile gaps alerted
@@ -299,6 +300,47 @@ static void check_source(struct alerter *a, struct ledger *l, const struct profi
     json_decref(ev);
 }
 
+/* An outbound profile's partner server: down once its circuit opens
+ * (health's `down`), up at the first delivery that works after that. */
+static void check_destinations(struct alerter *a, struct ledger *l, const struct profile *p,
+                               const struct health *h, int64_t now)
+{
+    for (size_t i = 0; i < h->n_dest; i++) {
+        const struct destination_health *dh = &h->dest[i].h;
+        char key[600], val[48], ts[32];
+        json_t *ev;
+        snprintf(key, sizeof key, "alert:destination:%s:%s", p->name, h->dest[i].to);
+        if (!dh->ok && dh->fails >= DESTINATION_CIRCUIT_AFTER) {
+            snprintf(val, sizeof val, "down:%lld", (long long)dh->since_ms);
+            if (mark(l, key, val) != 0)
+                continue;
+            format_time_ms(dh->since_ms, ts);
+            ev = alert_event("destination_down", p->name, NULL, dh->error, dh->runbook, now);
+            json_object_set_new(ev, "to", json_string(h->dest[i].to));
+            json_object_set_new(ev, "since", json_string(ts));
+            json_object_set_new(ev, "failed_deliveries", json_integer(dh->fails));
+        } else if (dh->ok) {
+            char *v = NULL;
+            struct werr e;
+            if (ledger_kv_get(l, key, &v, &e) < 0 || !v || strncmp(v, "down:", 5)) {
+                free(v);
+                continue;
+            }
+            format_time_ms(strtoll(v + 5, NULL, 10), ts);
+            free(v);
+            if (mark(l, key, "up") != 0)
+                continue;
+            ev = alert_event("destination_up", p->name, NULL, "deliveries work again", NULL, now);
+            json_object_set_new(ev, "to", json_string(h->dest[i].to));
+            json_object_set_new(ev, "down_since", json_string(ts));
+        } else {
+            continue;
+        }
+        alert_send(a, p->name, NULL, ev);
+        json_decref(ev);
+    }
+}
+
 static void check_stuck(struct alerter *a, struct ledger *l, const struct profile *p,
                         const struct health *h, int64_t now)
 {
@@ -386,6 +428,7 @@ void alert_check(struct alerter *a, struct ledger *l, const struct profile_set *
             continue;
         }
         check_source(a, l, p, &h, now);
+        check_destinations(a, l, p, &h, now);
         check_stuck(a, l, p, &h, now);
         check_tampered(a, l, p, &h, now);
         check_gap(a, l, p, &h, now);

@@ -163,8 +163,9 @@ static int recent_cb(void *c, const struct intake *in)
 {
     struct scan *x = c;
     struct health *h = x->h;
-    if (!x->got_loaded && in->outcome == OUT_LOADED && in->state == ST_DONE) {
-        h->last_loaded_ms = in->updated_ms;
+    int64_t settled = sla_settled_ms(x->p, in);
+    if (!x->got_loaded && settled) {
+        h->last_loaded_ms = settled;
         x->got_loaded = true;
     }
     if (in->outcome == OUT_DUPLICATE && in->created_ms >= x->flood_since) {
@@ -331,6 +332,23 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
                  "cannot list the source: %s; since %s, %d failed poll%s", what, ts,
                  h->source.fails, h->source.fails == 1 ? "" : "s");
     }
+    for (size_t i = 0, down = 0; i < h->n_dest; i++) {
+        const struct destination_health *dh = &h->dest[i].h;
+        if (dh->ok || dh->fails < DESTINATION_CIRCUIT_AFTER || down++)
+            continue;
+        is = add(h, HEALTH_DOWN, dh->runbook, NULL);
+        format_time_ms(dh->since_ms, ts);
+        describe(dh->kind, dh->error, what, sizeof what);
+        if (dh->next_probe_ms > h->now_ms) {
+            health_age(dh->next_probe_ms - h->now_ms, a, sizeof a);
+            snprintf(b, sizeof b, "next try in %s", a);
+        } else {
+            snprintf(b, sizeof b, "next try due now");
+        }
+        snprintf(is->reason, sizeof is->reason,
+                 "cannot deliver to %s: %s; since %s, %d failed deliveries, %s", h->dest[i].to,
+                 what, ts, dh->fails, b);
+    }
     if ((nt = tampered(l, p, h->verify, &tfirst, &tintake))) {
         is = add(h, HEALTH_TAMPERED, "runbooks/verify-tamper.md", tintake);
         format_time_ms((int64_t)json_integer_value(json_object_get(h->verify, "time")), ts);
@@ -435,9 +453,9 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
         is = add(h, h->sla.state == SLA_MISSING ? HEALTH_MISSING : HEALTH_LATE, RB_LATE, NULL);
         if (h->last_loaded_ms)
             format_time_ms(h->last_loaded_ms, ts);
-        snprintf(is->reason, sizeof is->reason, "expected %s by %s (%s): %s; last file loaded %s",
+        snprintf(is->reason, sizeof is->reason, "expected %s by %s (%s): %s; last file %s %s",
                  h->sla.day, h->sla.by, h->sla.timezone, h->sla.freshness,
-                 h->last_loaded_ms ? ts : "never");
+                 p->outbound ? "delivered" : "loaded", h->last_loaded_ms ? ts : "never");
     }
     if (h->n_waiting || x->in_progress) {
         is = add(h, HEALTH_WAITING, NULL, NULL);
@@ -479,6 +497,13 @@ int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct h
         ledger_list(l, &recent, recent_cb, x, e) < 0)
         goto out;
     h->polled = ledger_source_health(l, p->name, &h->source) == 1;
+    if (p->outbound) {
+        h->dest = xcalloc(p->n_deliver + 1, sizeof *h->dest);
+        for (size_t i = 0; i < p->n_deliver; i++, h->n_dest++) {
+            h->dest[i].to = deliver_url(&p->deliver[i]);
+            ledger_destination_health(l, p->name, h->dest[i].to, &h->dest[i].h);
+        }
+    }
     /* Files still in the source at its last listing that no intake took. */
     if (h->polled && h->source.last_ok_ms &&
         ledger_unclaimed(l, p->name, h->source.last_ok_ms, files_cb, &fc, e) < 0)
@@ -500,8 +525,8 @@ int health_eval(struct ledger *l, const struct profile *p, int64_t now, struct h
         else if (!h->polled && !h->last_loaded_ms)
             snprintf(is->reason, sizeof is->reason, "not polled yet");
         else
-            snprintf(is->reason, sizeof is->reason, "last file loaded %s",
-                     h->last_loaded_ms ? ts : "never");
+            snprintf(is->reason, sizeof is->reason, "last file %s %s",
+                     p->outbound ? "delivered" : "loaded", h->last_loaded_ms ? ts : "never");
     }
     r = 0;
 out:
@@ -518,6 +543,9 @@ static void files_free(struct health_file *v, size_t n)
 
 void health_clear(struct health *h)
 {
+    for (size_t i = 0; i < h->n_dest; i++)
+        free(h->dest[i].to);
+    free(h->dest);
     files_free(h->stuck, h->n_stuck);
     files_free(h->waiting, h->n_waiting);
     json_decref(h->verify);
@@ -598,6 +626,23 @@ json_t *health_json(const struct health *h)
                       "down_since", time_json(h->source.since_ms), "failed_polls", h->source.fails,
                       "error", esc_json(h->source.error), "runbook", h->source.runbook);
     json_object_set_new(o, "source_health", src);
+    if (h->dest) {
+        json_t *dl = json_array();
+        for (size_t i = 0; i < h->n_dest; i++) {
+            const struct destination_health *dh = &h->dest[i].h;
+            json_array_append_new(
+                dl, json_pack("{s:s,s:b,s:b,s:o,s:o,s:i,s:o,s:o,s:s?,s:o,s:s?}", "to", h->dest[i].to,
+                              "ok", dh->ok, "circuit_open", destination_circuit_open(dh, h->now_ms),
+                              "last_try", time_json(dh->last_try_ms), "last_ok",
+                              time_json(dh->last_ok_ms), "failed_deliveries", dh->ok ? 0 : dh->fails,
+                              "down_since", time_json(dh->ok ? 0 : dh->since_ms), "next_try",
+                              time_json(dh->ok ? 0 : dh->next_probe_ms), "kind",
+                              dh->ok ? NULL : dh->kind, "error",
+                              dh->ok ? json_null() : esc_json(dh->error), "runbook",
+                              dh->ok ? NULL : dh->runbook));
+        }
+        json_object_set_new(o, "destinations", dl);
+    }
     if (h->verify)
         json_object_set_new(
             o, "verify",

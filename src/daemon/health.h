@@ -8,7 +8,8 @@
  *
  *   ok         nothing wrong
  *   waiting    files not complete yet, or intakes in progress (normal work)
- *   late       an `expect:` window passed without a loaded file
+ *   late       an `expect:` window passed without a loaded file (outbound:
+ *              without a delivered one)
  *   missing    ... and its missing_after passed too
  *   flooding   health.flood.duplicates duplicates within flood.within
  *   rejecting  the last health.rejecting_after finished intakes were rejected
@@ -20,7 +21,9 @@
  *              holding what was loaded (or could not read it)
  *   tampered   the server's last scheduled verify (verify.every) found a
  *              bag of this profile, or the chain, not as sealed
- *   down       the last poll could not list the source
+ *   down       the last poll could not list the source, or (outbound) a
+ *              partner's server failed DESTINATION_CIRCUIT_AFTER deliveries
+ *              in a row: its circuit is open
  *   disabled   `enabled: false`
  *   paused     `wharf pause`
  *
@@ -80,6 +83,12 @@ struct health_file {
     char why[160];       /* what it still waits for */
 };
 
+/* An outbound profile's deliver: entry and what its deliveries found. */
+struct health_destination {
+    char *to; /* deliver_url */
+    struct destination_health h;
+};
+
 struct health {
     const char *profile;
     enum health_state state;                  /* issue[0]'s, or ok */
@@ -87,13 +96,15 @@ struct health {
     size_t n_issues;
     int64_t now_ms;
     /* the facts the issues come from */
-    int64_t last_loaded_ms; /* 0: never */
+    int64_t last_loaded_ms; /* 0: never (outbound: the last delivery, sla_settled_ms) */
     uint64_t backlog, rejects, failed, retrying, duplicates;
     struct sla_status sla;
     bool polled; /* the source was ever polled */
     struct source_health source;
     struct health_file *stuck, *waiting;
     size_t n_stuck, n_waiting;
+    struct health_destination *dest; /* outbound: one per deliver: entry */
+    size_t n_dest;
     json_t *verify;    /* the last scheduled verify (daemon/audit.h), NULL: none */
     json_t *reconcile; /* the last reconcile's outcome (load/reconcile.h), NULL: never */
 };

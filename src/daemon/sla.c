@@ -56,22 +56,45 @@ int64_t sla_now(void)
     return now_ms();
 }
 
+int64_t sla_settled_ms(const struct profile *p, const struct intake *in)
+{
+    if (in->outcome != OUT_LOADED)
+        return 0;
+    if (!p->outbound)
+        return in->state == ST_DONE ? in->updated_ms : 0;
+    if (in->state == ST_FAILED)
+        return 0;
+    int64_t last = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(in->info ? json_object_get(in->info, "deliveries") : NULL, i, d)
+    {
+        json_int_t t = json_integer_value(json_object_get(d, "delivered_ms"));
+        if (t > last)
+            last = t;
+    }
+    return last ? last : in->updated_ms;
+}
+
 struct last_ctx {
+    const struct profile *p;
     int64_t last;
 };
 
 static int last_cb(void *c, const struct intake *in)
 {
     struct last_ctx *x = c;
-    if (in->outcome == OUT_LOADED && in->updated_ms > x->last)
-        x->last = in->updated_ms;
+    int64_t t = sla_settled_ms(x->p, in);
+    if (t > x->last)
+        x->last = t;
     return 0;
 }
 
-int64_t sla_last_loaded(struct ledger *l, const char *profile, struct werr *e)
+int64_t sla_last_loaded(struct ledger *l, const struct profile *p, struct werr *e)
 {
-    struct last_ctx x = {0};
-    struct intake_filter f = {.profile = profile, .state = ST_DONE};
+    struct last_ctx x = {p, 0};
+    /* an outbound file counts once delivered, before it is sealed */
+    struct intake_filter f = {.profile = p->name, .state = p->outbound ? -1 : ST_DONE};
     if (ledger_list(l, &f, last_cb, &x, e) < 0)
         return -1;
     return x.last;
@@ -288,7 +311,7 @@ void sla_check(struct sla *s, struct ledger *l, const struct profile_set *set, i
         int64_t last;
         if (!p->n_expect || !p->enabled || ledger_paused(l, p->name))
             continue;
-        if ((last = sla_last_loaded(l, p->name, &e)) < 0) {
+        if ((last = sla_last_loaded(l, p, &e)) < 0) {
             wlog(LOG_ERROR, p->name, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
             continue;
         }

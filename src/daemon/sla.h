@@ -7,7 +7,8 @@
  * UTC).  The current instance of a window is the latest one whose `by` has
  * passed.  It is
  *   ok       when a file was loaded (outcome loaded, state done) since that
- *            day's local midnight,
+ *            day's local midnight; for an outbound profile, when a file was
+ *            delivered to every partner since then (sla_settled_ms),
  *   late     otherwise, from `by`,
  *   missing  otherwise, from `by` + missing_after.
  * A profile's freshness is the worst of its windows.
@@ -40,8 +41,14 @@ const char *sla_state_name(enum sla_state s);
  * never set it on a real server. */
 int64_t sla_now(void);
 
-/* When the profile last loaded a file (0: never; -1 on a ledger error). */
-int64_t sla_last_loaded(struct ledger *l, const char *profile, struct werr *e);
+/* When an intake counts for freshness (0: it does not): an inbound file
+ * when it is done with outcome loaded (its last update); an outbound file
+ * once delivered to every partner (outcome loaded, in any later state),
+ * at its last delivery. */
+int64_t sla_settled_ms(const struct profile *p, const struct intake *in);
+/* When the profile last loaded (outbound: delivered) a file (0: never; -1
+ * on a ledger error). */
+int64_t sla_last_loaded(struct ledger *l, const struct profile *p, struct werr *e);
 
 /* One window's current instance, and the profile's worst of all windows
  * (state SLA_NONE when it has no `expect:`). */
