@@ -1214,11 +1214,11 @@ static int step_deliver(struct job *j)
         json_object_set_new(d, "resumed_at", json_integer((json_int_t)resumed));
         json_object_set_new(d, "already_there", json_boolean(k == 0));
         info_set(j, "deliveries", json_incref(dv));
-        if (save(j) < 0 || ledger_event(j->pl->ledger, j->in.id, "delivery",
-                                        json_pack("{s:s,s:s,s:I,s:s?}", "to", to, "sha256",
-                                                  j->in.sha256, "resumed_at", (json_int_t)resumed,
-                                                  "resend_of", j->in.replay_of),
-                                        &e) < 0) {
+        if (save(j) < 0 ||
+            ledger_event(j->pl->ledger, j->in.id, "delivery",
+                         json_pack("{s:s,s:s,s:I,s:s?}", "to", to, "sha256", j->in.sha256,
+                                   "resumed_at", (json_int_t)resumed, "resend_of", j->in.replay_of),
+                         &e) < 0) {
             free(to);
             goto out;
         }

@@ -631,15 +631,15 @@ json_t *health_json(const struct health *h)
         for (size_t i = 0; i < h->n_dest; i++) {
             const struct destination_health *dh = &h->dest[i].h;
             json_array_append_new(
-                dl, json_pack("{s:s,s:b,s:b,s:o,s:o,s:i,s:o,s:o,s:s?,s:o,s:s?}", "to", h->dest[i].to,
-                              "ok", dh->ok, "circuit_open", destination_circuit_open(dh, h->now_ms),
-                              "last_try", time_json(dh->last_try_ms), "last_ok",
-                              time_json(dh->last_ok_ms), "failed_deliveries", dh->ok ? 0 : dh->fails,
-                              "down_since", time_json(dh->ok ? 0 : dh->since_ms), "next_try",
-                              time_json(dh->ok ? 0 : dh->next_probe_ms), "kind",
-                              dh->ok ? NULL : dh->kind, "error",
-                              dh->ok ? json_null() : esc_json(dh->error), "runbook",
-                              dh->ok ? NULL : dh->runbook));
+                dl, json_pack(
+                        "{s:s,s:b,s:b,s:o,s:o,s:i,s:o,s:o,s:s?,s:o,s:s?}", "to", h->dest[i].to,
+                        "ok", dh->ok, "circuit_open", destination_circuit_open(dh, h->now_ms),
+                        "last_try", time_json(dh->last_try_ms), "last_ok",
+                        time_json(dh->last_ok_ms), "failed_deliveries", dh->ok ? 0 : dh->fails,
+                        "down_since", time_json(dh->ok ? 0 : dh->since_ms), "next_try",
+                        time_json(dh->ok ? 0 : dh->next_probe_ms), "kind", dh->ok ? NULL : dh->kind,
+                        "error", dh->ok ? json_null() : esc_json(dh->error), "runbook",
+                        dh->ok ? NULL : dh->runbook));
         }
         json_object_set_new(o, "destinations", dl);
     }

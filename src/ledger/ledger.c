@@ -392,8 +392,8 @@ int ledger_destination_ok(struct ledger *l, const char *profile, const char *to,
 }
 
 int ledger_destination_failed(struct ledger *l, const char *profile, const char *to,
-                              const char *kind, const char *error, const char *runbook,
-                              int64_t now, int64_t delay_ms)
+                              const char *kind, const char *error, const char *runbook, int64_t now,
+                              int64_t delay_ms)
 {
     struct destination_health h;
     if (!ledger_destination_health(l, profile, to, &h) || h.ok) {

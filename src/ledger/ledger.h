@@ -375,8 +375,8 @@ int ledger_destination_health(struct ledger *l, const char *profile, const char 
 int ledger_destination_ok(struct ledger *l, const char *profile, const char *to, int64_t now);
 /* A delivery there failed; next_probe_ms = now + delay.  Returns the consecutive failures. */
 int ledger_destination_failed(struct ledger *l, const char *profile, const char *to,
-                              const char *kind, const char *error, const char *runbook,
-                              int64_t now, int64_t delay_ms);
+                              const char *kind, const char *error, const char *runbook, int64_t now,
+                              int64_t delay_ms);
 /* The circuit is open now: fails >= DESTINATION_CIRCUIT_AFTER and before the next probe. */
 bool destination_circuit_open(const struct destination_health *h, int64_t now);
 

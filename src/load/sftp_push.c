@@ -49,8 +49,9 @@ static void fail(struct sftp_push *sp, struct werr *e, const char *what, const c
         werr_setk(e, WERR_DELIVERY_UNREACHABLE, "%s: %s %s: connection lost: %s", sp->label, what,
                   path, ssh_errmsg(&sp->conn));
     } else {
-        werr_setk(e, delivery_kind(ssh_fx_kind((unsigned long)st)), "%s: %s %s: %s (SFTP status %ld)",
-                  sp->label, what, path, ssh_fx_text((unsigned long)st), st);
+        werr_setk(e, delivery_kind(ssh_fx_kind((unsigned long)st)),
+                  "%s: %s %s: %s (SFTP status %ld)", sp->label, what, path,
+                  ssh_fx_text((unsigned long)st), st);
     }
 }
 
@@ -185,8 +186,9 @@ int sftp_push_put(struct sftp_push *sp, const char *dir, const char *name, const
         goto out;
     }
     if (at.filesize != len) {
-        werr_setk(e, WERR_DELIVERY_REFUSED, "%s: %s holds %llu bytes after the upload of %zu; not renamed",
-                  sp->label, tmp, (unsigned long long)at.filesize, len);
+        werr_setk(e, WERR_DELIVERY_REFUSED,
+                  "%s: %s holds %llu bytes after the upload of %zu; not renamed", sp->label, tmp,
+                  (unsigned long long)at.filesize, len);
         goto out;
     }
     /* flags 0 with SFTP v3: the standard rename, which never replaces. */
@@ -341,8 +343,9 @@ int sftp_push_file(struct sftp_push *sp, const char *dir, const char *name, cons
         goto out;
     }
     if (at.filesize != size) {
-        werr_setk(e, WERR_DELIVERY_REFUSED, "%s: %s holds %llu bytes after the upload of %llu; not renamed",
-                  sp->label, tmp, (unsigned long long)at.filesize, (unsigned long long)size);
+        werr_setk(e, WERR_DELIVERY_REFUSED,
+                  "%s: %s holds %llu bytes after the upload of %llu; not renamed", sp->label, tmp,
+                  (unsigned long long)at.filesize, (unsigned long long)size);
         goto out;
     }
     if (getenv("WHARF_TEST_CRASH") && !strcmp(getenv("WHARF_TEST_CRASH"), "uploaded"))

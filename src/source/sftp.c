@@ -48,8 +48,8 @@
 #ifndef SFTP_READ_BUF
 #define SFTP_READ_BUF (2u << 20)
 #endif /* per libssh2_sftp_read: ~70 requests in flight */
-#define SFTP_MAX_DONE    4096
-#define QUARANTINE_DIR   ".wharf-quarantine"
+#define SFTP_MAX_DONE  4096
+#define QUARANTINE_DIR ".wharf-quarantine"
 
 struct sftp_impl {
     struct ssh_conn conn;

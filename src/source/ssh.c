@@ -32,8 +32,8 @@
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
-#define KH_MAX_LINE  16384
-#define KH_MAX_LINES 100000
+#define KH_MAX_LINE     16384
+#define KH_MAX_LINES    100000
 #define SSH_MAX_SECRET  4096
 #define SSH_KEEPALIVE_S 15
 
@@ -675,8 +675,8 @@ static int authenticate(struct ssh_conn *c, const struct source_conf *sc, const 
         }
         if (rc != 0) {
             if (conn_error(rc)) {
-                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
-                          label, ssh_errmsg(c));
+                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s", label,
+                          ssh_errmsg(c));
             } else {
                 werr_setk(e, WERR_AUTH,
                           "%s: authentication FAILED: the server refused key_file %s for user "
@@ -702,8 +702,8 @@ static int authenticate(struct ssh_conn *c, const struct source_conf *sc, const 
                                           NULL);
         if (rc != 0) {
             if (conn_error(rc)) {
-                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s",
-                          label, ssh_errmsg(c));
+                werr_setk(e, ssh_kind(rc), "%s: connection lost during authentication: %s", label,
+                          ssh_errmsg(c));
             } else {
                 werr_setk(e, WERR_AUTH,
                           "%s: authentication FAILED: the server refused the password from "
@@ -722,7 +722,6 @@ out:
     explicit_bzero(secret, sizeof secret);
     return r;
 }
-
 
 int ssh_login_sftp(struct ssh_conn *c, const struct source_conf *sc, const char *known_hosts,
                    const char *label, void **sftp, struct werr *e)
