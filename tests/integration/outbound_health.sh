@@ -33,10 +33,11 @@ EOP
 st() { w status --json | python3 -c "import json,sys; d=[p for p in json.load(sys.stdin) if p['profile']==sys.argv[1]][0]; print($2)" "$1"; }
 
 # --- failing deliveries: retrying, then down (circuit open), then held -------
-# backoff 4s: the circuit's next probe is 2-4 s after the third failure, so
-# the file behind them in the same run is held, whatever the machine's load.
+# backoff 10s: the circuit's next probe is 5-10 s after the third failure, so
+# the file behind them in the same run is held, whatever the machine's load
+# (4 s left a 2 s margin, too little on a loaded machine).
 OUT_EXTRA='' out_profile hc hc
-sed -i 's/^retry: .*/retry: { max_attempts: 10, backoff: 4s, backoff_max: 4s }/' profiles/hc.yaml
+sed -i 's/^retry: .*/retry: { max_attempts: 10, backoff: 10s, backoff_max: 10s }/' profiles/hc.yaml
 TO="sftp://$SSHD_USER@127.0.0.1:$SSHD_PORT/upload/hc"
 sshd_stop "$SD" >/dev/null 2>&1
 put hc a.csv 1
@@ -45,7 +46,7 @@ eq "one failed delivery: retrying" "$(st hc 'd["state"]')" retrying
 contains "status names the delivery's error kind" "$(w status 2>&1)" "delivery unreachable"
 eq "and the runbook" "$(st hc 'd["runbook"]')" runbooks/delivery-failed.md
 eq "the destination is counted, its circuit still closed" "$(st hc 'd["destinations"][0]["failed_deliveries"], d["destinations"][0]["circuit_open"]')" "1 False"
-sleep 4.5 # a's retry is due
+sleep 10.5 # a's retry is due
 put hc b.csv 1; put hc c.csv 1; put hc d.csv 1
 w once hc >/dev/null 2>once2.err
 eq "three failures in a row: down" "$(st hc 'd["state"]')" down
@@ -65,7 +66,7 @@ check "nothing reached the partner" test -z "$(ls -A "$SSHD_UPLOAD/hc")"
 
 # --- the partner is back: the probe delivers, the circuit closes -------------
 sshd_start "$SD" >/dev/null 2>&1
-sleep 4.5 # the retries and the probe are due
+sleep 10.5 # the retries and the probe are due
 w once hc >/dev/null 2>once3.err
 eq "every held and retried file delivered" "$(ls "$SSHD_UPLOAD/hc" | tr '\n' ' ')" "a.csv b.csv c.csv d.csv "
 eq "status ok again" "$(st hc 'd["state"]')" ok
