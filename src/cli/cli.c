@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/defaults.h"
 #include "util/durable.h"
 #include "util/escape.h"
 #include "util/log.h"
@@ -109,6 +110,19 @@ int cli_config(struct cli *c)
     diag_free(&d);
     c->cfg_loaded = true;
     log_init(c->cfg.log_json, c->verbose ? LOG_DEBUG : LOG_INFO);
+    /* This process is a node named by wharf.yaml (default the host name):
+     * what it claims and moves in the ledger carries that name and a lease
+     * (ledger.h, "Nodes and leases"). */
+    {
+        char host[256] = "";
+        const char *name = c->cfg.node;
+        if (!name || !*name) {
+            if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+                snprintf(host, sizeof host, "localhost");
+            name = host;
+        }
+        ledger_identity(name, DEF_LEASE_MS);
+    }
     return 0;
 }
 

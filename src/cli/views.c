@@ -1,5 +1,5 @@
 /*
- * views: the JSON of status, intakes, rejects and show (see views.h), for
+ * views: the JSON of status, nodes, intakes, rejects and show (see views.h), for
  * the CLI and the console alike.
  */
 #include "cli/views.h"
@@ -32,6 +32,50 @@ json_t *view_status(struct ledger *l, const struct profile_set *set, int64_t now
         health_clear(&h);
     }
     return arr;
+}
+
+struct nodes_ctx {
+    json_t *arr;
+    int64_t now;
+};
+
+static int nodes_cb(void *ctx, const struct node_info *ni)
+{
+    struct nodes_ctx *x = ctx;
+    char ts[32];
+    json_t *o = json_object();
+    json_object_set_new(o, "name", esc_json(ni->name));
+    json_object_set_new(o, "pid", ni->pid ? json_integer(ni->pid) : json_null());
+    if (ni->started_ms) {
+        format_time_ms(ni->started_ms, ts);
+        json_object_set_new(o, "started", json_string(ts));
+    } else
+        json_object_set_new(o, "started", json_null());
+    if (ni->heartbeat_ms) {
+        format_time_ms(ni->heartbeat_ms, ts);
+        json_object_set_new(o, "heartbeat", json_string(ts));
+        json_object_set_new(o, "heartbeat_age_s",
+                            json_integer(x->now > ni->heartbeat_ms
+                                             ? (x->now - ni->heartbeat_ms) / 1000
+                                             : 0));
+    } else {
+        json_object_set_new(o, "heartbeat", json_null());
+        json_object_set_new(o, "heartbeat_age_s", json_null());
+    }
+    json_object_set_new(o, "in_progress", json_integer((json_int_t)ni->in_progress));
+    json_object_set_new(o, "expired_leases", json_integer((json_int_t)ni->expired));
+    json_array_append_new(x->arr, o);
+    return 0;
+}
+
+json_t *view_nodes(struct ledger *l, int64_t now, struct werr *e)
+{
+    struct nodes_ctx x = {json_array(), now};
+    if (ledger_nodes(l, now, nodes_cb, &x, e) < 0) {
+        json_decref(x.arr);
+        return NULL;
+    }
+    return x.arr;
 }
 
 struct list_ctx {

@@ -12,6 +12,7 @@
 #define DEF_WORKERS             2
 #define DEF_LEDGER_TYPE         "sqlite"
 #define DEF_LEDGER_FILE         "ledger.db"           /* under state_dir */
+#define DEF_LEASE_MS            60000 /* an intake in progress stays its node's this long unrenewed */
 #define DEF_VERIFY_EVERY_MS     (24LL * 3600 * 1000)  /* the server re-verifies daily */
 #define DEF_VERIFY_RATE         (32ULL * 1024 * 1024) /* bytes/s: leaves the disk to loads */
 #define DEF_CONSOLE_LISTEN      "127.0.0.1:8470"

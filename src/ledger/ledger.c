@@ -416,6 +416,25 @@ bool destination_circuit_open(const struct destination_health *h, int64_t now)
     return !h->ok && h->fails >= DESTINATION_CIRCUIT_AFTER && now < h->next_probe_ms;
 }
 
+static char identity[256];
+static int64_t identity_lease_ms;
+
+void ledger_identity(const char *node, int64_t lease_ms)
+{
+    snprintf(identity, sizeof identity, "%s", node ? node : "");
+    identity_lease_ms = node && *node ? lease_ms : 0;
+}
+
+const char *ledger_node(void)
+{
+    return identity[0] ? identity : NULL;
+}
+
+int64_t ledger_lease_ms(void)
+{
+    return identity_lease_ms;
+}
+
 struct ledger *ledger_open(const char *type, const char *path, const char *dsn_file, struct werr *e)
 {
     if (type && strcmp(type, "postgresql") == 0)

@@ -112,6 +112,20 @@ struct ledger_table {
 };
 typedef int (*ledger_row_fn)(void *ctx, const char *const *vals);
 
+/* A wharf node as the ledger knows it (`wharf status`): registered by its
+ * heartbeat, or only seen holding intakes (pid 0, heartbeat_ms 0). */
+struct node_info {
+    const char *name;
+    int64_t pid;
+    int64_t started_ms;   /* when that process started */
+    int64_t heartbeat_ms; /* its last heartbeat */
+    uint64_t in_progress; /* intakes in progress it holds */
+    uint64_t expired;     /* of those, with a lease expired at `now` */
+};
+typedef int (*node_fn)(void *ctx, const struct node_info *n);
+/* An intake taken over: its id and the node that held it (NULL: none). */
+typedef int (*takeover_fn)(void *ctx, const char *id, const char *from_node);
+
 struct ledger;
 
 struct ledger_ops {
@@ -151,6 +165,14 @@ struct ledger_ops {
     int (*put_row)(struct ledger *l, const struct ledger_table *t, const char *const *vals,
                    struct werr *e);
     const char *(*where)(struct ledger *l);
+    /* nodes and leases (see ledger_node_beat below) */
+    int (*node_beat)(struct ledger *l, const char *node, int64_t pid, int64_t started_ms,
+                     int64_t now_ms, struct werr *e);
+    int (*lease_renew)(struct ledger *l, const char *node, int64_t until_ms, uint64_t *n,
+                       struct werr *e);
+    int (*lease_takeover)(struct ledger *l, const char *node, int64_t now_ms, int64_t until_ms,
+                          int limit, takeover_fn fn, void *ctx, struct werr *e);
+    int (*nodes)(struct ledger *l, int64_t now_ms, node_fn fn, void *ctx, struct werr *e);
     void (*close)(struct ledger *l);
 };
 
@@ -290,6 +312,71 @@ static inline int ledger_writable(struct ledger *l, struct werr *e)
 {
     return l->ops->writable(l, e);
 }
+/*
+ * Nodes and leases: several `wharf run` nodes on one (PostgreSQL) ledger.
+ *
+ * This process's node: ledger_identity(name, lease_ms), called once at
+ * start before any thread opens a ledger (the CLI does it for every command
+ * from wharf.yaml's `node:`, default the host name).  From then on, in every
+ * ledger the process opens:
+ *   - a claim records the intake's node (this one) and a lease until now +
+ *     lease_ms (intakes.node, intakes.lease_until_ms);
+ *   - a transition to an unfinished state makes this node the holder and
+ *     renews the lease; to done or failed it ends the lease (the node stays,
+ *     as who finished it);
+ *   - a transition is refused (0, "someone else moved it") when another node
+ *     holds the intake under a live lease: a node that lost its lease to a
+ *     take-over can no longer move the intake.
+ * Without an identity (unit tests, tools) intakes carry no node and no
+ * lease, as before the registry.
+ *
+ * What a server must call (the runner; see docs/scale-out.md):
+ *   - at start and then every lease/3: ledger_node_beat (the node's row:
+ *     pid, start, heartbeat), then ledger_lease_renew (every intake it holds
+ *     in progress gets lease_until = now + lease);
+ *   - after each beat: ledger_lease_takeover, then schedule each intake it
+ *     returns from its state, as a restart does (the take is redone from the
+ *     source, which is only finished after sealing).
+ * "In progress" is every state but done and failed.
+ */
+void ledger_identity(const char *node, int64_t lease_ms);
+/* The identity set (NULL / 0 when none). */
+const char *ledger_node(void);
+int64_t ledger_lease_ms(void);
+
+/* Registers the node or records its heartbeat (upsert by name). */
+static inline int ledger_node_beat(struct ledger *l, const char *node, int64_t pid,
+                                   int64_t started_ms, int64_t now_ms, struct werr *e)
+{
+    return l->ops->node_beat(l, node, pid, started_ms, now_ms, e);
+}
+/* Every intake in progress the node holds gets lease_until_ms = until_ms;
+ * *n (may be NULL) how many. */
+static inline int ledger_lease_renew(struct ledger *l, const char *node, int64_t until_ms,
+                                     uint64_t *n, struct werr *e)
+{
+    return l->ops->lease_renew(l, node, until_ms, n, e);
+}
+/* Takes over, for node, up to limit intakes in progress whose lease expired
+ * before now_ms (or that never had one): each gets node and lease_until_ms
+ * = until_ms and a "takeover" event naming the node that held it; fn (may
+ * be NULL) is called for each after the commit.  Concurrent callers on
+ * other nodes take disjoint intakes (PostgreSQL: FOR UPDATE SKIP LOCKED).
+ * Returns how many were taken, or -1. */
+static inline int ledger_lease_takeover(struct ledger *l, const char *node, int64_t now_ms,
+                                        int64_t until_ms, int limit, takeover_fn fn, void *ctx,
+                                        struct werr *e)
+{
+    return l->ops->lease_takeover(l, node, now_ms, until_ms, limit, fn, ctx, e);
+}
+/* Every registered node and every node holding intakes in progress, by
+ * name, with its intakes in progress and the expired leases among them. */
+static inline int ledger_nodes(struct ledger *l, int64_t now_ms, node_fn fn, void *ctx,
+                               struct werr *e)
+{
+    return l->ops->nodes(l, now_ms, fn, ctx, e);
+}
+
 /* What the ledger is, for messages: the SQLite file's path, or "ledger
  * postgresql://host:port/db" (never a user or password). */
 static inline const char *ledger_where(struct ledger *l)

@@ -15,11 +15,14 @@
  * target holding rows (refused, not an error).
  */
 #include "ledger/ledger.h"
+#include "ledger/ledger_sql.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/xmalloc.h"
 
 #define T(name, ...)                                                                               \
     {name, (const char *const[]){__VA_ARGS__},                                                     \
@@ -29,14 +32,27 @@
 static const struct ledger_table tables[] = {
     T("intakes", "id", "profile", "source", "path", "name", "size", "mtime_ns", "sha256", "state",
       "failed_from", "outcome", "attempts", "next_attempt_ms", "last_error", "created_ms",
-      "updated_ms", "rows", "bag", "replay_of", "replayed_by", "info", "sealed_ms"),
+      "updated_ms", "rows", "bag", "replay_of", "replayed_by", "info", "sealed_ms", "node",
+      "lease_until_ms"),
     T("events", "id", "intake", "time_ms", "kind", "detail"),
     T("chain", "seq", "intake", "tagmanifest", "prev", "link", "time_ms"),
     T("sightings", "profile", "path", "size", "mtime_ns", "first_seen_ms", "last_seen_ms",
       "appeared_ms"),
     T("kv", "key", "value"),
+    T("nodes", "name", "pid", "started_ms", "heartbeat_ms"),
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
+
+char *ledger_col_list(const struct ledger_table *t)
+{
+    char *out = xstrdup(""), *n;
+    for (int i = 0; i < t->ncols; i++) {
+        n = xasprintf("%s%s\"%s\"", out, i ? ", " : "", t->cols[i]);
+        free(out);
+        out = n;
+    }
+    return out;
+}
 
 /* An order-independent digest: four 64-bit lanes, each the sum of the
  * matching quarter of every row's SHA-256. */

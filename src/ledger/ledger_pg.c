@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ledger/ledger_sql.h"
 #include "util/escape.h"
 #include "util/obs.h"
 #include "util/parse.h"
@@ -116,6 +117,17 @@ static const char *const migrations[] = {
     "CREATE TABLE kv ("
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL"
+    ");",
+    /* 1 -> 2: nodes sharing the ledger, as SQLite's 2 -> 3. */
+    "ALTER TABLE intakes ADD COLUMN node TEXT;"
+    "ALTER TABLE intakes ADD COLUMN lease_until_ms BIGINT;"
+    "CREATE INDEX intakes_in_progress ON intakes(node, lease_until_ms) "
+    "WHERE state NOT IN ('done', 'failed');"
+    "CREATE TABLE nodes ("
+    "  name TEXT PRIMARY KEY,"
+    "  pid BIGINT NOT NULL,"
+    "  started_ms BIGINT NOT NULL,"
+    "  heartbeat_ms BIGINT NOT NULL"
     ");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -448,7 +460,7 @@ static int pg_claim(struct ledger *l, struct intake *in, struct werr *e)
     struct lpg *g = l->impl;
     const char *name = in->name;
     char *info = NULL, *detail = NULL;
-    char size[24], mtime[24], att[16], next[24], ts[24], rows[24];
+    char size[24], mtime[24], att[16], next[24], ts[24], rows[24], lease[24];
     json_t *dj;
     PGresult *res = NULL;
     int64_t t = now_ms();
@@ -477,6 +489,7 @@ static int pg_claim(struct ledger *l, struct intake *in, struct werr *e)
     snprintf(next, sizeof next, "%" PRId64, in->next_attempt_ms);
     snprintf(ts, sizeof ts, "%" PRId64, t);
     snprintf(rows, sizeof rows, "%" PRIu64, in->rows);
+    snprintf(lease, sizeof lease, "%" PRId64, t + ledger_lease_ms());
     const char *p[] = {in->id,
                        in->profile,
                        in->source,
@@ -494,18 +507,20 @@ static int pg_claim(struct ledger *l, struct intake *in, struct werr *e)
                        in->bag,
                        in->replay_of,
                        in->replayed_by,
-                       info};
+                       info,
+                       ledger_node(),
+                       ledger_node() ? lease : NULL};
 
     if (tx_begin(g, e) < 0)
         goto out;
     res = q(g,
             "INSERT INTO intakes (id, profile, source, path, name, size, mtime_ns, sha256, "
             "state, outcome, attempts, next_attempt_ms, last_error, created_ms, updated_ms, "
-            "\"rows\", bag, replay_of, replayed_by, info) "
+            "\"rows\", bag, replay_of, replayed_by, info, node, lease_until_ms) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'found', $9, $10, $11, $12, $13, $13, "
-            "$14, $15, $16, $17, $18) "
+            "$14, $15, $16, $17, $18, $19, $20) "
             "ON CONFLICT (profile, source, path, size, mtime_ns) DO NOTHING",
-            18, p, "claim", e);
+            20, p, "claim", e);
     if (!res)
         goto out;
     if (changed(res) == 0) {
@@ -534,7 +549,7 @@ static int pg_transition(struct ledger *l, const char *id, enum intake_state fro
 {
     struct lpg *g = l->impl;
     char *dj = dump(detail);
-    char ts[24];
+    char ts[24], lease[24];
     int64_t t = now_ms();
     PGresult *res = NULL;
     int r = -1;
@@ -545,16 +560,22 @@ static int pg_transition(struct ledger *l, const char *id, enum intake_state fro
         goto out;
     }
     snprintf(ts, sizeof ts, "%" PRId64, t);
-    const char *p[] = {id, state_name(from), state_name(to), ts};
+    snprintf(lease, sizeof lease, "%" PRId64, t + ledger_lease_ms());
+    const char *p[] = {id, state_name(from), state_name(to), ts, ledger_node(), lease};
     if (tx_begin(g, e) < 0)
         goto out;
     res = q(g,
             "UPDATE intakes SET state = $3::text, "
             "failed_from = CASE WHEN $3::text = 'failed' THEN $2::text ELSE NULL END, "
             "updated_ms = $4::bigint, "
-            "sealed_ms = CASE WHEN $3::text = 'sealed' THEN $4::bigint ELSE sealed_ms END "
-            "WHERE id = $1 AND state = $2::text",
-            4, p, "transition", e);
+            "sealed_ms = CASE WHEN $3::text = 'sealed' THEN $4::bigint ELSE sealed_ms END, "
+            "node = CASE WHEN $5::text IS NULL OR $3::text IN ('done', 'failed') THEN node "
+            "ELSE $5::text END, "
+            "lease_until_ms = CASE WHEN $3::text IN ('done', 'failed') THEN NULL "
+            "WHEN $5::text IS NULL THEN lease_until_ms ELSE $6::bigint END "
+            "WHERE id = $1 AND state = $2::text AND ($5::text IS NULL OR node IS NULL OR "
+            "node = $5::text OR lease_until_ms IS NULL OR lease_until_ms < $4::bigint)",
+            6, p, "transition", e);
     if (!res)
         goto out;
     if (changed(res) != 1) {
@@ -1165,22 +1186,130 @@ static int pg_writable(struct ledger *l, struct werr *e)
     return r;
 }
 
+/* ---- nodes and leases (ledger.h) ---- */
+
+static int pg_node_beat(struct ledger *l, const char *node, int64_t pid, int64_t started_ms,
+                        int64_t now, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char ps[24], ss[24], ns[24];
+    snprintf(ps, sizeof ps, "%" PRId64, pid);
+    snprintf(ss, sizeof ss, "%" PRId64, started_ms);
+    snprintf(ns, sizeof ns, "%" PRId64, now);
+    const char *p[] = {node, ps, ss, ns};
+    if (alive(g, e) < 0)
+        return -1;
+    return x(g,
+             "INSERT INTO nodes (name, pid, started_ms, heartbeat_ms) VALUES ($1, $2, $3, $4) "
+             "ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, "
+             "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms",
+             4, p, "node heartbeat", e);
+}
+
+static int pg_lease_renew(struct ledger *l, const char *node, int64_t until, uint64_t *n,
+                          struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char us[24];
+    PGresult *res;
+    snprintf(us, sizeof us, "%" PRId64, until);
+    const char *p[] = {node, us};
+    if (alive(g, e) < 0 ||
+        !(res = q(g,
+                  "UPDATE intakes SET lease_until_ms = $2 WHERE node = $1 "
+                  "AND state NOT IN ('done', 'failed')",
+                  2, p, "lease renew", e)))
+        return -1;
+    if (n)
+        *n = (uint64_t)changed(res);
+    PQclear(res);
+    return 0;
+}
+
+/*
+ * One transaction: the candidates are locked FOR UPDATE SKIP LOCKED, so
+ * nodes taking over at the same time take disjoint intakes and never wait
+ * for one another (nor for a node busy moving one of them); each is moved
+ * to this node with a "takeover" event.  The callbacks run after the
+ * commit.
+ */
+static int pg_lease_takeover(struct ledger *l, const char *node, int64_t now, int64_t until,
+                             int limit, takeover_fn fn, void *ctx, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char ns[24], us[24], ls[16];
+    PGresult *res = NULL;
+    int n = 0, r = -1, i;
+    snprintf(ns, sizeof ns, "%" PRId64, now);
+    snprintf(us, sizeof us, "%" PRId64, until);
+    snprintf(ls, sizeof ls, "%d", limit);
+    const char *p[] = {ns, node, us, ls};
+
+    if (tx_begin(g, e) < 0)
+        return -1;
+    if (!(res = q(g,
+                  "WITH c AS (SELECT id, node AS old FROM intakes WHERE "
+                  LEDGER_TAKEOVER_WHERE("$1::bigint") "ORDER BY id LIMIT $4 "
+                  "FOR UPDATE SKIP LOCKED) "
+                  "UPDATE intakes i SET node = $2, lease_until_ms = $3 FROM c WHERE i.id = c.id "
+                  "RETURNING i.id, c.old",
+                  4, p, "takeover", e)))
+        goto out;
+    n = PQntuples(res);
+    for (i = 0; i < n; i++) {
+        const char *from = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
+        json_t *dj = json_pack("{s:s,s:o}", "node", node, "from",
+                               from ? json_string(from) : json_null());
+        char *detail = dump(dj);
+        int ev = put_event(g, PQgetvalue(res, i, 0), now, "takeover", detail, e);
+        json_decref(dj);
+        free(detail);
+        if (ev < 0)
+            goto out;
+    }
+    if (tx_commit(g, e) < 0)
+        goto out;
+    for (i = 0; fn && i < n; i++)
+        if (fn(ctx, PQgetvalue(res, i, 0), PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1)))
+            break;
+    r = n;
+out:
+    PQclear(res);
+    if (r < 0)
+        tx_rollback(g);
+    return r;
+}
+
+static int pg_nodes(struct ledger *l, int64_t now, node_fn fn, void *ctx, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char ns[24];
+    PGresult *res;
+    snprintf(ns, sizeof ns, "%" PRId64, now);
+    const char *p[] = {ns};
+    if (alive(g, e) < 0 || !(res = q(g, LEDGER_NODES_SQL("$1::bigint"), 1, p, "nodes", e)))
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct node_info ni = {
+            .name = PQgetvalue(res, i, 0),
+            .pid = num(res, i, 1),
+            .started_ms = num(res, i, 2),
+            .heartbeat_ms = num(res, i, 3),
+            .in_progress = (uint64_t)num(res, i, 4),
+            .expired = (uint64_t)num(res, i, 5),
+        };
+        if (fn(ctx, &ni))
+            break;
+    }
+    PQclear(res);
+    return 0;
+}
+
 /* ---- bulk copy (ledger_copy.c) ---- */
 
 /* The tables a copy fills; writers are locked out of them (EXCLUSIVE
  * mode still lets readers read) until bulk_end. */
-#define COPY_TABLES "intakes, events, chain, chain_head, sightings, kv"
-
-static char *col_list(const struct ledger_table *t)
-{
-    char *out = xstrdup(""), *n;
-    for (int i = 0; i < t->ncols; i++) {
-        n = xasprintf("%s%s\"%s\"", out, i ? ", " : "", t->cols[i]);
-        free(out);
-        out = n;
-    }
-    return out;
-}
+#define COPY_TABLES "intakes, events, chain, chain_head, sightings, kv, nodes"
 
 static int pg_bulk_begin(struct ledger *l, struct werr *e)
 {
@@ -1230,7 +1359,7 @@ static int pg_rows(struct ledger *l, const struct ledger_table *t, ledger_row_fn
 {
     struct lpg *g = l->impl;
     const char **vals = xcalloc((size_t)t->ncols, sizeof *vals);
-    char *cols = col_list(t);
+    char *cols = ledger_col_list(t);
     char *sql = xasprintf("DECLARE wharf_rows NO SCROLL CURSOR FOR SELECT %s FROM \"%s\"", cols,
                           t->name);
     int r = -1, stop = 0;
@@ -1319,7 +1448,7 @@ static int pg_put_row(struct ledger *l, const struct ledger_table *t, const char
         return 0;
     }
     if (!g->copying) {
-        char *cols = col_list(t), *sql = xasprintf("COPY \"%s\" (%s) FROM STDIN", t->name, cols);
+        char *cols = ledger_col_list(t), *sql = xasprintf("COPY \"%s\" (%s) FROM STDIN", t->name, cols);
         PGresult *res = PQexec(g->c, sql);
         free(cols);
         free(sql);
@@ -1347,6 +1476,10 @@ static const char *pg_where(struct ledger *l)
 }
 
 static const struct ledger_ops pg_ops = {
+    .node_beat = pg_node_beat,
+    .lease_renew = pg_lease_renew,
+    .lease_takeover = pg_lease_takeover,
+    .nodes = pg_nodes,
     .bulk_begin = pg_bulk_begin,
     .bulk_end = pg_bulk_end,
     .rows = pg_rows,

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ledger/ledger_sql.h"
 #include "util/escape.h"
 #include "util/obs.h"
 #include "util/parse.h"
@@ -115,6 +116,20 @@ static const char *const migrations[] = {
     "ALTER TABLE sightings ADD COLUMN appeared_ms INTEGER;"
     "UPDATE sightings SET appeared_ms = first_seen_ms;"
     "CREATE INDEX intakes_path ON intakes(profile, path);",
+    /* 2 -> 3: nodes sharing the ledger (ledger.h, "Nodes and leases"): the
+     * node holding an intake in progress and until when, and each node's
+     * heartbeat.  The partial index holds only intakes in progress, which
+     * renewals, take-overs and `wharf status` read. */
+    "ALTER TABLE intakes ADD COLUMN node TEXT;"
+    "ALTER TABLE intakes ADD COLUMN lease_until_ms INTEGER;"
+    "CREATE INDEX intakes_in_progress ON intakes(node, lease_until_ms) "
+    "WHERE state NOT IN ('done', 'failed');"
+    "CREATE TABLE nodes ("
+    "  name TEXT PRIMARY KEY,"
+    "  pid INTEGER NOT NULL,"
+    "  started_ms INTEGER NOT NULL,"
+    "  heartbeat_ms INTEGER NOT NULL"
+    ");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -369,9 +384,9 @@ struct ledger *ledger_open_sqlite(const char *path, struct werr *e)
     if (prep(s, &s->claim,
              "INSERT INTO intakes (id, profile, source, path, name, size, mtime_ns, sha256, "
              "state, outcome, attempts, next_attempt_ms, last_error, created_ms, updated_ms, "
-             "\"rows\", bag, replay_of, replayed_by, info) "
+             "\"rows\", bag, replay_of, replayed_by, info, node, lease_until_ms) "
              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'found', ?9, ?10, ?11, ?12, ?13, ?13, "
-             "?14, ?15, ?16, ?17, ?18) "
+             "?14, ?15, ?16, ?17, ?18, ?19, ?20) "
              "ON CONFLICT (profile, source, path, size, mtime_ns) DO NOTHING",
              true, e) < 0 ||
         prep(s, &s->event,
@@ -381,8 +396,12 @@ struct ledger *ledger_open_sqlite(const char *path, struct werr *e)
              "UPDATE intakes SET state = ?3, "
              "failed_from = CASE WHEN ?3 = 'failed' THEN ?2 ELSE NULL END, "
              "updated_ms = ?4, "
-             "sealed_ms = CASE WHEN ?3 = 'sealed' THEN ?4 ELSE sealed_ms END "
-             "WHERE id = ?1 AND state = ?2",
+             "sealed_ms = CASE WHEN ?3 = 'sealed' THEN ?4 ELSE sealed_ms END, "
+             "node = CASE WHEN ?5 IS NULL OR ?3 IN ('done', 'failed') THEN node ELSE ?5 END, "
+             "lease_until_ms = CASE WHEN ?3 IN ('done', 'failed') THEN NULL "
+             "WHEN ?5 IS NULL THEN lease_until_ms ELSE ?6 END "
+             "WHERE id = ?1 AND state = ?2 AND (?5 IS NULL OR node IS NULL OR node = ?5 "
+             "OR lease_until_ms IS NULL OR lease_until_ms < ?4)",
              true, e) < 0 ||
         prep(s, &s->sighting,
              "INSERT INTO sightings (profile, path, size, mtime_ns, first_seen_ms, last_seen_ms, "
@@ -482,6 +501,9 @@ static int sq_claim(struct ledger *l, struct intake *in, struct werr *e)
     bind_str(st, 16, in->replay_of);
     bind_str(st, 17, in->replayed_by);
     bind_str(st, 18, info);
+    bind_str(st, 19, ledger_node());
+    if (ledger_node())
+        sqlite3_bind_int64(st, 20, t + ledger_lease_ms());
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         fail(s, e, rc, "claim");
@@ -534,6 +556,8 @@ static int sq_transition(struct ledger *l, const char *id, enum intake_state fro
     sqlite3_bind_text(st, 2, state_name(from), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, state_name(to), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, t);
+    bind_str(st, 5, ledger_node());
+    sqlite3_bind_int64(st, 6, t + ledger_lease_ms());
     if (run(s, st, "transition", e) < 0)
         goto out;
     if (sqlite3_changes(s->db) != 1) {
@@ -1342,19 +1366,149 @@ static int sq_writable(struct ledger *l, struct werr *e)
     return 0;
 }
 
-/* ---- bulk copy (ledger_copy.c) ---- */
+/* ---- nodes and leases (ledger.h) ---- */
 
-/* "c1", "c2", ... quoted (the column names are the copy's constants). */
-static char *col_list(const struct ledger_table *t)
+static int sq_node_beat(struct ledger *l, const char *node, int64_t pid, int64_t started_ms,
+                        int64_t now, struct werr *e)
 {
-    char *out = xstrdup(""), *n;
-    for (int i = 0; i < t->ncols; i++) {
-        n = xasprintf("%s%s\"%s\"", out, i ? ", " : "", t->cols[i]);
-        free(out);
-        out = n;
-    }
-    return out;
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (prep(s, &st,
+             "INSERT INTO nodes (name, pid, started_ms, heartbeat_ms) VALUES (?1, ?2, ?3, ?4) "
+             "ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, "
+             "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms",
+             false, e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, pid);
+    sqlite3_bind_int64(st, 3, started_ms);
+    sqlite3_bind_int64(st, 4, now);
+    r = run(s, st, "node heartbeat", e);
+    sqlite3_finalize(st);
+    return r;
 }
+
+static int sq_lease_renew(struct ledger *l, const char *node, int64_t until, uint64_t *n,
+                          struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (prep(s, &st,
+             "UPDATE intakes SET lease_until_ms = ?2 WHERE node = ?1 "
+             "AND state NOT IN ('done', 'failed')",
+             false, e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, until);
+    r = run(s, st, "lease renew", e);
+    if (r == 0 && n)
+        *n = (uint64_t)sqlite3_changes(s->db);
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* One IMMEDIATE transaction (SQLite has one writer at a time, so two
+ * callers never take the same intake): pick, move, record, commit; then
+ * the callbacks. */
+static int sq_lease_takeover(struct ledger *l, const char *node, int64_t now, int64_t until,
+                             int limit, takeover_fn fn, void *ctx, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    struct taken {
+        char id[ID_LEN];
+        char *from;
+    } *v = NULL;
+    int n = 0, r = -1, rc, i;
+
+    if (tx_begin(s, e) < 0)
+        return -1;
+    if (prep(s, &st,
+             "SELECT id, node FROM intakes WHERE " LEDGER_TAKEOVER_WHERE("?1") "ORDER BY id LIMIT ?2",
+             false, e) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        v = xrealloc(v, (size_t)(n + 1) * sizeof *v);
+        col_copy(st, 0, v[n].id, sizeof v[n].id);
+        v[n].from = col_dup(st, 1);
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        fail(s, e, rc, "takeover");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (prep(s, &st, "UPDATE intakes SET node = ?2, lease_until_ms = ?3 WHERE id = ?1", false, e) <
+        0)
+        goto out;
+    for (i = 0; i < n; i++) {
+        json_t *dj = json_pack("{s:s,s:o}", "node", node, "from",
+                               v[i].from ? json_string(v[i].from) : json_null());
+        char *detail = dump(dj);
+        int ev;
+        json_decref(dj);
+        sqlite3_bind_text(st, 1, v[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, until);
+        ev = run(s, st, "takeover", e) < 0 ? -1 : put_event(s, v[i].id, now, "takeover", detail, e);
+        free(detail);
+        if (ev < 0)
+            goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (tx_commit(s, e) < 0)
+        goto out;
+    for (i = 0; fn && i < n; i++)
+        if (fn(ctx, v[i].id, v[i].from))
+            break;
+    r = n;
+out:
+    sqlite3_finalize(st);
+    if (r < 0)
+        tx_rollback(s);
+    for (i = 0; i < n; i++)
+        free(v[i].from);
+    free(v);
+    return r;
+}
+
+static int sq_nodes(struct ledger *l, int64_t now, node_fn fn, void *ctx, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r = -1, rc;
+    if (prep(s, &st, LEDGER_NODES_SQL("?1"), false, e) < 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct node_info ni = {
+            .name = (const char *)sqlite3_column_text(st, 0),
+            .pid = sqlite3_column_int64(st, 1),
+            .started_ms = sqlite3_column_int64(st, 2),
+            .heartbeat_ms = sqlite3_column_int64(st, 3),
+            .in_progress = (uint64_t)sqlite3_column_int64(st, 4),
+            .expired = (uint64_t)sqlite3_column_int64(st, 5),
+        };
+        if (fn(ctx, &ni)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        fail(s, e, rc, "nodes");
+    else
+        r = 0;
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* ---- bulk copy (ledger_copy.c) ---- */
 
 /* One IMMEDIATE transaction: other writers wait (and time out busy). */
 static int sq_bulk_begin(struct ledger *l, struct werr *e)
@@ -1380,7 +1534,7 @@ static int sq_rows(struct ledger *l, const struct ledger_table *t, ledger_row_fn
     struct sq *s = l->impl;
     sqlite3_stmt *st = NULL;
     const char **vals = xcalloc((size_t)t->ncols, sizeof *vals);
-    char *cols = col_list(t), *sql = xasprintf("SELECT %s FROM \"%s\"", cols, t->name);
+    char *cols = ledger_col_list(t), *sql = xasprintf("SELECT %s FROM \"%s\"", cols, t->name);
     int r = -1, rc;
 
     if (prep(s, &st, sql, false, e) < 0)
@@ -1419,7 +1573,7 @@ static int sq_put_row(struct ledger *l, const struct ledger_table *t, const char
     if (!vals)
         return 0;
     if (!s->put) {
-        char *cols = col_list(t), *marks = xstrdup(""), *n, *sql;
+        char *cols = ledger_col_list(t), *marks = xstrdup(""), *n, *sql;
         int r;
         for (int i = 0; i < t->ncols; i++) {
             n = xasprintf("%s%s?", marks, i ? ", " : "");
@@ -1446,6 +1600,10 @@ static const char *sq_where(struct ledger *l)
 }
 
 static const struct ledger_ops sqlite_ops = {
+    .node_beat = sq_node_beat,
+    .lease_renew = sq_lease_renew,
+    .lease_takeover = sq_lease_takeover,
+    .nodes = sq_nodes,
     .bulk_begin = sq_bulk_begin,
     .bulk_end = sq_bulk_end,
     .rows = sq_rows,

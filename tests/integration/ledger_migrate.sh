@@ -67,6 +67,8 @@ done
 VERIFY=$(w verify); eq "verify on SQLite exits 0" "$?" 0
 sql var/ledger.db 'SELECT count(*) FROM events' > before.events
 sql var/ledger.db 'SELECT count(*) FROM kv' > before.kv
+# a node's heartbeat row, as a server will write it (ledger_node_beat)
+sql var/ledger.db "INSERT INTO nodes (name, pid, started_ms, heartbeat_ms) VALUES ('wharf-a', 4242, 1, 2)"
 
 # 2. a copy that fails half-way commits nothing
 sql var/ledger.db "INSERT INTO kv VALUES ('zz-test', CAST(X'C3' AS TEXT))"   # not UTF-8: PostgreSQL refuses it
@@ -81,7 +83,7 @@ sql var/ledger.db "DELETE FROM kv WHERE key = 'zz-test'"
 out=$(w ledger migrate --to postgresql --dsn-file "$PWD/dsn" 2>&1); rc=$?
 eq "wharf ledger migrate exits 0" "$rc" 0
 echo "$out" | sed 's/^/    /'
-for t in intakes events chain sightings kv; do
+for t in intakes events chain sightings kv nodes; do
   n=$(sql var/ledger.db "SELECT count(*) FROM $t")
   contains "migrate prints the $t count" "$out" "$(printf '%-10s  %10s  %10s  same' "$t" "$n" "$n")"
   eq "PostgreSQL holds the $n rows of $t" "$(pgq "SELECT count(*) FROM $t")" "$n"
@@ -105,6 +107,8 @@ for f in before.[0-9A-Z]*; do
 done
 eq "wharf show --json: every intake, events included, the same" "$same" "$n"
 eq "wharf verify: the same answer" "$(w verify)" "$VERIFY"
+eq "wharf status --nodes --json: the node came along" "$(w status --nodes --json | python3 -c 'import json,sys
+print(" ".join("%s:%s" % (n["name"], n["pid"]) for n in json.load(sys.stdin)))')" "wharf-a:4242"
 HEAD=$(pgq 'SELECT link FROM chain_head')
 
 drop acme o3.csv 20 4

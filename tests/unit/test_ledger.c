@@ -2,7 +2,9 @@
  * test_ledger: the SQLite ledger against its contract in ledger.h --
  * migrations, the unique claim (also raced by two processes), the state
  * compare-and-set, update/get, list filters, duplicate lookup, sightings,
- * the hash chain and its formula, kv, the integrity check.
+ * the hash chain and its formula, kv, the integrity check; nodes and
+ * leases (claims carry the node, expired leases taken over once, by one
+ * node, a live one not).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1095,6 +1097,267 @@ static void test_pg_secret_scrubbed(void **state)
     assert_true(e.transient);
 }
 
+/* ---- nodes and leases ---- */
+
+struct node_seen {
+    int n;
+    char name[4][32];
+    int64_t pid[4], heartbeat[4];
+    uint64_t busy[4], expired[4];
+};
+
+static int node_cb(void *ctx, const struct node_info *ni)
+{
+    struct node_seen *s = ctx;
+    if (s->n < 4) {
+        snprintf(s->name[s->n], sizeof s->name[0], "%s", ni->name);
+        s->pid[s->n] = ni->pid;
+        s->heartbeat[s->n] = ni->heartbeat_ms;
+        s->busy[s->n] = ni->in_progress;
+        s->expired[s->n] = ni->expired;
+    }
+    s->n++;
+    return 0;
+}
+
+static struct node_seen nodes_now(struct ledger *l, int64_t now)
+{
+    struct node_seen s = {0};
+    struct werr e = {0};
+    assert_int_equal(ledger_nodes(l, now, node_cb, &s, &e), 0);
+    return s;
+}
+
+struct taken_seen {
+    int n;
+    char id[8][ID_LEN];
+    char from[8][32];
+};
+
+static int taken_cb(void *ctx, const char *id, const char *from)
+{
+    struct taken_seen *t = ctx;
+    if (t->n < 8) {
+        snprintf(t->id[t->n], ID_LEN, "%s", id);
+        snprintf(t->from[t->n], sizeof t->from[0], "%s", from ? from : "(none)");
+    }
+    t->n++;
+    return 0;
+}
+
+static int takeover_event(void *ctx, int64_t t, const char *kind, const char *detail)
+{
+    (void)t;
+    if (!strcmp(kind, "takeover")) {
+        snprintf(ctx, 256, "%s", detail ? detail : "");
+    }
+    return 0;
+}
+
+/*
+ * A claim records this process's node and a lease; the node's heartbeat
+ * registers it; an expired lease is taken over by another node (event and
+ * all), a live one is not; the node that lost the intake can no longer
+ * move it, the new holder can; renewal covers the holder's intakes; done
+ * ends the lease.
+ */
+static void test_nodes_leases(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    struct node_seen s;
+    struct taken_seen tk = {0};
+    char a[ID_LEN], b[ID_LEN], c[ID_LEN], detail[256] = "";
+    uint64_t n = 0;
+    int64_t t0 = now_ms();
+
+    /* without an identity: no node, nothing to list */
+    assert_int_equal(claim(f->l, "acme", "plain.csv", 1, 1, c), 1);
+    s = nodes_now(f->l, t0);
+    assert_int_equal(s.n, 0);
+
+    ledger_identity("alpha", 60000);
+    assert_int_equal(claim(f->l, "acme", "a.csv", 1, 1, a), 1);
+    assert_int_equal(claim(f->l, "acme", "b.csv", 1, 1, b), 1);
+    move(f->l, b, ST_FOUND, ST_DONE); /* finished: no longer held */
+    assert_int_equal(ledger_node_beat(f->l, "alpha", 4242, t0 - 5000, t0, &e), 0);
+    assert_int_equal(ledger_node_beat(f->l, "beta", 77, t0, t0, &e), 0);
+    assert_int_equal(ledger_node_beat(f->l, "alpha", 4243, t0 - 5000, t0 + 1, &e), 0);
+    s = nodes_now(f->l, t0 + 1000);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.name[0], "alpha");
+    assert_int_equal(s.pid[0], 4243);
+    assert_int_equal(s.heartbeat[0], t0 + 1);
+    assert_int_equal(s.busy[0], 1);
+    assert_int_equal(s.expired[0], 0);
+    assert_string_equal(s.name[1], "beta");
+    assert_int_equal(s.busy[1], 0);
+
+    /* a live lease is not taken; the one claimed without a lease is */
+    assert_int_equal(ledger_lease_takeover(f->l, "beta", t0 + 1000, t0 + 500000, 10, taken_cb,
+                                           &tk, &e),
+                     1);
+    assert_int_equal(tk.n, 1);
+    assert_string_equal(tk.id[0], c);
+    assert_string_equal(tk.from[0], "(none)");
+
+    /* after alpha's lease ran out: beta takes a over, with an event */
+    s = nodes_now(f->l, t0 + 61000 + 1000);
+    assert_int_equal(s.expired[0], 1);
+    tk.n = 0;
+    assert_int_equal(ledger_lease_takeover(f->l, "beta", t0 + 61000 + 1000, t0 + 500000, 10,
+                                           taken_cb, &tk, &e),
+                     1);
+    assert_int_equal(tk.n, 1);
+    assert_string_equal(tk.id[0], a);
+    assert_string_equal(tk.from[0], "alpha");
+    assert_int_equal(ledger_events(f->l, a, takeover_event, detail, &e), 0);
+    assert_string_equal(detail, "{\"from\":\"alpha\",\"node\":\"beta\"}");
+    s = nodes_now(f->l, t0 + 62000);
+    assert_int_equal(s.busy[0], 0);  /* alpha */
+    assert_int_equal(s.busy[1], 2);  /* beta: a and c */
+    assert_int_equal(s.expired[1], 0);
+    /* nothing left to take */
+    assert_int_equal(ledger_lease_takeover(f->l, "gamma", t0 + 62000, t0 + 500000, 10, NULL, NULL,
+                                           &e),
+                     0);
+
+    /* alpha lost it: its move is refused; beta's goes through */
+    assert_int_equal(ledger_transition(f->l, a, ST_FOUND, ST_TAKEN, NULL, NULL, &e), 0);
+    ledger_identity("beta", 60000);
+    move(f->l, a, ST_FOUND, ST_TAKEN);
+
+    /* renewal covers what beta holds in progress */
+    assert_int_equal(ledger_lease_renew(f->l, "beta", t0 + 900000, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ledger_lease_takeover(f->l, "alpha", t0 + 800000, t0 + 900000, 10, NULL,
+                                           NULL, &e),
+                     0);
+    move(f->l, a, ST_TAKEN, ST_FAILED);
+    n = 0;
+    assert_int_equal(ledger_lease_renew(f->l, "beta", t0 + 900000, &n, &e), 0);
+    assert_int_equal(n, 1);
+    ledger_identity(NULL, 0);
+}
+
+/* Two processes take over the same expired intakes at the same moment:
+ * each intake goes to exactly one of them. */
+#define TAKE_N 40
+
+struct take_race {
+    pthread_barrier_t barrier;
+    int got[2];
+};
+
+static void take_child(const char *path, struct take_race *tr, int who)
+{
+    struct werr e = {0};
+    struct ledger *l = fx_open(path, &e);
+    int total = 0, r;
+    if (!l)
+        _exit(2);
+    pthread_barrier_wait(&tr->barrier);
+    while ((r = ledger_lease_takeover(l, who ? "n1" : "n0", now_ms() + 120000, now_ms() + 600000,
+                                      3, NULL, NULL, &e)) > 0)
+        total += r;
+    ledger_close(l);
+    tr->got[who] = total;
+    _exit(r < 0 ? 3 : 0);
+}
+
+static int count_takeovers(void *ctx, int64_t t, const char *kind, const char *detail)
+{
+    (void)t;
+    (void)detail;
+    if (!strcmp(kind, "takeover"))
+        (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_takeover_race(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    struct take_race *tr;
+    pthread_barrierattr_t ba;
+    char ids[TAKE_N][ID_LEN];
+    pid_t pid[2];
+    int i, w, status;
+
+    ledger_identity("dead", 1000);
+    for (i = 0; i < TAKE_N; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "t/%d.csv", i);
+        assert_int_equal(claim(f->l, "acme", p, 1, 1, ids[i]), 1);
+    }
+    ledger_identity(NULL, 0);
+    tr = mmap(NULL, sizeof *tr, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(tr != MAP_FAILED);
+    memset(tr, 0, sizeof *tr);
+    pthread_barrierattr_init(&ba);
+    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&tr->barrier, &ba, 2);
+    for (w = 0; w < 2; w++) {
+        pid[w] = fork();
+        assert_true(pid[w] >= 0);
+        if (pid[w] == 0)
+            take_child(f->path, tr, w);
+    }
+    for (w = 0; w < 2; w++) {
+        assert_int_equal(waitpid(pid[w], &status, 0), pid[w]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    assert_int_equal(tr->got[0] + tr->got[1], TAKE_N);
+    for (i = 0; i < TAKE_N; i++) {
+        int k = 0;
+        assert_int_equal(ledger_events(f->l, ids[i], count_takeovers, &k, &e), 0);
+        assert_int_equal(k, 1);
+    }
+    {
+        struct node_seen s = nodes_now(f->l, now_ms());
+        uint64_t held = 0;
+        for (i = 0; i < s.n && i < 4; i++) {
+            assert_string_not_equal(s.name[i], "dead");
+            held += s.busy[i];
+        }
+        assert_int_equal(held, TAKE_N);
+    }
+    pthread_barrier_destroy(&tr->barrier);
+    munmap(tr, sizeof *tr);
+}
+
+/* A ledger made before the registry (SQLite schema 2) gains it on open. */
+static void test_migrate_nodes(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    char id[ID_LEN];
+    sqlite3 *db;
+    struct node_seen s;
+
+    ledger_close(f->l);
+    f->l = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP INDEX intakes_in_progress; DROP TABLE nodes; "
+                                  "ALTER TABLE intakes DROP COLUMN node; "
+                                  "ALTER TABLE intakes DROP COLUMN lease_until_ms; "
+                                  "PRAGMA user_version = 2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->l = ledger_open_sqlite(f->path, &e);
+    assert_non_null(f->l);
+    assert_int_equal(pragma_int(f->path, "user_version"), 3);
+    ledger_identity("alpha", 60000);
+    assert_int_equal(claim(f->l, "acme", "m.csv", 1, 1, id), 1);
+    ledger_identity(NULL, 0);
+    s = nodes_now(f->l, now_ms());
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.name[0], "alpha");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1114,6 +1377,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_is_transient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_takeover_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_nodes, setup, teardown),
     };
     /* The same behaviour on PostgreSQL; the SQLite file tests (pragmas,
      * paths, SQLite's own lock) are replaced by their PostgreSQL kin. */
@@ -1129,6 +1395,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_open_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_takeover_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_secret_scrubbed, setup, teardown),
     };
     const char *dsn_file = getenv("WHARF_TEST_LEDGER_PG");

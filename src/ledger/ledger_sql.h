@@ -1,0 +1,31 @@
+/*
+ * ledger_sql: SQL text and helpers the ledger's backends share (private to
+ * src/ledger/; nothing outside includes it).
+ */
+#ifndef WHARF_LEDGER_SQL_H
+#define WHARF_LEDGER_SQL_H
+
+#include "ledger/ledger.h"
+
+/* "c1", "c2", ... of t, each quoted (malloc'd; the names are constants). */
+char *ledger_col_list(const struct ledger_table *t);
+
+/* ledger_nodes: the registered nodes and those only seen holding intakes in
+ * progress, by name, with their intakes in progress and how many of those
+ * have a lease expired at NOW (a placeholder: "?1", "$1::bigint"). */
+#define LEDGER_NODES_SQL(NOW)                                                                      \
+    "WITH held AS (SELECT node, count(*) AS busy, "                                                \
+    "sum(CASE WHEN lease_until_ms IS NULL OR lease_until_ms < " NOW " THEN 1 ELSE 0 END) "         \
+    "AS expired FROM intakes WHERE node IS NOT NULL AND state NOT IN ('done', 'failed') "          \
+    "GROUP BY node) "                                                                              \
+    "SELECT n.name, n.pid, n.started_ms, n.heartbeat_ms, COALESCE(h.busy, 0), "                  \
+    "COALESCE(h.expired, 0) FROM nodes n LEFT JOIN held h ON h.node = n.name "                    \
+    "UNION ALL SELECT h.node, 0, 0, 0, h.busy, h.expired FROM held h "                            \
+    "WHERE h.node NOT IN (SELECT name FROM nodes) ORDER BY 1"
+
+/* ledger_lease_takeover's candidates: intakes in progress whose lease
+ * expired before NOW or that have none, oldest first, at most LIMIT. */
+#define LEDGER_TAKEOVER_WHERE(NOW)                                                                 \
+    "state NOT IN ('done', 'failed') AND (lease_until_ms IS NULL OR lease_until_ms < " NOW ") "
+
+#endif

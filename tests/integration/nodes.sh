@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Nodes in `wharf status` (issue 16 part 2): the intakes a process claims
+# carry wharf.yaml's `node:`; `wharf status --nodes [--json]` lists the
+# nodes with their last heartbeat, pid and intakes in progress (and the
+# expired leases among them); plain `wharf status` adds the table below
+# the profiles once a node has registered a heartbeat, and is unchanged
+# before (a single node); `--json` stays the array of profiles.
+#
+# The server does not send heartbeats yet (docs/scale-out.md): they are
+# written here as rows of the ledger's nodes table, as ledger_node_beat
+# writes them; the ledger calls themselves are tested in test_ledger on
+# SQLite and PostgreSQL.
+. "$WHARF_SOURCE_DIR/tests/lib/common.sh"
+
+cat > wharf.yaml <<EOF
+state_dir: var
+node: alpha
+EOF
+orders_schema
+spool_profile acme '{ done_file: "{name}.done" }'
+sed -i 's/^retry: .*/retry: { max_attempts: 2, backoff: 100ms, backoff_max: 200ms }/' profiles/acme.yaml
+orders_csv var/drop/acme/a.csv 1 5; touch var/drop/acme/a.csv.done
+w once >/dev/null 2>&1   # creates the target table
+node_field() { # NAME FIELD [WHARF_TEST_NOW]
+  WHARF_TEST_NOW=${3:-} w status --nodes --json | python3 -c "import json,sys
+n = [x for x in json.load(sys.stdin) if x['name'] == '$1']
+print(n[0]['$2'] if n else 'absent')"
+}
+
+# 1. a single node that never sent a heartbeat: status as before
+st=$(w status)
+check "no node table while no node has registered" bash -c '! grep -q "^NODE" <<<"$1"' _ "$st"
+eq "status --json is still the array of profiles" "$(w status --json | python3 -c 'import json,sys; print(type(json.load(sys.stdin)).__name__)')" list
+eq "--nodes --json: nobody beat or holds an intake yet" "$(w status --nodes --json)" "[]"
+
+# 2. an intake in progress: the target locked, the load waits to retry
+lock_target() {
+  python3 - "$1" <<'EOP' &
+import sqlite3, sys, time
+c = sqlite3.connect("var/warehouse.db", isolation_level=None, timeout=30)
+c.execute("BEGIN EXCLUSIVE"); open("locked", "w").close(); time.sleep(float(sys.argv[1])); c.execute("ROLLBACK")
+EOP
+  for _ in $(seq 1 100); do [ -e locked ] && break; sleep 0.05; done
+}
+orders_csv var/drop/acme/b.csv 100 5; touch var/drop/acme/b.csv.done
+lock_target 14
+w once >/dev/null 2>&1
+eq "b.csv waits in progress" "$(w intakes --json | python3 -c 'import json,sys
+print([i["state"] in ("inspected", "validated") for i in json.load(sys.stdin) if i["name"] == "b.csv"])')" "[True]"
+eq "alpha holds it" "$(node_field alpha in_progress)" 1
+eq "alpha never sent a heartbeat" "$(node_field alpha heartbeat)" None
+eq "under a live lease" "$(node_field alpha expired_leases)" 0
+
+# 3. heartbeats (what the server will write with ledger_node_beat)
+NOW=$(( $(date +%s) * 1000 ))
+sql var/ledger.db "INSERT INTO nodes (name, pid, started_ms, heartbeat_ms) VALUES
+  ('alpha', 4242, $((NOW - 60000)), $NOW), ('beta', 77, $((NOW - 7200000)), $((NOW - 600000)))"
+st=$(WHARF_TEST_NOW=$((NOW + 3000)) w status)
+echo "$st" | sed 's/^/    /'
+contains "status shows the node table below the profiles" "$st" "NODE   HEARTBEAT        PID  IN PROGRESS  EXPIRED"
+contains "alpha: beat 3 s ago, pid, one intake in progress" "$st" "alpha  3s ago          4242            1        0"
+contains "beta: beat 10 min ago, nothing in progress" "$st" "beta   10m ago           77            0        0"
+eq "the profiles come first" "$(head -1 <<<"$st" | awk '{print $1}')" PROFILE
+sn=$(WHARF_TEST_NOW=$((NOW + 3000)) w status --nodes)
+eq "--nodes prints the node table alone" "$(head -1 <<<"$sn" | awk '{print $1}')" NODE
+eq "--nodes --json: alpha's heartbeat age" "$(node_field alpha heartbeat_age_s $((NOW + 3000)))" 3
+eq "--nodes --json: alpha's pid" "$(node_field alpha pid)" 4242
+eq "--nodes --json: beta's age" "$(node_field beta heartbeat_age_s $((NOW + 3000)))" 603
+eq "two minutes later alpha's lease on b.csv has expired" "$(node_field alpha expired_leases $((NOW + 120000)))" 1
+
+# 4. the lock gone, b.csv loads: alpha holds nothing in progress
+wait; rm -f locked
+sleep 0.3
+w once >/dev/null 2>&1
+eq "b.csv loaded" "$(sql var/warehouse.db 'SELECT count(*) FROM acme')" 10
+eq "alpha holds nothing in progress" "$(node_field alpha in_progress)" 0
+w status --nodes --bogus >/dev/null 2>&1; eq "an unknown option still exits 2" "$?" 2
+
+finish
