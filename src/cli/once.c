@@ -7,9 +7,9 @@
  *
  * Both exit 1 when any file they processed was rejected or failed.
  *
- * once advances the claimed intakes on `workers:` threads (each with its own
- * ledger connection and pipeline), never more than a profile's
- * `concurrency:` of one profile at a time, in claim order.
+ * once runs the server's runner (daemon/runner.h) until its queue is
+ * drained: the same jobs on the same `workers:` threads under the same
+ * per-profile rules as `wharf run`, so both reach the same outcomes.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "daemon/lock.h"
+#include "daemon/runner.h"
 #include "daemon/sla.h"
 #include "pipeline.h"
 #include "source/source.h"
@@ -27,142 +28,54 @@
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
-static void free_ids(char **ids, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(ids[i]);
-    free(ids);
-}
-
-struct job {
-    char *id;
-    const struct profile *p; /* NULL: its profile is not loaded */
-    bool taken;
-};
-
-struct pool {
-    struct cli *c;
-    const struct profile_set *set;
-    struct job *jobs;
-    size_t n, left;
-    int *running; /* per profile index in set */
+/* What the polls of one `once` found, per profile of the set, filled by the
+ * runner's workers (once_polled). */
+struct once_polls {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct pipeline_stats st;
+    const struct profile_set *set;
+    char ***ids; /* per profile index: the intakes its poll claimed */
+    size_t *n;
+    unsigned failed;
 };
 
-static int profile_index(const struct profile_set *set, const struct profile *p)
+static void once_polled(void *ctx, struct ledger *l, const struct profile *p, int rc, char **ids,
+                        size_t n, const struct pipeline_stats *st, const struct werr *e)
 {
-    for (size_t i = 0; i < set->n; i++)
-        if (set->v[i] == p)
-            return (int)i;
-    return -1;
-}
-
-static void stats_add(struct pipeline_stats *a, const struct pipeline_stats *b)
-{
-    a->done += b->done;
-    a->loaded += b->loaded;
-    a->rejected += b->rejected;
-    a->duplicates += b->duplicates;
-    a->failed += b->failed;
-    a->retrying += b->retrying;
-}
-
-static void *pool_worker(void *arg)
-{
-    struct pool *pl = arg;
-    struct pipeline_stats st = {0};
-    struct werr e;
-    struct ledger *l =
-        ledger_open(pl->c->cfg.ledger_type, pl->c->cfg.ledger_path, pl->c->cfg.ledger_dsn_file, &e);
-    struct pipeline *pipe;
-    if (!l) {
-        wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "ledger: %s", e.msg);
-        return NULL;
-    }
-    pipe = pipeline_new(&pl->c->cfg, pl->set, l);
-    pthread_mutex_lock(&pl->mu);
-    while (pl->left) {
-        struct job *jb = NULL;
-        for (size_t i = 0; i < pl->n && !jb; i++) {
-            struct job *x = &pl->jobs[i];
-            int k = x->p ? profile_index(pl->set, x->p) : -1;
-            if (!x->taken && (k < 0 || pl->running[k] < x->p->concurrency))
-                jb = x;
-        }
-        if (!jb) {
-            pthread_cond_wait(&pl->cv, &pl->mu);
-            continue;
-        }
-        int k = jb->p ? profile_index(pl->set, jb->p) : -1;
-        jb->taken = true;
-        pl->left--;
-        if (k >= 0)
-            pl->running[k]++;
-        pthread_mutex_unlock(&pl->mu);
-        pipeline_advance(pipe, jb->id, &st);
-        pthread_mutex_lock(&pl->mu);
-        if (k >= 0)
-            pl->running[k]--;
-        pthread_cond_broadcast(&pl->cv);
-    }
-    stats_add(&pl->st, &st);
-    pthread_mutex_unlock(&pl->mu);
-    pipeline_free(pipe);
-    ledger_close(l);
-    return NULL;
-}
-
-/* Advance every job: on this thread when there is one worker (with progress
- * on a terminal), else on a pool of `workers` threads. */
-static void advance_all(struct cli *c, struct pipeline *main_pl, const struct profile_set *set,
-                        struct job *jobs, size_t n, struct pipeline_stats *st)
-{
-    int workers = c->cfg.workers;
-    if (workers <= 1 || n <= 1) {
+    struct once_polls *op = ctx;
+    size_t k;
+    (void)st;
+    if (rc < 0) {
+        char ts[32], *h;
+        format_time_ms(now_ms(), ts);
+        h = xasprintf("failing since %s (wharf once): %s (see %s)", ts, e->msg, werr_runbook(e));
+        wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
+        ledger_set_health(l, p->name, h);
+        free(h);
+    } else
+        ledger_set_health(l, p->name, "ok");
+    pthread_mutex_lock(&op->mu);
+    if (rc < 0)
+        op->failed++;
+    for (k = 0; k < op->set->n && strcmp(op->set->v[k]->name, p->name); k++)
+        ;
+    if (k < op->set->n) {
+        op->ids[k] = xrealloc(op->ids[k], (op->n[k] + n + 1) * sizeof *op->ids[k]);
         for (size_t i = 0; i < n; i++)
-            pipeline_advance(main_pl, jobs[i].id, st);
-        return;
+            op->ids[k][op->n[k]++] = xstrdup(ids[i]);
     }
-    struct pool pool = {.c = c, .set = set, .jobs = jobs, .n = n, .left = n};
-    pthread_t *t = xcalloc((size_t)workers, sizeof *t);
-    pool.running = xcalloc(set->n + 1, sizeof *pool.running);
-    pthread_mutex_init(&pool.mu, NULL);
-    pthread_cond_init(&pool.cv, NULL);
-    for (int i = 0; i < workers; i++)
-        pthread_create(&t[i], NULL, pool_worker, &pool);
-    for (int i = 0; i < workers; i++)
-        pthread_join(t[i], NULL);
-    stats_add(st, &pool.st);
-    pthread_mutex_destroy(&pool.mu);
-    pthread_cond_destroy(&pool.cv);
-    free(pool.running);
-    free(t);
-}
-
-static struct job *jobs_of(struct cli *c, const struct profile_set *set, char **ids, size_t n)
-{
-    struct job *jobs = xcalloc(n + 1, sizeof *jobs);
-    for (size_t i = 0; i < n; i++) {
-        struct intake in = {0};
-        struct werr e;
-        jobs[i].id = ids[i];
-        if (ledger_get(c->ledger, ids[i], &in, &e) > 0)
-            jobs[i].p = profiles_find(set, in.profile);
-        intake_clear(&in);
-    }
-    return jobs;
+    pthread_mutex_unlock(&op->mu);
 }
 
 int cmd_once(struct cli *c, int argc, char **argv)
 {
-    struct profile_set set = {0};
+    struct profile_set loaded = {0};
+    struct profset *ps = NULL;
     struct pipeline_stats st = {0};
-    struct pipeline *pl;
+    struct once_polls op = {0};
+    struct runner *run;
     struct werr e;
-    char **ids = NULL, **names = xcalloc((size_t)argc + 1, sizeof *names);
-    size_t n = 0, n_names = 0;
+    char **names = xcalloc((size_t)argc + 1, sizeof *names);
+    size_t n_names = 0;
     bool json = false;
     int r, lock;
 
@@ -190,54 +103,48 @@ int cmd_once(struct cli *c, int argc, char **argv)
         free(names);
         return lock == -2 ? EXIT_LOCKED : EXIT_FAILURE_OP;
     }
-    r = cli_profiles(c, n_names ? names : NULL, n_names, &set);
-    pl = pipeline_new(&c->cfg, &set, c->ledger);
-    pipeline_set_progress(pl, cli_progress, NULL);
+    r = cli_profiles(c, n_names ? names : NULL, n_names, &loaded);
+    ps = profset_new(&loaded);
+    pthread_mutex_init(&op.mu, NULL);
+    op.set = &ps->set;
+    op.ids = xcalloc(ps->set.n + 1, sizeof *op.ids);
+    op.n = xcalloc(ps->set.n + 1, sizeof *op.n);
 
-    /* First whatever an earlier run left unfinished. */
-    if (pipeline_due(pl, NULL, &ids, &n, &e) < 0) {
-        fprintf(stderr, "wharf once: %s\n", e.msg);
+    /* The runner of `wharf run`, until its queue is drained: whatever an
+     * earlier run left unfinished, one poll of every enabled profile, and
+     * every intake those polls claim.  A progress line only when one
+     * worker runs (lines of several would overwrite each other). */
+    struct runner_hooks hooks = {.polled = once_polled, .ctx = &op};
+    if (c->cfg.workers <= 1)
+        hooks.progress = cli_progress;
+    run = runner_start(&c->cfg, profset_hold(ps), c->cfg.workers, 0, &hooks);
+    if (!run) {
         r = EXIT_FAILURE_OP;
         goto out;
     }
-    struct job *jobs = jobs_of(c, &set, ids, n);
-    advance_all(c, pl, &set, jobs, n, &st);
-    free(jobs);
-    free_ids(ids, n);
-    ids = NULL;
-    n = 0;
-    for (size_t i = 0; i < set.n; i++) {
-        const struct profile *p = set.v[i];
-        if (!p->enabled || ledger_paused(c->ledger, p->name))
-            continue;
-        if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
-            char ts[32], *h;
-            format_time_ms(now_ms(), ts);
-            h = xasprintf("failing since %s (wharf once): %s (see %s)", ts, e.msg,
-                          werr_runbook(&e));
-            wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
-            ledger_set_health(c->ledger, p->name, h);
-            free(h);
-            st.failed++;
-            continue;
-        }
-        ledger_set_health(c->ledger, p->name, "ok");
+    runner_due(run);
+    for (size_t i = 0; i < ps->set.n; i++)
+        if (ps->set.v[i]->enabled)
+            runner_poll(run, ps->set.v[i]->name);
+    runner_drain(run);
+    runner_stats(run, &st);
+    if (runner_errors(run)) {
+        fprintf(stderr, "wharf once: the ledger could not be read (see the log)\n");
+        r = EXIT_FAILURE_OP;
     }
-    /* Sources are not needed while the workers run: close the listing
-     * connections (each worker opens its own). */
-    pipeline_release_sources(pl, 0);
-    jobs = jobs_of(c, &set, ids, n);
-    advance_all(c, pl, &set, jobs, n, &st);
-    free(jobs);
+    runner_stop(run);
+    st.failed += op.failed;
+
     json_t *out = json ? json_array() : NULL;
-    for (size_t i = 0; i < n; i++)
-        if (json)
-            json_array_append_new(out, cli_outcome_json(c, ids[i]));
-        else
-            cli_print_outcome(c, ids[i]);
+    for (size_t k = 0; k < ps->set.n; k++)
+        for (size_t i = 0; i < op.n[k]; i++)
+            if (json)
+                json_array_append_new(out, cli_outcome_json(c, op.ids[k][i]));
+            else
+                cli_print_outcome(c, op.ids[k][i]);
     /* The alerts for what this run found, as the server sends them. */
     struct sla *alerts = sla_new(&c->cfg);
-    sla_check(alerts, c->ledger, &set, sla_now());
+    sla_check(alerts, c->ledger, &ps->set, sla_now());
     sla_finish(alerts, 30000);
     if (json)
         cli_print_json(
@@ -254,10 +161,16 @@ int cmd_once(struct cli *c, int argc, char **argv)
     if (!r && (st.rejected || st.failed))
         r = EXIT_PROBLEMS;
 out:
-    free_ids(ids, n);
+    for (size_t k = 0; k < ps->set.n; k++) {
+        for (size_t i = 0; i < op.n[k]; i++)
+            free(op.ids[k][i]);
+        free(op.ids[k]);
+    }
+    free(op.ids);
+    free(op.n);
+    pthread_mutex_destroy(&op.mu);
+    profset_drop(ps);
     free(names);
-    pipeline_free(pl);
-    profiles_free(&set);
     close(lock);
     return r;
 }

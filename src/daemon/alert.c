@@ -94,6 +94,9 @@ static void run(struct alerter *a, const char *profile, const char *payload)
     }
     if (pid == 0) {
         /* only async-signal-safe calls from here on */
+        sigset_t none;
+        sigemptyset(&none); /* the server's threads block its signals: not the command */
+        sigprocmask(SIG_SETMASK, &none, NULL);
         setpgid(0, 0);
         if (dup2(fds[0], 0) < 0 || dup2(2, 1) < 0)
             _exit(126);

@@ -2,37 +2,56 @@
  * server: `wharf run`, the long-running foreground process.
  *
  * Threads:
- *   main     schedules polls (every: per profile; a spool's inotify events
- *            poll it at once and again after stable_for), claims complete
- *            drops into a bounded queue, re-queues due retries, handles
- *            signals, reload and the systemd watchdog;
- *   workers  `workers:` threads, each with its own ledger connection and
- *            pipeline, advancing one intake at a time.  A profile never has
- *            more than `concurrency:` intakes in flight; queue order is
- *            claim order (by name or mtime when `order:` says so).
+ *   main      keeps time and nothing else: poll schedules (every: and
+ *             cron: per profile; a spool's inotify events poll it at once
+ *             and again after stable_for), signals, reload, the systemd
+ *             watchdog and status.  It never touches the network, a
+ *             database or a partner's files, so one dead partner host
+ *             cannot starve the watchdog;
+ *   workers   `workers:` threads of the runner (daemon/runner.h): every
+ *             poll, every intake step and the collection of due retries
+ *             are jobs there, with the per-profile rules in one place;
+ *   keeper    the SLA windows, the alerts (daemon/sla.h, alert.h) and the
+ *             pruning of old sightings, on its own thread and ledger
+ *             connection;
+ *   reload    a short-lived thread that loads and checks the profiles on
+ *             SIGHUP;
+ *   audit, reconcile, console: their own threads (audit.h, reconciler.h,
+ *             console/console.h).
  *
- * Back pressure: while the queue is full, polling pauses.
- * SIGTERM/SIGINT: stop claiming; workers stop at the next committed state
- * (a load in progress is rolled back); exit.  Interrupted intakes resume at
- * the next start.  SIGHUP: reload profiles; an invalid new set is refused
- * with its errors and the old one keeps running.
+ * Only the main thread takes SIGTERM, SIGINT and SIGHUP: they are blocked
+ * everywhere else and unblocked only while the main thread waits (ppoll).
+ *
+ * A failed poll backs off (poll_failed); after CIRCUIT_AFTER failures in a
+ * row the source is down (circuit open) and only probed at the backoff
+ * times.  Back pressure: while many intakes wait in the queue, polling
+ * pauses.  SIGTERM/SIGINT: no new jobs; running ones stop at their next
+ * committed state (a load in progress is rolled back) and interrupted
+ * intakes resume at the next start.  SIGHUP: RELOADING=1, the new profiles
+ * are loaded off the main thread and swapped in at once (running jobs
+ * finish on the old set, daemon/profset.h), READY=1; an invalid new set is
+ * refused with its errors and the old one keeps running.
  */
+#include "daemon/server.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "console/console.h"
 #include "daemon/audit.h"
-#include "daemon/reconciler.h"
-#include "daemon/lock.h"
 #include "daemon/notify.h"
+#include "daemon/periodic.h"
+#include "daemon/reconciler.h"
+#include "daemon/runner.h"
 #include "daemon/sla.h"
 #include "pipeline.h"
 #include "source/source.h"
@@ -45,32 +64,34 @@
 #define QUEUE_MAX        256
 #define DUE_EVERY_MS     5000
 #define SLA_EVERY_MS     60000
+#define PRUNE_EVERY_MS   (3600 * 1000)
 #define DEFAULT_EVERY_MS 60000
 
-struct job_slot {
-    char id[ID_LEN];
-    char profile[80];
-};
-
 struct server {
-    struct cli *cli;
     const struct wharf_config *cfg;
-    struct profile_set *profiles;
-    unsigned generation;
+    struct runner *runner;
+    struct profset *ps; /* the main thread's reference to the current set */
+    /* The schedule, per profile of ps: next_poll[i], and next_poll[n + i]
+     * the follow-up that proves a drop stable.  Workers report polls into
+     * it (server_polled), so it is under mu. */
     pthread_mutex_t mu;
-    pthread_cond_t cv, idle;
-    struct job_slot queue[QUEUE_MAX];
-    size_t nq;
-    char (*inflight)[ID_LEN];
-    char (*inflight_profile)[80];
-    int workers, busy;
-    bool stop;
-    /* main-thread state */
     int64_t *next_poll;
     int *fails;          /* consecutive poll failures per profile */
     int64_t *down_since; /* first failure of the current run */
     int inotify;
     int *wd;
+    int wake[2]; /* a worker or the reload thread has news for the main loop */
+    /* reload */
+    pthread_t reload_thread;
+    bool reloading;
+    atomic_bool reload_done;
+    struct profile_set *fresh; /* NULL: the new set was refused */
+    /* keeper */
+    struct periodic keeper;
+    struct sla *sla;
+    struct ledger *keeper_ledger;
+    int64_t last_sla, last_prune;
+    atomic_bool sla_now; /* check at once (after a reload) */
 };
 
 static volatile sig_atomic_t sig_stop, sig_hup;
@@ -85,110 +106,11 @@ static void on_signal(int sig)
     }
 }
 
-static bool queued_or_running(struct server *s, const char *id)
+static void wake_main(struct server *s)
 {
-    for (size_t i = 0; i < s->nq; i++)
-        if (!strcmp(s->queue[i].id, id))
-            return true;
-    for (int i = 0; i < s->workers; i++)
-        if (!strcmp(s->inflight[i], id))
-            return true;
-    return false;
-}
-
-static int running_for(struct server *s, const char *profile)
-{
-    int n = 0;
-    for (int i = 0; i < s->workers; i++)
-        if (s->inflight[i][0] && !strcmp(s->inflight_profile[i], profile))
-            n++;
-    return n;
-}
-
-/* Enqueue unless present; false when the queue is full. */
-static bool enqueue(struct server *s, const char *id, const char *profile)
-{
-    bool ok = true;
-    pthread_mutex_lock(&s->mu);
-    if (!queued_or_running(s, id)) {
-        if (s->nq == QUEUE_MAX)
-            ok = false;
-        else {
-            snprintf(s->queue[s->nq].id, ID_LEN, "%s", id);
-            snprintf(s->queue[s->nq].profile, sizeof s->queue[0].profile, "%s", profile);
-            s->nq++;
-            pthread_cond_signal(&s->cv);
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return ok;
-}
-
-struct worker_arg {
-    struct server *s;
-    int index;
-};
-
-static void *worker(void *arg)
-{
-    struct worker_arg *wa = arg;
-    struct server *s = wa->s;
-    struct werr e;
-    struct ledger *l =
-        ledger_open(s->cfg->ledger_type, s->cfg->ledger_path, s->cfg->ledger_dsn_file, &e);
-    struct pipeline *pl = NULL;
-    unsigned gen = ~0u;
-
-    if (!l) {
-        wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "ledger: %s", e.msg);
-        return NULL;
-    }
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        size_t pick = s->nq;
-        while (!s->stop) {
-            for (pick = 0; pick < s->nq; pick++) {
-                const struct profile *p = profiles_find(s->profiles, s->queue[pick].profile);
-                int limit = p ? p->concurrency : 1;
-                if (running_for(s, s->queue[pick].profile) < limit)
-                    break;
-            }
-            if (pick < s->nq)
-                break;
-            pthread_cond_wait(&s->cv, &s->mu);
-        }
-        if (s->stop)
-            break;
-        struct job_slot job = s->queue[pick];
-        memmove(&s->queue[pick], &s->queue[pick + 1], (s->nq - pick - 1) * sizeof *s->queue);
-        s->nq--;
-        memcpy(s->inflight[wa->index], job.id, ID_LEN);
-        memcpy(s->inflight_profile[wa->index], job.profile, sizeof job.profile);
-        s->busy++;
-        if (gen != s->generation) {
-            pipeline_free(pl);
-            pl = pipeline_new(s->cfg, s->profiles, l);
-            gen = s->generation;
-        }
-        pthread_mutex_unlock(&s->mu);
-
-        pipeline_advance(pl, job.id, NULL);
-
-        pthread_mutex_lock(&s->mu);
-        bool idle = s->nq == 0;
-        pthread_mutex_unlock(&s->mu);
-        if (idle) /* close SFTP connections and target databases, not under the lock */
-            pipeline_release_sources(pl, 0);
-        pthread_mutex_lock(&s->mu);
-        s->inflight[wa->index][0] = 0;
-        s->busy--;
-        pthread_cond_broadcast(&s->cv);
-        pthread_cond_broadcast(&s->idle);
-    }
-    pthread_mutex_unlock(&s->mu);
-    pipeline_free(pl);
-    ledger_close(l);
-    return NULL;
+    char b = 1;
+    ssize_t n = write(s->wake[1], &b, 1); /* full: the main loop is woken anyway */
+    (void)n;
 }
 
 /* When to poll p next after a poll at now: every: from now, cron: the next
@@ -209,20 +131,21 @@ static int64_t next_poll_time(const struct profile *p, int64_t now)
     return next;
 }
 
-/* Fresh schedule for a (re)loaded set: every: profiles poll at once, cron
- * profiles at their next run; no follow-ups pending. */
+/* Under mu: a fresh schedule for a (re)loaded set: every: profiles poll at
+ * once, cron profiles at their next run; no follow-ups pending. */
 static void schedule_all(struct server *s, int64_t now)
 {
+    const struct profile_set *set = &s->ps->set;
     free(s->next_poll);
     free(s->fails);
     free(s->down_since);
-    s->next_poll = xcalloc(2 * s->profiles->n + 1, sizeof *s->next_poll);
-    s->fails = xcalloc(s->profiles->n + 1, sizeof *s->fails);
-    s->down_since = xcalloc(s->profiles->n + 1, sizeof *s->down_since);
-    for (size_t i = 0; i < s->profiles->n; i++) {
-        const struct profile *p = s->profiles->v[i];
+    s->next_poll = xcalloc(2 * set->n + 1, sizeof *s->next_poll);
+    s->fails = xcalloc(set->n + 1, sizeof *s->fails);
+    s->down_since = xcalloc(set->n + 1, sizeof *s->down_since);
+    for (size_t i = 0; i < set->n; i++) {
+        const struct profile *p = set->v[i];
         s->next_poll[i] = p->schedule.cron ? next_poll_time(p, now) : now;
-        s->next_poll[i + s->profiles->n] = INT64_MAX;
+        s->next_poll[i + set->n] = INT64_MAX;
     }
 }
 
@@ -231,6 +154,7 @@ static void schedule_all(struct server *s, int64_t now)
  * doubling, capped at 15 minutes); after CIRCUIT_AFTER consecutive failures
  * the source is marked down (circuit open) with the reason, which `wharf
  * status` and `wharf show` print, and is only probed at the backoff times.
+ * Under mu.
  */
 #define CIRCUIT_AFTER  3
 #define BACKOFF_MAX_MS (15 * 60 * 1000)
@@ -260,14 +184,64 @@ static char *poll_failed(struct server *s, size_t i, const struct profile *p, in
                      f == 1 ? "" : "s", next, e->msg, werr_runbook(e));
 }
 
+/* The runner's hook, on the worker that polled: the schedule learns the
+ * outcome (backoff, circuit, the follow-up for a drop not yet stable), the
+ * ledger the source's health, and the main loop wakes to reschedule. */
+static void server_polled(void *ctx, struct ledger *l, const struct profile *p, int rc,
+                          char **ids, size_t n_ids, const struct pipeline_stats *st,
+                          const struct werr *e)
+{
+    struct server *s = ctx;
+    int64_t now = now_ms();
+    char *health = NULL;
+    int fails = 0;
+    (void)ids;
+    (void)n_ids;
+    pthread_mutex_lock(&s->mu);
+    const struct profile_set *set = &s->ps->set;
+    size_t i;
+    for (i = 0; i < set->n && strcmp(set->v[i]->name, p->name); i++)
+        ;
+    if (i < set->n) { /* else: reloaded away meanwhile */
+        if (rc < 0)
+            health = poll_failed(s, i, p, now, e);
+        fails = s->fails[i];
+        if (rc >= 0)
+            s->fails[i] = 0;
+        /* a drop seen but not yet stable: look again once it can be */
+        int64_t *follow = &s->next_poll[i + set->n], later = now + p->source.stable_for_ms + 50;
+        if (rc >= 0 && st->listed > st->claimed && p->source.stable_for_ms && *follow > later)
+            *follow = later;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        if (!health) {
+            char ts[32];
+            format_time_ms(now, ts);
+            health = xasprintf("failing since %s: %s (see %s)", ts, e->msg, werr_runbook(e));
+        }
+        ledger_set_health(l, p->name, health);
+        wlog(LOG_ERROR, p->name, NULL, fails >= CIRCUIT_AFTER ? "source_down" : "poll_failed",
+             NULL, "%s", health);
+        free(health);
+    } else {
+        if (fails >= CIRCUIT_AFTER)
+            wlog(LOG_INFO, p->name, NULL, "source_recovered", NULL,
+                 "source reachable again after %d failed polls", fails);
+        ledger_set_health(l, p->name, "ok");
+    }
+    wake_main(s);
+}
+
 static void watch_spools(struct server *s)
 {
+    const struct profile_set *set = &s->ps->set;
     if (s->inotify < 0)
         return;
     free(s->wd);
-    s->wd = xcalloc(s->profiles->n + 1, sizeof *s->wd);
-    for (size_t i = 0; i < s->profiles->n; i++) {
-        const struct profile *p = s->profiles->v[i];
+    s->wd = xcalloc(set->n + 1, sizeof *s->wd);
+    for (size_t i = 0; i < set->n; i++) {
+        const struct profile *p = set->v[i];
         s->wd[i] = -1;
         if (p->source.type == SOURCE_SPOOL && p->enabled)
             s->wd[i] = inotify_add_watch(s->inotify, p->source.path,
@@ -275,32 +249,37 @@ static void watch_spools(struct server *s)
     }
 }
 
-/* Drain inotify: poll the touched spools now and once more after stable_for. */
+/* Drain inotify: poll the touched spools now and once more after
+ * stable_for.  Under mu. */
 static void read_inotify(struct server *s, int64_t now)
 {
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    const struct profile_set *set = &s->ps->set;
     ssize_t n;
     while ((n = read(s->inotify, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
-            for (size_t i = 0; i < s->profiles->n; i++)
+            for (size_t i = 0; i < set->n; i++)
                 if (s->wd[i] == ev->wd) {
-                    const struct profile *pr = s->profiles->v[i];
+                    const struct profile *pr = set->v[i];
                     int64_t later = now + pr->source.stable_for_ms + 50;
                     if (pr->schedule.cron)
                         continue; /* a cron schedule says when files are taken */
                     s->next_poll[i] = now;
                     /* the follow-up observation that proves stability */
-                    if (pr->source.stable_for_ms && s->next_poll[i + s->profiles->n] > later)
-                        s->next_poll[i + s->profiles->n] = later;
+                    if (pr->source.stable_for_ms && s->next_poll[i + set->n] > later)
+                        s->next_poll[i + set->n] = later;
                 }
             p += sizeof *ev + ev->len;
         }
     }
 }
 
-static int reload(struct server *s)
+/* ---- reload, off the main thread ---- */
+
+static void *reload_main(void *arg)
 {
+    struct server *s = arg;
     struct profile_set *fresh = xcalloc(1, sizeof *fresh);
     struct diags d = {0};
     if (profiles_load(s->cfg, NULL, 0, fresh, &d) < 0) {
@@ -309,10 +288,7 @@ static int reload(struct server *s)
         wlog(LOG_ERROR, NULL, NULL, "reload_refused", NULL,
              "%zu problem%s in the new profiles; the running ones stay in force", d.n,
              d.n == 1 ? "" : "s");
-        diag_free(&d);
-        profiles_free(fresh);
-        free(fresh);
-        return -1;
+        goto refused;
     }
     for (size_t i = 0; i < fresh->n; i++) {
         struct validator *v = validator_compile(s->cfg, fresh->v[i], &d);
@@ -321,243 +297,264 @@ static int reload(struct server *s)
     if (d.n) {
         for (size_t i = 0; i < d.n; i++)
             wlog(LOG_ERROR, NULL, NULL, "reload_refused", NULL, "%s", d.msg[i]);
-        diag_free(&d);
-        profiles_free(fresh);
-        free(fresh);
-        return -1;
+        goto refused;
     }
-    /* Swap only when no worker is using the old set. */
-    pthread_mutex_lock(&s->mu);
-    while (s->busy)
-        pthread_cond_wait(&s->idle, &s->mu);
-    profiles_free(s->profiles);
-    free(s->profiles);
-    s->profiles = fresh;
-    s->generation++;
-    s->nq = 0; /* re-queued from the ledger below */
-    pthread_mutex_unlock(&s->mu);
-    schedule_all(s, now_ms());
-    if (s->inotify >= 0) {
-        close(s->inotify);
-        s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    }
-    watch_spools(s);
-    wlog(LOG_INFO, NULL, NULL, "reloaded", NULL, "%zu profiles loaded", fresh->n);
-    return 0;
+    s->fresh = fresh;
+    atomic_store(&s->reload_done, true);
+    wake_main(s);
+    return NULL;
+refused:
+    diag_free(&d);
+    profiles_free(fresh);
+    free(fresh);
+    s->fresh = NULL;
+    atomic_store(&s->reload_done, true);
+    wake_main(s);
+    return NULL;
 }
 
-int cmd_run(struct cli *c, int argc, char **argv)
+/* The reload thread finished: swap in its set (or keep the old one). */
+static void reload_finish(struct server *s)
 {
-    struct server s = {.cli = c, .inotify = -1};
-    struct sigaction sa = {.sa_handler = on_signal};
-    pthread_t *threads;
-    struct worker_arg *args;
-    struct werr e;
-    int64_t last_due = 0, last_wd = 0, last_sla = 0, last_prune = now_ms(), wd_ms;
-    struct sla *sla;
-    int r, lock, run_rc = EXIT_OK;
+    pthread_join(s->reload_thread, NULL);
+    s->reloading = false;
+    atomic_store(&s->reload_done, false);
+    if (s->fresh) {
+        struct profset *ps = profset_new(s->fresh);
+        free(s->fresh);
+        s->fresh = NULL;
+        runner_swap(s->runner, profset_hold(ps));
+        pthread_mutex_lock(&s->mu);
+        profset_drop(s->ps);
+        s->ps = ps;
+        schedule_all(s, now_ms());
+        if (s->inotify >= 0) {
+            close(s->inotify);
+            s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        }
+        watch_spools(s);
+        pthread_mutex_unlock(&s->mu);
+        wlog(LOG_INFO, NULL, NULL, "reloaded", NULL, "%zu profiles loaded", ps->set.n);
+        atomic_store(&s->sla_now, true);
+    }
+    notify_send("READY=1");
+}
 
-    (void)argv;
-    if (argc > 1) {
-        cli_usage_error("run", "takes no arguments");
-        return EXIT_USAGE;
+/* ---- keeper: SLA windows, alerts, sightings ---- */
+
+static int64_t keeper_tick(void *arg)
+{
+    struct server *s = arg;
+    int64_t now = now_ms();
+    struct werr e;
+    if (!s->keeper_ledger &&
+        !(s->keeper_ledger = ledger_open(s->cfg->ledger_type, s->cfg->ledger_path,
+                                         s->cfg->ledger_dsn_file, &e))) {
+        wlog(LOG_ERROR, NULL, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
+        return 5000;
     }
-    if ((r = cli_ledger(c)))
-        return r;
-    lock = statelock_acquire(&c->cfg, &e);
-    if (lock < 0) {
-        fprintf(stderr, "wharf run: %s\n", e.msg);
-        return lock == -2 ? EXIT_LOCKED : EXIT_FAILURE_OP;
+    struct profset *ps = runner_profiles(s->runner);
+    if (atomic_exchange(&s->sla_now, false) || now - s->last_sla >= SLA_EVERY_MS) {
+        s->last_sla = now;
+        sla_check(s->sla, s->keeper_ledger, &ps->set, sla_now());
     }
-    s.cfg = &c->cfg;
-    s.profiles = xcalloc(1, sizeof *s.profiles);
-    if (cli_profiles(c, NULL, 0, s.profiles))
-        wlog(LOG_ERROR, NULL, NULL, "profiles", NULL,
-             "some profiles have problems and are not running (wharf check shows them)");
-    schedule_all(&s, now_ms());
+    /* Sightings of files that are gone: keep them three poll intervals (a
+     * month for cron schedules) so a slow schedule never forgets a file
+     * that is still there. */
+    if (now - s->last_prune >= PRUNE_EVERY_MS) {
+        s->last_prune = now;
+        for (size_t i = 0; i < ps->set.n; i++) {
+            const struct profile *p = ps->set.v[i];
+            int64_t keep = 31LL * 86400 * 1000;
+            if (p->schedule.every_ms)
+                keep = 3 * p->schedule.every_ms > 86400000 ? 3 * p->schedule.every_ms : 86400000;
+            ledger_sightings_prune(s->keeper_ledger, p->name, now - keep, &e);
+        }
+    }
+    profset_drop(ps);
+    sla_reap(s->sla);
+    return 1000;
+}
+
+static void keeper_done(void *arg)
+{
+    struct server *s = arg;
+    sla_free(s->sla);
+    s->sla = NULL;
+    if (s->keeper_ledger)
+        ledger_close(s->keeper_ledger);
+    s->keeper_ledger = NULL;
+}
+
+/* ---- the main loop ---- */
+
+/* Queue what is due; returns when to look again. */
+static int64_t schedule_polls(struct server *s, int64_t now)
+{
+    int64_t wake = now + 1000;
+    bool full = runner_backlog(s->runner) >= QUEUE_MAX - 16;
+    pthread_mutex_lock(&s->mu);
+    const struct profile_set *set = &s->ps->set;
+    for (size_t i = 0; i < set->n; i++) {
+        const struct profile *p = set->v[i];
+        int64_t *np = &s->next_poll[i], *follow = &s->next_poll[i + set->n];
+        if (*follow <= now) {
+            *np = now;
+            *follow = INT64_MAX;
+        }
+        if (!p->enabled || *np > now || full)
+            continue; /* full: back pressure, poll again when the queue drains */
+        *np = next_poll_time(p, now);
+        runner_poll(s->runner, p->name);
+    }
+    for (size_t i = 0; i < 2 * set->n; i++)
+        if (s->next_poll[i] < wake)
+            wake = s->next_poll[i];
+    pthread_mutex_unlock(&s->mu);
+    return wake;
+}
+
+enum server_exit server_run(const struct wharf_config *cfg, struct profile_set *set)
+{
+    struct server s = {.cfg = cfg, .inotify = -1, .wake = {-1, -1}};
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigset_t mine, waiting;
+    struct werr e;
+    int64_t last_due = 0, last_wd = 0, wd_ms;
+    enum server_exit rc = SERVER_STOPPED;
+
+    /* SIGTERM, SIGINT and SIGHUP only ever reach the main thread, and only
+     * while it waits in ppoll(): every thread started below inherits the
+     * blocked mask. */
+    sigemptyset(&mine);
+    sigaddset(&mine, SIGTERM);
+    sigaddset(&mine, SIGINT);
+    sigaddset(&mine, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mine, &waiting);
+    sigdelset(&waiting, SIGTERM);
+    sigdelset(&waiting, SIGINT);
+    sigdelset(&waiting, SIGHUP);
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
     pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
-    pthread_cond_init(&s.idle, NULL);
+    if (pipe2(s.wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+        wlog(LOG_ERROR, NULL, NULL, "started", NULL, "pipe: %s", strerror(errno));
+        return SERVER_FAILED;
+    }
+    s.ps = profset_new(set);
+    schedule_all(&s, now_ms());
     s.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     watch_spools(&s);
-    s.workers = c->cfg.workers;
-    s.inflight = xcalloc((size_t)s.workers, sizeof *s.inflight);
-    s.inflight_profile = xcalloc((size_t)s.workers, sizeof *s.inflight_profile);
-    threads = xcalloc((size_t)s.workers, sizeof *threads);
-    args = xcalloc((size_t)s.workers, sizeof *args);
-    for (int i = 0; i < s.workers; i++) {
-        args[i] = (struct worker_arg){&s, i};
-        pthread_create(&threads[i], NULL, worker, &args[i]);
+    struct runner_hooks hooks = {.polled = server_polled, .ctx = &s};
+    s.runner = runner_start(cfg, profset_hold(s.ps), cfg->workers, QUEUE_MAX, &hooks);
+    if (!s.runner) {
+        rc = SERVER_FAILED;
+        goto out;
     }
-    struct pipeline *pl = pipeline_new(&c->cfg, s.profiles, c->ledger);
-    unsigned gen = s.generation;
-    sla = sla_new(&c->cfg);
-    struct audit *audit = audit_start(&c->cfg);           /* verify.every, on its own thread */
-    struct reconciler *recon = reconciler_start(&c->cfg); /* reconcile.every, the same */
-    struct console *console = console_start(&c->cfg, &e); /* console:, its own threads */
+    s.sla = sla_new(cfg);
+    s.last_prune = now_ms();
+    if (periodic_start(&s.keeper, keeper_tick, keeper_done, &s) < 0) {
+        wlog(LOG_ERROR, NULL, NULL, "sla_check_failed", NULL, "cannot start the SLA thread: %s",
+             strerror(errno));
+        sla_free(s.sla);
+        s.sla = NULL;
+    }
+    struct audit *audit = audit_start(cfg);           /* verify.every, on its own thread */
+    struct reconciler *recon = reconciler_start(cfg); /* reconcile.every, the same */
+    struct console *console = console_start(cfg, &e); /* console:, its own threads */
     if (!console && e.msg[0]) {
         fprintf(stderr, "wharf run: %s\n", e.msg);
         sig_stop = 1; /* refuse to run without the console it was told to serve */
-        run_rc = EXIT_CONFIG;
+        rc = SERVER_CONFIG;
     }
     wd_ms = notify_watchdog_ms();
     wlog(LOG_INFO, NULL, NULL, "started", NULL, "wharf %s: %zu profiles, %d workers, state in %s",
-         WHARF_VERSION, s.profiles->n, s.workers, c->cfg.state_dir);
+         WHARF_VERSION, s.ps->set.n, cfg->workers, cfg->state_dir);
     notify_send("READY=1\nSTATUS=running");
 
     while (!sig_stop) {
-        int64_t now = now_ms(), wake = now + 1000;
-        if (sig_hup) {
+        int64_t now = now_ms();
+        if (sig_hup && !s.reloading) {
             sig_hup = 0;
             notify_send("RELOADING=1");
-            reload(&s);
-            notify_send("READY=1");
-            last_due = 0;
-            last_sla = 0;
+            if (pthread_create(&s.reload_thread, NULL, reload_main, &s) == 0)
+                s.reloading = true;
+            else {
+                wlog(LOG_ERROR, NULL, NULL, "reload_refused", NULL,
+                     "cannot start the reload thread: %s", strerror(errno));
+                notify_send("READY=1");
+            }
         }
-        if (gen != s.generation) {
-            pipeline_free(pl);
-            pl = pipeline_new(&c->cfg, s.profiles, c->ledger);
-            gen = s.generation;
+        if (s.reloading && atomic_load(&s.reload_done)) {
+            reload_finish(&s);
+            last_due = 0;
         }
         /* Retries and intakes left unfinished by an earlier run. */
         if (now - last_due >= DUE_EVERY_MS) {
-            char **ids = NULL;
-            size_t n = 0;
-            struct intake in = {0};
             last_due = now;
-            if (pipeline_due(pl, NULL, &ids, &n, &e) == 0)
-                for (size_t i = 0; i < n; i++) {
-                    if (ledger_get(c->ledger, ids[i], &in, &e) > 0 &&
-                        profiles_find(s.profiles, in.profile))
-                        enqueue(&s, in.id, in.profile);
-                    intake_clear(&in);
-                }
-            for (size_t i = 0; i < n; i++)
-                free(ids[i]);
-            free(ids);
+            runner_due(s.runner);
         }
-        for (size_t i = 0; i < s.profiles->n && !sig_stop; i++) {
-            const struct profile *p = s.profiles->v[i];
-            int64_t *np = &s.next_poll[i], *follow = &s.next_poll[i + s.profiles->n];
-            if (*follow <= now) {
-                *np = now;
-                *follow = INT64_MAX;
-            }
-            if (!p->enabled || *np > now)
-                continue;
-            pthread_mutex_lock(&s.mu);
-            bool full = s.nq >= QUEUE_MAX - 16;
-            pthread_mutex_unlock(&s.mu);
-            if (full)
-                break; /* back pressure: poll again when the queue drains */
-            *np = next_poll_time(p, now);
-            if (ledger_paused(c->ledger, p->name))
-                continue;
-            char **ids = NULL;
-            size_t n = 0;
-            struct pipeline_stats st = {0};
-            if (pipeline_poll(pl, p, &ids, &n, &st, &e) < 0) {
-                char *h = poll_failed(&s, i, p, now, &e);
-                ledger_set_health(c->ledger, p->name, h);
-                wlog(LOG_ERROR, p->name, NULL,
-                     s.fails[i] >= CIRCUIT_AFTER ? "source_down" : "poll_failed", NULL, "%s", h);
-                free(h);
-                /* the connection may be half dead: reconnect next time */
-                pipeline_release_sources(pl, 0);
-            } else {
-                if (s.fails[i] >= CIRCUIT_AFTER)
-                    wlog(LOG_INFO, p->name, NULL, "source_recovered", NULL,
-                         "source reachable again after %d failed polls", s.fails[i]);
-                s.fails[i] = 0;
-                ledger_set_health(c->ledger, p->name, "ok");
-                /* A drop seen but not yet stable: look again once it can be. */
-                if (st.listed > st.claimed && p->source.stable_for_ms &&
-                    *follow > now + p->source.stable_for_ms + 50)
-                    *follow = now + p->source.stable_for_ms + 50;
-            }
-            for (size_t k = 0; k < n; k++) {
-                enqueue(&s, ids[k], p->name);
-                free(ids[k]);
-            }
-            free(ids);
-        }
-        /* Listing connections are not kept between poll rounds. */
-        pipeline_release_sources(pl, 0);
-        /* Freshness windows: about once a minute, and right after a reload. */
-        /* Sightings of files that are gone: keep them three poll intervals
-         * (a month for cron schedules) so a slow schedule never forgets a
-         * file that is still there. */
-        if (now - last_prune >= 3600 * 1000) {
-            last_prune = now;
-            for (size_t i = 0; i < s.profiles->n; i++) {
-                const struct profile *p = s.profiles->v[i];
-                int64_t keep = 31LL * 86400 * 1000;
-                if (p->schedule.every_ms)
-                    keep =
-                        3 * p->schedule.every_ms > 86400000 ? 3 * p->schedule.every_ms : 86400000;
-                ledger_sightings_prune(c->ledger, p->name, now - keep, &e);
-            }
-        }
-        if (now - last_sla >= SLA_EVERY_MS) {
-            last_sla = now;
-            sla_check(sla, c->ledger, s.profiles, sla_now());
-        }
-        sla_reap(sla);
-        for (size_t i = 0; i < s.profiles->n; i++) {
-            if (s.next_poll[i] < wake)
-                wake = s.next_poll[i];
-            if (s.next_poll[i + s.profiles->n] < wake)
-                wake = s.next_poll[i + s.profiles->n];
-        }
-        if (wd_ms && now - last_wd >= wd_ms / 2) {
+        int64_t wake = schedule_polls(&s, now);
+        if (wd_ms && now - last_wd >= wd_ms / 4) {
             notify_send("WATCHDOG=1");
             last_wd = now;
         }
-        int timeout = (int)(wake - now_ms());
+        now = now_ms();
+        int64_t timeout = wake - now;
         if (timeout < 0)
             timeout = 0;
         if (timeout > 1000)
             timeout = 1000;
-        if (wd_ms && timeout > wd_ms / 4)
-            timeout = (int)(wd_ms / 4); /* never late for the watchdog */
-        struct pollfd pfd = {.fd = s.inotify, .events = POLLIN};
-        if (poll(&pfd, s.inotify >= 0 ? 1 : 0, timeout) > 0)
-            read_inotify(&s, now_ms());
+        if (wd_ms && timeout > last_wd + wd_ms / 4 - now)
+            timeout = last_wd + wd_ms / 4 - now; /* never late for the watchdog */
+        if (timeout < 0)
+            timeout = 0;
+        struct timespec ts = {timeout / 1000, (timeout % 1000) * 1000000L};
+        struct pollfd pfd[2] = {{.fd = s.wake[0], .events = POLLIN},
+                                {.fd = s.inotify, .events = POLLIN}};
+        if (ppoll(pfd, s.inotify >= 0 ? 2 : 1, &ts, &waiting) > 0) {
+            char buf[64];
+            while (read(s.wake[0], buf, sizeof buf) > 0)
+                ;
+            if (pfd[1].revents & POLLIN) {
+                pthread_mutex_lock(&s.mu);
+                read_inotify(&s, now_ms());
+                pthread_mutex_unlock(&s.mu);
+            }
+        }
     }
 
     wlog(LOG_INFO, NULL, NULL, "stopping", NULL,
          "signal received: no new claims; in-flight intakes stop at their next committed state");
     notify_send("STOPPING=1");
-    pthread_mutex_lock(&s.mu);
-    s.stop = true;
-    pthread_cond_broadcast(&s.cv);
-    pthread_mutex_unlock(&s.mu);
-    for (int i = 0; i < s.workers; i++)
-        pthread_join(threads[i], NULL);
+    if (s.reloading) {
+        pthread_join(s.reload_thread, NULL);
+        if (s.fresh) {
+            profiles_free(s.fresh);
+            free(s.fresh);
+        }
+    }
+    runner_stop(s.runner);
     console_stop(console);
     audit_stop(audit);
     reconciler_stop(recon);
-    sla_free(sla);
+    if (s.sla)
+        periodic_stop(&s.keeper); /* frees s.sla (keeper_done) */
     wlog(LOG_INFO, NULL, NULL, "stopped", NULL, "clean shutdown");
-    pipeline_free(pl);
-    profiles_free(s.profiles);
-    free(s.profiles);
+out:
+    profset_drop(s.ps);
     free(s.next_poll);
     free(s.fails);
     free(s.down_since);
     free(s.wd);
-    free(s.inflight);
-    free(s.inflight_profile);
-    free(threads);
-    free(args);
     if (s.inotify >= 0)
         close(s.inotify);
-    close(lock);
-    return run_rc;
+    close(s.wake[0]);
+    close(s.wake[1]);
+    pthread_mutex_destroy(&s.mu);
+    return rc;
 }

@@ -1,0 +1,439 @@
+/*
+ * runner: see runner.h.  One mutex guards the queue, the running slots and
+ * the current set; jobs themselves run outside it.  Every worker owns a
+ * ledger connection for its whole life and a pipeline built on the set of
+ * the last job it ran (rebuilt when a job starts on a newer set, dropped
+ * when the worker idles on an old one, so an old set does not outlive its
+ * last job for long).
+ */
+#include "daemon/runner.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+enum job_kind { JOB_NONE, JOB_ADVANCE, JOB_POLL, JOB_DUE };
+
+struct job {
+    enum job_kind kind;
+    char id[ID_LEN];  /* JOB_ADVANCE */
+    char profile[80]; /* JOB_ADVANCE, JOB_POLL (names are at most 64) */
+};
+
+struct slot {
+    struct job job; /* kind JOB_NONE: idle */
+    bool again;     /* JOB_POLL: polled for while running */
+};
+
+struct worker {
+    struct runner *r;
+    int index;
+    pthread_t thread;
+    bool started;
+};
+
+struct runner {
+    const struct wharf_config *cfg;
+    struct runner_hooks hooks;
+    size_t queue_max;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* a job queued or finished, a swap, stop */
+    struct profset *ps; /* current */
+    struct job *q;
+    size_t nq, cap, n_advance;
+    struct slot *running;
+    struct worker *w;
+    int workers, alive; /* alive: workers with a ledger connection */
+    bool stop;
+    struct pipeline_stats st;
+    int errors; /* ledger failures: a worker's connection, a due job's query */
+};
+
+static void stats_add(struct pipeline_stats *a, const struct pipeline_stats *b)
+{
+    a->listed += b->listed;
+    a->claimed += b->claimed;
+    a->quarantined += b->quarantined;
+    a->refused += b->refused;
+    a->done += b->done;
+    a->loaded += b->loaded;
+    a->rejected += b->rejected;
+    a->duplicates += b->duplicates;
+    a->failed += b->failed;
+    a->retrying += b->retrying;
+}
+
+static bool same(const struct job *a, const struct job *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    switch (a->kind) {
+    case JOB_ADVANCE:
+        return !strcmp(a->id, b->id);
+    case JOB_POLL:
+        return !strcmp(a->profile, b->profile);
+    default:
+        return true;
+    }
+}
+
+/* Under mu: the slot running a job like j, or NULL. */
+static struct slot *running_like(struct runner *r, const struct job *j)
+{
+    for (int i = 0; i < r->workers; i++)
+        if (same(&r->running[i].job, j))
+            return &r->running[i];
+    return NULL;
+}
+
+static bool queued_like(struct runner *r, const struct job *j)
+{
+    for (size_t i = 0; i < r->nq; i++)
+        if (same(&r->q[i], j))
+            return true;
+    return false;
+}
+
+/* Under mu: queue j by the rules in runner.h. */
+static void push(struct runner *r, const struct job *j)
+{
+    struct slot *s;
+    if (r->stop || queued_like(r, j))
+        return;
+    if ((s = running_like(r, j))) {
+        if (j->kind == JOB_POLL)
+            s->again = true;
+        return;
+    }
+    if (j->kind == JOB_ADVANCE && r->queue_max && r->n_advance >= r->queue_max)
+        return; /* back pressure: the next due job finds it */
+    if (r->nq == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        r->q = xrealloc(r->q, r->cap * sizeof *r->q);
+    }
+    r->q[r->nq++] = *j;
+    if (j->kind == JOB_ADVANCE)
+        r->n_advance++;
+    pthread_cond_broadcast(&r->cv);
+}
+
+static void push_advance(struct runner *r, const char *id, const char *profile)
+{
+    struct job j = {.kind = JOB_ADVANCE};
+    snprintf(j.id, sizeof j.id, "%s", id);
+    snprintf(j.profile, sizeof j.profile, "%s", profile);
+    pthread_mutex_lock(&r->mu);
+    push(r, &j);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int in_flight(struct runner *r, const char *profile)
+{
+    int n = 0;
+    for (int i = 0; i < r->workers; i++)
+        if (r->running[i].job.kind == JOB_ADVANCE && !strcmp(r->running[i].job.profile, profile))
+            n++;
+    return n;
+}
+
+static void unqueue(struct runner *r, size_t i)
+{
+    if (r->q[i].kind == JOB_ADVANCE)
+        r->n_advance--;
+    memmove(&r->q[i], &r->q[i + 1], (r->nq - i - 1) * sizeof *r->q);
+    r->nq--;
+}
+
+/* Under mu: the first queued job that may start now, taken off the queue;
+ * jobs of profiles the current set no longer has are dropped. */
+static bool pick(struct runner *r, struct job *out)
+{
+    for (size_t i = 0; i < r->nq;) {
+        struct job *j = &r->q[i];
+        const struct profile *p = NULL;
+        if (j->kind != JOB_DUE && !(p = profiles_find(&r->ps->set, j->profile))) {
+            unqueue(r, i);
+            continue;
+        }
+        bool may = j->kind == JOB_ADVANCE ? in_flight(r, j->profile) < p->concurrency
+                                          : !running_like(r, j);
+        if (may) {
+            *out = *j;
+            unqueue(r, i);
+            return true;
+        }
+        i++;
+    }
+    return false;
+}
+
+static bool busy(struct runner *r)
+{
+    if (r->nq)
+        return true;
+    for (int i = 0; i < r->workers; i++)
+        if (r->running[i].job.kind != JOB_NONE)
+            return true;
+    return false;
+}
+
+static void run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
+                     const struct profile *p, struct pipeline_stats *st)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    struct werr e = {0};
+    struct pipeline_stats mine = {0};
+    int rc;
+    if (!p->enabled || ledger_paused(l, p->name))
+        return;
+    rc = pipeline_poll(pl, p, &ids, &n, &mine, &e);
+    stats_add(st, &mine);
+    if (r->hooks.polled)
+        r->hooks.polled(r->hooks.ctx, l, p, rc, ids, n, &mine, &e);
+    for (size_t k = 0; k < n; k++) {
+        push_advance(r, ids[k], p->name);
+        free(ids[k]);
+    }
+    free(ids);
+    /* listing connections are not kept between polls (a failed one may be
+     * half dead: reconnect next time) */
+    pipeline_release_sources(pl, 0);
+}
+
+static void run_due(struct runner *r, struct pipeline *pl, struct ledger *l,
+                    const struct profile_set *set)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    struct werr e;
+    if (pipeline_due(pl, NULL, &ids, &n, &e) < 0) {
+        wlog(LOG_ERROR, NULL, NULL, "due_failed", NULL, "ledger: %s", e.msg);
+        pthread_mutex_lock(&r->mu);
+        r->errors++;
+        pthread_mutex_unlock(&r->mu);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct intake in = {0};
+        if (ledger_get(l, ids[i], &in, &e) > 0 && profiles_find(set, in.profile))
+            push_advance(r, in.id, in.profile);
+        intake_clear(&in);
+        free(ids[i]);
+    }
+    free(ids);
+}
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    struct runner *r = w->r;
+    struct slot *me = &r->running[w->index];
+    struct werr e;
+    struct ledger *l =
+        ledger_open(r->cfg->ledger_type, r->cfg->ledger_path, r->cfg->ledger_dsn_file, &e);
+    struct pipeline *pl = NULL;
+    struct profset *mine = NULL; /* the set pl was built on */
+
+    pthread_mutex_lock(&r->mu);
+    if (!l) {
+        wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "ledger: %s", e.msg);
+        r->alive--;
+        r->errors++;
+        pthread_cond_broadcast(&r->cv);
+    }
+    while (l) {
+        struct job j;
+        if (r->stop)
+            break;
+        if (!pick(r, &j)) {
+            if (mine && mine != r->ps) { /* idle on an old set: let it go */
+                pthread_mutex_unlock(&r->mu);
+                pipeline_free(pl);
+                profset_drop(mine);
+                pl = NULL;
+                mine = NULL;
+                pthread_mutex_lock(&r->mu);
+                continue;
+            }
+            pthread_cond_wait(&r->cv, &r->mu);
+            continue;
+        }
+        me->job = j;
+        me->again = false;
+        struct profset *ps = profset_hold(r->ps);
+        pthread_mutex_unlock(&r->mu);
+
+        struct pipeline_stats st = {0};
+        if (ps != mine) {
+            pipeline_free(pl);
+            profset_drop(mine);
+            mine = profset_hold(ps);
+            pl = pipeline_new(r->cfg, &mine->set, l);
+            if (r->hooks.progress)
+                pipeline_set_progress(pl, r->hooks.progress, r->hooks.progress_ctx);
+        }
+        const struct profile *p = profiles_find(&ps->set, j.profile);
+        if (j.kind == JOB_ADVANCE)
+            pipeline_advance(pl, j.id, &st);
+        else if (j.kind == JOB_POLL && p)
+            run_poll(r, pl, l, p, &st);
+        else if (j.kind == JOB_DUE)
+            run_due(r, pl, l, &ps->set);
+        profset_drop(ps);
+
+        pthread_mutex_lock(&r->mu);
+        bool again = me->again;
+        me->job.kind = JOB_NONE;
+        stats_add(&r->st, &st);
+        if (again)
+            push(r, &j);
+        bool idle = r->nq == 0;
+        pthread_cond_broadcast(&r->cv);
+        if (idle && pl) { /* close SFTP connections and targets, not under the lock */
+            pthread_mutex_unlock(&r->mu);
+            pipeline_release_sources(pl, 0);
+            pthread_mutex_lock(&r->mu);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    pipeline_free(pl);
+    profset_drop(mine);
+    if (l)
+        ledger_close(l);
+    return NULL;
+}
+
+struct runner *runner_start(const struct wharf_config *cfg, struct profset *set, int workers,
+                            size_t queue_max, const struct runner_hooks *hooks)
+{
+    struct runner *r = xcalloc(1, sizeof *r);
+    sigset_t all, old;
+    int started = 0;
+    r->cfg = cfg;
+    r->ps = set;
+    r->queue_max = queue_max;
+    if (hooks)
+        r->hooks = *hooks;
+    r->workers = workers > 0 ? workers : 1;
+    r->running = xcalloc((size_t)r->workers, sizeof *r->running);
+    r->w = xcalloc((size_t)r->workers, sizeof *r->w);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    /* signals are the main thread's: workers start with them blocked */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < r->workers; i++) {
+        r->w[i] = (struct worker){.r = r, .index = i};
+        pthread_mutex_lock(&r->mu);
+        r->alive++;
+        pthread_mutex_unlock(&r->mu);
+        if (pthread_create(&r->w[i].thread, NULL, work, &r->w[i]) == 0) {
+            r->w[i].started = true;
+            started++;
+        } else {
+            pthread_mutex_lock(&r->mu);
+            r->alive--;
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
+        wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "no worker thread could start");
+        runner_stop(r);
+        return NULL;
+    }
+    return r;
+}
+
+void runner_swap(struct runner *r, struct profset *set)
+{
+    pthread_mutex_lock(&r->mu);
+    struct profset *old = r->ps;
+    r->ps = set;
+    pthread_cond_broadcast(&r->cv); /* idle workers let the old set go */
+    pthread_mutex_unlock(&r->mu);
+    profset_drop(old);
+}
+
+struct profset *runner_profiles(struct runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    struct profset *ps = profset_hold(r->ps);
+    pthread_mutex_unlock(&r->mu);
+    return ps;
+}
+
+void runner_poll(struct runner *r, const char *profile)
+{
+    struct job j = {.kind = JOB_POLL};
+    snprintf(j.profile, sizeof j.profile, "%s", profile);
+    pthread_mutex_lock(&r->mu);
+    push(r, &j);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void runner_due(struct runner *r)
+{
+    struct job j = {.kind = JOB_DUE};
+    pthread_mutex_lock(&r->mu);
+    push(r, &j);
+    pthread_mutex_unlock(&r->mu);
+}
+
+size_t runner_backlog(struct runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n_advance;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+void runner_drain(struct runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (busy(r) && r->alive > 0 && !r->stop)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void runner_stats(struct runner *r, struct pipeline_stats *st)
+{
+    pthread_mutex_lock(&r->mu);
+    *st = r->st;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int runner_errors(struct runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->errors;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+void runner_stop(struct runner *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    r->nq = 0;
+    r->n_advance = 0;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < r->workers; i++)
+        if (r->w[i].started)
+            pthread_join(r->w[i].thread, NULL);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    profset_drop(r->ps);
+    free(r->q);
+    free(r->running);
+    free(r->w);
+    free(r);
+}
