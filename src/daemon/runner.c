@@ -324,8 +324,12 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
     r->w = xcalloc((size_t)r->workers, sizeof *r->w);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    /* signals are the main thread's: workers start with them blocked */
-    sigfillset(&all);
+    /* the stop and reload signals are the main thread's: workers start
+     * with them blocked (faults like SIGSEGV stay with the thread) */
+    sigemptyset(&all);
+    sigaddset(&all, SIGTERM);
+    sigaddset(&all, SIGINT);
+    sigaddset(&all, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     for (int i = 0; i < r->workers; i++) {
         r->w[i] = (struct worker){.r = r, .index = i};
