@@ -111,8 +111,8 @@ int cmd_once(struct cli *c, int argc, char **argv)
     op.n = xcalloc(ps->set.n + 1, sizeof *op.n);
 
     /* The runner of `wharf run`, until its queue is drained: whatever an
-     * earlier run left unfinished, one poll of every enabled profile, and
-     * every intake those polls claim.  A progress line only when one
+     * earlier run left unfinished, then one poll of every enabled profile
+     * and every intake those polls claim.  A progress line only when one
      * worker runs (lines of several would overwrite each other). */
     struct runner_hooks hooks = {.polled = once_polled, .ctx = &op};
     if (c->cfg.workers <= 1)
@@ -123,6 +123,7 @@ int cmd_once(struct cli *c, int argc, char **argv)
         goto out;
     }
     runner_due(run);
+    runner_drain(run); /* first what was left, as a restarted server would */
     for (size_t i = 0; i < ps->set.n; i++)
         if (ps->set.v[i]->enabled)
             runner_poll(run, ps->set.v[i]->name);

@@ -220,7 +220,9 @@ static void run_due(struct runner *r, struct pipeline *pl, struct ledger *l,
     }
     for (size_t i = 0; i < n; i++) {
         struct intake in = {0};
-        if (ledger_get(l, ids[i], &in, &e) > 0 && profiles_find(set, in.profile))
+        /* (one that finished since the list was read is left alone) */
+        if (ledger_get(l, ids[i], &in, &e) > 0 && in.state != ST_DONE && in.state != ST_FAILED &&
+            profiles_find(set, in.profile))
             push_advance(r, in.id, in.profile);
         intake_clear(&in);
         free(ids[i]);
