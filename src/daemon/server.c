@@ -187,9 +187,8 @@ static char *poll_failed(struct server *s, size_t i, const struct profile *p, in
 /* The runner's hook, on the worker that polled: the schedule learns the
  * outcome (backoff, circuit, the follow-up for a drop not yet stable), the
  * ledger the source's health, and the main loop wakes to reschedule. */
-static void server_polled(void *ctx, struct ledger *l, const struct profile *p, int rc,
-                          char **ids, size_t n_ids, const struct pipeline_stats *st,
-                          const struct werr *e)
+static void server_polled(void *ctx, struct ledger *l, const struct profile *p, int rc, char **ids,
+                          size_t n_ids, const struct pipeline_stats *st, const struct werr *e)
 {
     struct server *s = ctx;
     int64_t now = now_ms();
@@ -221,8 +220,8 @@ static void server_polled(void *ctx, struct ledger *l, const struct profile *p, 
             health = xasprintf("failing since %s: %s (see %s)", ts, e->msg, werr_runbook(e));
         }
         ledger_set_health(l, p->name, health);
-        wlog(LOG_ERROR, p->name, NULL, fails >= CIRCUIT_AFTER ? "source_down" : "poll_failed",
-             NULL, "%s", health);
+        wlog(LOG_ERROR, p->name, NULL, fails >= CIRCUIT_AFTER ? "source_down" : "poll_failed", NULL,
+             "%s", health);
         free(health);
     } else {
         if (fails >= CIRCUIT_AFTER)
@@ -348,8 +347,8 @@ static int64_t keeper_tick(void *arg)
     int64_t now = now_ms();
     struct werr e;
     if (!s->keeper_ledger &&
-        !(s->keeper_ledger = ledger_open(s->cfg->ledger_type, s->cfg->ledger_path,
-                                         s->cfg->ledger_dsn_file, &e))) {
+        !(s->keeper_ledger =
+              ledger_open(s->cfg->ledger_type, s->cfg->ledger_path, s->cfg->ledger_dsn_file, &e))) {
         wlog(LOG_ERROR, NULL, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
         return 5000;
     }
