@@ -42,6 +42,7 @@ static void once_polled(void *ctx, struct ledger *l, const struct profile *p, in
                         size_t n, const struct pipeline_stats *st, const struct werr *e)
 {
     struct once_polls *op = ctx;
+    struct werr le;
     size_t k;
     (void)st;
     if (rc < 0) {
@@ -49,10 +50,12 @@ static void once_polled(void *ctx, struct ledger *l, const struct profile *p, in
         format_time_ms(now_ms(), ts);
         h = xasprintf("failing since %s (wharf once): %s (see %s)", ts, e->msg, werr_runbook(e));
         wlog(LOG_ERROR, p->name, NULL, "poll_failed", NULL, "%s", h);
-        ledger_set_health(l, p->name, h);
+        if (ledger_set_health(l, p->name, h, &le) < 0)
+            wlog(LOG_ERROR, p->name, NULL, "ledger", NULL, "source health not recorded: %s",
+                 le.msg);
         free(h);
-    } else
-        ledger_set_health(l, p->name, "ok");
+    } else if (ledger_set_health(l, p->name, "ok", &le) < 0)
+        wlog(LOG_ERROR, p->name, NULL, "ledger", NULL, "source health not recorded: %s", le.msg);
     pthread_mutex_lock(&op->mu);
     if (rc < 0)
         op->failed++;

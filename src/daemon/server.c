@@ -184,6 +184,13 @@ static char *poll_failed(struct server *s, size_t i, const struct profile *p, in
                      f == 1 ? "" : "s", next, e->msg, werr_runbook(e));
 }
 
+static void set_health(struct ledger *l, const char *profile, const char *health)
+{
+    struct werr e;
+    if (ledger_set_health(l, profile, health, &e) < 0)
+        wlog(LOG_ERROR, profile, NULL, "ledger", NULL, "source health not recorded: %s", e.msg);
+}
+
 /* The runner's hook, on the worker that polled: the schedule learns the
  * outcome (backoff, circuit, the follow-up for a drop not yet stable), the
  * ledger the source's health, and the main loop wakes to reschedule. */
@@ -219,7 +226,7 @@ static void server_polled(void *ctx, struct ledger *l, const struct profile *p, 
             format_time_ms(now, ts);
             health = xasprintf("failing since %s: %s (see %s)", ts, e->msg, werr_runbook(e));
         }
-        ledger_set_health(l, p->name, health);
+        set_health(l, p->name, health);
         wlog(LOG_ERROR, p->name, NULL, fails >= CIRCUIT_AFTER ? "source_down" : "poll_failed", NULL,
              "%s", health);
         free(health);
@@ -227,7 +234,7 @@ static void server_polled(void *ctx, struct ledger *l, const struct profile *p, 
         if (fails >= CIRCUIT_AFTER)
             wlog(LOG_INFO, p->name, NULL, "source_recovered", NULL,
                  "source reachable again after %d failed polls", fails);
-        ledger_set_health(l, p->name, "ok");
+        set_health(l, p->name, "ok");
     }
     wake_main(s);
 }
@@ -537,12 +544,12 @@ enum server_exit server_run(const struct wharf_config *cfg, struct profile_set *
             free(s.fresh);
         }
     }
+    if (s.sla)
+        periodic_stop(&s.keeper); /* frees s.sla (keeper_done); it reads the runner's set */
     runner_stop(s.runner);
     console_stop(console);
     audit_stop(audit);
     reconciler_stop(recon);
-    if (s.sla)
-        periodic_stop(&s.keeper); /* frees s.sla (keeper_done) */
     wlog(LOG_INFO, NULL, NULL, "stopped", NULL, "clean shutdown");
 out:
     profset_drop(s.ps);

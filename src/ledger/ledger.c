@@ -176,12 +176,11 @@ int ledger_set_paused(struct ledger *l, const char *profile, bool paused, struct
     return ledger_kv_set(l, key, paused ? "1" : "0", e);
 }
 
-void ledger_set_health(struct ledger *l, const char *profile, const char *health)
+int ledger_set_health(struct ledger *l, const char *profile, const char *health, struct werr *e)
 {
     char key[160];
-    struct werr e;
     snprintf(key, sizeof key, "health:%s", profile);
-    ledger_kv_set(l, key, health, &e);
+    return ledger_kv_set(l, key, health, e);
 }
 
 char *ledger_health(struct ledger *l, const char *profile)

@@ -393,7 +393,8 @@ static inline void ledger_close(struct ledger *l)
  * health line "health:<profile>" (written by the server, read by status). */
 bool ledger_paused(struct ledger *l, const char *profile);
 int ledger_set_paused(struct ledger *l, const char *profile, bool paused, struct werr *e);
-void ledger_set_health(struct ledger *l, const char *profile, const char *health);
+/* The source health line that status shows (kv "health:<profile>"); -1 on error. */
+int ledger_set_health(struct ledger *l, const char *profile, const char *health, struct werr *e);
 /* malloc'd health line or NULL when never polled. */
 char *ledger_health(struct ledger *l, const char *profile);
 
