@@ -63,6 +63,7 @@ int cmd_check(struct cli *c, int argc, char **argv)
             printf("configuration: %zu problem%s\n", d.n, d.n == 1 ? "" : "s");
         }
         diag_free(&d);
+        config_free(&c->cfg);
         free(names);
         json_decref(sources);
         return EXIT_CONFIG;

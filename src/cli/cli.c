@@ -105,6 +105,7 @@ int cli_config(struct cli *c)
         for (size_t i = 0; i < d.n; i++)
             fprintf(stderr, "%s\n", d.msg[i]);
         diag_free(&d);
+        config_free(&c->cfg);
         return EXIT_CONFIG;
     }
     diag_free(&d);
