@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/obs.h"
 #include "util/xmalloc.h"
 
 enum job_kind { JOB_NONE, JOB_ADVANCE, JOB_POLL, JOB_DUE };
@@ -99,6 +100,17 @@ static bool queued_like(struct runner *r, const struct job *j)
     return false;
 }
 
+/* Under mu: the queue and the workers as /metrics shows them (util/obs.h). */
+static void gauges(struct runner *r)
+{
+    int64_t b = 0;
+    for (int i = 0; i < r->workers; i++)
+        b += r->running[i].job.kind != JOB_NONE;
+    obs_gauge_set(OBS_QUEUE_DEPTH, (int64_t)r->nq);
+    obs_gauge_set(OBS_WORKERS_BUSY, b);
+    obs_gauge_set(OBS_WORKERS, r->alive);
+}
+
 /* Under mu: queue j by the rules in runner.h. */
 static void push(struct runner *r, const struct job *j)
 {
@@ -119,6 +131,7 @@ static void push(struct runner *r, const struct job *j)
     r->q[r->nq++] = *j;
     if (j->kind == JOB_ADVANCE)
         r->n_advance++;
+    gauges(r);
     pthread_cond_broadcast(&r->cv);
 }
 
@@ -267,6 +280,7 @@ static void *work(void *arg)
         }
         me->job = j;
         me->again = false;
+        gauges(r);
         struct profset *ps = profset_hold(r->ps);
         pthread_mutex_unlock(&r->mu);
 
@@ -291,6 +305,7 @@ static void *work(void *arg)
         pthread_mutex_lock(&r->mu);
         bool again = me->again;
         me->job.kind = JOB_NONE;
+        gauges(r);
         stats_add(&r->st, &st);
         if (again)
             push(r, &j);
@@ -348,6 +363,9 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_mutex_lock(&r->mu);
+    gauges(r);
+    pthread_mutex_unlock(&r->mu);
     if (!started) {
         wlog(LOG_ERROR, NULL, NULL, "worker", NULL, "no worker thread could start");
         runner_stop(r);

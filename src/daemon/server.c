@@ -90,7 +90,7 @@ struct server {
     struct periodic keeper;
     struct sla *sla;
     struct ledger *keeper_ledger;
-    int64_t last_sla, last_prune;
+    int64_t last_sla, last_prune, last_beat, started_ms;
     atomic_bool sla_now; /* check at once (after a reload) */
 };
 
@@ -379,6 +379,18 @@ static int64_t keeper_tick(void *arg)
     }
     profset_drop(ps);
     sla_reap(s->sla);
+    /* This node's heartbeat, then the leases of the intakes it holds, every
+     * third of a lease (ledger.h, "Nodes and leases"): `wharf status`
+     * lists the node, and a live node's intakes are never taken over. */
+    if (ledger_node() && ledger_lease_ms() > 0 && now - s->last_beat >= ledger_lease_ms() / 3) {
+        s->last_beat = now;
+        if (ledger_node_beat(s->keeper_ledger, ledger_node(), (int64_t)getpid(), s->started_ms,
+                             now, &e) < 0 ||
+            ledger_lease_renew(s->keeper_ledger, ledger_node(), now + ledger_lease_ms(), NULL,
+                               &e) < 0)
+            wlog(LOG_ERROR, NULL, NULL, "heartbeat_failed", NULL, "node %s: ledger: %s",
+                 ledger_node(), e.msg);
+    }
     return 1000;
 }
 
@@ -462,7 +474,7 @@ enum server_exit server_run(const struct wharf_config *cfg, struct profile_set *
         goto out;
     }
     s.sla = sla_new(cfg);
-    s.last_prune = now_ms();
+    s.last_prune = s.started_ms = now_ms();
     if (periodic_start(&s.keeper, keeper_tick, keeper_done, &s) < 0) {
         wlog(LOG_ERROR, NULL, NULL, "sla_check_failed", NULL, "cannot start the SLA thread: %s",
              strerror(errno));

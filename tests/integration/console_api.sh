@@ -180,6 +180,10 @@ eq "the +Inf bucket of a stage is its count" "$(mval 'wharf_stage_duration_secon
 n=$(mval wharf_ledger_commit_seconds_count)
 if [ "${n:-0}" -ge 5 ]; then ok "ledger commits timed ($n)"; else bad "ledger commits: ${n:-absent}"; fi
 eq "the outbound stages stayed empty" "$(mval 'wharf_stage_duration_seconds_count{stage="deliver"}')" 0
+n=$(mval wharf_workers)
+if [ "${n:-0}" -ge 1 ]; then ok "the runner's workers are shown ($n)"; else bad "wharf_workers: ${n:-absent}"; fi
+check "the queue depth is shown" test -n "$(mval wharf_queue_depth)"
+check "busy workers are shown" test -n "$(mval wharf_workers_busy)"
 command -v promtool >/dev/null && check "promtool check metrics passes (after the run)" bash -c "promtool check metrics <<<\"\$1\"" _ "$m1"
 
 # limits: an oversized request, a slow client

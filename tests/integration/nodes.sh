@@ -6,10 +6,10 @@
 # the profiles once a node has registered a heartbeat, and is unchanged
 # before (a single node); `--json` stays the array of profiles.
 #
-# The server does not send heartbeats yet (docs/scale-out.md): they are
-# written here as rows of the ledger's nodes table, as ledger_node_beat
-# writes them; the ledger calls themselves are tested in test_ledger on
-# SQLite and PostgreSQL.
+# Sections 1-4 write heartbeats as rows of the ledger's nodes table, as
+# ledger_node_beat writes them, to show ages and expiry at chosen times;
+# section 5 has a real `wharf run` register and beat. The ledger calls
+# themselves are tested in test_ledger on SQLite and PostgreSQL.
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 
 cat > wharf.yaml <<EOF
@@ -75,5 +75,21 @@ w once >/dev/null 2>&1
 eq "b.csv loaded" "$(sql var/warehouse.db 'SELECT count(*) FROM acme')" 10
 eq "alpha holds nothing in progress" "$(node_field alpha in_progress)" 0
 w status --nodes --bogus >/dev/null 2>&1; eq "an unknown option still exits 2" "$?" 2
+
+# 5. a running server registers its node and beats (every third of a lease)
+sed -i 's/^node: alpha/node: gamma/' wharf.yaml
+"$WHARF" run >run.log 2>&1 &
+srv=$!
+beat=absent
+for _ in $(seq 1 150); do
+  beat=$(node_field gamma pid)
+  [ "$beat" = "$srv" ] && break
+  sleep 0.1
+done
+eq "the server registered node gamma with its pid" "$beat" "$srv"
+age=$(node_field gamma heartbeat_age_s)
+if [ "${age:-99}" -le 20 ] 2>/dev/null; then ok "gamma's heartbeat is fresh (${age} s, beats every 20 s)"; else bad "gamma's heartbeat age: ${age:-none}"; fi
+kill -TERM "$srv"; wait "$srv"
+eq "the server stopped cleanly" "$?" 0
 
 finish
