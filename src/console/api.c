@@ -255,6 +255,11 @@ enum MHD_Result api_route(struct console_req *q, const char *path)
             return ledger_failed(q, &e);
         return console_json(q->conn, MHD_HTTP_OK, j);
     }
+    if (!strcmp(path, "/v1/nodes")) { /* wharf status --nodes --json */
+        if (!(j = view_nodes(q->l, sla_now(), &e)))
+            return ledger_failed(q, &e);
+        return console_json(q->conn, MHD_HTTP_OK, j);
+    }
     if (!strcmp(path, "/v1/intakes")) {
         int r = api_intake_page(q, &j, &e, why, sizeof why);
         if (r == -2)

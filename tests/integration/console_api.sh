@@ -184,6 +184,12 @@ n=$(mval wharf_workers)
 if [ "${n:-0}" -ge 1 ]; then ok "the runner's workers are shown ($n)"; else bad "wharf_workers: ${n:-absent}"; fi
 check "the queue depth is shown" test -n "$(mval wharf_queue_depth)"
 check "busy workers are shown" test -n "$(mval wharf_workers_busy)"
+
+# the nodes sharing the ledger: this server, by its pid
+nodes=$(curl -s -m 10 -b aud.jar "$BASE/api/v1/nodes")
+eq "/api/v1/nodes lists the server's node with its pid" "$(python3 -c 'import json,sys; print([n["pid"] for n in json.loads(sys.argv[1])])' "$nodes")" "[$SRV]"
+eq "and the same as wharf status --nodes --json" "$(w status --nodes --json | python3 -c 'import json,sys; print([n["name"] for n in json.load(sys.stdin)])')" \
+  "$(python3 -c 'import json,sys; print([n["name"] for n in json.loads(sys.argv[1])])' "$nodes")"
 command -v promtool >/dev/null && check "promtool check metrics passes (after the run)" bash -c "promtool check metrics <<<\"\$1\"" _ "$m1"
 
 # limits: an oversized request, a slow client
