@@ -16,6 +16,7 @@
 
 #include "util/log.h"
 #include "util/obs.h"
+#include "util/parse.h"
 #include "util/xmalloc.h"
 
 enum job_kind { JOB_NONE, JOB_ADVANCE, JOB_POLL, JOB_DUE };
@@ -195,8 +196,10 @@ static bool busy(struct runner *r)
     return false;
 }
 
-static void run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
-                     const struct profile *p, struct pipeline_stats *st)
+/* One poll of p; -1 when it failed (the source's backoff then decides
+ * when it is tried again, not a poll asked for while this one ran). */
+static int run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
+                    const struct profile *p, struct pipeline_stats *st)
 {
     char **ids = NULL;
     size_t n = 0;
@@ -204,7 +207,7 @@ static void run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
     struct pipeline_stats mine = {0};
     int rc;
     if (!p->enabled || ledger_paused(l, p->name))
-        return;
+        return 0;
     rc = pipeline_poll(pl, p, &ids, &n, &mine, &e);
     stats_add(st, &mine);
     if (r->hooks.polled)
@@ -217,6 +220,7 @@ static void run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
     /* listing connections are not kept between polls (a failed one may be
      * half dead: reconnect next time) */
     pipeline_release_sources(pl, 0);
+    return rc < 0 ? -1 : 0;
 }
 
 static void run_due(struct runner *r, struct pipeline *pl, struct ledger *l,
@@ -233,8 +237,15 @@ static void run_due(struct runner *r, struct pipeline *pl, struct ledger *l,
     }
     for (size_t i = 0; i < n; i++) {
         struct intake in = {0};
-        /* (one that finished since the list was read is left alone) */
-        if (ledger_get(l, ids[i], &in, &e) > 0 && in.state != ST_DONE && in.state != ST_FAILED &&
+        bool stop;
+        pthread_mutex_lock(&r->mu);
+        stop = r->stop;
+        pthread_mutex_unlock(&r->mu);
+        /* One that finished since the list was read is left alone, and so
+         * is one whose attempt failed meanwhile (a worker ran it while this
+         * list was read): it waits for its backoff, never re-run at once. */
+        if (!stop && ledger_get(l, ids[i], &in, &e) > 0 && in.state != ST_DONE &&
+            in.state != ST_FAILED && in.next_attempt_ms <= now_ms() &&
             profiles_find(set, in.profile))
             push_advance(r, in.id, in.profile);
         intake_clear(&in);
@@ -285,6 +296,7 @@ static void *work(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         struct pipeline_stats st = {0};
+        int polled = 0;
         if (ps != mine) {
             pipeline_free(pl);
             profset_drop(mine);
@@ -297,13 +309,16 @@ static void *work(void *arg)
         if (j.kind == JOB_ADVANCE)
             pipeline_advance(pl, j.id, &st);
         else if (j.kind == JOB_POLL && p)
-            run_poll(r, pl, l, p, &st);
+            polled = run_poll(r, pl, l, p, &st);
         else if (j.kind == JOB_DUE)
             run_due(r, pl, l, &ps->set);
         profset_drop(ps);
 
         pthread_mutex_lock(&r->mu);
-        bool again = me->again;
+        /* a poll asked for while this one ran is done now -- unless this
+         * one failed: then the source's backoff (and circuit) says when the
+         * next one comes, or a dead partner would be polled back to back */
+        bool again = me->again && polled == 0;
         me->job.kind = JOB_NONE;
         gauges(r);
         stats_add(&r->st, &st);

@@ -265,7 +265,7 @@ static void read_inotify(struct server *s, int64_t now)
     while ((n = read(s->inotify, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
-            for (size_t i = 0; i < set->n; i++)
+            for (size_t i = 0; i < set->n && ev->wd >= 0; i++) /* -1: IN_Q_OVERFLOW */
                 if (s->wd[i] == ev->wd) {
                     const struct profile *pr = set->v[i];
                     int64_t later = now + pr->source.stable_for_ms + 50;
