@@ -1007,6 +1007,22 @@ static bool outbound_validates(const struct profile *p)
     return p->csv.schema || p->csv.inline_fields || p->xml.schema;
 }
 
+/* Inspects the taken original afresh (its parts unpacked again): -1 on an
+ * error (e set), 1 when inspection rejects the file, 0 when it goes on. */
+static int inspect_again(struct job *j, struct werr *e)
+{
+    int r;
+    if (rmtree(j->partsdir, e) < 0)
+        return -1;
+    inspection_free(&j->insp);
+    memset(&j->insp, 0, sizeof j->insp);
+    if ((r = inspect_run_for(j, e)) < 0)
+        return -1;
+    j->have_insp = true;
+    info_set(j, "inspection", inspection_json(&j->insp));
+    return r == 1;
+}
+
 static int step_check_outbound(struct job *j)
 {
     struct werr e = {0};
@@ -1015,15 +1031,9 @@ static int step_check_outbound(struct job *j)
     bool structural = false;
     int r;
 
-    if (rmtree(j->partsdir, &e) < 0)
-        goto fail;
-    inspection_free(&j->insp);
-    memset(&j->insp, 0, sizeof j->insp);
-    r = inspect_run_for(j, &e);
+    r = inspect_again(j, &e);
     if (r < 0)
         goto fail;
-    j->have_insp = true;
-    info_set(j, "inspection", inspection_json(&j->insp));
     if (r == 1)
         return reject(j, "inspection");
     if (!(v = validator_for(j->pl, j->p, &e)))
@@ -1288,15 +1298,9 @@ static int step_inspect(struct job *j)
             return 0;
         }
     }
-    if (rmtree(j->partsdir, &e) < 0)
-        goto fail;
-    inspection_free(&j->insp);
-    memset(&j->insp, 0, sizeof j->insp);
-    r = inspect_run_for(j, &e);
+    r = inspect_again(j, &e);
     if (r < 0)
         goto fail;
-    j->have_insp = true;
-    info_set(j, "inspection", inspection_json(&j->insp));
     if (r == 1)
         return reject(j, "inspection");
     if (save(j) < 0)
