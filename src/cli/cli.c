@@ -302,6 +302,25 @@ json_t *cli_outcome_json(struct cli *c, const char *id)
     return o;
 }
 
+void cli_record_action(struct cli *c, const char *action, const char *profile, const char *intake,
+                       bool ok, const char *result)
+{
+    struct passwd *pw = getpwuid(getuid());
+    const char *sudo = getenv("SUDO_USER");
+    char *actor = pw ? xasprintf("cli:%s", pw->pw_name) : xasprintf("cli:uid %u", (unsigned)getuid());
+    if (sudo && *sudo && (!pw || strcmp(sudo, pw->pw_name))) {
+        char *t = xasprintf("%s (sudo by %s)", actor, sudo);
+        free(actor);
+        actor = t;
+    }
+    struct action a = {0, actor, action, profile, intake, ok, result};
+    struct werr e;
+    if (ledger_action_add(c->ledger, &a, &e) < 0)
+        fprintf(stderr, "wharf %s: done, but not recorded in the ledger's actions: %s\n", action,
+                e.msg);
+    free(actor);
+}
+
 void cli_print_outcome(struct cli *c, const char *id)
 {
     struct intake in = {0};

@@ -88,6 +88,11 @@ int cmd_ledger(struct cli *c, int argc, char **argv);
 int cli_profiles(struct cli *c, char **names, size_t n, struct profile_set *set);
 /* A one-line human summary of an intake's outcome. */
 void cli_print_outcome(struct cli *c, const char *id);
+/* Records an operator's action done from the command line (pause, resume,
+ * replay) in the ledger's actions, by "cli:<login>" (and the sudo user who
+ * ran it, when there is one); a failure to record is said on stderr. */
+void cli_record_action(struct cli *c, const char *action, const char *profile, const char *intake,
+                       bool ok, const char *result);
 /* The intake as JSON (intake_json), or JSON null when it cannot be read. */
 json_t *cli_outcome_json(struct cli *c, const char *id);
 /* A progress callback for pipeline_set_progress: on a terminal, one

@@ -180,17 +180,54 @@ static int ev_cb(void *c, int64_t t, const char *kind, const char *detail)
     return 0;
 }
 
+/* `wharf show --profile P`: the operators' actions on P, newest first. */
+static int show_actions(struct cli *c, const char *profile, bool json)
+{
+    struct werr e;
+    json_t *arr, *a;
+    size_t i;
+    int r;
+    if ((r = cli_ledger(c)))
+        return r;
+    if (!(arr = view_actions(c->ledger, profile, 200, &e))) {
+        fprintf(stderr, "wharf show: %s\n", e.msg);
+        return EXIT_FAILURE_OP;
+    }
+    if (json) {
+        cli_print_json(arr);
+        return EXIT_OK;
+    }
+    char *p = esc_text(profile);
+    printf("profile   %s\nactions   %zu (newest first)\n", p, json_array_size(arr));
+    free(p);
+    json_array_foreach(arr, i, a) {
+        const char *on = json_string_value(json_object_get(a, "intake")),
+                   *res = json_string_value(json_object_get(a, "result"));
+        char *who = esc_text(json_string_value(json_object_get(a, "actor"))),
+             *what = esc_text(res ? res : "done");
+        printf("  %s  %-7s by %s%s%s: %s%s\n", json_string_value(json_object_get(a, "time")),
+               json_string_value(json_object_get(a, "action")), who, on ? " on " : "",
+               on ? on : "", json_is_true(json_object_get(a, "ok")) ? "" : "FAILED: ", what);
+        free(who);
+        free(what);
+    }
+    json_decref(arr);
+    return EXIT_OK;
+}
+
 int cmd_show(struct cli *c, int argc, char **argv)
 {
     struct intake in = {0};
     struct werr e;
-    const char *id = NULL;
+    const char *id = NULL, *profile = NULL;
     bool json = false;
     int r;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = true;
+        else if (!strcmp(argv[i], "--profile") && i + 1 < argc && !profile)
+            profile = argv[++i];
         else if (argv[i][0] != '-' && !id)
             id = argv[i];
         else {
@@ -198,8 +235,10 @@ int cmd_show(struct cli *c, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!id) {
-        cli_usage_error("show", "needs an INTAKE id (or a unique prefix)");
+    if (profile && !id)
+        return show_actions(c, profile, json);
+    if (!id || profile) {
+        cli_usage_error("show", "needs an INTAKE id (or a unique prefix), or --profile PROFILE");
         return EXIT_USAGE;
     }
     if (!cli_id_valid(id)) {

@@ -87,6 +87,10 @@ int cmd_replay(struct cli *c, int argc, char **argv)
         char id[ID_LEN];
         struct werr e;
         int k = pipeline_replay(pl, todo.ids[i], id, &e);
+        char *res = k > 0 ? xasprintf("replayed as %s", id) : NULL;
+        cli_record_action(c, "replay", NULL, todo.ids[i], k >= 0,
+                          k < 0 ? e.msg : k == 0 ? "already replayed" : res);
+        free(res);
         if (k < 0) {
             fprintf(stderr, "wharf replay %s: %s\n", todo.ids[i], e.msg);
             if (json)

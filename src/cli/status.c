@@ -208,6 +208,7 @@ static int set_paused(struct cli *c, int argc, char **argv, bool value)
         fprintf(stderr, "wharf %s: %s\n", argv[0], e.msg);
         return EXIT_FAILURE_OP;
     }
+    cli_record_action(c, value ? "pause" : "resume", argv[1], NULL, true, NULL);
     printf("%s %s\n", argv[1], value ? "paused" : "resumed");
     return EXIT_OK;
 }

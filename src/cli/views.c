@@ -78,6 +78,28 @@ json_t *view_nodes(struct ledger *l, int64_t now, struct werr *e)
     return x.arr;
 }
 
+static int actions_cb(void *ctx, const struct action *a)
+{
+    char ts[32];
+    format_time_ms(a->time_ms, ts);
+    json_array_append_new(ctx, json_pack("{s:s,s:o,s:o,s:o,s:o,s:b,s:o}", "time", ts, "actor",
+                                         esc_json(a->actor), "action", esc_json(a->action),
+                                         "profile", esc_json(a->profile), "intake",
+                                         esc_json(a->intake), "ok", a->ok, "result",
+                                         esc_json(a->result)));
+    return 0;
+}
+
+json_t *view_actions(struct ledger *l, const char *profile, int limit, struct werr *e)
+{
+    json_t *arr = json_array();
+    if (ledger_actions(l, profile, limit, actions_cb, arr, e) < 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 struct list_ctx {
     json_t *arr;
     bool rejects;

@@ -20,6 +20,10 @@ json_t *view_status(struct ledger *l, const struct profile_set *set, int64_t now
  * by name: name, pid, started, heartbeat (ISO time or null when it never
  * beat), heartbeat_age_s (at now), in_progress, expired_leases. */
 json_t *view_nodes(struct ledger *l, int64_t now, struct werr *e);
+/* `wharf show --profile P --json` and the console's audit: the newest
+ * `limit` operator actions on profile P (NULL: all), newest first: time,
+ * actor, action, profile, intake, ok, result. */
+json_t *view_actions(struct ledger *l, const char *profile, int limit, struct werr *e);
 /* `wharf intakes --json` / `wharf rejects --json` (rejects: each with "kind"
  * rejected|failed; f must already ask for rejects and failed ones). */
 json_t *view_intakes(struct ledger *l, const struct intake_filter *f, bool rejects, struct werr *e);

@@ -306,6 +306,16 @@ enum MHD_Result api_route(struct console_req *q, const char *path)
         json_decref(st);
         return console_json(q->conn, MHD_HTTP_OK, out);
     }
+    if (!strcmp(path, "/v1/actions")) { /* wharf show --profile P --json */
+        const char *lim = arg(q, "limit");
+        int n = lim ? atoi(lim) : 100;
+        if (n < 1 || n > 1000)
+            return console_error(q->conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                 "limit is 1 to 1000");
+        if (!(j = view_actions(q->l, arg(q, "profile"), n, &e)))
+            return ledger_failed(q, &e);
+        return console_json(q->conn, MHD_HTTP_OK, j);
+    }
     if (!strcmp(path, "/v1/verify")) {
         audit_last(q->l, &j);
         return console_json(q->conn, MHD_HTTP_OK, j ? j : json_null());

@@ -370,39 +370,24 @@ char *console_form_value(const char *body, const char *key)
 
 /* ---- actions (operators) ---------------------------------------------- */
 
-/* Records an operator's action in the ledger: on the intake's events when
- * it is about one (wharf show lists it), and in the console's action log
- * (kv "console:actions", the newest 200) either way. */
+/* Records an operator's action in the ledger: in the actions table (who,
+ * what, when, how it ended: `wharf show --profile`, the audit page) and, when
+ * it was done on an intake, on that intake's events too (`wharf show ID`). */
 static void record_action(struct ledger *l, const char *user, const char *action,
-                          const char *profile, const char *intake, const char *result)
+                          const char *profile, const char *intake, bool ok, const char *result)
 {
     struct werr e;
-    char *v = NULL, ts[32];
-    json_t *d = json_pack("{s:s,s:s,s:s?,s:s?,s:o}", "user", user, "action", action, "profile",
-                          profile, "intake", intake, "result", esc_json(result));
-    if (intake && ledger_event(l, intake, "console_action", json_incref(d), &e) < 0)
-        wlog(LOG_ERROR, profile, intake, "console_action", NULL, "cannot record: %s", e.msg);
-    format_time_ms(now_ms(), ts);
-    json_object_set_new(d, "time", json_string(ts));
-    json_t *list = NULL;
-    if (ledger_kv_get(l, "console:actions", &v, &e) == 0 && v)
-        list = json_loads(v, 0, NULL);
-    free(v);
-    if (!json_is_array(list)) {
-        json_decref(list);
-        list = json_array();
+    struct action a = {0, user, action, profile, intake, ok, result};
+    if (intake && ok) {
+        json_t *d = json_pack("{s:s,s:s,s:b,s:o}", "user", user, "action", action, "ok", ok,
+                              "result", esc_json(result));
+        if (ledger_event(l, intake, "console_action", d, &e) < 0)
+            wlog(LOG_ERROR, profile, intake, "console_action", NULL, "cannot record: %s", e.msg);
     }
-    json_array_append(list, d);
-    while (json_array_size(list) > 200)
-        json_array_remove(list, 0);
-    char *s = json_dumps(list, JSON_COMPACT);
-    if (s && ledger_kv_set(l, "console:actions", s, &e) < 0)
+    if (ledger_action_add(l, &a, &e) < 0)
         wlog(LOG_ERROR, profile, intake, "console_action", NULL, "cannot record: %s", e.msg);
-    free(s);
-    json_decref(list);
     wlog(LOG_INFO, profile, intake, "console_action", NULL, "%s by %s: %s", action, user,
          result ? result : "done");
-    json_decref(d);
 }
 
 /* Replays one reject or failed intake.  0 with new_id ("" when it was
@@ -414,10 +399,12 @@ int console_replay(struct console_req *q, const char *id, char new_id[ID_LEN], s
     pipeline_free(pl);
     if (k == 0)
         new_id[0] = 0;
-    record_action(q->l, q->s.user, "replay", NULL, k < 0 ? NULL : id,
+    char *res = k > 0 ? xasprintf("replayed as %s", new_id) : NULL;
+    record_action(q->l, q->s.user, "replay", NULL, id, k >= 0,
                   k < 0    ? e->msg
                   : k == 0 ? "already replayed"
-                           : new_id);
+                           : res);
+    free(res);
     if (k > 0)
         __atomic_add_fetch(&q->c->n.replays, 1, __ATOMIC_RELAXED);
     return k < 0 ? -1 : 0;
@@ -449,7 +436,7 @@ int console_profile_action(struct console_req *q, const char *profile, const cha
         pipeline_release_sources(pl, 0);
         pipeline_free(pl);
     }
-    record_action(q->l, q->s.user, action, p->name, NULL, r < 0 ? e->msg : NULL);
+    record_action(q->l, q->s.user, action, p->name, NULL, r >= 0, r < 0 ? e->msg : NULL);
     return r;
 }
 

@@ -649,7 +649,6 @@ static enum MHD_Result audit(struct console_req *q)
     json_t *v = NULL;
     struct chain_ctx *x = calloc(1, sizeof *x);
     struct werr e;
-    char *acts = NULL;
     head(&b, "Audit", q);
     if (x && ledger_chain_walk(q->l, chain_cb, x, &e) == 0) {
         hbuf_printf(&b, "<h2>Hash chain</h2><p>%lld sealed bags; head <code>%s</code>",
@@ -675,17 +674,35 @@ static enum MHD_Result audit(struct console_req *q)
     hbuf_puts(&b, "</pre><h2>Export</h2><form method=get action=/api/v1/export>manifest "
                   "records of every bag sealed since <input name=since value=2000-01-01> "
                   "<select name=format><option value=csv>CSV<option value=json>JSON</select> "
-                  "<button>download</button></form><h2>Console actions</h2><pre>");
-    if (ledger_kv_get(q->l, "console:actions", &acts, &e) == 0 && acts) {
-        json_t *a = json_loads(acts, 0, NULL);
-        char *t = a ? json_dumps(a, JSON_INDENT(1) | JSON_ENSURE_ASCII) : NULL;
-        html_escape_lines(&b, t ? t : "");
-        free(t);
-        json_decref(a);
-    } else
-        hbuf_puts(&b, "none yet");
-    free(acts);
-    hbuf_puts(&b, "</pre>");
+                  "<button>download</button></form><h2>Operators' actions</h2>");
+    json_t *acts = view_actions(q->l, NULL, 200, &e), *a;
+    size_t i;
+    if (!acts)
+        hbuf_puts(&b, "<p class=err>the actions cannot be read</p>");
+    else if (!json_array_size(acts))
+        hbuf_puts(&b, "<p>none yet</p>");
+    else {
+        hbuf_puts(&b, "<table><tr><th>time<th>who<th>action<th>on<th>result</tr>");
+        json_array_foreach(acts, i, a) {
+            const char *cells[] = {
+                json_string_value(json_object_get(a, "time")),
+                json_string_value(json_object_get(a, "actor")),
+                json_string_value(json_object_get(a, "action")),
+                json_is_string(json_object_get(a, "intake"))
+                    ? json_string_value(json_object_get(a, "intake"))
+                    : json_string_value(json_object_get(a, "profile")),
+                json_string_value(json_object_get(a, "result")),
+            };
+            hbuf_puts(&b, json_is_true(json_object_get(a, "ok")) ? "<tr>" : "<tr class=err>");
+            for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++) {
+                hbuf_puts(&b, "<td>");
+                html_escape(&b, cells[k] ? cells[k] : (k == 4 ? "done" : ""));
+            }
+            hbuf_puts(&b, "</tr>");
+        }
+        hbuf_puts(&b, "</table>");
+    }
+    json_decref(acts);
     return finish(q, &b);
 }
 

@@ -126,6 +126,21 @@ typedef int (*node_fn)(void *ctx, const struct node_info *n);
 /* An intake taken over: its id and the node that held it (NULL: none). */
 typedef int (*takeover_fn)(void *ctx, const char *id, const char *from_node);
 
+/* An operator's action (pause, resume, poll, replay), kept append-only in
+ * the ledger's actions table for `wharf show --profile` and the console's
+ * audit page: who, when, what, on which profile or intake, and how it
+ * ended (ok, and result: what came of it, or why it failed). */
+struct action {
+    int64_t time_ms;
+    const char *actor;   /* console user, or "cli:<unix user>" */
+    const char *action;  /* "pause", "resume", "poll", "replay" */
+    const char *profile; /* NULL when only an intake is named */
+    const char *intake;  /* NULL for a profile's action */
+    bool ok;
+    const char *result; /* "paused", "replayed as ID", the error, ...; may be NULL */
+};
+typedef int (*action_fn)(void *ctx, const struct action *a);
+
 struct ledger;
 
 struct ledger_ops {
@@ -173,6 +188,10 @@ struct ledger_ops {
     int (*lease_takeover)(struct ledger *l, const char *node, int64_t now_ms, int64_t until_ms,
                           int limit, takeover_fn fn, void *ctx, struct werr *e);
     int (*nodes)(struct ledger *l, int64_t now_ms, node_fn fn, void *ctx, struct werr *e);
+    /* operators' actions (see struct action) */
+    int (*action_add)(struct ledger *l, const struct action *a, struct werr *e);
+    int (*actions)(struct ledger *l, const char *profile, int limit, action_fn fn, void *ctx,
+                   struct werr *e);
     void (*close)(struct ledger *l);
 };
 
@@ -387,6 +406,19 @@ static inline void ledger_close(struct ledger *l)
 {
     if (l)
         l->ops->close(l);
+}
+
+/* Records an operator's action (append-only; time_ms 0: now). */
+static inline int ledger_action_add(struct ledger *l, const struct action *a, struct werr *e)
+{
+    return l->ops->action_add(l, a, e);
+}
+/* The newest `limit` actions, newest first: those naming profile (or an
+ * intake of it), or all when profile is NULL. */
+static inline int ledger_actions(struct ledger *l, const char *profile, int limit, action_fn fn,
+                                 void *ctx, struct werr *e)
+{
+    return l->ops->actions(l, profile, limit, fn, ctx, e);
 }
 
 /* Per-profile flags kept in kv: "paused:<profile>" = "1", and the source's

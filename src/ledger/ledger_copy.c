@@ -40,6 +40,7 @@ static const struct ledger_table tables[] = {
       "appeared_ms"),
     T("kv", "key", "value"),
     T("nodes", "name", "pid", "started_ms", "heartbeat_ms"),
+    T("actions", "id", "time_ms", "actor", "action", "profile", "intake", "ok", "result"),
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
 

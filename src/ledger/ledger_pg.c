@@ -129,6 +129,17 @@ static const char *const migrations[] = {
     "  started_ms BIGINT NOT NULL,"
     "  heartbeat_ms BIGINT NOT NULL"
     ");",
+    /* 2 -> 3: operators' actions, as SQLite's 3 -> 4. */
+    "CREATE TABLE actions ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  time_ms BIGINT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  profile TEXT,"
+    "  intake TEXT COLLATE \"C\","
+    "  ok INTEGER NOT NULL,"
+    "  result TEXT"
+    ");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1305,11 +1316,60 @@ static int pg_nodes(struct ledger *l, int64_t now, node_fn fn, void *ctx, struct
     return 0;
 }
 
+/* ---- operators' actions (ledger.h) ---- */
+
+static int pg_action_add(struct ledger *l, const struct action *a, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char ts[24];
+    snprintf(ts, sizeof ts, "%" PRId64, a->time_ms ? a->time_ms : now_ms());
+    const char *p[] = {ts, a->actor, a->action, a->profile, a->intake, a->ok ? "1" : "0", a->result};
+    if (alive(g, e) < 0)
+        return -1;
+    return x(g,
+             "INSERT INTO actions (time_ms, actor, action, profile, intake, ok, result) "
+             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             7, p, "action", e);
+}
+
+static const char *val(PGresult *res, int i, int k)
+{
+    return PQgetisnull(res, i, k) ? NULL : PQgetvalue(res, i, k);
+}
+
+static int pg_actions(struct ledger *l, const char *profile, int limit, action_fn fn, void *ctx,
+                      struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char ls[16];
+    PGresult *res;
+    snprintf(ls, sizeof ls, "%d", limit);
+    const char *p[] = {profile, ls};
+    if (alive(g, e) < 0 ||
+        !(res = q(g, LEDGER_ACTIONS_SQL("$1::text", "$2::int"), 2, p, "actions", e)))
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct action a = {
+            .time_ms = num(res, i, 0),
+            .actor = val(res, i, 1),
+            .action = val(res, i, 2),
+            .profile = val(res, i, 3),
+            .intake = val(res, i, 4),
+            .ok = num(res, i, 5) != 0,
+            .result = val(res, i, 6),
+        };
+        if (fn(ctx, &a))
+            break;
+    }
+    PQclear(res);
+    return 0;
+}
+
 /* ---- bulk copy (ledger_copy.c) ---- */
 
 /* The tables a copy fills; writers are locked out of them (EXCLUSIVE
  * mode still lets readers read) until bulk_end. */
-#define COPY_TABLES "intakes, events, chain, chain_head, sightings, kv, nodes"
+#define COPY_TABLES "intakes, events, chain, chain_head, sightings, kv, nodes, actions"
 
 static int pg_bulk_begin(struct ledger *l, struct werr *e)
 {
@@ -1440,6 +1500,12 @@ static int pg_put_row(struct ledger *l, const struct ledger_table *t, const char
                      "COALESCE((SELECT max(id) FROM events), 1), "
                      "(SELECT max(id) FROM events) IS NOT NULL)",
                      0, NULL, "events sequence", e);
+        if (!strcmp(t->name, "actions"))
+            return x(g,
+                     "SELECT setval(pg_get_serial_sequence('actions', 'id'), "
+                     "COALESCE((SELECT max(id) FROM actions), 1), "
+                     "(SELECT max(id) FROM actions) IS NOT NULL)",
+                     0, NULL, "actions sequence", e);
         if (!strcmp(t->name, "chain"))
             return x(g,
                      "UPDATE chain_head h SET seq = c.seq, link = c.link FROM "
@@ -1480,6 +1546,8 @@ static const struct ledger_ops pg_ops = {
     .lease_renew = pg_lease_renew,
     .lease_takeover = pg_lease_takeover,
     .nodes = pg_nodes,
+    .action_add = pg_action_add,
+    .actions = pg_actions,
     .bulk_begin = pg_bulk_begin,
     .bulk_end = pg_bulk_end,
     .rows = pg_rows,

@@ -28,4 +28,11 @@ char *ledger_col_list(const struct ledger_table *t);
 #define LEDGER_TAKEOVER_WHERE(NOW)                                                                 \
     "state NOT IN ('done', 'failed') AND (lease_until_ms IS NULL OR lease_until_ms < " NOW ") "
 
+/* ledger_actions: the newest LIMIT operator actions naming profile P (or
+ * an intake of P), all when P is NULL, newest first. */
+#define LEDGER_ACTIONS_SQL(P, LIMIT)                                                               \
+    "SELECT time_ms, actor, action, profile, intake, ok, result FROM actions WHERE " P " IS NULL "     \
+    "OR profile = " P " OR intake IN (SELECT id FROM intakes WHERE profile = " P ") "             \
+    "ORDER BY id DESC LIMIT " LIMIT
+
 #endif

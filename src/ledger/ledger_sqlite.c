@@ -130,6 +130,18 @@ static const char *const migrations[] = {
     "  started_ms INTEGER NOT NULL,"
     "  heartbeat_ms INTEGER NOT NULL"
     ");",
+    /* 3 -> 4: operators' actions (pause, resume, poll, replay), append-only:
+     * who did what and when, for `wharf show --profile` and the console. */
+    "CREATE TABLE actions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  profile TEXT,"
+    "  intake TEXT,"
+    "  ok INTEGER NOT NULL,"
+    "  result TEXT"
+    ");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1508,6 +1520,68 @@ static int sq_nodes(struct ledger *l, int64_t now, node_fn fn, void *ctx, struct
     return r;
 }
 
+/* ---- operators' actions (ledger.h) ---- */
+
+static int sq_action_add(struct ledger *l, const struct action *a, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (prep(s, &st,
+             "INSERT INTO actions (time_ms, actor, action, profile, intake, ok, result) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             false, e) < 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, a->time_ms ? a->time_ms : now_ms());
+    bind_str(st, 2, a->actor);
+    bind_str(st, 3, a->action);
+    bind_str(st, 4, a->profile);
+    bind_str(st, 5, a->intake);
+    sqlite3_bind_int(st, 6, a->ok);
+    bind_str(st, 7, a->result);
+    r = run(s, st, "action", e);
+    sqlite3_finalize(st);
+    return r;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+static int sq_actions(struct ledger *l, const char *profile, int limit, action_fn fn, void *ctx,
+                      struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r = -1, rc;
+    if (prep(s, &st, LEDGER_ACTIONS_SQL("?1", "?2"), false, e) < 0)
+        return -1;
+    bind_str(st, 1, profile);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct action a = {
+            .time_ms = sqlite3_column_int64(st, 0),
+            .actor = col_text(st, 1),
+            .action = col_text(st, 2),
+            .profile = col_text(st, 3),
+            .intake = col_text(st, 4),
+            .ok = sqlite3_column_int(st, 5) != 0,
+            .result = col_text(st, 6),
+        };
+        if (fn(ctx, &a)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        fail(s, e, rc, "actions");
+    else
+        r = 0;
+    sqlite3_finalize(st);
+    return r;
+}
+
 /* ---- bulk copy (ledger_copy.c) ---- */
 
 /* One IMMEDIATE transaction: other writers wait (and time out busy). */
@@ -1604,6 +1678,8 @@ static const struct ledger_ops sqlite_ops = {
     .lease_renew = sq_lease_renew,
     .lease_takeover = sq_lease_takeover,
     .nodes = sq_nodes,
+    .action_add = sq_action_add,
+    .actions = sq_actions,
     .bulk_begin = sq_bulk_begin,
     .bulk_end = sq_bulk_end,
     .rows = sq_rows,

@@ -147,6 +147,26 @@ eq "nothing was replayed by the refused requests" "$(w show "$REJ" --json | pyth
 eq "operator pauses acme" "$(curl -s -m 10 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/pause" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by"])')" ops
 eq "status says paused" "$(w status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" paused
 check "operator resumes acme" curl -sf -m 10 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/resume"
+# every action is in the ledger's actions, with who did it: `wharf show
+# --profile`, /api/v1/actions (one code path) and the audit page; twelve
+# concurrent requests are twelve records (none lost to a read-modify-write)
+contains "wharf show --profile: the console pause, by ops" "$(w show --profile acme)" "pause   by ops"
+contains "... and the resume" "$(w show --profile acme)" "resume  by ops"
+pids=()
+for i in $(seq 12); do
+  a=pause; [ $((i % 2)) = 0 ] && a=resume
+  curl -s -m 20 -o /dev/null -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/$a" & pids+=($!)
+done
+wait "${pids[@]}"
+eq "twelve concurrent actions, fourteen records" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/actions?profile=acme" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 14
+w resume acme >/dev/null
+eq "the CLI's resume is recorded too, by cli:<login>" \
+  "$(w show --profile acme --json | python3 -c 'import json,sys; a=json.load(sys.stdin)[0]; print(a["action"], a["actor"], a["ok"])')" \
+  "resume cli:$(id -un) True"
+eq "CLI and API agree on the actions" "$(w show --profile acme --json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))')" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/actions?profile=acme&limit=200" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))')"
+contains "the audit page lists them" "$(curl -s -m 10 -b aud.jar "$BASE/audit")" "<td>ops<td>pause<td>acme"
 
 # replay as operator: fix the cause (the file had a negative amount: let the
 # schema take it), reload the server, replay; the new intake loads

@@ -29,6 +29,8 @@ eq "every example in docs/api.md runs (exit 0)" "$rc" 0
 [ "$rc" = 0 ] || echo "$out" | tail -20
 contains "the login example prints the role" "$out" operator
 contains "the intakes example finds the reject" "$out" "1 rejected"
-contains "the replay example prints the new intake" "$(echo "$out" | tail -8)" "01"
+contains "the replay example prints the new intake" "$(echo "$out" | grep -E '^[0-9A-Z]{26}$')" "01"
+contains "the actions example lists the replay, by ops" "$out" "replay by ops: true"
+contains "... and the poll" "$out" "poll by ops: true"
 console_stop
 finish

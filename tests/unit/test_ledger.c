@@ -1327,6 +1327,49 @@ static void test_takeover_race(void **state)
     munmap(tr, sizeof *tr);
 }
 
+struct acts {
+    int n;
+    char line[8][160];
+};
+
+static int acts_cb(void *ctx, const struct action *a)
+{
+    struct acts *x = ctx;
+    if (x->n < 8)
+        snprintf(x->line[x->n++], sizeof x->line[0], "%s %s %s %s %d %s", a->actor, a->action,
+                 a->profile ? a->profile : "-", a->intake ? "intake" : "-", a->ok,
+                 a->result ? a->result : "-");
+    return 0;
+}
+
+/* Operators' actions: appended, newest first, a profile's own and those on
+ * its intakes, limited; NULL profile: all. */
+static void test_actions(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    char id[ID_LEN];
+    struct acts x = {0};
+    assert_int_equal(claim(f->l, "acme", "a.csv", 1, 1, id), 1);
+    struct action a[] = {
+        {1000, "ops", "pause", "acme", NULL, true, NULL},
+        {2000, "cli:root", "resume", "acme", NULL, true, NULL},
+        {3000, "ops", "poll", "globex", NULL, false, "cannot connect"},
+        {4000, "ops", "replay", NULL, id, true, "replayed as X"},
+    };
+    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+        assert_int_equal(ledger_action_add(f->l, &a[i], &e), 0);
+    assert_int_equal(ledger_actions(f->l, "acme", 10, acts_cb, &x, &e), 0);
+    assert_int_equal(x.n, 3);
+    assert_string_equal(x.line[0], "ops replay - intake 1 replayed as X");
+    assert_string_equal(x.line[1], "cli:root resume acme - 1 -");
+    assert_string_equal(x.line[2], "ops pause acme - 1 -");
+    x.n = 0;
+    assert_int_equal(ledger_actions(f->l, NULL, 2, acts_cb, &x, &e), 0);
+    assert_int_equal(x.n, 2);
+    assert_string_equal(x.line[1], "ops poll globex - 0 cannot connect");
+}
+
 /* A ledger made before the registry (SQLite schema 2) gains it on open. */
 static void test_migrate_nodes(void **state)
 {
@@ -1340,6 +1383,7 @@ static void test_migrate_nodes(void **state)
     f->l = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE actions; "
                                   "DROP INDEX intakes_in_progress; DROP TABLE nodes; "
                                   "ALTER TABLE intakes DROP COLUMN node; "
                                   "ALTER TABLE intakes DROP COLUMN lease_until_ms; "
@@ -1349,7 +1393,7 @@ static void test_migrate_nodes(void **state)
     sqlite3_close(db);
     f->l = ledger_open_sqlite(f->path, &e);
     assert_non_null(f->l);
-    assert_int_equal(pragma_int(f->path, "user_version"), 3);
+    assert_int_equal(pragma_int(f->path, "user_version"), 4);
     ledger_identity("alpha", 60000);
     assert_int_equal(claim(f->l, "acme", "m.csv", 1, 1, id), 1);
     ledger_identity(NULL, 0);
@@ -1380,6 +1424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nodes_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_takeover_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
     };
     /* The same behaviour on PostgreSQL; the SQLite file tests (pragmas,
      * paths, SQLite's own lock) are replaced by their PostgreSQL kin. */
@@ -1398,6 +1443,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nodes_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_takeover_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_secret_scrubbed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
     };
     const char *dsn_file = getenv("WHARF_TEST_LEDGER_PG");
     if (dsn_file && *dsn_file) {
