@@ -230,11 +230,13 @@ static enum MHD_Result post_route(struct console_req *q, const char *path)
         (!strcmp(action, "pause") || !strcmp(action, "resume") || !strcmp(action, "poll"))) {
         if (!profiles_find(&q->set, prof))
             return console_error(q->conn, MHD_HTTP_NOT_FOUND, "not_found", "no such profile");
-        if (console_profile_action(q, prof, action, &e) < 0)
-            return console_error(q->conn, MHD_HTTP_BAD_GATEWAY, action, "%s", e.msg);
-        return console_json(
-            q->conn, MHD_HTTP_OK,
-            json_pack("{s:s,s:s,s:s}", "profile", prof, "action", action, "by", q->s.user));
+        int k = console_profile_action(q, prof, action, &e);
+        if (k < 0)
+            return console_error(q->conn, k == -2 ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_GATEWAY,
+                                 action, "%s", e.msg);
+        return console_json(q->conn, MHD_HTTP_OK,
+                            json_pack("{s:s,s:s,s:s,s:b}", "profile", prof, "action", action,
+                                      "by", q->s.user, "queued", !strcmp(action, "poll")));
     }
     return console_error(q->conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
 }

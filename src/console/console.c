@@ -76,6 +76,7 @@ struct console {
     char *cert, *key;
     char *metrics_token; /* NULL: /metrics from loopback only */
     struct console_counters n;
+    struct console_hooks hooks;
 };
 
 /* Per request: the body as it arrives. */
@@ -422,7 +423,17 @@ int console_profile_action(struct console_req *q, const char *profile, const cha
     }
     if (!strcmp(action, "pause") || !strcmp(action, "resume"))
         r = ledger_set_paused(q->l, p->name, !strcmp(action, "pause"), e);
-    else {
+    else if (ledger_paused(q->l, p->name)) {
+        werr_set(e, "%s is paused: resume it to poll it", p->name);
+        record_action(q->l, q->s.user, action, p->name, NULL, false, e->msg);
+        return -2;
+    } else if (q->c->hooks.poll) {
+        /* the server's runner polls it: one poll of a source at a time,
+         * its health and circuit kept as for a scheduled poll */
+        q->c->hooks.poll(q->c->hooks.ctx, p->name);
+        record_action(q->l, q->s.user, action, p->name, NULL, true, "queued");
+        return 0;
+    } else {
         /* poll now, on this thread: the claims are the ledger's (unique per
          * drop), and the server's due scan enqueues them within seconds */
         struct pipeline *pl = pipeline_new(q->cfg, &q->set, q->l);
@@ -751,7 +762,8 @@ out:
     return buf;
 }
 
-struct console *console_start(const struct wharf_config *cfg, struct werr *e)
+struct console *console_start(const struct wharf_config *cfg, const struct console_hooks *hooks,
+                              struct werr *e)
 {
     const struct console_conf *cc = &cfg->console;
     struct sockaddr_storage ss;
@@ -775,6 +787,8 @@ struct console *console_start(const struct wharf_config *cfg, struct werr *e)
     }
     c = xcalloc(1, sizeof *c);
     c->cfg = cfg;
+    if (hooks)
+        c->hooks = *hooks;
     pthread_mutex_init(&c->mu, NULL);
     if (cc->tls_cert) {
         if (!(c->cert = read_small(cc->tls_cert, e)) || !(c->key = read_small(cc->tls_key, e)))

@@ -48,6 +48,8 @@ enum MHD_Result console_send(struct MHD_Connection *conn, unsigned status, const
                              const char *data, size_t n, const char *const *headers);
 enum MHD_Result console_json(struct MHD_Connection *conn, unsigned status, json_t *j);
 int console_replay(struct console_req *q, const char *id, char new_id[ID_LEN], struct werr *e);
+/* pause | resume | poll: 0 done (a poll: queued on the server's runner),
+ * -2 refused as it stands (poll of a paused profile), -1 failed; e says why. */
 int console_profile_action(struct console_req *q, const char *profile, const char *action,
                            struct werr *e);
 

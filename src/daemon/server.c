@@ -194,6 +194,13 @@ static void set_health(struct ledger *l, const char *profile, const char *health
 /* The runner's hook, on the worker that polled: the schedule learns the
  * outcome (backoff, circuit, the follow-up for a drop not yet stable), the
  * ledger the source's health, and the main loop wakes to reschedule. */
+/* The console's "poll now": a poll job on the runner, as if it were due. */
+static void console_poll(void *ctx, const char *profile)
+{
+    struct server *s = ctx;
+    runner_poll(s->runner, profile);
+}
+
 static void server_polled(void *ctx, struct ledger *l, const struct profile *p, int rc, char **ids,
                           size_t n_ids, const struct pipeline_stats *st, const struct werr *e)
 {
@@ -483,7 +490,8 @@ enum server_exit server_run(const struct wharf_config *cfg, struct profile_set *
     }
     struct audit *audit = audit_start(cfg);           /* verify.every, on its own thread */
     struct reconciler *recon = reconciler_start(cfg); /* reconcile.every, the same */
-    struct console *console = console_start(cfg, &e); /* console:, its own threads */
+    struct console_hooks ch = {.poll = console_poll, .ctx = &s};
+    struct console *console = console_start(cfg, &ch, &e); /* console:, its own threads */
     if (!console && e.msg[0]) {
         fprintf(stderr, "wharf run: %s\n", e.msg);
         sig_stop = 1; /* refuse to run without the console it was told to serve */

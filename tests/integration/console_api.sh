@@ -146,7 +146,22 @@ eq "nothing was replayed by the refused requests" "$(w show "$REJ" --json | pyth
 # pause and resume, recorded with the user
 eq "operator pauses acme" "$(curl -s -m 10 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/pause" | python3 -c 'import json,sys; print(json.load(sys.stdin)["by"])')" ops
 eq "status says paused" "$(w status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" paused
+eq "poll now of a paused profile: refused, 409" \
+  "$(curl -s -m 10 -o poll.out -w '%{http_code}' -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/poll")" 409
+contains "... saying it is paused" "$(cat poll.out)" "acme is paused"
+contains "... and recorded as refused" "$(w show --profile acme)" "poll    by ops: FAILED: acme is paused"
 check "operator resumes acme" curl -sf -m 10 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/resume"
+# poll now: queued on the server's runner (one poll of a source at a time,
+# its health kept), answered at once; the file it finds is loaded
+orders_csv var/drop/acme/polled.csv 500 2
+touch -d '-1 min' var/drop/acme/polled.csv
+eq "poll now is queued on the server's runner" \
+  "$(curl -s -m 10 -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/poll" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queued"])')" True
+for _ in $(seq 150); do
+  [ "$(w intakes --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin) if i["name"] == "polled.csv" and i["state"] == "done"))')" = 1 ] && break
+  sleep 0.1
+done
+eq "... and what it found is loaded" "$(w intakes --json | python3 -c 'import json,sys; print([i["outcome"] for i in json.load(sys.stdin) if i["name"] == "polled.csv"])')" "['loaded']"
 # every action is in the ledger's actions, with who did it: `wharf show
 # --profile`, /api/v1/actions (one code path) and the audit page; twelve
 # concurrent requests are twelve records (none lost to a read-modify-write)
@@ -158,8 +173,8 @@ for i in $(seq 12); do
   curl -s -m 20 -o /dev/null -b ops.jar -H "X-CSRF-Token: $OPS" -X POST "$BASE/api/v1/profiles/acme/$a" & pids+=($!)
 done
 wait "${pids[@]}"
-eq "twelve concurrent actions, fourteen records" \
-  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/actions?profile=acme" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 14
+eq "twelve concurrent actions, sixteen records (with the two polls)" \
+  "$(curl -s -m 10 -b aud.jar "$BASE/api/v1/actions?profile=acme" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 16
 w resume acme >/dev/null
 eq "the CLI's resume is recorded too, by cli:<login>" \
   "$(w show --profile acme --json | python3 -c 'import json,sys; a=json.load(sys.stdin)[0]; print(a["action"], a["actor"], a["ok"])')" \
@@ -186,8 +201,8 @@ contains "wharf show names the operator who replayed" "$(w show "$REJ")" '"user"
 
 # metrics change as files are processed
 m1=$(curl -s -m 10 "$BASE/metrics")
-contains "metrics count the loaded intakes" "$m1" 'wharf_intakes{profile="acme",state="done",outcome="loaded"} 2'
-contains "metrics count rows" "$m1" 'wharf_rows_loaded_total{profile="acme"} 4'
+contains "metrics count the loaded intakes" "$m1" 'wharf_intakes{profile="acme",state="done",outcome="loaded"} 3'
+contains "metrics count rows" "$m1" 'wharf_rows_loaded_total{profile="acme"} 6'
 if [ "$m0" != "$m1" ]; then ok "metrics changed as files were processed"; else bad "metrics did not change"; fi
 # the server's own measurements: the replay was taken, loaded and sealed by
 # this process, each step and each ledger commit timed
