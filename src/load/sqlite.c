@@ -2,11 +2,12 @@
  * sqlite target: loads one intake's rows into a SQLite table in one
  * transaction together with its row in wharf_loads (see target.h).
  *
- * Owns the connection and the prepared insert statement (struct sq in
- * t->impl); close frees both.  Identifiers (table, columns, upsert keys)
- * come from profiles: they are checked with ident_valid(), names starting
- * with "_wharf" or "sqlite_" are refused, and they are always written
- * double-quoted.  Values are always bound, never spliced into SQL.
+ * Owns the connection, the prepared insert statement and, during a load,
+ * the queue to the thread that steps it (struct sq in t->impl, rowq.h);
+ * rollback and close end that thread, close frees the rest.  Identifiers (table, columns, upsert
+ * keys) come from profiles: they are checked with ident_valid(), names starting with "_wharf" or
+ * "sqlite_" are refused, and they are always written double-quoted.  Values are always bound, never
+ * spliced into SQL.
  *
  * begin, in one IMMEDIATE transaction (so a rollback also undoes a table
  * it created):
@@ -45,6 +46,7 @@
  * target_down: the target must be fixed before a replay).
  */
 #include "load/target.h"
+#include "load/rowq.h"
 #include "load/tabdiff.h"
 
 #include <errno.h>
@@ -65,6 +67,7 @@
 #include "util/xmalloc.h"
 
 #define BUSY_TIMEOUT_MS 10000
+#define PAGE_SIZE_NEW   "16384" /* for a database the target creates */
 
 struct sq {
     sqlite3 *db;
@@ -72,6 +75,7 @@ struct sq {
     char *table;
     const char *profile;
     sqlite3_stmt *ins;
+    struct rowq *q;    /* insert hands rows to the thread that steps ins */
     size_t ncols;      /* value parameters of ins; the intake is ncols + 1, the line ncols + 2 */
     bool active;       /* between begin and commit/rollback */
     bool index_at_end; /* a table made by this load: its intake index is built at commit */
@@ -80,8 +84,8 @@ struct sq {
                           declared numeric and would round a value beyond 64 bits, else
                           NULL (narrow NULL: no such column) */
     size_t nnarrow;
-    uint64_t seq;    /* rows inserted by this load so far */
-    char where[640]; /* the row's _wharf_line while it is inserted */
+    uint64_t seq;    /* rows handed to the queue by this load so far */
+    char where[640]; /* the row's _wharf_line while it is inserted (inserting thread) */
     char intake[ID_LEN];
     /* the key digest: which of the load's columns form the key */
     size_t *kidx, nk;
@@ -335,6 +339,7 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
                                     " key_cols TEXT)";
     struct sq *s = NULL;
     sqlite3_stmt *st = NULL;
+    bool fresh = false; /* no database file yet (or an empty one) */
     int rc, r = -1;
     (void)cfg;
     if (!p->target.path || !*p->target.path) {
@@ -350,6 +355,10 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
     s->path = xstrdup(p->target.path);
     s->table = xstrdup(p->target.table);
     s->profile = p->name ? p->name : "";
+    if (!t->readonly) {
+        struct stat sb;
+        fresh = stat(s->path, &sb) < 0 ? errno == ENOENT : sb.st_size == 0;
+    }
     /* NOMUTEX: a target belongs to one pipeline, and a pipeline to one
      * thread, so SQLite need not lock around every bind and step. */
     rc = sqlite3_open_v2(
@@ -365,6 +374,12 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     if (t->readonly)
         goto done;
+    /* A database this open creates gets pages sized for bulk loads: a
+     * 1M-row load builds its intake index in about 2/3 of the time with
+     * 16 KiB pages than with the default 4 KiB (bench B1).  An existing
+     * database keeps its page size (it would only change on a VACUUM). */
+    if (fresh && sq_exec(s, "PRAGMA page_size=" PAGE_SIZE_NEW, "page_size", e) < 0)
+        goto out;
     if (sq_exec(s, "PRAGMA journal_mode=WAL", "journal_mode=WAL", e) < 0 ||
         sq_exec(s, "PRAGMA synchronous=FULL", "synchronous=FULL", e) < 0)
         goto out;
@@ -931,11 +946,15 @@ static int refuse_narrow(struct target *t, const struct row *row, size_t col, st
     return -1;
 }
 
+static int step_row(void *ctx, const struct row *row, struct werr *e);
+
 static void sq_rollback(struct target *t)
 {
     struct sq *s = t->impl;
     if (!s)
         return;
+    rowq_free(s->q); /* the inserting thread is done with the connection */
+    s->q = NULL;
     sqlite3_finalize(s->ins);
     s->ins = NULL;
     load_end(s);
@@ -1046,6 +1065,7 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
         sq_fail(e, s, rc, "bind intake");
         goto fail;
     }
+    s->q = rowq_new(cols->n, step_row, s);
     r = 0;
     goto out;
 fail:
@@ -1071,38 +1091,27 @@ static size_t u64_text(char *p, uint64_t v)
     return n;
 }
 
-/* The hot loop: bind, step, reset; no allocation.  Text is bound
- * SQLITE_STATIC: it lives until this call returns, and every parameter is
- * bound again before the next step. */
-static int sq_insert(struct target *t, const struct row *row, struct werr *e)
+/*
+ * Two threads share a load (load/rowq.h): insert runs on the validating
+ * thread, checks the row (what would make the target refuse it: those
+ * become a reject with its line, decided in order, as before) and copies
+ * it into the queue; step_row runs on the inserting thread and does
+ * everything that touches the connection or the load's statistics: the
+ * upsert lookup, bind, step, reset, the key digest.  commit and rollback
+ * end the queue first, so the connection is the caller's again before
+ * they use it.  A step that fails surfaces at the next batch handed over,
+ * or at commit: the load is rolled back as before.
+ */
+
+/* The hot loop of the inserting thread: bind, step, reset; no allocation.
+ * Text is bound SQLITE_STATIC: it lives in the queue's batch until every
+ * row of it is stepped, and every parameter is bound again before the next
+ * step. */
+static int step_row(void *ctx, const struct row *row, struct werr *e)
 {
-    struct sq *s = t->impl;
+    struct sq *s = ctx;
     size_t i;
     int rc = SQLITE_OK;
-    if (!s->ins) {
-        werr_setk(e, WERR_TARGET_DOWN, "%s: insert outside a load", s->path);
-        return -1;
-    }
-    if (row->n != s->ncols) {
-        werr_setk(e, WERR_TARGET_DOWN, "%s: line %llu: %zu values for %zu columns", s->path,
-                  (unsigned long long)row->line, row->n, s->ncols);
-        return -1;
-    }
-    for (i = 0; i < row->n; i++) {
-        const struct value *v = &row->v[i];
-        if (v->kind == VAL_REAL && isnan(v->d)) { /* SQLite would store NULL: never a substitute */
-            werr_setk(e, WERR_SCHEMA, "%s: line %llu: column %zu is NaN, which SQLite cannot store",
-                      s->path, (unsigned long long)row->line, i + 1);
-            return -1;
-        }
-        if (v->kind == VAL_TEXT && v->len > INT_MAX) {
-            werr_setk(e, WERR_TOO_BIG, "%s: line %llu: value of column %zu is too long", s->path,
-                      (unsigned long long)row->line, i + 1);
-            return -1;
-        }
-        if (v->kind == VAL_TEXT && s->narrow && s->narrow[i])
-            return refuse_narrow(t, row, i, e);
-    }
     if (s->prev && note_superseded(s, row, e) < 0)
         return -1;
     for (i = 0; i < row->n && rc == SQLITE_OK; i++)
@@ -1137,6 +1146,39 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
         hash_value(&s->kh, &row->v[s->kidx[i]]);
     keyhash_add_to(&s->kh, &s->st->digest);
     s->st->rows++;
+    return 0;
+}
+
+static int sq_insert(struct target *t, const struct row *row, struct werr *e)
+{
+    struct sq *s = t->impl;
+    size_t i;
+    if (!s->ins || !s->q) {
+        werr_setk(e, WERR_TARGET_DOWN, "%s: insert outside a load", s->path);
+        return -1;
+    }
+    if (row->n != s->ncols) {
+        werr_setk(e, WERR_TARGET_DOWN, "%s: line %llu: %zu values for %zu columns", s->path,
+                  (unsigned long long)row->line, row->n, s->ncols);
+        return -1;
+    }
+    for (i = 0; i < row->n; i++) {
+        const struct value *v = &row->v[i];
+        if (v->kind == VAL_REAL && isnan(v->d)) { /* SQLite would store NULL: never a substitute */
+            werr_setk(e, WERR_SCHEMA, "%s: line %llu: column %zu is NaN, which SQLite cannot store",
+                      s->path, (unsigned long long)row->line, i + 1);
+            return -1;
+        }
+        if (v->kind == VAL_TEXT && v->len > INT_MAX) {
+            werr_setk(e, WERR_TOO_BIG, "%s: line %llu: value of column %zu is too long", s->path,
+                      (unsigned long long)row->line, i + 1);
+            return -1;
+        }
+        if (v->kind == VAL_TEXT && s->narrow && s->narrow[i])
+            return refuse_narrow(t, row, i, e);
+    }
+    if (rowq_put(s->q, row, e) < 0)
+        return -1;
     s->seq++;
     return 0;
 }
@@ -1184,6 +1226,13 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
     if (!s->active) {
         werr_setk(e, WERR_TARGET_DOWN, "%s: commit outside a load", s->path);
         return -1;
+    }
+    if (s->q) { /* every row stepped, the connection ours again */
+        int qr = rowq_finish(s->q, e);
+        rowq_free(s->q);
+        s->q = NULL;
+        if (qr < 0)
+            goto out;
     }
     if (s->index_at_end && create_intake_index(s, e) < 0)
         goto out;

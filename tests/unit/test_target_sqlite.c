@@ -522,6 +522,162 @@ static void test_locked_is_transient(void **state)
     assert_peek(f, "SELECT count(*) FROM orders", "2");
 }
 
+/* Loads larger than one batch of the insert queue (load/rowq.h) go through
+ * the inserting thread: every row arrives (their text copied: the caller's
+ * buffer changes after each insert), upsert counts what it superseded
+ * there, the key digest equals the one of the same rows loaded in small
+ * loads, a row the table refuses midway fails the commit with nothing
+ * loaded, and a rollback while the thread still has rows leaves nothing. */
+static void insert_buf(struct target *t, int64_t id, uint64_t line)
+{
+    char who[32];
+    snprintf(who, sizeof who, "customer-%lld", (long long)id);
+    struct value v[3] = {
+        {.kind = VAL_INT, .i = id},
+        {.kind = VAL_TEXT, .s = who, .len = strlen(who)},
+        {.kind = VAL_REAL, .d = (double)id / 4},
+    };
+    struct row r = {.v = v, .n = 3, .line = line};
+    struct werr e = {0};
+    if (t->ops->insert(t, &r, &e) < 0)
+        fail_msg("insert %lld: %s", (long long)id, e.msg);
+    memset(who, '#', sizeof who);
+}
+
+static void test_many_rows(void **state)
+{
+    struct fix *f = *state;
+    struct target t;
+    struct werr e = {0};
+    char *key[] = {"id"};
+    char digest[2][KEYDIGEST_HEX_LEN];
+    const int N = 20000;
+
+    /* the same rows in one load and in small ones: the same key digest */
+    for (int pass = 0; pass < 2; pass++) {
+        set_table(f, pass ? "small" : "big");
+        tgt_open(f, &t);
+        for (int from = 0; from < N; from += pass ? 500 : N) {
+            char intake[16];
+            snprintf(intake, sizeof intake, "01J%c%05d", pass ? 'S' : 'B', from);
+            tgt_begin(f, &t, intake);
+            for (int i = from; i < from + (pass ? 500 : N); i++)
+                insert_buf(&t, i, (uint64_t)i + 2);
+            tgt_commit(&t, intake, (uint64_t)(pass ? 500 : N));
+            if (!pass)
+                keydigest_hex(&t.stats.digest, digest[0]);
+            assert_int_equal(t.stats.rows, pass ? 500 : N);
+        }
+        target_close(&t);
+    }
+    assert_peek(f, "SELECT count(*) || ',' || sum(id) || ',' || sum(price) FROM big",
+                "20000,199990000,49997500.0");
+    assert_peek(f, "SELECT count(*) FROM big WHERE customer = 'customer-' || id", "20000");
+    assert_peek(f, "SELECT count(*) FROM small WHERE customer = 'customer-' || id", "20000");
+    {
+        /* the digest of the big load is the sum of the small ones' */
+        struct keydigest sum = {0}, one;
+        sqlite3 *db = peek_open(f);
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT key_digest FROM wharf_loads WHERE intake"
+                                            " LIKE '01JS%'",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            assert_int_equal(keydigest_parse((const char *)sqlite3_column_text(st, 0), &one), 0);
+            keydigest_add(&sum, &one);
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        keydigest_hex(&sum, digest[1]);
+        assert_string_equal(digest[0], digest[1]);
+    }
+
+    /* upsert across batches: the second load replaces 15000 rows of the first */
+    set_table(f, "up");
+    f->p->target.mode = LOAD_UPSERT;
+    f->p->target.key.v = xmalloc(sizeof(char *));
+    f->p->target.key.v[0] = xstrdup(key[0]);
+    f->p->target.key.n = 1;
+    tgt_open(f, &t);
+    tgt_begin(f, &t, "01JU1");
+    for (int i = 0; i < N; i++)
+        insert_buf(&t, i, 2);
+    tgt_commit(&t, "01JU1", N);
+    tgt_begin(f, &t, "01JU2");
+    for (int i = 5000; i < N + 5000; i++)
+        insert_buf(&t, i, 2);
+    tgt_commit(&t, "01JU2", N);
+    assert_int_equal(t.stats.n_sup, 1);
+    assert_string_equal(t.stats.sup[0].intake, "01JU1");
+    assert_int_equal(t.stats.sup[0].rows, 15000);
+    target_close(&t);
+    assert_peek(f, "SELECT count(*) FROM up", "25000");
+    assert_peek(f, "SELECT count(*) FROM up WHERE _wharf_intake = '01JU2'", "20000");
+    f->p->target.mode = LOAD_APPEND;
+
+    /* a row the table refuses after many: the commit (or an insert) fails, nothing stays */
+    set_table(f, "checked");
+    peek_exec(f,
+              "CREATE TABLE checked (id INTEGER CHECK (id <> 15000), customer TEXT, price REAL)");
+    tgt_open(f, &t);
+    tgt_begin(f, &t, "01JC");
+    int failed_at = 0;
+    for (int i = 0; i < N && !failed_at; i++) {
+        char who[8] = "c";
+        struct value v[3] = {{.kind = VAL_INT, .i = i},
+                             {.kind = VAL_TEXT, .s = who, .len = 1},
+                             {.kind = VAL_REAL, .d = 1}};
+        struct row r = {.v = v, .n = 3, .line = (uint64_t)i + 2};
+        if (t.ops->insert(&t, &r, &e) < 0)
+            failed_at = i;
+    }
+    if (!failed_at)
+        assert_int_equal(t.ops->commit(&t, "01JC", "ab12", N, &e), -1);
+    else
+        t.ops->rollback(&t);
+    assert_true(failed_at == 0 || failed_at > 15000);
+    if (!strstr(e.msg, "CHECK") || !strstr(e.msg, "line 15002"))
+        fail_msg("unclear: %s", e.msg);
+    /* the connection loads again afterwards */
+    tgt_begin(f, &t, "01JD");
+    insert_buf(&t, 1, 2);
+    tgt_commit(&t, "01JD", 1);
+    /* a rollback while the inserting thread still has rows */
+    tgt_begin(f, &t, "01JE");
+    for (int i = 20000; i < 20000 + N; i++)
+        insert_buf(&t, i, 2);
+    t.ops->rollback(&t);
+    /* and a close in the middle of a load */
+    tgt_begin(f, &t, "01JF");
+    for (int i = 20000; i < 20000 + N; i++)
+        insert_buf(&t, i, 2);
+    target_close(&t);
+    assert_peek(f, "SELECT count(*) || ',' || group_concat(DISTINCT _wharf_intake) FROM checked",
+                "1,01JD");
+    assert_peek(f, "SELECT group_concat(intake) FROM wharf_loads WHERE tbl = 'checked'", "01JD");
+}
+
+/* A database the target creates gets 16 KiB pages; an existing one keeps its own. */
+static void test_page_size(void **state)
+{
+    struct fix *f = *state;
+    load(f, "01JA", 0, 3, "a");
+    assert_peek(f, "PRAGMA page_size", "16384");
+    struct werr e = {0};
+    rmtree(f->dir, &e);
+    assert_non_null(mkdtemp(strcpy(f->dir, "/tmp/wharf-tsq-XXXXXX")));
+    free(f->db);
+    f->db = xasprintf("%s/warehouse.db", f->dir);
+    free(f->p->target.path);
+    f->p->target.path = xstrdup(f->db);
+    peek_exec(f, "PRAGMA page_size=4096; CREATE TABLE other (x)");
+    load(f, "01JB", 0, 3, "b");
+    assert_peek(f, "PRAGMA page_size", "4096");
+    assert_peek(f, "SELECT count(*) FROM orders", "3");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +689,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_existing_table_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wide_integer_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_is_transient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_size, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

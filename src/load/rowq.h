@@ -1,0 +1,41 @@
+/*
+ * rowq: hands typed rows from the thread that validates them to one thread
+ * that inserts them, in order, through a bounded queue of batches.
+ *
+ * The caller (a target's insert) puts rows; each is copied into the
+ * current batch (values, text and XPath), so the validator's buffers may
+ * change as soon as rowq_put returns.  A full batch goes to the queue; the
+ * inserting thread calls fn on each of its rows, in order, and gives the
+ * batch back.  At most `depth` batches exist, so memory is bounded whatever
+ * the file's size; a producer that is ahead waits for a free batch.
+ *
+ * The thread starts only when the first batch fills: a load smaller than
+ * one batch runs fn on the caller's thread in rowq_finish, as if there were
+ * no queue.
+ *
+ * fn's first failure stops the inserts: its error is returned by the next
+ * rowq_put that hands over a batch, else by rowq_finish; the rows queued
+ * behind it are dropped.  Whatever fn touches (a database connection) is
+ * the inserting thread's between the first put and rowq_finish or
+ * rowq_free, which both return only when that thread is done with it.
+ */
+#ifndef WHARF_ROWQ_H
+#define WHARF_ROWQ_H
+
+#include <stddef.h>
+
+#include "util/err.h"
+#include "validate/validate.h"
+
+struct rowq;
+
+/* A queue for rows of ncols values each, served by fn(ctx, row, e). */
+struct rowq *rowq_new(size_t ncols, row_fn fn, void *ctx);
+/* Copies row in; -1 with the inserting thread's error once fn failed. */
+int rowq_put(struct rowq *q, const struct row *row, struct werr *e);
+/* Every row put through fn, then the thread ends: 0, or fn's first error. */
+int rowq_finish(struct rowq *q, struct werr *e);
+/* Stops the thread (rows not yet inserted are dropped) and frees q. */
+void rowq_free(struct rowq *q);
+
+#endif
