@@ -12,10 +12,24 @@
  *       fsync, rename).
  *   driver sha256 FILE
  *       util/sha256.h's sha256_file over FILE (the sealing path's hash).
+ *   driver floor DIR PROFILE FILE DB
+ *       B1's floor: validate FILE with PROFILE's validator, keeping every
+ *       typed row in memory (untimed), then time SQLite alone inserting
+ *       those rows into a fresh DB the way the sqlite target loads them:
+ *       the same page size, WAL and synchronous=FULL, the table with the
+ *       same declared types, "_wharf_intake" and "_wharf_line" (the row's
+ *       line as text, as target.lineage: line writes it), one prepared INSERT bound
+ *       without copies, the intake index built at the end, one COMMIT, the
+ *       close (its checkpoint).  What is left is SQLite's own cost: no
+ *       parsing, no validation, no key digest, no ledger.  Also prints
+ *       bare_seconds: the same rows into a table of the typed columns only
+ *       (no lineage columns, no index), in a second fresh DB.
  *
  * Each prints one line "seconds=S bytes=N peak_rss_kb=K ..." on stdout and
  * exits 0 when the operation succeeded.
  */
+#include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +139,207 @@ out:
     return rc;
 }
 
+/* The typed rows of a file, packed: per value a kind byte, then an int64,
+ * a double, or a uint32 length and the bytes. */
+struct rows {
+    unsigned char *buf;
+    size_t len, cap;
+    uint64_t n;
+};
+
+static void rows_put(struct rows *r, const void *p, size_t n)
+{
+    if (r->len + n > r->cap) {
+        r->cap = (r->len + n) * 2;
+        r->buf = realloc(r->buf, r->cap);
+        if (!r->buf)
+            abort();
+    }
+    memcpy(r->buf + r->len, p, n);
+    r->len += n;
+}
+
+static int keep_row(void *ctx, const struct row *row, struct werr *e)
+{
+    struct rows *r = ctx;
+    (void)e;
+    rows_put(r, &row->line, sizeof row->line);
+    for (size_t i = 0; i < row->n; i++) {
+        const struct value *v = &row->v[i];
+        unsigned char k = (unsigned char)v->kind;
+        uint32_t len = (uint32_t)v->len;
+        rows_put(r, &k, 1);
+        if (v->kind == VAL_INT)
+            rows_put(r, &v->i, sizeof v->i);
+        else if (v->kind == VAL_REAL)
+            rows_put(r, &v->d, sizeof v->d);
+        else if (v->kind == VAL_TEXT) {
+            rows_put(r, &len, sizeof len);
+            rows_put(r, v->s, v->len);
+        }
+    }
+    r->n++;
+    return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "driver: floor: %s: %s\n", sql, err ? err : "?");
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The rows into a fresh db; seconds from open to close, or < 0. */
+static double insert_rows(const char *path, const struct columns *cols, const struct rows *r,
+                          bool lineage)
+{
+    char sql[8192];
+    size_t n = 0;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    double t0, secs = -1;
+    unlink(path);
+    t0 = now();
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK ||
+        exec(db, "PRAGMA page_size=16384") < 0 || exec(db, "PRAGMA journal_mode=WAL") < 0 ||
+        exec(db, "PRAGMA synchronous=FULL") < 0)
+        goto out;
+    n = (size_t)snprintf(sql, sizeof sql, "CREATE TABLE t (");
+    for (size_t i = 0; i < cols->n; i++)
+        n +=
+            (size_t)snprintf(sql + n, sizeof sql - n, "%s\"%s\" %s", i ? ", " : "", cols->v[i].name,
+                             cols->v[i].type == COL_INTEGER ? "INTEGER"
+                             : cols->v[i].type == COL_REAL  ? "REAL"
+                                                            : "TEXT");
+    snprintf(sql + n, sizeof sql - n, "%s)",
+             lineage ? ", \"_wharf_intake\" TEXT NOT NULL, \"_wharf_line\" TEXT" : "");
+    if (exec(db, "BEGIN IMMEDIATE") < 0 || exec(db, sql) < 0)
+        goto out;
+    n = (size_t)snprintf(sql, sizeof sql, "INSERT INTO t VALUES (");
+    for (size_t i = 0; i < cols->n + (lineage ? 2 : 0); i++)
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "%s?%zu", i ? ", " : "", i + 1);
+    snprintf(sql + n, sizeof sql - n, ")");
+    if (sqlite3_prepare_v2(db, sql, -1, &ins, NULL) != SQLITE_OK)
+        goto out;
+    if (lineage)
+        sqlite3_bind_text(ins, (int)cols->n + 1, "01KFLOOR0000000000000000000", -1, SQLITE_STATIC);
+    const unsigned char *p = r->buf;
+    for (uint64_t k = 0; k < r->n; k++) {
+        uint64_t line;
+        char where[24];
+        memcpy(&line, p, sizeof line);
+        p += sizeof line;
+        if (lineage)
+            sqlite3_bind_text(ins, (int)cols->n + 2, where,
+                              snprintf(where, sizeof where, "%llu", (unsigned long long)line),
+                              SQLITE_STATIC);
+        for (size_t i = 0; i < cols->n; i++) {
+            int idx = (int)i + 1;
+            int64_t iv;
+            double dv;
+            uint32_t len;
+            switch (*p++) {
+            case VAL_INT:
+                memcpy(&iv, p, sizeof iv);
+                p += sizeof iv;
+                sqlite3_bind_int64(ins, idx, iv);
+                break;
+            case VAL_REAL:
+                memcpy(&dv, p, sizeof dv);
+                p += sizeof dv;
+                sqlite3_bind_double(ins, idx, dv);
+                break;
+            case VAL_TEXT:
+                memcpy(&len, p, sizeof len);
+                p += sizeof len;
+                sqlite3_bind_text(ins, idx, (const char *)p, (int)len, SQLITE_STATIC);
+                p += len;
+                break;
+            default:
+                sqlite3_bind_null(ins, idx);
+            }
+        }
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            fprintf(stderr, "driver: floor: insert: %s\n", sqlite3_errmsg(db));
+            goto out;
+        }
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    ins = NULL;
+    if (lineage && exec(db, "CREATE INDEX t_intake ON t (\"_wharf_intake\")") < 0)
+        goto out;
+    if (exec(db, "COMMIT") < 0)
+        goto out;
+    if (sqlite3_close(db) != SQLITE_OK)
+        goto out;
+    db = NULL;
+    secs = now() - t0;
+out:
+    sqlite3_finalize(ins);
+    if (db)
+        sqlite3_close(db);
+    return secs;
+}
+
+static int cmd_floor(const char *dir, const char *name, const char *file, const char *dbpath)
+{
+    struct wharf_config cfg = {0};
+    struct profile *p = load(dir, name, &cfg);
+    struct diags d = {0};
+    struct validator *v = NULL;
+    struct rows r = {0};
+    struct report rep;
+    struct validate_result res = {0};
+    struct werr e = {0};
+    char bare[4096] = "";
+    int rc = 1;
+    if (!p)
+        return 1;
+    report_init(&rep, 100);
+    v = validator_compile(&cfg, p, &d);
+    if (!v) {
+        diags_print(&d);
+        goto out;
+    }
+    struct validate_input in = {.path = file,
+                                .display = file,
+                                .format = p->format,
+                                .delimiter = ',',
+                                .quote = '"',
+                                .header = true};
+    if (validator_run(v, &in, &rep, keep_row, &r, NULL, &res, &e) != 0 || res.invalid ||
+        res.structural) {
+        fprintf(stderr, "driver: floor: validate: %s (%llu invalid)\n", e.msg,
+                (unsigned long long)res.invalid);
+        goto out;
+    }
+    const struct columns *cols = validator_columns(v, p->format);
+    double secs = insert_rows(dbpath, cols, &r, true);
+    snprintf(bare, sizeof bare, "%s-bare", dbpath);
+    double bsecs = secs < 0 ? -1 : insert_rows(bare, cols, &r, false);
+    if (secs < 0 || bsecs < 0)
+        goto out;
+    printf("seconds=%.6f bare_seconds=%.6f rows=%llu peak_rss_kb=%ld\n", secs, bsecs,
+           (unsigned long long)r.n, peak_rss_kb());
+    rc = 0;
+out:
+    if (*bare)
+        unlink(bare);
+    free(r.buf);
+    report_free(&rep);
+    validator_free(v);
+    diag_free(&d);
+    profile_free(p);
+    config_free(&cfg);
+    return rc;
+}
+
 static int cmd_fetch(const char *dir, const char *name, const char *dest)
 {
     struct wharf_config cfg = {0};
@@ -189,7 +404,9 @@ int main(int argc, char **argv)
         return cmd_fetch(argv[2], argv[3], argv[4]);
     if (argc == 3 && strcmp(argv[1], "sha256") == 0)
         return cmd_sha256(argv[2]);
+    if (argc == 6 && strcmp(argv[1], "floor") == 0)
+        return cmd_floor(argv[2], argv[3], argv[4], argv[5]);
     fprintf(stderr, "usage: driver validate DIR PROFILE FILE [RUNS] | fetch DIR PROFILE DEST | "
-                    "sha256 FILE\n");
+                    "sha256 FILE | floor DIR PROFILE FILE DB\n");
     return 2;
 }
