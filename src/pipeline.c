@@ -2142,6 +2142,51 @@ static int step_finish(struct job *j)
     return 0;
 }
 
+static int first_cb(void *ctx, const struct intake *in)
+{
+    snprintf(ctx, ID_LEN, "%s", in->id);
+    return 1;
+}
+
+/*
+ * A feed that must load in sequence (`order:` with `concurrency: 1`): its
+ * rows are loaded (or its file delivered) only when no earlier intake of
+ * the profile is still in progress -- being worked on by another node,
+ * waiting for a retry after a transient failure, or left by a crash.  A
+ * later file never overtakes an earlier one silently; it is held, in the
+ * state it reached, until the earlier one is done or failed for good (a
+ * reject or a failure is loud on its own and holds nothing).  1 when held
+ * (logged the first time, with an event naming the earlier intake), 0 when
+ * it may go on, -1 when the ledger could not say.
+ */
+static int held_behind(struct job *j)
+{
+    struct intake_filter f = {.profile = j->p->name, .state = -1, .unfinished = true, .limit = 1};
+    char first[ID_LEN] = "";
+    struct werr e;
+    if (j->p->order == ORDER_NONE || j->p->concurrency != 1)
+        return 0;
+    if (ledger_list(j->pl->ledger, &f, first_cb, first, &e) < 0) {
+        wlog(LOG_ERROR, j->p->name, j->in.id, "ledger", NULL, "%s", e.msg);
+        return -1;
+    }
+    if (!first[0] || strcmp(first, j->in.id) >= 0)
+        return 0;
+    json_t *h = j->in.info ? json_object_get(j->in.info, "held_behind") : NULL;
+    if (!json_is_string(h) || strcmp(json_string_value(h), first)) {
+        wlog(LOG_INFO, j->p->name, j->in.id, "held", NULL,
+             "%s waits for the earlier intake %s (order: %s, concurrency: 1): it is not finished",
+             j->in.name, first, j->p->order == ORDER_NAME ? "name" : "mtime");
+        if (!j->in.info)
+            j->in.info = json_object();
+        json_object_set_new(j->in.info, "held_behind", json_string(first));
+        if (save(j) < 0)
+            return -1;
+        ledger_event(j->pl->ledger, j->in.id, "held", json_pack("{s:s}", "behind", first), &e);
+    }
+    return 1;
+}
+
 int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats *st)
 {
     struct job j = {.pl = pl};
@@ -2167,12 +2212,22 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
     j.partsdir = xasprintf("%s/parts", j.workdir);
     report_init(&j.rep, (size_t)j.p->limits.max_errors);
 
+    bool held = false;
     for (;;) {
         enum intake_state before = j.in.state;
         enum obs_hist stage = OBS__HISTS;
         int64_t t0 = obs_now_ns();
         if (pipeline_stopping() && before != ST_DONE && before != ST_FAILED)
             break; /* safe point: the state is committed; resume next start */
+        /* the steps that change the target or the partner's directory wait
+         * for the earlier intakes of an ordered feed */
+        bool delivers = j.p->outbound && (before == ST_VALIDATED ||
+                                          (before == ST_TAKEN && !outbound_validates(j.p)));
+        bool loads = !j.p->outbound && (before == ST_INSPECTED || before == ST_VALIDATED);
+        if ((delivers || loads) && (r = held_behind(&j)) != 0) {
+            held = r > 0;
+            break;
+        }
         switch (before) {
         case ST_FOUND:
             stage = OBS_STAGE_TAKE;
@@ -2236,6 +2291,8 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
                 st->duplicates++;
         } else if (j.in.state == ST_FAILED)
             st->failed++;
+        else if (held)
+            st->held++;
         else
             st->retrying++;
     }

@@ -22,6 +22,7 @@ typedef void (*progress_fn)(void *ctx, const char *intake, const char *step, uin
 struct pipeline_stats {
     unsigned listed, claimed, quarantined, refused;
     unsigned done, loaded, rejected, duplicates, failed, retrying;
+    unsigned held; /* of those not finished: waiting for an earlier file (order:) */
 };
 
 /* One per thread: it owns its ledger connection and compiled schemas. */

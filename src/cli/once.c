@@ -152,16 +152,21 @@ int cmd_once(struct cli *c, int argc, char **argv)
     sla_finish(alerts, 30000);
     if (json)
         cli_print_json(
-            json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "intakes", out, "counts",
+            json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "intakes", out, "counts",
                       "listed", (json_int_t)st.listed, "taken", (json_int_t)st.claimed, "loaded",
                       (json_int_t)st.loaded, "rejected", (json_int_t)st.rejected, "duplicates",
                       (json_int_t)st.duplicates, "failed", (json_int_t)st.failed, "retrying",
-                      (json_int_t)st.retrying, "quarantined", (json_int_t)st.quarantined));
-    else
+                      (json_int_t)st.retrying, "quarantined", (json_int_t)st.quarantined, "held",
+                      (json_int_t)st.held));
+    else {
         printf("once: %u listed, %u taken, %u loaded, %u rejected, %u duplicates, %u failed, %u "
-               "waiting to retry, %u quarantined\n",
+               "waiting to retry, %u quarantined",
                st.listed, st.claimed, st.loaded, st.rejected, st.duplicates, st.failed, st.retrying,
                st.quarantined);
+        if (st.held)
+            printf(", %u held behind an earlier file (order:)", st.held);
+        putchar('\n');
+    }
     if (!r && (st.rejected || st.failed))
         r = EXIT_PROBLEMS;
 out:
@@ -251,7 +256,7 @@ int cmd_ingest(struct cli *c, int argc, char **argv)
     }
     if (json)
         cli_print_json(out);
-    if (st.rejected || st.failed || st.retrying)
+    if (st.rejected || st.failed || st.retrying || st.held)
         r = EXIT_PROBLEMS;
 out:
     free(files);

@@ -68,6 +68,7 @@ static void stats_add(struct pipeline_stats *a, const struct pipeline_stats *b)
     a->duplicates += b->duplicates;
     a->failed += b->failed;
     a->retrying += b->retrying;
+    a->held += b->held;
 }
 
 static bool same(const struct job *a, const struct job *b)
