@@ -50,6 +50,7 @@
 #include "load/tabdiff.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -59,6 +60,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -68,6 +70,7 @@
 
 #define BUSY_TIMEOUT_MS 10000
 #define PAGE_SIZE_NEW   "16384" /* for a database the target creates */
+#define WAL_KICK_ROWS   16384   /* rows between two WAL writeback starts (a power of 2) */
 
 struct sq {
     sqlite3 *db;
@@ -89,7 +92,16 @@ struct sq {
     char intake[ID_LEN];
     /* the key digest: which of the load's columns form the key */
     size_t *kidx, nk;
-    struct keyhash kh;
+    struct keyhash kh; /* the inserting thread's */
+    /* Without upsert a row's key digest does not depend on the table: the
+     * validating thread sums it (its own keyhash), commit adds it to st. */
+    struct keyhash pkh;
+    struct keydigest pdigest;
+    uint64_t prows;
+    /* the WAL file, opened by the inserting thread to start its writeback
+     * early (-1: not yet, -2: could not); rows it stepped in this load */
+    int walfd;
+    uint64_t stepped;
     /* upsert: the row a key already has (its intake and digest key) */
     sqlite3_stmt *prev;
     size_t *uidx, nu; /* the upsert key's columns */
@@ -352,6 +364,7 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
         return -1;
     }
     s = xcalloc(1, sizeof *s);
+    s->walfd = -1;
     s->path = xstrdup(p->target.path);
     s->table = xstrdup(p->target.table);
     s->profile = p->name ? p->name : "";
@@ -707,6 +720,9 @@ static int check_names(struct sq *s, const struct columns *cols, const struct pr
 /* Frees what one load's key bookkeeping holds. */
 static void load_end(struct sq *s)
 {
+    if (s->walfd >= 0)
+        close(s->walfd);
+    s->walfd = -1;
     sqlite3_finalize(s->prev);
     s->prev = NULL;
     free(s->kidx);
@@ -982,6 +998,9 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
     snprintf(s->intake, sizeof s->intake, "%s", intake);
     s->lineage = false;
     s->seq = 0;
+    s->stepped = 0;
+    memset(&s->pdigest, 0, sizeof s->pdigest);
+    s->prows = 0;
     memset(&t->reject, 0, sizeof t->reject);
     if (check_names(s, cols, p, e) < 0)
         goto out;
@@ -1094,14 +1113,38 @@ static size_t u64_text(char *p, uint64_t v)
 /*
  * Two threads share a load (load/rowq.h): insert runs on the validating
  * thread, checks the row (what would make the target refuse it: those
- * become a reject with its line, decided in order, as before) and copies
- * it into the queue; step_row runs on the inserting thread and does
- * everything that touches the connection or the load's statistics: the
- * upsert lookup, bind, step, reset, the key digest.  commit and rollback
+ * become a reject with its line, decided in order, as before), copies it
+ * into the queue and adds its key to the digest (unless upsert); step_row
+ * runs on the inserting thread and does everything that touches the
+ * connection: bind, step, reset and, for upsert, the lookup of the row a
+ * key replaces with the digest bookkeeping that goes with it.  commit and rollback
  * end the queue first, so the connection is the caller's again before
  * they use it.  A step that fails surfaces at the next batch handed over,
  * or at commit: the load is rolled back as before.
  */
+
+/*
+ * A large load fills the WAL with pages that the kernel only starts
+ * writing when the COMMIT fsyncs them: every WAL_KICK_ROWS rows the
+ * inserting thread asks for their writeback to start now
+ * (sync_file_range, SYNC_FILE_RANGE_WRITE: no wait, no durability
+ * promise; the COMMIT's fsync still is the durable point), so by the
+ * commit most of it is on disk.  The WAL is opened by its name, read-only,
+ * and only for this; where it cannot be, nothing changes.  About 0.1 s of
+ * the 1M-row B1 load's commit.
+ */
+static void wal_kick(struct sq *s)
+{
+    if (s->walfd == -1) {
+        char *wal = xasprintf("%s-wal", s->path);
+        s->walfd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (s->walfd < 0)
+            s->walfd = -2;
+        free(wal);
+    }
+    if (s->walfd >= 0)
+        (void)sync_file_range(s->walfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
 
 /* The hot loop of the inserting thread: bind, step, reset; no allocation.
  * Text is bound SQLITE_STATIC: it lives in the queue's batch until every
@@ -1142,10 +1185,14 @@ static int step_row(void *ctx, const struct row *row, struct werr *e)
                 (unsigned long long)row->line);
         return -1;
     }
-    for (i = 0; i < s->nk; i++)
-        hash_value(&s->kh, &row->v[s->kidx[i]]);
-    keyhash_add_to(&s->kh, &s->st->digest);
-    s->st->rows++;
+    if ((++s->stepped & (WAL_KICK_ROWS - 1)) == 0)
+        wal_kick(s);
+    if (s->prev) { /* upsert: in step with note_superseded */
+        for (i = 0; i < s->nk; i++)
+            hash_value(&s->kh, &row->v[s->kidx[i]]);
+        keyhash_add_to(&s->kh, &s->st->digest);
+        s->st->rows++;
+    }
     return 0;
 }
 
@@ -1179,6 +1226,12 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
     }
     if (rowq_put(s->q, row, e) < 0)
         return -1;
+    if (!s->prev) {
+        for (i = 0; i < s->nk; i++)
+            hash_value(&s->pkh, &row->v[s->kidx[i]]);
+        keyhash_add_to(&s->pkh, &s->pdigest);
+        s->prows++;
+    }
     s->seq++;
     return 0;
 }
@@ -1234,6 +1287,10 @@ static int sq_commit(struct target *t, const char *intake, const char *sha256, u
         if (qr < 0)
             goto out;
     }
+    keydigest_add(&s->st->digest, &s->pdigest);
+    s->st->rows += s->prows;
+    memset(&s->pdigest, 0, sizeof s->pdigest);
+    s->prows = 0;
     if (s->index_at_end && create_intake_index(s, e) < 0)
         goto out;
     if (sq_prepare(s,
@@ -1283,6 +1340,7 @@ static void sq_close(struct target *t)
         return;
     sq_rollback(t);
     keyhash_free(&s->kh);
+    keyhash_free(&s->pkh);
     sqlite3_close(s->db);
     free(s->path);
     free(s->table);
