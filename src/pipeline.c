@@ -794,11 +794,12 @@ static char *bag_payload_of(const struct intake *in)
     return xasprintf("%s/data/%s", in->bag, in->name);
 }
 
-/* found -> taken */
-static int step_take(struct job *j)
+/* Copies the intake's bytes from where they come from (the source, the
+ * ingested file, the replayed bag) into work/<id>/original, hashing them,
+ * with the control file beside it when the profile has one. */
+static int fetch_original(struct job *j, char sha[SHA256_HEX_LEN], struct werr *ep)
 {
     struct werr e = {0};
-    char sha[SHA256_HEX_LEN];
     uint64_t bytes = 0;
     int r = -1;
 
@@ -869,13 +870,27 @@ static int step_take(struct job *j)
                   (unsigned long long)bytes, (unsigned long long)j->in.size);
         goto fail;
     }
-    memcpy(j->in.sha256, sha, SHA256_HEX_LEN);
     j->in.size = bytes;
+    return 0;
+fail:
+    *ep = e;
+    return -1;
+}
+
+/* found -> taken */
+static int step_take(struct job *j)
+{
+    struct werr e = {0};
+    char sha[SHA256_HEX_LEN];
+
+    if (fetch_original(j, sha, &e) < 0)
+        goto fail;
+    memcpy(j->in.sha256, sha, SHA256_HEX_LEN);
     if (save(j) < 0)
         return -1;
     wlog(LOG_INFO, j->p->name, j->in.id, "taken", NULL, "%s sha256 %s", j->in.name, sha);
     return move(j, ST_TAKEN, "taken",
-                json_pack("{s:s,s:I}", "sha256", sha, "bytes", (json_int_t)bytes));
+                json_pack("{s:s,s:I}", "sha256", sha, "bytes", (json_int_t)j->in.size));
 fail:
     step_failed(j, &e);
     return -1;
@@ -1818,10 +1833,14 @@ static int step_seal(struct job *j)
     struct bag_kv kv[16];
     size_t nf = 0, nk = 0, pi;
     int lock = -1, r = -1;
+    bool ledger_locked = false;
     char ts[32];
 
     if ((lock = lock_chain(j->pl->cfg, &e)) < 0)
         goto fail;
+    if (ledger_chain_lock(j->pl->ledger, true, &e) < 0)
+        goto fail;
+    ledger_locked = true;
     if (ledger_chain_state(j->pl->ledger, j->in.id, head, &own, &has_own, &e) < 0)
         goto fail;
     if (has_own) {
@@ -1920,6 +1939,11 @@ static int step_seal(struct job *j)
         goto fail;
     crash_point("chain_appended");
 sealed:
+    if (ledger_locked) { /* the link is in: other nodes may seal */
+        ledger_locked = false;
+        if (ledger_chain_lock(j->pl->ledger, false, &e) < 0)
+            wlog(LOG_WARN, j->p->name, j->in.id, "ledger", NULL, "%s", e.msg);
+    }
     free(j->in.bag);
     j->in.bag = xstrdup(dir);
     info_set(j, "bag", json_string(dir));
@@ -1940,6 +1964,11 @@ sealed:
 fail:
     step_failed(j, &e);
 out:
+    if (ledger_locked) {
+        struct werr ue;
+        if (ledger_chain_lock(j->pl->ledger, false, &ue) < 0)
+            wlog(LOG_WARN, j->p->name, j->in.id, "ledger", NULL, "%s", ue.msg);
+    }
     if (lock >= 0)
         close(lock);
     for (size_t i = 0; i < np; i++)
@@ -2187,6 +2216,67 @@ static int held_behind(struct job *j)
     return 1;
 }
 
+/*
+ * An intake in progress whose copy is not in this node's work/ -- taken
+ * over from a node that died (its work/ died with it, and the runner
+ * removes any old copy of ours when it takes one over: another node's
+ * partial state is never trusted), or a work/ lost with a disk -- has its
+ * take redone from the source, which is only finished after sealing:
+ *   taken, inspected, validated, rejected: back to found (event "retake")
+ *     and every step runs again; nothing of it is in the target (a load
+ *     that committed just before the crash is found by its wharf_loads
+ *     row, as after any crash);
+ *   loaded: the target holds its rows, so only the original is fetched
+ *     again, and it must be the bytes that were loaded (the sha256 in the
+ *     ledger) before it is sealed;
+ *   found, sealed, done, failed: nothing local is needed.
+ * Returns 0 to go on, -1 when the intake stops here.
+ */
+static int recover_local(struct job *j)
+{
+    struct werr e = {0};
+    char sha[SHA256_HEX_LEN];
+    enum intake_state was = j->in.state;
+
+    if (was != ST_TAKEN && was != ST_INSPECTED && was != ST_VALIDATED && was != ST_REJECTED &&
+        was != ST_LOADED)
+        return 0;
+    if (access(j->original, F_OK) == 0)
+        return 0;
+    if (was != ST_LOADED) {
+        wlog(LOG_INFO, j->p->name, j->in.id, "retake", NULL,
+             "%s: no copy in this node's work directory; the take is redone from the source",
+             state_name(was));
+        if (rmtree(j->workdir, &e) < 0)
+            goto fail;
+        return move(j, ST_FOUND, "retake",
+                    json_pack("{s:s,s:s}", "state", state_name(was), "node",
+                              ledger_node() ? ledger_node() : ""));
+    }
+    if (rmtree(j->workdir, &e) < 0 || fetch_original(j, sha, &e) < 0)
+        goto fail;
+    if (strcmp(sha, j->in.sha256)) {
+        unlink(j->original);
+        werr_setk(&e, WERR_CORRUPT,
+                  "%s changed in the source since it was loaded (sha256 %s now, %s loaded): its "
+                  "copy on the node that loaded it is lost, so it cannot be sealed",
+                  j->in.name, sha, j->in.sha256);
+        goto fail;
+    }
+    wlog(LOG_INFO, j->p->name, j->in.id, "retake", NULL,
+         "loaded: no copy in this node's work directory; fetched again from the source (the same "
+         "sha256) to seal it");
+    if (ledger_event(j->pl->ledger, j->in.id, "retake",
+                     json_pack("{s:s,s:s,s:s}", "state", "loaded", "node",
+                               ledger_node() ? ledger_node() : "", "sha256", sha),
+                     &e) < 0)
+        goto fail;
+    return 0;
+fail:
+    step_failed(j, &e);
+    return -1;
+}
+
 int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats *st)
 {
     struct job j = {.pl = pl};
@@ -2206,6 +2296,18 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
         intake_clear(&j.in);
         return -1;
     }
+    /* Another node's (ledger.h, "Nodes and leases"): under a live lease it
+     * is advancing it; once the lease expired, this node's runner takes it
+     * over first (ledger_lease_takeover, with its event) and then it is
+     * this node's. */
+    if (j.in.node && ledger_node() && strcmp(j.in.node, ledger_node()) && j.in.state != ST_DONE &&
+        j.in.state != ST_FAILED) {
+        wlog(LOG_DEBUG, j.p->name, id, "other_node", NULL, "held by node %s; left to it",
+             j.in.node);
+        final = (int)j.in.state;
+        intake_clear(&j.in);
+        return final;
+    }
     ledger_set_durable(pl->ledger, false, &e);
     j.workdir = xasprintf("%s/%s", pl->cfg->work_dir, j.in.id);
     j.original = xasprintf("%s/original", j.workdir);
@@ -2213,6 +2315,8 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
     report_init(&j.rep, (size_t)j.p->limits.max_errors);
 
     bool held = false;
+    if (recover_local(&j) < 0)
+        goto stopped;
     for (;;) {
         enum intake_state before = j.in.state;
         enum obs_hist stage = OBS__HISTS;
@@ -2276,6 +2380,7 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
         if (r < 0 || j.in.state == before || j.in.state == ST_DONE || j.in.state == ST_FAILED)
             break;
     }
+stopped:
     /* Back to full durability for whoever uses the ledger next; what was
      * relaxed reaches the disk with the next full commit. */
     ledger_set_durable(pl->ledger, true, &e);

@@ -122,7 +122,7 @@ int cli_config(struct cli *c)
                 snprintf(host, sizeof host, "localhost");
             name = host;
         }
-        ledger_identity(name, DEF_LEASE_MS);
+        ledger_identity(name, c->cfg.lease_ms > 0 ? c->cfg.lease_ms : DEF_LEASE_MS);
     }
     return 0;
 }

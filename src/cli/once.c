@@ -129,7 +129,7 @@ int cmd_once(struct cli *c, int argc, char **argv)
     runner_drain(run); /* first what was left, as a restarted server would */
     for (size_t i = 0; i < ps->set.n; i++)
         if (ps->set.v[i]->enabled)
-            runner_poll(run, ps->set.v[i]->name);
+            runner_poll(run, ps->set.v[i]->name, true);
     runner_drain(run);
     runner_stats(run, &st);
     if (runner_errors(run)) {

@@ -291,6 +291,7 @@ void config_defaults(struct wharf_config *cfg, const char *state_dir)
     cfg->profiles_dir = xstrdup(DEF_PROFILES_DIR);
     cfg->schemas_dir = xstrdup(DEF_SCHEMAS_DIR);
     cfg->workers = DEF_WORKERS;
+    cfg->lease_ms = DEF_LEASE_MS;
     cfg->ledger_type = xstrdup(DEF_LEDGER_TYPE);
     cfg->log_json = -1;
     cfg->verify_every_ms = DEF_VERIFY_EVERY_MS;
@@ -347,13 +348,16 @@ int config_load(const char *path, struct wharf_config *cfg, struct diags *d)
         goto out;
     check_keys(&w, root, "",
                KEYS("state_dir", "profiles_dir", "schemas_dir", "workers", "ledger", "node",
-                    "known_hosts", "alert", "log", "reconcile", "verify", "console"));
+                    "lease", "known_hosts", "alert", "log", "reconcile", "verify", "console"));
     get_str(&w, root, "state_dir", "", &cfg->state_dir);
     get_str(&w, root, "profiles_dir", "", &cfg->profiles_dir);
     get_str(&w, root, "schemas_dir", "", &cfg->schemas_dir);
     get_int(&w, root, "workers", "", 1, 256, &cfg->workers);
     get_str(&w, root, "known_hosts", "", &cfg->known_hosts);
     get_str(&w, root, "node", "", &cfg->node);
+    get_duration(&w, root, "lease", "", &cfg->lease_ms);
+    if (cfg->lease_ms < 3000 && node_get(root, "lease"))
+        err_at(&w, node_get(root, "lease"), "lease", "at least 3s (a node renews every third)");
     get_str(&w, root, "alert", "", &cfg->alert);
     if ((n = node_get(root, "ledger")) && want(&w, n, NODE_MAP, "ledger")) {
         int type = 0;

@@ -236,6 +236,7 @@ struct wharf_config {
     char *ledger_path;          /* default <state_dir>/ledger.db */
     char *ledger_dsn_file;      /* postgresql: libpq connection string file; NULL: PG* env */
     char *node;                 /* this node's name (node:), default the host name */
+    int64_t lease_ms;           /* lease: how long its intakes stay its own unrenewed */
     char *known_hosts;          /* global known_hosts for sftp sources */
     char *alert;                /* command run with an event as JSON on stdin */
     int log_json;               /* -1 auto, 0 text, 1 json */

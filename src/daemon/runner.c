@@ -25,11 +25,13 @@ struct job {
     enum job_kind kind;
     char id[ID_LEN];  /* JOB_ADVANCE */
     char profile[80]; /* JOB_ADVANCE, JOB_POLL (names are at most 64) */
+    bool asked;       /* JOB_POLL: asked for, not only scheduled (ledger_poll_begin) */
 };
 
 struct slot {
-    struct job job; /* kind JOB_NONE: idle */
-    bool again;     /* JOB_POLL: polled for while running */
+    struct job job;   /* kind JOB_NONE: idle */
+    bool again;       /* JOB_POLL: polled for while running */
+    bool again_asked; /* and one of those was asked for */
 };
 
 struct worker {
@@ -94,12 +96,12 @@ static struct slot *running_like(struct runner *r, const struct job *j)
     return NULL;
 }
 
-static bool queued_like(struct runner *r, const struct job *j)
+static struct job *queued_like(struct runner *r, const struct job *j)
 {
     for (size_t i = 0; i < r->nq; i++)
         if (same(&r->q[i], j))
-            return true;
-    return false;
+            return &r->q[i];
+    return NULL;
 }
 
 /* Under mu: the queue and the workers as /metrics shows them (util/obs.h). */
@@ -117,11 +119,18 @@ static void gauges(struct runner *r)
 static void push(struct runner *r, const struct job *j)
 {
     struct slot *s;
-    if (r->stop || queued_like(r, j))
+    struct job *q;
+    if (r->stop)
         return;
+    if ((q = queued_like(r, j))) {
+        q->asked |= j->asked;
+        return;
+    }
     if ((s = running_like(r, j))) {
-        if (j->kind == JOB_POLL)
+        if (j->kind == JOB_POLL) {
             s->again = true;
+            s->again_asked |= j->asked;
+        }
         return;
     }
     if (j->kind == JOB_ADVANCE && r->queue_max && r->n_advance >= r->queue_max)
@@ -197,18 +206,48 @@ static bool busy(struct runner *r)
     return false;
 }
 
+/* How long after a poll that started at `start` the next scheduled one is
+ * due (ledger_poll_end): its `every:` less a tenth (at most 1 s), so that
+ * the same node's next timer, which fires a little early against a poll
+ * that started late, still finds it due; for cron schedules, half their
+ * one-minute resolution, so nodes firing at the same minute poll once. */
+static int64_t poll_gap(const struct profile *p)
+{
+    int64_t every = p->schedule.every_ms;
+    if (p->schedule.cron)
+        return 30000;
+    if (!every)
+        every = 60000;
+    return every - (every / 10 < 1000 ? every / 10 : 1000);
+}
+
 /* One poll of p; -1 when it failed (the source's backoff then decides
- * when it is tried again, not a poll asked for while this one ran). */
+ * when it is tried again, not a poll asked for while this one ran).  With
+ * several nodes, p's source is polled by one at a time (ledger.h,
+ * ledger_poll_begin): a poll that is not this node's turn is skipped. */
 static int run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
-                    const struct profile *p, struct pipeline_stats *st)
+                    const struct profile *p, bool asked, struct pipeline_stats *st)
 {
     char **ids = NULL;
     size_t n = 0;
     struct werr e = {0};
     struct pipeline_stats mine = {0};
-    int rc;
+    const char *node = ledger_node();
+    int64_t start = now_ms();
+    int rc, turn = 0;
     if (!p->enabled || ledger_paused(l, p->name))
         return 0;
+    if (node && ledger_lease_ms() > 0) {
+        turn = ledger_poll_begin(l, p->name, node, start, start + ledger_lease_ms(), asked, &e);
+        if (turn == 0) {
+            wlog(LOG_DEBUG, p->name, NULL, "poll_skipped", NULL,
+                 "another node polls this source now, or its next poll is not due");
+            return 0;
+        }
+        if (turn < 0) /* the poll's own ledger calls say more */
+            wlog(LOG_WARN, p->name, NULL, "ledger", NULL, "poll turn: %s", e.msg);
+    }
+    wlog(LOG_DEBUG, p->name, NULL, "polling", NULL, "%s poll", asked ? "an asked" : "a scheduled");
     rc = pipeline_poll(pl, p, &ids, &n, &mine, &e);
     stats_add(st, &mine);
     if (r->hooks.polled)
@@ -221,6 +260,11 @@ static int run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
     /* listing connections are not kept between polls (a failed one may be
      * half dead: reconnect next time) */
     pipeline_release_sources(pl, 0);
+    if (turn == 1) {
+        struct werr pe;
+        if (ledger_poll_end(l, p->name, node, start + poll_gap(p), &pe) < 0)
+            wlog(LOG_WARN, p->name, NULL, "ledger", NULL, "poll end: %s", pe.msg);
+    }
     return rc < 0 ? -1 : 0;
 }
 
@@ -292,6 +336,7 @@ static void *work(void *arg)
         }
         me->job = j;
         me->again = false;
+        me->again_asked = false;
         gauges(r);
         struct profset *ps = profset_hold(r->ps);
         pthread_mutex_unlock(&r->mu);
@@ -310,7 +355,7 @@ static void *work(void *arg)
         if (j.kind == JOB_ADVANCE)
             pipeline_advance(pl, j.id, &st);
         else if (j.kind == JOB_POLL && p)
-            polled = run_poll(r, pl, l, p, &st);
+            polled = run_poll(r, pl, l, p, j.asked, &st);
         else if (j.kind == JOB_DUE)
             run_due(r, pl, l, &ps->set);
         profset_drop(ps);
@@ -320,6 +365,7 @@ static void *work(void *arg)
          * one failed: then the source's backoff (and circuit) says when the
          * next one comes, or a dead partner would be polled back to back */
         bool again = me->again && polled == 0;
+        j.asked = me->again_asked;
         me->job.kind = JOB_NONE;
         gauges(r);
         stats_add(&r->st, &st);
@@ -408,13 +454,18 @@ struct profset *runner_profiles(struct runner *r)
     return ps;
 }
 
-void runner_poll(struct runner *r, const char *profile)
+void runner_poll(struct runner *r, const char *profile, bool asked)
 {
-    struct job j = {.kind = JOB_POLL};
+    struct job j = {.kind = JOB_POLL, .asked = asked};
     snprintf(j.profile, sizeof j.profile, "%s", profile);
     pthread_mutex_lock(&r->mu);
     push(r, &j);
     pthread_mutex_unlock(&r->mu);
+}
+
+void runner_advance(struct runner *r, const char *id, const char *profile)
+{
+    push_advance(r, id, profile);
 }
 
 void runner_due(struct runner *r)

@@ -57,8 +57,15 @@ void runner_swap(struct runner *r, struct profset *set);
 /* A reference to the current set. */
 struct profset *runner_profiles(struct runner *r);
 
-/* Queue a poll of the profile's source (see the rules above). */
-void runner_poll(struct runner *r, const char *profile);
+/* Queue a poll of the profile's source (see the rules above).  asked: the
+ * poll was asked for (a spool changed, a drop must be seen again to prove
+ * it stable, `wharf once`), not only due by the schedule; with several
+ * nodes, only a scheduled poll waits for the due time kept in the ledger
+ * (ledger_poll_begin). */
+void runner_poll(struct runner *r, const char *profile, bool asked);
+/* Queue an advance of intake id of profile (an intake taken over from a
+ * dead node), by the rules above. */
+void runner_advance(struct runner *r, const char *id, const char *profile);
 /* Queue a due job unless one is queued or running. */
 void runner_due(struct runner *r);
 /* Advance jobs queued and not started. */

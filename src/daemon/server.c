@@ -56,6 +56,7 @@
 #include "pipeline.h"
 #include "source/source.h"
 #include "util/cron.h"
+#include "util/durable.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -76,6 +77,7 @@ struct server {
      * it (server_polled), so it is under mu. */
     pthread_mutex_t mu;
     int64_t *next_poll;
+    bool *asked;         /* the next poll was asked for (inotify, follow-up): runner_poll */
     int *fails;          /* consecutive poll failures per profile */
     int64_t *down_since; /* first failure of the current run */
     int inotify;
@@ -91,6 +93,7 @@ struct server {
     struct sla *sla;
     struct ledger *keeper_ledger;
     int64_t last_sla, last_prune, last_beat, started_ms;
+    bool takeover_more;  /* the last take-over filled its batch: again at the next tick */
     atomic_bool sla_now; /* check at once (after a reload) */
 };
 
@@ -132,19 +135,23 @@ static int64_t next_poll_time(const struct profile *p, int64_t now)
 }
 
 /* Under mu: a fresh schedule for a (re)loaded set: every: profiles poll at
- * once, cron profiles at their next run; no follow-ups pending. */
+ * once (asked: even if another node polled a moment ago), cron profiles at
+ * their next run; no follow-ups pending. */
 static void schedule_all(struct server *s, int64_t now)
 {
     const struct profile_set *set = &s->ps->set;
     free(s->next_poll);
+    free(s->asked);
     free(s->fails);
     free(s->down_since);
     s->next_poll = xcalloc(2 * set->n + 1, sizeof *s->next_poll);
+    s->asked = xcalloc(set->n + 1, sizeof *s->asked);
     s->fails = xcalloc(set->n + 1, sizeof *s->fails);
     s->down_since = xcalloc(set->n + 1, sizeof *s->down_since);
     for (size_t i = 0; i < set->n; i++) {
         const struct profile *p = set->v[i];
         s->next_poll[i] = p->schedule.cron ? next_poll_time(p, now) : now;
+        s->asked[i] = !p->schedule.cron; /* a (re)start looks at once, as one node always did */
         s->next_poll[i + set->n] = INT64_MAX;
     }
 }
@@ -279,6 +286,7 @@ static void read_inotify(struct server *s, int64_t now)
                     if (pr->schedule.cron)
                         continue; /* a cron schedule says when files are taken */
                     s->next_poll[i] = now;
+                    s->asked[i] = true;
                     /* the follow-up observation that proves stability */
                     if (pr->source.stable_for_ms && s->next_poll[i + set->n] > later)
                         s->next_poll[i + set->n] = later;
@@ -355,6 +363,63 @@ static void reload_finish(struct server *s)
 
 /* ---- keeper: SLA windows, alerts, sightings ---- */
 
+/*
+ * Take-over, after this node's own leases are renewed (so it never takes
+ * its own): the intakes in progress of nodes whose leases expired -- a dead
+ * node, or one that has not renewed for a whole lease -- become this
+ * node's (ledger_lease_takeover records a "takeover" event naming both
+ * nodes; nodes taking over at once take disjoint intakes).  Any copy of
+ * one left in this node's work/ from an earlier holding is removed: the
+ * intake may have moved on elsewhere since, so the pipeline redoes its take
+ * from the source (pipeline.c, recover_local).  Then each is queued.
+ */
+#define TAKEOVER_BATCH 64
+
+struct taken {
+    char (*id)[ID_LEN];
+    char **from;
+    size_t n;
+};
+
+static int taken_one(void *ctx, const char *id, const char *from)
+{
+    struct taken *t = ctx;
+    t->id = xrealloc(t->id, (t->n + 1) * sizeof *t->id);
+    t->from = xrealloc(t->from, (t->n + 1) * sizeof *t->from);
+    snprintf(t->id[t->n], ID_LEN, "%s", id);
+    t->from[t->n++] = from ? xstrdup(from) : NULL;
+    return 0;
+}
+
+static void take_over(struct server *s, int64_t now)
+{
+    struct taken t = {0};
+    struct werr e;
+    int n = ledger_lease_takeover(s->keeper_ledger, ledger_node(), now, now + ledger_lease_ms(),
+                                  TAKEOVER_BATCH, taken_one, &t, &e);
+    if (n < 0)
+        wlog(LOG_ERROR, NULL, NULL, "takeover_failed", NULL, "node %s: ledger: %s", ledger_node(),
+             e.msg);
+    s->takeover_more = n >= TAKEOVER_BATCH;
+    for (size_t i = 0; i < t.n; i++) {
+        struct intake in = {0};
+        char *work = xasprintf("%s/%s", s->cfg->work_dir, t.id[i]);
+        if (rmtree(work, &e) < 0)
+            wlog(LOG_WARN, NULL, t.id[i], "cleanup", NULL, "%s", e.msg);
+        free(work);
+        if (ledger_get(s->keeper_ledger, t.id[i], &in, &e) > 0) {
+            wlog(LOG_INFO, in.profile, in.id, "takeover", NULL,
+                 "%s in state %s taken over from node %s (its lease expired)", in.name,
+                 state_name(in.state), t.from[i] ? t.from[i] : "(none)");
+            runner_advance(s->runner, in.id, in.profile);
+        }
+        intake_clear(&in);
+        free(t.from[i]);
+    }
+    free(t.id);
+    free(t.from);
+}
+
 static int64_t keeper_tick(void *arg)
 {
     struct server *s = arg;
@@ -389,7 +454,8 @@ static int64_t keeper_tick(void *arg)
     /* This node's heartbeat, then the leases of the intakes it holds, every
      * third of a lease (ledger.h, "Nodes and leases"): `wharf status`
      * lists the node, and a live node's intakes are never taken over. */
-    if (ledger_node() && ledger_lease_ms() > 0 && now - s->last_beat >= ledger_lease_ms() / 3) {
+    if (ledger_node() && ledger_lease_ms() > 0 &&
+        (now - s->last_beat >= ledger_lease_ms() / 3 || s->takeover_more)) {
         s->last_beat = now;
         if (ledger_node_beat(s->keeper_ledger, ledger_node(), (int64_t)getpid(), s->started_ms,
                              now, &e) < 0 ||
@@ -397,6 +463,8 @@ static int64_t keeper_tick(void *arg)
                                &e) < 0)
             wlog(LOG_ERROR, NULL, NULL, "heartbeat_failed", NULL, "node %s: ledger: %s",
                  ledger_node(), e.msg);
+        else
+            take_over(s, now);
     }
     return 1000;
 }
@@ -426,11 +494,13 @@ static int64_t schedule_polls(struct server *s, int64_t now)
         if (*follow <= now) {
             *np = now;
             *follow = INT64_MAX;
+            s->asked[i] = true;
         }
         if (!p->enabled || *np > now || full)
             continue; /* full: back pressure, poll again when the queue drains */
         *np = next_poll_time(p, now);
-        runner_poll(s->runner, p->name);
+        runner_poll(s->runner, p->name, s->asked[i]);
+        s->asked[i] = false;
     }
     for (size_t i = 0; i < 2 * set->n; i++)
         if (s->next_poll[i] < wake)
@@ -574,6 +644,7 @@ enum server_exit server_run(const struct wharf_config *cfg, struct profile_set *
 out:
     profset_drop(s.ps);
     free(s.next_poll);
+    free(s.asked);
     free(s.fails);
     free(s.down_since);
     free(s.wd);

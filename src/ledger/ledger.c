@@ -78,6 +78,7 @@ void intake_clear(struct intake *in)
     free(in->bag);
     free(in->replay_of);
     free(in->replayed_by);
+    free(in->node);
     json_decref(in->info);
     memset(in, 0, sizeof *in);
 }

@@ -66,6 +66,8 @@ struct intake {
     char *replay_of;   /* intake id this one replays */
     char *replayed_by; /* newest replay of this one */
     json_t *info;      /* evidence: encoding, format, target... (object) */
+    char *node;        /* the node holding it (NULL: none); read only, see ledger_identity */
+    int64_t lease_until_ms; /* its lease (0: none) */
 };
 
 struct intake_filter {
@@ -165,6 +167,11 @@ struct ledger_ops {
     int (*chain_append)(struct ledger *l, const char *id, const char *tagmanifest,
                         struct chain_link *out, struct werr *e);
     int (*chain_walk)(struct ledger *l, chain_fn fn, void *ctx, struct werr *e);
+    int (*chain_lock)(struct ledger *l, bool on, struct werr *e);
+    int (*poll_begin)(struct ledger *l, const char *profile, const char *node, int64_t now_ms,
+                      int64_t until_ms, bool asked, struct werr *e);
+    int (*poll_end)(struct ledger *l, const char *profile, const char *node, int64_t next_ms,
+                    struct werr *e);
     int (*chain_state)(struct ledger *l, const char *id, char head[SHA256_HEX_LEN],
                        struct chain_link *own, bool *has_own, struct werr *e);
     int (*kv_get)(struct ledger *l, const char *key, char **value, struct werr *e);
@@ -289,6 +296,16 @@ static inline int ledger_chain_append(struct ledger *l, const char *id, const ch
 {
     return l->ops->chain_append(l, id, tagmanifest, out, e);
 }
+/* Takes (on) or releases the chain's lock across nodes, held from reading
+ * the head (ledger_chain_state) until the link is appended, so that the
+ * bag built in between names the link before its own (PostgreSQL: an
+ * advisory lock of this connection, released with it if the node dies;
+ * SQLite: nothing, the ledger is one machine's and the pipeline's file
+ * lock serializes its processes). */
+static inline int ledger_chain_lock(struct ledger *l, bool on, struct werr *e)
+{
+    return l->ops->chain_lock(l, on, e);
+}
 static inline int ledger_chain_walk(struct ledger *l, chain_fn fn, void *ctx, struct werr *e)
 {
     return l->ops->chain_walk(l, fn, ctx, e);
@@ -394,6 +411,30 @@ static inline int ledger_nodes(struct ledger *l, int64_t now_ms, node_fn fn, voi
                                struct werr *e)
 {
     return l->ops->nodes(l, now_ms, fn, ctx, e);
+}
+
+/*
+ * One poller per source: several nodes run the same profiles, but a
+ * profile's source is listed by one node at a time, and its schedule is
+ * kept here rather than multiplied by the nodes.  Before a poll the node
+ * calls ledger_poll_begin: 1 when it polls now (recorded as polling it
+ * until until_ms), 0 when another node's poll of it is still running (its
+ * lease until_ms not passed) or -- unless the poll was asked for (a spool
+ * that changed, the follow-up that proves a drop stable, `wharf once`) --
+ * when the next scheduled poll is not due yet; -1 on error.  After it,
+ * ledger_poll_end ends the lease and records when the next scheduled poll
+ * is due.  A node that dies mid-poll holds it until until_ms.  Its own
+ * lease never stops the node itself (after a restart).
+ */
+static inline int ledger_poll_begin(struct ledger *l, const char *profile, const char *node,
+                                    int64_t now_ms, int64_t until_ms, bool asked, struct werr *e)
+{
+    return l->ops->poll_begin(l, profile, node, now_ms, until_ms, asked, e);
+}
+static inline int ledger_poll_end(struct ledger *l, const char *profile, const char *node,
+                                  int64_t next_ms, struct werr *e)
+{
+    return l->ops->poll_end(l, profile, node, next_ms, e);
 }
 
 /* What the ledger is, for messages: the SQLite file's path, or "ledger

@@ -140,13 +140,20 @@ static const char *const migrations[] = {
     "  ok INTEGER NOT NULL,"
     "  result TEXT"
     ");",
+    /* 3 -> 4: one poller per source, as SQLite's 4 -> 5. */
+    "CREATE TABLE polls ("
+    "  profile TEXT PRIMARY KEY,"
+    "  node TEXT NOT NULL,"
+    "  next_ms BIGINT NOT NULL,"
+    "  until_ms BIGINT NOT NULL"
+    ");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 #define INTAKE_COLS                                                                                \
     "id, profile, source, path, name, size, mtime_ns, sha256, state, failed_from, outcome, "       \
     "attempts, next_attempt_ms, last_error, created_ms, updated_ms, \"rows\", bag, replay_of, "    \
-    "replayed_by, info"
+    "replayed_by, info, node, lease_until_ms"
 
 #define CHAIN_COLS "seq, intake, tagmanifest, prev, link, time_ms"
 
@@ -687,6 +694,8 @@ static int read_intake(struct lpg *g, const PGresult *res, int row, struct intak
     out->bag = val_dup(res, row, 17);
     out->replay_of = val_dup(res, row, 18);
     out->replayed_by = val_dup(res, row, 19);
+    out->node = val_dup(res, row, 21);
+    out->lease_until_ms = PQgetisnull(res, row, 22) ? 0 : num(res, row, 22);
     if (!PQgetisnull(res, row, 20)) {
         out->info = json_loads(PQgetvalue(res, row, 20), 0, NULL);
         if (!out->info) {
@@ -1541,7 +1550,59 @@ static const char *pg_where(struct ledger *l)
     return ((struct lpg *)l->impl)->where;
 }
 
+/* Concurrent begins on one profile's row are serialized by its row lock,
+ * and the second sees the first's update (ON CONFLICT DO UPDATE re-checks
+ * its WHERE on the newest row): one of them polls. */
+static int pg_poll_begin(struct ledger *l, const char *profile, const char *node, int64_t now,
+                         int64_t until, bool asked, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char ns[24], us[24];
+    PGresult *res;
+    int r;
+    snprintf(ns, sizeof ns, "%" PRId64, now);
+    snprintf(us, sizeof us, "%" PRId64, until);
+    const char *p[] = {profile, node, ns, us, asked ? "1" : "0"};
+    if (alive(g, e) < 0 ||
+        !(res = q(g, LEDGER_POLL_BEGIN_SQL("$1", "$2", "$3::bigint", "$4::bigint", "$5::int"), 5, p,
+                  "poll begin", e)))
+        return -1;
+    r = changed(res) == 1;
+    PQclear(res);
+    return r;
+}
+
+static int pg_poll_end(struct ledger *l, const char *profile, const char *node, int64_t next,
+                       struct werr *e)
+{
+    struct lpg *g = l->impl;
+    char ns[24];
+    snprintf(ns, sizeof ns, "%" PRId64, next);
+    const char *p[] = {profile, node, ns};
+    return alive(g, e) < 0
+               ? -1
+               : x(g, LEDGER_POLL_END_SQL("$1", "$2", "$3::bigint"), 3, p, "poll end", e);
+}
+
+/* The chain's lock across nodes: a session advisory lock (the key beside
+ * the migrations' one), so a node that dies releases it with its
+ * connection.  Waits for the node sealing now. */
+#define CHAIN_LOCK_KEY "1919443571"
+
+static int pg_chain_lock(struct ledger *l, bool on, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    if (on)
+        return alive(g, e) < 0
+                   ? -1
+                   : x(g, "SELECT pg_advisory_lock(" CHAIN_LOCK_KEY ")", 0, NULL, "chain lock", e);
+    return x(g, "SELECT pg_advisory_unlock(" CHAIN_LOCK_KEY ")", 0, NULL, "chain unlock", e);
+}
+
 static const struct ledger_ops pg_ops = {
+    .chain_lock = pg_chain_lock,
+    .poll_begin = pg_poll_begin,
+    .poll_end = pg_poll_end,
     .node_beat = pg_node_beat,
     .lease_renew = pg_lease_renew,
     .lease_takeover = pg_lease_takeover,

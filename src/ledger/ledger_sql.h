@@ -35,4 +35,18 @@ char *ledger_col_list(const struct ledger_table *t);
     "OR profile = " P " OR intake IN (SELECT id FROM intakes WHERE profile = " P ") "             \
     "ORDER BY id DESC LIMIT " LIMIT
 
+/* ledger_poll_begin: this node polls PROFILE now unless another node's
+ * poll lease is live, and (unless ASKED, 0 or 1) only once its next
+ * scheduled poll is due; one row changed when it may. */
+#define LEDGER_POLL_BEGIN_SQL(PROFILE, NODE, NOW, UNTIL, ASKED)                                    \
+    "INSERT INTO polls (profile, node, next_ms, until_ms) VALUES (" PROFILE ", " NODE              \
+    ", 0, " UNTIL ") ON CONFLICT (profile) DO UPDATE SET node = excluded.node, "                   \
+    "until_ms = excluded.until_ms WHERE (polls.until_ms < " NOW " OR polls.node = " NODE ") "      \
+    "AND (" ASKED " = 1 OR polls.next_ms <= " NOW ")"
+
+/* ledger_poll_end: the lease ends, the next scheduled poll is due at NEXT. */
+#define LEDGER_POLL_END_SQL(PROFILE, NODE, NEXT)                                                   \
+    "UPDATE polls SET until_ms = 0, next_ms = " NEXT " WHERE profile = " PROFILE " AND node "      \
+                                                                                 "= " NODE
+
 #endif

@@ -142,13 +142,22 @@ static const char *const migrations[] = {
     "  ok INTEGER NOT NULL,"
     "  result TEXT"
     ");",
+    /* 4 -> 5: one poller per source (ledger_poll_begin): who polls each
+     * profile's source now, until when, and when its next scheduled poll
+     * is due.  Scheduling state only: `wharf ledger migrate` leaves it. */
+    "CREATE TABLE polls ("
+    "  profile TEXT PRIMARY KEY,"
+    "  node TEXT NOT NULL,"
+    "  next_ms INTEGER NOT NULL,"
+    "  until_ms INTEGER NOT NULL"
+    ");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 #define INTAKE_COLS                                                                                \
     "id, profile, source, path, name, size, mtime_ns, sha256, state, failed_from, outcome, "       \
     "attempts, next_attempt_ms, last_error, created_ms, updated_ms, \"rows\", bag, replay_of, "    \
-    "replayed_by, info"
+    "replayed_by, info, node, lease_until_ms"
 
 #define CHAIN_COLS "seq, intake, tagmanifest, prev, link, time_ms"
 
@@ -676,6 +685,8 @@ static int read_intake(struct sq *s, sqlite3_stmt *st, struct intake *out, struc
     out->bag = col_dup(st, 17);
     out->replay_of = col_dup(st, 18);
     out->replayed_by = col_dup(st, 19);
+    out->node = col_dup(st, 21);
+    out->lease_until_ms = sqlite3_column_int64(st, 22);
     if (info) {
         out->info = json_loads(info, 0, NULL);
         if (!out->info) {
@@ -1673,7 +1684,59 @@ static const char *sq_where(struct ledger *l)
     return ((struct sq *)l->impl)->path;
 }
 
+static int sq_poll_begin(struct ledger *l, const char *profile, const char *node, int64_t now,
+                         int64_t until, bool asked, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r = -1, rc;
+    if (prep(s, &st, LEDGER_POLL_BEGIN_SQL("?1", "?2", "?3", "?4", "?5"), false, e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, profile, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, until);
+    sqlite3_bind_int(st, 5, asked);
+    if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+        fail(s, e, rc, "poll begin");
+    else
+        r = sqlite3_changes(s->db) == 1;
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int sq_poll_end(struct ledger *l, const char *profile, const char *node, int64_t next,
+                       struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r = -1, rc;
+    if (prep(s, &st, LEDGER_POLL_END_SQL("?1", "?2", "?3"), false, e) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, profile, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, next);
+    if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+        fail(s, e, rc, "poll end");
+    else
+        r = 0;
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* One machine's file: the pipeline's chain.lock serializes its processes. */
+static int sq_chain_lock(struct ledger *l, bool on, struct werr *e)
+{
+    (void)l;
+    (void)on;
+    (void)e;
+    return 0;
+}
+
 static const struct ledger_ops sqlite_ops = {
+    .chain_lock = sq_chain_lock,
+    .poll_begin = sq_poll_begin,
+    .poll_end = sq_poll_end,
     .node_beat = sq_node_beat,
     .lease_renew = sq_lease_renew,
     .lease_takeover = sq_lease_takeover,

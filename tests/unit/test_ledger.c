@@ -1370,6 +1370,38 @@ static void test_actions(void **state)
     assert_string_equal(x.line[1], "ops poll globex - 0 cannot connect");
 }
 
+/* One poller per source (ledger_poll_begin/end): a node polls while no
+ * other node's poll of the source runs and, unless the poll was asked
+ * for, once the next scheduled poll is due. */
+static void test_poll_turn(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    int64_t t = 1000000;
+
+    /* the first poll ever */
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "a", t, t + 60000, false, &e), 1);
+    /* while a polls, b may not, asked or not; another source it may */
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "b", t + 10, t + 60010, false, &e), 0);
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "b", t + 10, t + 60010, true, &e), 0);
+    assert_int_equal(ledger_poll_begin(f->l, "other", "b", t + 10, t + 60010, false, &e), 1);
+    /* a's own lease never stops a (a restart) */
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "a", t + 20, t + 60020, true, &e), 1);
+    assert_int_equal(ledger_poll_end(f->l, "acme", "a", t + 30000, &e), 0);
+    /* not due yet: b's scheduled poll waits, an asked one goes */
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "b", t + 1000, t + 61000, false, &e), 0);
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "b", t + 1000, t + 61000, true, &e), 1);
+    assert_int_equal(ledger_poll_end(f->l, "acme", "b", t + 31000, &e), 0);
+    /* due */
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "a", t + 31000, t + 91000, false, &e), 1);
+    /* a dies polling: b waits for its lease to end */
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "b", t + 90000, t + 150000, false, &e), 0);
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "b", t + 91001, t + 151001, false, &e), 1);
+    /* an end by a node that lost the turn changes nothing */
+    assert_int_equal(ledger_poll_end(f->l, "acme", "a", t, &e), 0);
+    assert_int_equal(ledger_poll_begin(f->l, "acme", "c", t + 92000, t + 152000, true, &e), 0);
+}
+
 /* A ledger made before the registry (SQLite schema 2) gains it on open. */
 static void test_migrate_nodes(void **state)
 {
@@ -1383,7 +1415,7 @@ static void test_migrate_nodes(void **state)
     f->l = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE actions; "
+                                  "DROP TABLE actions; DROP TABLE polls; "
                                   "DROP INDEX intakes_in_progress; DROP TABLE nodes; "
                                   "ALTER TABLE intakes DROP COLUMN node; "
                                   "ALTER TABLE intakes DROP COLUMN lease_until_ms; "
@@ -1393,7 +1425,7 @@ static void test_migrate_nodes(void **state)
     sqlite3_close(db);
     f->l = ledger_open_sqlite(f->path, &e);
     assert_non_null(f->l);
-    assert_int_equal(pragma_int(f->path, "user_version"), 4);
+    assert_int_equal(pragma_int(f->path, "user_version"), 5);
     ledger_identity("alpha", 60000);
     assert_int_equal(claim(f->l, "acme", "m.csv", 1, 1, id), 1);
     ledger_identity(NULL, 0);
@@ -1423,6 +1455,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locked_is_transient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_takeover_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
     };
@@ -1442,6 +1475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_open_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_takeover_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_secret_scrubbed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
     };
