@@ -201,11 +201,12 @@ static void set_health(struct ledger *l, const char *profile, const char *health
 /* The runner's hook, on the worker that polled: the schedule learns the
  * outcome (backoff, circuit, the follow-up for a drop not yet stable), the
  * ledger the source's health, and the main loop wakes to reschedule. */
-/* The console's "poll now": a poll job on the runner, as if it were due. */
+/* The console's "poll now": a poll job on the runner, asked for (so it
+ * waits only for another node's poll of the source that is running). */
 static void console_poll(void *ctx, const char *profile)
 {
     struct server *s = ctx;
-    runner_poll(s->runner, profile);
+    runner_poll(s->runner, profile, true);
 }
 
 static void server_polled(void *ctx, struct ledger *l, const struct profile *p, int rc, char **ids,
