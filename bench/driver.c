@@ -24,6 +24,15 @@
  *       parsing, no validation, no key digest, no ledger.  Also prints
  *       bare_seconds: the same rows into a table of the typed columns only
  *       (no lineage columns, no index), in a second fresh DB.
+ *   driver ledger DSN_FILE NODES INTAKES
+ *       the ledger's work for files on the PostgreSQL ledger at DSN_FILE,
+ *       from NODES processes (simulated nodes "bench-1".., each its own
+ *       connection and identity), INTAKES each: a claim, then the
+ *       transitions of a loaded file (taken, inspected, validated, loaded),
+ *       a chain append, sealed, done -- with the durability the pipeline
+ *       asks for (claim, chain and sealed fully durable, the rest relaxed).
+ *       Prints seconds (first claim to last done, all nodes), intakes and
+ *       ledger transactions in that time.
  *
  * Each prints one line "seconds=S bytes=N peak_rss_kb=K ..." on stdout and
  * exits 0 when the operation succeeded.
@@ -34,10 +43,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
+#include "ledger/ledger.h"
 #include "report.h"
 #include "source/source.h"
 #include "util/err.h"
@@ -395,6 +406,95 @@ static int cmd_sha256(const char *file)
     return 0;
 }
 
+/* One simulated node: claims and walks its intakes once the parent closes
+ * the start pipe.  Exit 0 when every call succeeded. */
+static int ledger_node_run(const char *dsn, int node, int intakes, int start_fd)
+{
+    static const enum intake_state path[] = {ST_FOUND,     ST_TAKEN,  ST_INSPECTED,
+                                             ST_VALIDATED, ST_LOADED, ST_SEALED,
+                                             ST_DONE};
+    struct werr e = {0};
+    char name[32], buf[1], tm[SHA256_HEX_LEN];
+    struct ledger *l;
+    snprintf(name, sizeof name, "bench-%d", node);
+    ledger_identity(name, 60000);
+    if (!(l = ledger_open_pg(dsn, &e))) {
+        fprintf(stderr, "driver: ledger: %s\n", e.msg);
+        return 1;
+    }
+    if (read(start_fd, buf, 1) < 0) /* EOF: go */
+        return 1;
+    for (int k = 0; k < intakes; k++) {
+        char p[96];
+        struct intake in = {0};
+        struct chain_link cl;
+        snprintf(p, sizeof p, "n%d-%ld/%d.csv", node, (long)getppid(), k);
+        in.profile = (char *)"bench";
+        in.source = (char *)"spool:/srv/drop";
+        in.path = in.name = p;
+        in.size = 1000;
+        in.mtime_ns = k;
+        if (ledger_set_durable(l, true, &e) < 0 || ledger_claim(l, &in, &e) != 1)
+            goto fail;
+        ledger_set_durable(l, false, &e);
+        for (size_t i = 1; i < sizeof path / sizeof *path; i++) {
+            if (path[i] == ST_SEALED) {
+                snprintf(tm, sizeof tm, "%064x", (unsigned)(node * 1000003 + k));
+                if (ledger_set_durable(l, true, &e) < 0 ||
+                    ledger_chain_append(l, in.id, tm, &cl, &e) < 0)
+                    goto fail;
+            }
+            if (ledger_transition(l, in.id, path[i - 1], path[i], NULL, NULL, &e) != 1)
+                goto fail;
+            if (path[i] == ST_SEALED)
+                ledger_set_durable(l, false, &e);
+        }
+    }
+    ledger_close(l);
+    return 0;
+fail:
+    fprintf(stderr, "driver: node %d: %s\n", node, e.msg[0] ? e.msg : "refused");
+    ledger_close(l);
+    return 1;
+}
+
+static int cmd_ledger(const char *dsn, int nodes, int intakes)
+{
+    struct werr e = {0};
+    struct ledger *l = ledger_open_pg(dsn, &e); /* creates or migrates it once */
+    int go[2], rc = 0, status;
+    double t0, t1;
+    if (!l) {
+        fprintf(stderr, "driver: ledger: %s\n", e.msg);
+        return 1;
+    }
+    ledger_close(l);
+    if (nodes < 1 || intakes < 1 || pipe(go) < 0)
+        return 1;
+    for (int n = 1; n <= nodes; n++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(go[1]);
+            _exit(ledger_node_run(dsn, n, intakes, go[0]));
+        }
+        if (pid < 0)
+            return 1;
+    }
+    close(go[0]);
+    sleep(1); /* the nodes connect */
+    t0 = now();
+    close(go[1]);
+    while (wait(&status) > 0)
+        if (!WIFEXITED(status) || WEXITSTATUS(status))
+            rc = 1;
+    t1 = now();
+    printf("seconds=%.6f nodes=%d intakes=%d transactions=%d intakes_per_s=%.1f "
+           "transactions_per_s=%.1f\n",
+           t1 - t0, nodes, nodes * intakes, nodes * intakes * 8,
+           nodes * intakes / (t1 - t0), nodes * intakes * 8 / (t1 - t0));
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     log_init(1, LOG_WARN);
@@ -406,7 +506,9 @@ int main(int argc, char **argv)
         return cmd_sha256(argv[2]);
     if (argc == 6 && strcmp(argv[1], "floor") == 0)
         return cmd_floor(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 5 && strcmp(argv[1], "ledger") == 0)
+        return cmd_ledger(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr, "usage: driver validate DIR PROFILE FILE [RUNS] | fetch DIR PROFILE DEST | "
-                    "sha256 FILE | floor DIR PROFILE FILE DB\n");
+                    "sha256 FILE | floor DIR PROFILE FILE DB | ledger DSN_FILE NODES INTAKES\n");
     return 2;
 }
