@@ -34,12 +34,14 @@ struct batch {
     struct value *vals; /* BATCH_ROWS * ncols */
     char *text;
     size_t n, tlen, tcap;
+    bool early; /* early() ran on its rows */
     struct batch *next;
 };
 
 struct rowq {
     size_t ncols;
-    row_fn fn;
+    rowq_fn fn;
+    rowq_early_fn early;
     void *ctx;
     struct batch *cur;         /* the caller's, being filled */
     struct batch *head, *tail; /* full, in order, for the thread */
@@ -81,7 +83,7 @@ static void batch_free(struct batch *b)
 static int run_batch(struct rowq *q, struct batch *b, struct werr *e)
 {
     for (size_t i = 0; i < b->n; i++)
-        if (q->fn(q->ctx, &b->rows[i], e) < 0)
+        if (q->fn(q->ctx, &b->rows[i], b->early, e) < 0)
             return -1;
     return 0;
 }
@@ -109,6 +111,7 @@ static void *serve(void *arg)
             q->err = e;
         }
         b->n = b->tlen = 0;
+        b->early = false;
         b->next = q->spare;
         q->spare = b;
         pthread_cond_broadcast(&q->cv);
@@ -131,11 +134,12 @@ static void start(struct rowq *q)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-struct rowq *rowq_new(size_t ncols, row_fn fn, void *ctx)
+struct rowq *rowq_new(size_t ncols, rowq_fn fn, rowq_early_fn early, void *ctx)
 {
     struct rowq *q = xcalloc(1, sizeof *q);
     q->ncols = ncols;
     q->fn = fn;
+    q->early = early;
     q->ctx = ctx;
     q->cur = batch_new(ncols);
     q->made = 1;
@@ -167,6 +171,14 @@ static int hand_over(struct rowq *q, struct werr *e)
     }
     q->cur = NULL;
     pthread_mutex_lock(&q->mu);
+    if (q->early && !q->spare && q->made >= DEPTH && !q->failed) {
+        /* the thread is behind: do its early share here instead of waiting */
+        pthread_mutex_unlock(&q->mu);
+        for (size_t i = 0; i < b->n; i++)
+            q->early(q->ctx, &b->rows[i]);
+        b->early = true;
+        pthread_mutex_lock(&q->mu);
+    }
     b->next = NULL;
     if (q->tail)
         q->tail->next = b;

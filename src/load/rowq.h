@@ -13,6 +13,12 @@
  * one batch runs fn on the caller's thread in rowq_finish, as if there were
  * no queue.
  *
+ * Work that may be done on either side (a digest of the rows, in any
+ * order): early, when not NULL, is called by the putting thread on every
+ * row of a full batch it hands over while the queue is full, the time it
+ * would otherwise spend waiting; fn is then told that row was done early.
+ * Whichever thread is ahead takes that share.
+ *
  * fn's first failure stops the inserts: its error is returned by the next
  * rowq_put that hands over a batch, else by rowq_finish; the rows queued
  * behind it are dropped.  Whatever fn touches (a database connection) is
@@ -22,6 +28,7 @@
 #ifndef WHARF_ROWQ_H
 #define WHARF_ROWQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/err.h"
@@ -29,8 +36,12 @@
 
 struct rowq;
 
-/* A queue for rows of ncols values each, served by fn(ctx, row, e). */
-struct rowq *rowq_new(size_t ncols, row_fn fn, void *ctx);
+typedef int (*rowq_fn)(void *ctx, const struct row *row, bool early, struct werr *e);
+typedef void (*rowq_early_fn)(void *ctx, const struct row *row);
+
+/* A queue for rows of ncols values each, served by fn(ctx, row, ..); early
+ * may be NULL. */
+struct rowq *rowq_new(size_t ncols, rowq_fn fn, rowq_early_fn early, void *ctx);
 /* Copies row in; -1 with the inserting thread's error once fn failed. */
 int rowq_put(struct rowq *q, const struct row *row, struct werr *e);
 /* Every row put through fn, then the thread ends: 0, or fn's first error. */

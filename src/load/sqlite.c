@@ -94,7 +94,8 @@ struct sq {
     size_t *kidx, nk;
     struct keyhash kh; /* the inserting thread's */
     /* Without upsert a row's key digest does not depend on the table: the
-     * validating thread sums it (its own keyhash), commit adds it to st. */
+     * validating thread sums the rows it digests early (digest_row, with
+     * its own keyhash) here, commit adds them to st. */
     struct keyhash pkh;
     struct keydigest pdigest;
     uint64_t prows;
@@ -962,7 +963,8 @@ static int refuse_narrow(struct target *t, const struct row *row, size_t col, st
     return -1;
 }
 
-static int step_row(void *ctx, const struct row *row, struct werr *e);
+static int step_row(void *ctx, const struct row *row, bool early, struct werr *e);
+static void digest_row(void *ctx, const struct row *row);
 
 static void sq_rollback(struct target *t)
 {
@@ -1084,7 +1086,7 @@ static int sq_begin(struct target *t, const char *intake, const struct columns *
         sq_fail(e, s, rc, "bind intake");
         goto fail;
     }
-    s->q = rowq_new(cols->n, step_row, s);
+    s->q = rowq_new(cols->n, step_row, s->prev ? NULL : digest_row, s);
     r = 0;
     goto out;
 fail:
@@ -1114,10 +1116,12 @@ static size_t u64_text(char *p, uint64_t v)
  * Two threads share a load (load/rowq.h): insert runs on the validating
  * thread, checks the row (what would make the target refuse it: those
  * become a reject with its line, decided in order, as before), copies it
- * into the queue and adds its key to the digest (unless upsert); step_row
- * runs on the inserting thread and does everything that touches the
- * connection: bind, step, reset and, for upsert, the lookup of the row a
- * key replaces with the digest bookkeeping that goes with it.  commit and rollback
+ * into the queue; step_row runs on the inserting thread and does
+ * everything that touches the connection: bind, step, reset and, for
+ * upsert, the lookup of the row a key replaces.  The key digest of a row
+ * is summed by whichever thread has time: the inserting one, or the
+ * validating one when it would otherwise wait for a free batch (rowq's
+ * early share, digest_row).  commit and rollback
  * end the queue first, so the connection is the caller's again before
  * they use it.  A step that fails surfaces at the next batch handed over,
  * or at commit: the load is rolled back as before.
@@ -1150,7 +1154,19 @@ static void wal_kick(struct sq *s)
  * Text is bound SQLITE_STATIC: it lives in the queue's batch until every
  * row of it is stepped, and every parameter is bound again before the next
  * step. */
-static int step_row(void *ctx, const struct row *row, struct werr *e)
+/* The key digest of a row the inserting thread has not reached yet, on
+ * the validating thread (rowq's early share; never with upsert, whose
+ * digest goes with its lookups). */
+static void digest_row(void *ctx, const struct row *row)
+{
+    struct sq *s = ctx;
+    for (size_t i = 0; i < s->nk; i++)
+        hash_value(&s->pkh, &row->v[s->kidx[i]]);
+    keyhash_add_to(&s->pkh, &s->pdigest);
+    s->prows++;
+}
+
+static int step_row(void *ctx, const struct row *row, bool early, struct werr *e)
 {
     struct sq *s = ctx;
     size_t i;
@@ -1187,7 +1203,7 @@ static int step_row(void *ctx, const struct row *row, struct werr *e)
     }
     if ((++s->stepped & (WAL_KICK_ROWS - 1)) == 0)
         wal_kick(s);
-    if (s->prev) { /* upsert: in step with note_superseded */
+    if (!early) { /* upsert: always, in step with note_superseded */
         for (i = 0; i < s->nk; i++)
             hash_value(&s->kh, &row->v[s->kidx[i]]);
         keyhash_add_to(&s->kh, &s->st->digest);
@@ -1226,12 +1242,6 @@ static int sq_insert(struct target *t, const struct row *row, struct werr *e)
     }
     if (rowq_put(s->q, row, e) < 0)
         return -1;
-    if (!s->prev) {
-        for (i = 0; i < s->nk; i++)
-            hash_value(&s->pkh, &row->v[s->kidx[i]]);
-        keyhash_add_to(&s->pkh, &s->pdigest);
-        s->prows++;
-    }
     s->seq++;
     return 0;
 }
