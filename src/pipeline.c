@@ -794,6 +794,15 @@ static char *bag_payload_of(const struct intake *in)
     return xasprintf("%s/data/%s", in->bag, in->name);
 }
 
+static int mkdir_here(const char *path, struct werr *e)
+{
+    if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+        werr_sys(e, "%s", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* Copies the intake's bytes from where they come from (the source, the
  * ingested file, the replayed bag) into work/<id>/original, hashing them,
  * with the control file beside it when the profile has one. */
@@ -812,7 +821,13 @@ static int fetch_original(struct job *j, char sha[SHA256_HEX_LEN], struct werr *
                   (unsigned long long)j->in.size, (unsigned long long)j->p->limits.max_bytes);
         goto fail;
     }
-    if (mkdirs(j->workdir, 0750, &e) < 0)
+    /* work/<intake>/ and its parts/ are made now and made durable with the
+     * original: the original's fsync commits their creation with it, the
+     * fsync of work/<intake>/ after the original's rename covers parts/,
+     * and work/'s below the intake dir (ext4: two journal commits where
+     * there were four).  A crash before `taken` redoes all of it. */
+    if (mkdirs(j->pl->cfg->work_dir, 0750, &e) < 0 || mkdir_here(j->workdir, &e) < 0 ||
+        mkdir_here(j->partsdir, &e) < 0)
         goto fail;
     if (!strcmp(j->in.source, SOURCE_INGEST)) {
         r = copy_in(j->in.path, j->original, j->p->limits.max_bytes, sha, &bytes, &e);
@@ -863,7 +878,7 @@ static int fetch_original(struct job *j, char sha[SHA256_HEX_LEN], struct werr *
         free(d.done_path);
         free(d.control_path);
     }
-    if (r < 0)
+    if (r < 0 || fsync_parent(j->workdir, &e) < 0)
         goto fail;
     if (bytes != j->in.size && strcmp(j->in.source, SOURCE_REPLAY)) {
         werr_setk(&e, WERR_HOSTILE, "took %llu bytes but %llu were listed",

@@ -220,19 +220,65 @@ out:
     return r;
 }
 
+/*
+ * The files a bag is made of are written in its temp dir, which nobody
+ * sees until bag_seal renames it into place: they need no temp name of
+ * their own, and their fsyncs need not come one per file.  Each file's
+ * writeback is started as soon as it is written (sync_file_range: no
+ * promise, only an early start), and the fsyncs come in one pass before
+ * the directories', so the file system commits them together instead of
+ * one journal commit per file (ext4: about 7 commits a bag before, 3
+ * after; measured with /proc/fs/jbd2, bench/README.md B4).  fsync stays
+ * the durable point: a failed one fails the seal (durable.h).  At most
+ * PEND_MAX files wait open; more are fsynced as they come.
+ */
+#define PEND_MAX 32
+struct pending {
+    int fd[PEND_MAX];
+    char *path[PEND_MAX];
+    size_t n;
+};
+
+/* fsync (when sync) and close every waiting file; -1 with e on the first
+ * failure (the rest are still closed). */
+static int pending_end(struct pending *p, bool sync, struct werr *e)
+{
+    int r = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (sync && r == 0 && fsync(p->fd[i]) < 0) {
+            werr_sys(e, "%s: fsync", p->path[i]);
+            werr_setkind(e, WERR_IO); /* never retried into success */
+            r = -1;
+        }
+        if (close(p->fd[i]) < 0 && sync && r == 0) {
+            werr_sys(e, "%s: close", p->path[i]);
+            r = -1;
+        }
+        free(p->path[i]);
+    }
+    p->n = 0;
+    return r;
+}
+
 /* Writes root/name (creating its directories) from src_path or content;
- * hex and *size receive what was written. */
+ * hex and *size receive what was written; its fsync waits in pend. */
 static int write_file(const char *root, const char *name, const char *src_path, const char *content,
-                      size_t len, char hex[SHA256_HEX_LEN], uint64_t *size, struct werr *e)
+                      size_t len, char hex[SHA256_HEX_LEN], uint64_t *size, struct pending *pend,
+                      struct werr *e)
 {
     char *path = join(root, name), *dir = xstrdup(path);
-    struct dfile f = {.fd = -1};
+    struct dfile f = {.fd = -1, .path = path, .hashing = true};
     int fd = -1, r = -1;
+    sha256_init(&f.hash);
     if (mkdirs(dirname(dir), 0750, e) < 0)
         goto out;
-    if (dfile_open(&f, path, 0640, true, e) < 0)
+    if (pend->n == PEND_MAX && pending_end(pend, true, e) < 0)
         goto out;
-    f.no_dir_sync = true; /* bag_seal fsyncs every directory once, at the end */
+    f.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (f.fd < 0) {
+        werr_sys(e, "%s: create", path);
+        goto out;
+    }
     if (src_path) {
         fd = open(src_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
@@ -247,13 +293,21 @@ static int write_file(const char *root, const char *name, const char *src_path, 
         goto out;
     }
     *size = f.bytes;
-    if (dfile_commit(&f, hex, e) < 0)
-        goto out;
+    sha256_final(&f.hash, hex);
+    f.hashing = false;
+    sync_file_range(f.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    pend->fd[pend->n] = f.fd;
+    pend->path[pend->n++] = path;
+    f.fd = -1;
+    path = NULL;
     r = 0;
 out:
     if (fd >= 0)
         close(fd);
-    dfile_abort(&f);
+    if (f.fd >= 0)
+        close(f.fd);
+    if (f.hashing)
+        sha256_abort(&f.hash);
     free(path);
     free(dir);
     return r;
@@ -411,6 +465,7 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
 {
     static const char bagit[] = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n";
     struct entries payload = {0}, tags = {0};
+    struct pending pend = {.n = 0};
     char *tmp = NULL, *parent = NULL, *text = NULL, hex[SHA256_HEX_LEN];
     uint64_t size, octets = 0;
     struct stat st;
@@ -439,9 +494,11 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
         werr_sys(e, "%s: chmod", tmp);
         goto out;
     }
-    text = join(tmp, "data"); /* data/ even for an empty payload */
-    if (mkdirs(text, 0750, e) < 0)
+    text = join(tmp, "data"); /* data/ even for an empty payload; fsynced at the end */
+    if (mkdir(text, 0750) < 0) {
+        werr_sys(e, "%s", text);
         goto out;
+    }
     free(text);
     text = NULL;
 
@@ -450,7 +507,7 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
         if (f->src_path && f->sha256 &&
             link_file(tmp, f->name, f->src_path, f->sha256, hex, &size) == 0)
             ; /* linked: same inode, already durable */
-        else if (write_file(tmp, f->name, f->src_path, f->content, f->len, hex, &size, e) < 0)
+        else if (write_file(tmp, f->name, f->src_path, f->content, f->len, hex, &size, &pend, e) < 0)
             goto out;
         if (is_payload(f->name)) {
             entries_add(&payload, f->name, hex, size, true);
@@ -461,18 +518,18 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
     }
     entries_sort(&payload);
 
-    if (write_file(tmp, "bagit.txt", NULL, bagit, sizeof bagit - 1, hex, &size, e) < 0)
+    if (write_file(tmp, "bagit.txt", NULL, bagit, sizeof bagit - 1, hex, &size, &pend, e) < 0)
         goto out;
     entries_add(&tags, "bagit.txt", hex, size, true);
 
     text = bag_info_text(info, n_info, octets, payload.n);
-    if (write_file(tmp, "bag-info.txt", NULL, text, strlen(text), hex, &size, e) < 0)
+    if (write_file(tmp, "bag-info.txt", NULL, text, strlen(text), hex, &size, &pend, e) < 0)
         goto out;
     entries_add(&tags, "bag-info.txt", hex, size, true);
     free(text);
 
     text = manifest_text(&payload);
-    if (write_file(tmp, "manifest-sha256.txt", NULL, text, strlen(text), hex, &size, e) < 0)
+    if (write_file(tmp, "manifest-sha256.txt", NULL, text, strlen(text), hex, &size, &pend, e) < 0)
         goto out;
     entries_add(&tags, "manifest-sha256.txt", hex, size, true);
     free(text);
@@ -480,10 +537,10 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
     entries_sort(&tags);
     text = manifest_text(&tags);
     if (write_file(tmp, "tagmanifest-sha256.txt", NULL, text, strlen(text), tagmanifest_sha, &size,
-                   e) < 0)
+                   &pend, e) < 0)
         goto out;
 
-    if (fsync_tree_dirs(tmp, e) < 0)
+    if (pending_end(&pend, true, e) < 0 || fsync_tree_dirs(tmp, e) < 0)
         goto out;
     if (publish(tmp, dir) < 0) {
         if (errno == EEXIST) { /* sealed by someone else meanwhile */
@@ -499,6 +556,7 @@ int bag_seal(const char *dir, const struct bag_file *files, size_t n, const stru
         goto out;
     r = 0;
 out:
+    pending_end(&pend, false, NULL);
     if (tmp) {
         struct werr ignored = {0};
         rmtree(tmp, &ignored);

@@ -408,13 +408,15 @@ out:
     return r;
 }
 
-static int unlink_in(int dfd, const char *leaf, const char *shown, struct werr *e)
+/* Unlink leaf in dfd; its directory fsynced unless the caller syncs it
+ * later itself (sync false). */
+static int unlink_in(int dfd, const char *leaf, const char *shown, bool sync, struct werr *e)
 {
     if (unlinkat(dfd, leaf, 0) < 0 && errno != ENOENT) {
         werr_sys(e, "%s: unlink", shown);
         return -1;
     }
-    if (fsync(dfd) < 0) {
+    if (sync && fsync(dfd) < 0) {
         werr_sys(e, "%s: fsync directory", shown);
         werr_setkind(e, WERR_IO); /* never retried into success */
         return -1;
@@ -432,7 +434,7 @@ static int finish_done(const struct profile *p, const struct drop *d, struct wer
         r = dfd == -2 ? 0 : -1; /* its directory is gone: so is the done file */
         goto out;
     }
-    r = unlink_in(dfd, leaf, shown, e);
+    r = unlink_in(dfd, leaf, shown, true, e);
     close(dfd);
 out:
     free(shown);
@@ -456,7 +458,7 @@ static int finish_control(const struct profile *p, const struct drop *d, struct 
     else if (p->source.after == AFTER_MOVE)
         r = move_out(dfd, leaf, shown, p->source.after_dir, strrchr(shown, '/') + 1, e);
     else
-        r = unlink_in(dfd, leaf, shown, e);
+        r = unlink_in(dfd, leaf, shown, true, e);
     close(dfd);
 out:
     free(shown);
@@ -518,6 +520,12 @@ static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
     const char *leaf;
     struct stat st;
     int dfd = -1, r = -1;
+    /* With a done or control file to go as well, the file's directory is
+     * fsynced once after all of them (in the same directory the done
+     * file's own fsync has covered it; this one is then cheap): the order
+     * of the unlinks does not matter, finish runs again after a crash until
+     * the ledger says done, and that commit comes after every fsync here. */
+    bool later = d->done_path || d->control_path, deleted = false;
 
     if (p->source.after == AFTER_LEAVE) {
         r = 0;
@@ -532,14 +540,20 @@ static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
          * re-uploaded under the same name since is a new drop and stays
          * for the next poll. */
         if (p->source.after == AFTER_DELETE
-                ? unlink_in(dfd, leaf, src, e) < 0
+                ? unlink_in(dfd, leaf, src, !later, e) < 0
                 : move_out(dfd, leaf, src, p->source.after_dir, d->name, e) < 0)
             goto out;
+        deleted = p->source.after == AFTER_DELETE && later;
     }
     if (d->done_path && finish_done(p, d, e) < 0)
         goto out;
     if (d->control_path && finish_control(p, d, e) < 0)
         goto out;
+    if (deleted && fsync(dfd) < 0) {
+        werr_sys(e, "%s: fsync directory", src);
+        werr_setkind(e, WERR_IO); /* never retried into success */
+        goto out;
+    }
     r = 0;
 out:
     if (dfd >= 0)

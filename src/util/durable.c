@@ -140,7 +140,7 @@ int dfile_commit(struct dfile *f, char hex[SHA256_HEX_LEN], struct werr *e)
     }
     free(f->tmp);
     f->tmp = NULL;
-    if (!f->no_dir_sync && fsync_parent(f->path, e) < 0)
+    if (fsync_parent(f->path, e) < 0)
         goto out;
     if (f->hashing) {
         if (hex)

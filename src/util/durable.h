@@ -27,9 +27,6 @@ struct dfile {
     bool hashing;
     struct sha256 hash;
     uint64_t bytes;
-    /* Set after dfile_open when the caller fsyncs the directory itself once
-     * for many files (a bag built in a temp dir): commit then skips it. */
-    bool no_dir_sync;
 };
 
 /* Opens "<path>.tmp-XXXXXX" (O_EXCL|O_NOFOLLOW; the last component cut to
