@@ -136,6 +136,10 @@ struct job {
     uint64_t bytes_before, *part_read;
     uint64_t rows;
     uint32_t part_no; /* the part being loaded, 1-based when there are several (lineage) */
+    /* take: when the source cannot be opened, fill no_source and record
+     * nothing (pipeline_advance_to's soft_connect) */
+    bool soft_connect;
+    struct werr *no_source;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -861,6 +865,10 @@ static int fetch_original(struct job *j, char sha[SHA256_HEX_LEN], struct werr *
         struct source *src = source_get(j->pl, j->p, &e);
         struct drop d;
         uint64_t ino = 0;
+        if (!src && j->soft_connect) {
+            *j->no_source = e;
+            return -1;
+        }
         if (!src)
             goto fail;
         drop_of(j, &d);
@@ -898,8 +906,11 @@ static int step_take(struct job *j)
     struct werr e = {0};
     char sha[SHA256_HEX_LEN];
 
-    if (fetch_original(j, sha, &e) < 0)
+    if (fetch_original(j, sha, &e) < 0) {
+        if (j->no_source && j->no_source->msg[0])
+            return -1; /* not connected (soft_connect): the runner tries again */
         goto fail;
+    }
     memcpy(j->in.sha256, sha, SHA256_HEX_LEN);
     if (save(j) < 0)
         return -1;
@@ -986,8 +997,11 @@ static int finish_source(struct job *j, struct werr *e)
     int r;
     if (!strcmp(j->in.source, SOURCE_INGEST) || !strcmp(j->in.source, SOURCE_REPLAY))
         return 0;
-    if (!(src = source_get(j->pl, j->p, e)))
+    if (!(src = source_get(j->pl, j->p, e))) {
+        if (j->soft_connect)
+            *j->no_source = *e;
         return -1;
+    }
     drop_of(j, &d);
     r = src->ops->finish(src, &d, e);
     if (r < 0 && werr_transient(e))
@@ -2175,8 +2189,10 @@ static int step_finish(struct job *j)
     if (step_receipt(j) < 0)
         return -1; /* retried later: the intake stays sealed */
     if (finish_source(j, &e) < 0) {
-        /* Never re-ingests: the intake stays sealed and finish is retried. */
-        step_failed(j, &e);
+        /* Never re-ingests: the intake stays sealed and finish is retried
+         * (at once on another connection, when this one could not open). */
+        if (!j->no_source || !j->no_source->msg[0])
+            step_failed(j, &e);
         return -1;
     }
     if (move(j, ST_DONE, "done", NULL) < 0)
@@ -2294,10 +2310,18 @@ fail:
 
 int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats *st)
 {
-    struct job j = {.pl = pl};
+    struct werr e;
+    return pipeline_advance_to(pl, id, -1, false, st, &e);
+}
+
+int pipeline_advance_to(struct pipeline *pl, const char *id, int until, bool soft_connect,
+                        struct pipeline_stats *st, struct werr *no_source)
+{
+    struct job j = {.pl = pl, .soft_connect = soft_connect, .no_source = no_source};
     struct werr e;
     int r, final = -1;
 
+    memset(no_source, 0, sizeof *no_source);
     r = ledger_get(pl->ledger, id, &j.in, &e);
     if (r <= 0) {
         wlog(LOG_ERROR, NULL, id, "ledger", NULL, "%s", r < 0 ? e.msg : "no such intake");
@@ -2338,6 +2362,8 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
         int64_t t0 = obs_now_ns();
         if (pipeline_stopping() && before != ST_DONE && before != ST_FAILED)
             break; /* safe point: the state is committed; resume next start */
+        if (until >= 0 && (int)before >= until)
+            break; /* states are ordered: as far as asked, or further */
         /* the steps that change the target or the partner's directory wait
          * for the earlier intakes of an ordered feed */
         bool delivers = j.p->outbound && (before == ST_VALIDATED ||
@@ -2395,11 +2421,18 @@ int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats 
         if (r < 0 || j.in.state == before || j.in.state == ST_DONE || j.in.state == ST_FAILED)
             break;
     }
+    if (no_source->msg[0]) {
+        final = PIPELINE_NO_CONNECTION;
+        st = NULL;
+    } else if (until >= 0 && (int)j.in.state >= until && j.in.state != ST_DONE &&
+               j.in.state != ST_FAILED)
+        st = NULL; /* went where it was asked to: the next job counts it */
 stopped:
     /* Back to full durability for whoever uses the ledger next; what was
      * relaxed reaches the disk with the next full commit. */
     ledger_set_durable(pl->ledger, true, &e);
-    final = (int)j.in.state;
+    if (final != PIPELINE_NO_CONNECTION)
+        final = (int)j.in.state;
     if (st) {
         if (j.in.state == ST_DONE) {
             st->done++;

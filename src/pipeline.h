@@ -47,6 +47,17 @@ int pipeline_claim_file(struct pipeline *pl, const struct profile *p, const char
 /* Drive an intake from its current state until it is done, failed, or
  * waiting for a retry.  Returns its final state, or -1 on a ledger error. */
 int pipeline_advance(struct pipeline *pl, const char *id, struct pipeline_stats *st);
+/* pipeline_advance that stops once the intake reaches `until` (ST_TAKEN:
+ * the take alone; ST_SEALED: all but finishing the source; -1: to the
+ * end): the runner moves an SFTP profile's takes and finishes onto its
+ * connections and the rest onto its workers.  With soft_connect, a take or
+ * finish that cannot connect to its source records nothing on the intake
+ * and returns PIPELINE_NO_CONNECTION with *e filled (the runner tries it
+ * again once a connection of the profile is free).  st counts only intakes that got no further than
+ * where they were asked to go (done, failed, waiting for a retry). */
+#define PIPELINE_NO_CONNECTION (-2)
+int pipeline_advance_to(struct pipeline *pl, const char *id, int until, bool soft_connect,
+                        struct pipeline_stats *st, struct werr *e);
 /* Collect unfinished intakes that are due (next attempt reached), oldest
  * first; profile NULL for all. */
 int pipeline_due(struct pipeline *pl, const char *profile, char ***ids, size_t *n, struct werr *e);

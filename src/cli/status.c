@@ -179,6 +179,14 @@ int cmd_status(struct cli *c, int argc, char **argv)
                 printf(" -- %s", h.issue[k].runbook);
             putchar('\n');
         }
+        if (h.polled && h.source.conn_want > 0 && h.source.conn_got < h.source.conn_want) {
+            /* not a fault: the partner's server allows fewer sessions */
+            printf("%-*s  note: %d of %d SFTP connections (source.connections): the server "
+                   "refused more: ",
+                   width, "", h.source.conn_got, h.source.conn_want);
+            put_plain(h.source.conn_why);
+            putchar('\n');
+        }
         health_clear(&h);
     }
     profiles_free(&set);

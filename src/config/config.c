@@ -461,7 +461,7 @@ void profile_defaults(struct profile *p)
     p->source.after = AFTER_DELETE;
     p->source.port = DEF_SFTP_PORT;
     p->source.timeout_ms = DEF_SFTP_TIMEOUT_MS;
-    p->source.max_transfers = DEF_MAX_TRANSFERS;
+    p->source.connections = DEF_CONNECTIONS;
     p->schedule.every_ms = DEF_EVERY_MS;
     p->schedule.timezone = xstrdup(DEF_TIMEZONE);
     p->encoding = xstrdup(DEF_ENCODING);
@@ -513,7 +513,7 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
     check_keys(w, n, path,
                KEYS("type", "path", "pattern", "recursive", "ignore", "complete_when", "after",
                     "host", "port", "user", "key_file", "passphrase_file", "password_file",
-                    "known_hosts", "timeout", "max_transfers"));
+                    "known_hosts", "timeout", "connections", "max_transfers"));
     get_enum(w, n, "type", path, KEYS("spool", "sftp"), &type);
     p->source.type = (enum source_type)type;
     get_str(w, n, "path", path, &p->source.path);
@@ -567,7 +567,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
     get_str(w, n, "password_file", path, &p->source.password_file);
     get_str(w, n, "known_hosts", path, &p->source.known_hosts);
     get_duration(w, n, "timeout", path, &p->source.timeout_ms);
-    get_int(w, n, "max_transfers", path, 1, 64, &p->source.max_transfers);
+    get_int(w, n, "max_transfers", path, 1, 64, &p->source.connections);
+    get_int(w, n, "connections", path, 1, 64, &p->source.connections);
     for (size_t i = 0; i < n->n; i++)
         if (!strcmp(n->keys[i], "password"))
             err_at(w, n->keynodes[i], "source.password",
@@ -577,7 +578,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
         err_at(w, n, "source.path", "is required");
     if (p->source.type == SOURCE_SPOOL) {
         static const char *sftp_only[] = {
-            "host", "user", "key_file", "password_file", "passphrase_file", "known_hosts", "port"};
+            "host", "user", "key_file", "password_file", "passphrase_file", "known_hosts", "port",
+            "connections"};
         for (size_t i = 0; i < sizeof sftp_only / sizeof *sftp_only; i++)
             if ((c = node_get(n, sftp_only[i]))) {
                 char *kp = join(path, sftp_only[i]);

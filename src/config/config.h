@@ -55,7 +55,10 @@ struct source_conf {
     char *password_file;
     char *known_hosts;
     int64_t timeout_ms;
-    int max_transfers;
+    /* sftp: SSH connections to the source at once (files in flight; see
+     * docs/configuration.md "Choosing connections"); max_transfers is its
+     * older name */
+    int connections;
 };
 
 struct schedule_conf {

@@ -28,7 +28,7 @@
 #define DEF_STABLE_FOR_MS   10000 /* used when neither stable_for nor done_file is given */
 #define DEF_SFTP_PORT       22
 #define DEF_SFTP_TIMEOUT_MS 30000
-#define DEF_MAX_TRANSFERS   4
+#define DEF_CONNECTIONS     4
 
 /* profile: schedule */
 #define DEF_EVERY_MS         30000

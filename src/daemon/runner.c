@@ -1,10 +1,28 @@
 /*
- * runner: see runner.h.  One mutex guards the queue, the running slots and
- * the current set; jobs themselves run outside it.  Every worker owns a
+ * runner: see runner.h.  One mutex guards the queues, the running slots and
+ * the current set; jobs themselves run outside it.  Every thread owns a
  * ledger connection for its whole life and a pipeline built on the set of
  * the last job it ran (rebuilt when a job starts on a newer set, dropped
- * when the worker idles on an old one, so an old set does not outlive its
+ * when the thread idles on an old one, so an old set does not outlive its
  * last job for long).
+ *
+ * Two kinds of threads: `workers` serve the main queue (polls of spools,
+ * advances, due jobs); "connection" threads, as many as the SFTP profiles'
+ * source.connections together (at most MAX_CONN_THREADS), serve the
+ * connections' queue: everything that talks to an SFTP source (its polls,
+ * the take of each intake, the finish after sealing), at most
+ * `connections` jobs of a profile at once, each thread on its own SSH
+ * session.  An SFTP intake claimed by a poll is queued twice: its take on
+ * the connections' queue and its advance on the main queue, marked
+ * `taking` until the take is done; advances of a profile start in queue
+ * order, so an advance still taking holds back the later ones (`order:`).
+ * The advance stops at sealed and queues the finish.  Takes run ahead of
+ * the advances by at most TAKE_AHEAD x connections files.
+ *
+ * A server that refuses a connection while other connections of the
+ * profile work: the take goes back to the front of the queue, the profile
+ * works with the connections it has until its queue is empty, and the
+ * source health says so (ledger_source_connections, `wharf status`).
  */
 #include "daemon/runner.h"
 
@@ -13,25 +31,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "util/obs.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
-enum job_kind { JOB_NONE, JOB_ADVANCE, JOB_POLL, JOB_DUE };
+#define MAX_CONN_THREADS 64
+#define TAKE_AHEAD       4
+
+enum job_kind { JOB_NONE, JOB_ADVANCE, JOB_POLL, JOB_DUE, JOB_TAKE, JOB_FINISH };
 
 struct job {
     enum job_kind kind;
-    char id[ID_LEN];  /* JOB_ADVANCE */
-    char profile[80]; /* JOB_ADVANCE, JOB_POLL (names are at most 64) */
+    char id[ID_LEN];  /* JOB_ADVANCE, JOB_TAKE, JOB_FINISH */
+    char profile[80]; /* all but JOB_DUE (names are at most 64) */
+    uint64_t seq;     /* order of the main queue (ascending) */
+    uint64_t link;    /* JOB_TAKE: seq of its intake's advance */
     bool asked;       /* JOB_POLL: asked for, not only scheduled (ledger_poll_begin) */
+    bool taking;      /* JOB_ADVANCE: its take is queued or running */
+    bool ahead;       /* JOB_ADVANCE: taken, counted in its profile's ahead */
+};
+
+/* Per SFTP profile: what its connections do now. */
+struct conns {
+    char profile[80];
+    int limit;       /* > 0: the server refused more than this many */
+    int outstanding; /* takes queued or running */
+    int ahead;       /* advances taken and waiting for a worker */
+    int best;        /* the most that worked at once in this batch */
+    int done_since;  /* jobs done since the limit last moved */
+    int pending;     /* its advances queued (any profile) */
+    char why[256];   /* the refusal */
+};
+
+struct jobq {
+    struct job *v;
+    size_t head, n, cap; /* the jobs are v[head .. head + n) */
 };
 
 struct slot {
     struct job job;   /* kind JOB_NONE: idle */
     bool again;       /* JOB_POLL: polled for while running */
     bool again_asked; /* and one of those was asked for */
+    char session[80]; /* connection threads: the profile whose source it
+                       * holds a session to ("": none) */
 };
 
 struct worker {
@@ -48,11 +93,16 @@ struct runner {
     pthread_mutex_t mu;
     pthread_cond_t cv;  /* a job queued or finished, a swap, stop */
     struct profset *ps; /* current */
-    struct job *q;
-    size_t nq, cap, n_advance;
-    struct slot *running;
+    struct jobq q;  /* polls of spools, advances, due jobs: the workers' */
+    size_t n_advance, q_other; /* in q: advances, the rest */
+    struct jobq tq; /* takes: the connection threads' */
+    struct jobq fq; /* finishes and polls of SFTP sources: theirs too */
+    uint64_t seq;
+    struct conns *cs;
+    size_t ncs;
+    struct slot *running; /* workers, then connection threads */
     struct worker *w;
-    int workers, alive; /* alive: workers with a ledger connection */
+    int workers, takers, alive; /* alive: threads with a ledger connection */
     bool stop;
     struct pipeline_stats st;
     int errors; /* ledger failures: a worker's connection, a due job's query */
@@ -79,6 +129,8 @@ static bool same(const struct job *a, const struct job *b)
         return false;
     switch (a->kind) {
     case JOB_ADVANCE:
+    case JOB_TAKE:
+    case JOB_FINISH:
         return !strcmp(a->id, b->id);
     case JOB_POLL:
         return !strcmp(a->profile, b->profile);
@@ -87,10 +139,64 @@ static bool same(const struct job *a, const struct job *b)
     }
 }
 
+/* A FIFO of jobs that also gives up any entry: taking the first one (the
+ * usual case) or putting one back in front moves nothing. */
+static struct job *jq_at(const struct jobq *q, size_t i)
+{
+    return &q->v[q->head + i];
+}
+
+static void jq_put(struct jobq *q, const struct job *j, bool front)
+{
+    if (front && q->head > 0) {
+        q->v[--q->head] = *j;
+        q->n++;
+        return;
+    }
+    if (q->head + q->n == q->cap || (front && q->n == q->cap)) {
+        if (q->head > 0 && !front) { /* room at the start: move down */
+            memmove(q->v, q->v + q->head, q->n * sizeof *q->v);
+            q->head = 0;
+        } else {
+            q->cap = q->cap ? 2 * q->cap : 64;
+            q->v = xrealloc(q->v, q->cap * sizeof *q->v);
+        }
+    }
+    if (front) { /* head is 0 here */
+        memmove(q->v + 1, q->v, q->n * sizeof *q->v);
+        q->v[0] = *j;
+    } else
+        q->v[q->head + q->n] = *j;
+    q->n++;
+}
+
+static void jq_remove(struct jobq *q, size_t i)
+{
+    if (i == 0)
+        q->head++;
+    else
+        memmove(jq_at(q, i), jq_at(q, i + 1), (q->n - i - 1) * sizeof *q->v);
+    if (--q->n == 0)
+        q->head = 0;
+}
+
+static struct job *jq_find(const struct jobq *q, const struct job *j)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (same(jq_at(q, i), j))
+            return jq_at(q, i);
+    return NULL;
+}
+
+static int slots(const struct runner *r)
+{
+    return r->workers + r->takers;
+}
+
 /* Under mu: the slot running a job like j, or NULL. */
 static struct slot *running_like(struct runner *r, const struct job *j)
 {
-    for (int i = 0; i < r->workers; i++)
+    for (int i = 0; i < slots(r); i++)
         if (same(&r->running[i].job, j))
             return &r->running[i];
     return NULL;
@@ -98,21 +204,81 @@ static struct slot *running_like(struct runner *r, const struct job *j)
 
 static struct job *queued_like(struct runner *r, const struct job *j)
 {
-    for (size_t i = 0; i < r->nq; i++)
-        if (same(&r->q[i], j))
-            return &r->q[i];
-    return NULL;
+    switch (j->kind) {
+    case JOB_TAKE: /* queued only with its advance, which is unique */
+        return NULL;
+    case JOB_FINISH:
+        return jq_find(&r->fq, j);
+    case JOB_POLL: {
+        struct job *q = jq_find(&r->q, j);
+        return q ? q : jq_find(&r->fq, j);
+    }
+    default:
+        return jq_find(&r->q, j);
+    }
 }
 
 /* Under mu: the queue and the workers as /metrics shows them (util/obs.h). */
 static void gauges(struct runner *r)
 {
     int64_t b = 0;
-    for (int i = 0; i < r->workers; i++)
+    for (int i = 0; i < slots(r); i++)
         b += r->running[i].job.kind != JOB_NONE;
-    obs_gauge_set(OBS_QUEUE_DEPTH, (int64_t)r->nq);
+    obs_gauge_set(OBS_QUEUE_DEPTH, (int64_t)(r->q.n + r->tq.n + r->fq.n));
     obs_gauge_set(OBS_WORKERS_BUSY, b);
     obs_gauge_set(OBS_WORKERS, r->alive);
+}
+
+/* Does p's source go through the connection threads? */
+static bool on_conns(const struct runner *r, const struct profile *p)
+{
+    return r->takers > 0 && p && p->source.type == SOURCE_SFTP && !p->outbound;
+}
+
+static const struct profile *profile_of(struct runner *r, const struct job *j)
+{
+    return j->kind == JOB_DUE ? NULL : profiles_find(&r->ps->set, j->profile);
+}
+
+/* Under mu: the profile's connection state, made when missing. */
+static struct conns *conns_of(struct runner *r, const char *profile)
+{
+    for (size_t i = 0; i < r->ncs; i++)
+        if (!strcmp(r->cs[i].profile, profile))
+            return &r->cs[i];
+    r->cs = xrealloc(r->cs, (r->ncs + 1) * sizeof *r->cs);
+    struct conns *c = &r->cs[r->ncs++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->profile, sizeof c->profile, "%s", profile);
+    return c;
+}
+
+/* Under mu: jobs of the profile running on connection threads. */
+static int conns_busy(struct runner *r, const char *profile)
+{
+    int n = 0;
+    for (int i = r->workers; i < slots(r); i++)
+        if (r->running[i].job.kind != JOB_NONE && !strcmp(r->running[i].job.profile, profile))
+            n++;
+    return n;
+}
+
+/* Under mu: the advance with this seq in the main queue (kept in seq
+ * order), or its index -1. */
+static ssize_t find_seq(struct runner *r, uint64_t seq)
+{
+    size_t lo = 0, hi = r->q.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t s = jq_at(&r->q, mid)->seq;
+        if (s == seq)
+            return (ssize_t)mid;
+        if (s < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
 }
 
 /* Under mu: queue j by the rules in runner.h. */
@@ -135,24 +301,57 @@ static void push(struct runner *r, const struct job *j)
     }
     if (j->kind == JOB_ADVANCE && r->queue_max && r->n_advance >= r->queue_max)
         return; /* back pressure: the next due job finds it */
-    if (r->nq == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 64;
-        r->q = xrealloc(r->q, r->cap * sizeof *r->q);
+    if (j->kind == JOB_TAKE)
+        jq_put(&r->tq, j, false);
+    else if (j->kind == JOB_FINISH || (j->kind == JOB_POLL && on_conns(r, profile_of(r, j))))
+        jq_put(&r->fq, j, false);
+    else {
+        struct job x = *j;
+        x.seq = ++r->seq;
+        jq_put(&r->q, &x, false);
+        if (j->kind == JOB_ADVANCE) {
+            r->n_advance++;
+            conns_of(r, j->profile)->pending++;
+        } else
+            r->q_other++;
     }
-    r->q[r->nq++] = *j;
-    if (j->kind == JOB_ADVANCE)
-        r->n_advance++;
     gauges(r);
     pthread_cond_broadcast(&r->cv);
 }
 
-static void push_advance(struct runner *r, const char *id, const char *profile)
+static void push_kind(struct runner *r, enum job_kind kind, const char *id, const char *profile)
 {
-    struct job j = {.kind = JOB_ADVANCE};
+    struct job j = {.kind = kind};
     snprintf(j.id, sizeof j.id, "%s", id);
     snprintf(j.profile, sizeof j.profile, "%s", profile);
     pthread_mutex_lock(&r->mu);
     push(r, &j);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void push_advance(struct runner *r, const char *id, const char *profile)
+{
+    push_kind(r, JOB_ADVANCE, id, profile);
+}
+
+/* An SFTP intake still to be taken: its advance, held back until its take
+ * on a connection is done. */
+static void push_take(struct runner *r, const char *id, const char *profile)
+{
+    struct job a = {.kind = JOB_ADVANCE, .taking = true}, t;
+    snprintf(a.id, sizeof a.id, "%s", id);
+    snprintf(a.profile, sizeof a.profile, "%s", profile);
+    t = a;
+    t.kind = JOB_TAKE;
+    t.taking = false;
+    pthread_mutex_lock(&r->mu);
+    uint64_t before = r->seq;
+    push(r, &a);
+    if (r->seq != before) { /* queued: not running or queued already */
+        t.link = r->seq;
+        push(r, &t);
+        conns_of(r, profile)->outstanding++;
+    }
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -167,25 +366,148 @@ static int in_flight(struct runner *r, const char *profile)
 
 static void unqueue(struct runner *r, size_t i)
 {
-    if (r->q[i].kind == JOB_ADVANCE)
+    struct job *j = jq_at(&r->q, i);
+    if (j->kind == JOB_ADVANCE) {
+        struct conns *c = conns_of(r, j->profile);
         r->n_advance--;
-    memmove(&r->q[i], &r->q[i + 1], (r->nq - i - 1) * sizeof *r->q);
-    r->nq--;
+        c->pending--;
+        if (j->ahead)
+            c->ahead--;
+    } else
+        r->q_other--;
+    jq_remove(&r->q, i);
 }
 
-/* Under mu: the first queued job that may start now, taken off the queue;
- * jobs of profiles the current set no longer has are dropped. */
-static bool pick(struct runner *r, struct job *out)
+/* Off the take queue (tq) or the finish queue (fq). */
+static void untake(struct runner *r, struct jobq *q, size_t i)
 {
-    for (size_t i = 0; i < r->nq;) {
-        struct job *j = &r->q[i];
-        const struct profile *p = NULL;
-        if (j->kind != JOB_DUE && !(p = profiles_find(&r->ps->set, j->profile))) {
+    if (jq_at(q, i)->kind == JOB_TAKE)
+        conns_of(r, jq_at(q, i)->profile)->outstanding--;
+    jq_remove(q, i);
+}
+
+/* Under mu: connection threads holding a session to the profile's source. */
+static int sessions(struct runner *r, const char *profile)
+{
+    int n = 0;
+    for (int i = r->workers; i < slots(r); i++)
+        if (!strcmp(r->running[i].session, profile))
+            n++;
+    return n;
+}
+
+/* Under mu: how many jobs of p may run on connections at once now. */
+static int conns_limit(struct runner *r, const struct profile *p)
+{
+    struct conns *c = conns_of(r, p->name);
+    int n = p->source.connections;
+    return c->limit > 0 && c->limit < n ? c->limit : n;
+}
+
+#define MAX_HELD 16
+
+/* Profiles a scan of a queue found held back: their later jobs are passed
+ * over with one comparison each, and a scan that holds every profile
+ * ends early. */
+struct held {
+    const char *v[MAX_HELD];
+    int n;
+};
+
+static bool held(const struct held *h, const char *profile)
+{
+    if (h->n > MAX_HELD)
+        return true; /* too many to remember: hold every profile back */
+    for (int i = 0; i < h->n; i++)
+        if (!strcmp(h->v[i], profile))
+            return true;
+    return false;
+}
+
+static void hold(struct held *h, const char *profile)
+{
+    if (h->n < MAX_HELD)
+        h->v[h->n] = profile;
+    h->n++;
+}
+
+/* Under mu: may a connection thread (me) start j of p now? */
+static bool conn_may(struct runner *r, struct slot *me, const struct job *j,
+                     const struct profile *p)
+{
+    int limit = conns_limit(r, p);
+    /* under a limit, the threads holding a session do the work */
+    if (conns_busy(r, p->name) >= limit ||
+        (strcmp(me->session, p->name) && sessions(r, p->name) >= limit))
+        return false;
+    if (j->kind == JOB_POLL)
+        return !running_like(r, j);
+    if (j->kind == JOB_TAKE)
+        return conns_of(r, p->name)->ahead < TAKE_AHEAD * p->source.connections;
+    return true;
+}
+
+/* Under mu: the first queued job that may start now on this thread, taken
+ * off its queue; jobs of profiles the current set no longer has are
+ * dropped.  A connection thread serves the finishes and polls first, then
+ * the takes. */
+static bool pick(struct runner *r, struct slot *me, bool taker, struct job *out)
+{
+    struct held h = {0};
+    size_t nprof = r->ps->set.n;
+    if (taker) {
+        size_t nconns = 0; /* profiles with takes */
+        for (size_t i = 0; i < nprof; i++)
+            nconns += on_conns(r, r->ps->set.v[i]);
+        for (int k = 0; k < 2; k++) {
+            struct jobq *q = k == 0 ? &r->fq : &r->tq;
+            for (size_t i = 0; i < q->n;) {
+                struct job *j = jq_at(q, i);
+                if (k == 1 && held(&h, j->profile)) {
+                    if ((size_t)h.n >= nconns)
+                        break; /* every profile's takes wait */
+                    i++;
+                    continue;
+                }
+                const struct profile *p = profile_of(r, j);
+                if (!p) {
+                    untake(r, q, i);
+                    continue;
+                }
+                if (conn_may(r, me, j, p)) {
+                    *out = *j;
+                    untake(r, q, i);
+                    if (out->kind == JOB_TAKE) /* counted until it is done */
+                        conns_of(r, p->name)->outstanding++;
+                    return true;
+                }
+                if (k == 1)
+                    hold(&h, j->profile);
+                i++;
+            }
+        }
+        return false;
+    }
+    for (size_t i = 0; i < r->q.n;) {
+        struct job *j = jq_at(&r->q, i);
+        if (j->kind == JOB_ADVANCE && held(&h, j->profile)) {
+            if (r->q_other == 0 && (size_t)h.n >= nprof)
+                break; /* only advances left, and every profile waits */
+            i++;
+            continue;
+        }
+        const struct profile *p = profile_of(r, j);
+        if (j->kind != JOB_DUE && !p) {
             unqueue(r, i);
             continue;
         }
-        bool may = j->kind == JOB_ADVANCE ? in_flight(r, j->profile) < p->concurrency
-                                          : !running_like(r, j);
+        bool may;
+        if (j->kind == JOB_ADVANCE) {
+            may = !j->taking && in_flight(r, j->profile) < p->concurrency;
+            if (!may) /* advances of a profile start in queue order */
+                hold(&h, j->profile);
+        } else
+            may = !running_like(r, j);
         if (may) {
             *out = *j;
             unqueue(r, i);
@@ -198,9 +520,9 @@ static bool pick(struct runner *r, struct job *out)
 
 static bool busy(struct runner *r)
 {
-    if (r->nq)
+    if (r->q.n || r->tq.n || r->fq.n)
         return true;
-    for (int i = 0; i < r->workers; i++)
+    for (int i = 0; i < slots(r); i++)
         if (r->running[i].job.kind != JOB_NONE)
             return true;
     return false;
@@ -252,14 +574,18 @@ static int run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
     stats_add(st, &mine);
     if (r->hooks.polled)
         r->hooks.polled(r->hooks.ctx, l, p, rc, ids, n, &mine, &e);
+    /* listing connections are not kept between polls (a failed one may be
+     * half dead: reconnect next time); closed before the takes start, so
+     * they are not one connection short on a server that counts them */
+    pipeline_release_sources(pl, 0);
     for (size_t k = 0; k < n; k++) {
-        push_advance(r, ids[k], p->name);
+        if (on_conns(r, p))
+            push_take(r, ids[k], p->name);
+        else
+            push_advance(r, ids[k], p->name);
         free(ids[k]);
     }
     free(ids);
-    /* listing connections are not kept between polls (a failed one may be
-     * half dead: reconnect next time) */
-    pipeline_release_sources(pl, 0);
     if (turn == 1) {
         struct werr pe;
         if (ledger_poll_end(l, p->name, node, start + poll_gap(p), &pe) < 0)
@@ -289,14 +615,154 @@ static void run_due(struct runner *r, struct pipeline *pl, struct ledger *l,
         /* One that finished since the list was read is left alone, and so
          * is one whose attempt failed meanwhile (a worker ran it while this
          * list was read): it waits for its backoff, never re-run at once. */
+        const struct profile *p = NULL;
         if (!stop && ledger_get(l, ids[i], &in, &e) > 0 && in.state != ST_DONE &&
             in.state != ST_FAILED && in.next_attempt_ms <= now_ms() &&
-            profiles_find(set, in.profile))
-            push_advance(r, in.id, in.profile);
+            (p = profiles_find(set, in.profile))) {
+            if (on_conns(r, p) && in.state == ST_FOUND)
+                push_take(r, in.id, in.profile);
+            else if (on_conns(r, p) && in.state == ST_SEALED)
+                push_kind(r, JOB_FINISH, in.id, in.profile);
+            else
+                push_advance(r, in.id, in.profile);
+        }
         intake_clear(&in);
         free(ids[i]);
     }
     free(ids);
+}
+
+/* Under mu: is a job of this profile waiting on the connections' queue? */
+static bool tq_has(struct runner *r, const char *profile)
+{
+    for (int k = 0; k < 2; k++) {
+        const struct jobq *q = k ? &r->tq : &r->fq;
+        for (size_t i = 0; i < q->n; i++)
+            if (!strcmp(jq_at(q, i)->profile, profile))
+                return true;
+    }
+    return false;
+}
+
+/* Under mu: has the profile work queued or running on a worker (its
+ * connections then stay open: the finishes come after the advances)? */
+static bool profile_busy(struct runner *r, const char *profile)
+{
+    return conns_of(r, profile)->pending > 0 || in_flight(r, profile) > 0 ||
+           tq_has(r, profile);
+}
+
+/* Under mu: takes and finishes of the profile running (the ones holding a
+ * session of their own). */
+static int conns_moving(struct runner *r, const char *profile)
+{
+    int n = 0;
+    for (int i = r->workers; i < slots(r); i++) {
+        const struct job *j = &r->running[i].job;
+        if ((j->kind == JOB_TAKE || j->kind == JOB_FINISH) && !strcmp(j->profile, profile))
+            n++;
+    }
+    return n;
+}
+
+/* On a connection thread: the take of one intake (then its advance may
+ * start; when the take failed it waits for its retry, which the due job
+ * queues), or the finish of a sealed one.  A connection the server
+ * refuses while others of the profile work puts the job back in front:
+ * the profile goes on with what works, trying one more after every
+ * PROBE_EVERY jobs done (a limit met at a busy moment is not kept for
+ * good), and the most that worked is what status shows. */
+#define PROBE_EVERY 8
+
+static void run_conn(struct runner *r, struct slot *me, struct pipeline *pl, struct ledger *l,
+                     const struct profile *p, const struct job *j, struct pipeline_stats *st)
+{
+    struct werr e;
+    int until = j->kind == JOB_TAKE ? (int)ST_TAKEN : -1;
+    int rc = pipeline_advance_to(pl, j->id, until, true, st, &e);
+    int want = p->source.connections, got;
+    char why[sizeof ((struct conns *)0)->why];
+
+    pthread_mutex_lock(&r->mu);
+    struct conns *c = conns_of(r, p->name);
+    if (rc == PIPELINE_NO_CONNECTION)
+        me->session[0] = 0;
+    /* the others: sessions open, or jobs still connecting (when they are
+     * refused too, the last of them fails as usual) */
+    int others = sessions(r, p->name), moving = conns_moving(r, p->name) - 1;
+    if (moving > others)
+        others = moving;
+    if (rc == PIPELINE_NO_CONNECTION && others > 0) {
+        bool first = !c->why[0];
+        c->limit = others;
+        c->done_since = 0;
+        snprintf(c->why, sizeof c->why, "%.*s", (int)sizeof c->why - 1, e.msg);
+        /* back in front (a take stays counted in outstanding) */
+        jq_put(j->kind == JOB_TAKE ? &r->tq : &r->fq, j, true);
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        if (first) {
+            wlog(LOG_WARN, p->name, NULL, "sftp.connections_limited",
+                 json_pack("{s:i,s:i}", "connections", want, "working", others),
+                 "the server refused connection %d of %d (%s); going on with %d", others + 1,
+                 want, e.msg, others);
+            ledger_source_connections(l, p->name, want, others, e.msg, now_ms());
+        }
+        return;
+    }
+    bool refused_before = c->why[0] != 0;
+    pthread_mutex_unlock(&r->mu);
+    if (rc == PIPELINE_NO_CONNECTION) { /* none works: an ordinary failure */
+        /* unless a server that refused more a moment ago is still
+         * counting the sessions just closed: one more try, later */
+        if (refused_before)
+            usleep(500 * 1000);
+        rc = pipeline_advance_to(pl, j->id, until, false, st, &e);
+    }
+
+    pthread_mutex_lock(&r->mu);
+    c = conns_of(r, p->name);
+    /* a failed job may have dropped its session: counted again once one
+     * works */
+    if (j->kind == JOB_TAKE ? rc >= (int)ST_TAKEN && rc != (int)ST_FAILED : rc == (int)ST_DONE)
+        snprintf(me->session, sizeof me->session, "%s", p->name);
+    else
+        me->session[0] = 0;
+    int open = sessions(r, p->name);
+    moving = conns_moving(r, p->name);
+    if (open > c->best)
+        c->best = open;
+    if (c->limit > 0 && c->limit < want && ++c->done_since >= PROBE_EVERY) {
+        c->limit++;
+        c->done_since = 0;
+    }
+    if (j->kind == JOB_TAKE) {
+        ssize_t k = find_seq(r, j->link);
+        struct job *a = k >= 0 ? jq_at(&r->q, (size_t)k) : NULL;
+        if (a && a->kind == JOB_ADVANCE && !strcmp(a->id, j->id)) {
+            if (rc >= (int)ST_TAKEN && rc != (int)ST_FAILED) {
+                a->taking = false;
+                a->ahead = true;
+                c->ahead++;
+            } else
+                unqueue(r, (size_t)k); /* its retry is the due job's */
+        }
+        c->outstanding--;
+    }
+    bool batch_done = c->outstanding == 0 && moving <= 1 && !profile_busy(r, p->name);
+    got = c->best < want ? c->best : want;
+    snprintf(why, sizeof why, "%s", c->why);
+    if (batch_done) { /* the next batch tries every connection again */
+        c->limit = 0;
+        c->best = 0;
+        c->done_since = 0;
+        c->why[0] = 0;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (batch_done)
+        ledger_source_connections(l, p->name, want, why[0] ? got : want, why[0] ? why : NULL,
+                                  now_ms());
 }
 
 static void *work(void *arg)
@@ -304,6 +770,7 @@ static void *work(void *arg)
     struct worker *w = arg;
     struct runner *r = w->r;
     struct slot *me = &r->running[w->index];
+    bool taker = w->index >= r->workers;
     struct werr e;
     struct ledger *l =
         ledger_open(r->cfg->ledger_type, r->cfg->ledger_path, r->cfg->ledger_dsn_file, &e);
@@ -321,7 +788,7 @@ static void *work(void *arg)
         struct job j;
         if (r->stop)
             break;
-        if (!pick(r, &j)) {
+        if (!pick(r, me, taker, &j)) {
             if (mine && mine != r->ps) { /* idle on an old set: let it go */
                 pthread_mutex_unlock(&r->mu);
                 pipeline_free(pl);
@@ -352,8 +819,15 @@ static void *work(void *arg)
                 pipeline_set_progress(pl, r->hooks.progress, r->hooks.progress_ctx);
         }
         const struct profile *p = profiles_find(&ps->set, j.profile);
-        if (j.kind == JOB_ADVANCE)
+        if (j.kind == JOB_ADVANCE && on_conns(r, p)) {
+            /* the finish is a connection's job */
+            struct werr ne;
+            if (pipeline_advance_to(pl, j.id, ST_SEALED, false, &st, &ne) == (int)ST_SEALED)
+                push_kind(r, JOB_FINISH, j.id, j.profile);
+        } else if (j.kind == JOB_ADVANCE)
             pipeline_advance(pl, j.id, &st);
+        else if ((j.kind == JOB_TAKE || j.kind == JOB_FINISH) && p)
+            run_conn(r, me, pl, l, p, &j, &st);
         else if (j.kind == JOB_POLL && p)
             polled = run_poll(r, pl, l, p, j.asked, &st);
         else if (j.kind == JOB_DUE)
@@ -371,9 +845,14 @@ static void *work(void *arg)
         stats_add(&r->st, &st);
         if (again)
             push(r, &j);
-        bool idle = r->nq == 0;
+        /* idle: close SFTP connections and targets (not under the lock); a
+         * connection thread keeps its session while its profile has work */
+        bool idle = taker ? !profile_busy(r, j.profile) : r->q.n == 0;
         pthread_cond_broadcast(&r->cv);
-        if (idle && pl) { /* close SFTP connections and targets, not under the lock */
+        if (j.kind == JOB_POLL)
+            me->session[0] = 0; /* run_poll closed it */
+        if (idle && pl) {
+            me->session[0] = 0;
             pthread_mutex_unlock(&r->mu);
             pipeline_release_sources(pl, 0);
             pthread_mutex_lock(&r->mu);
@@ -399,8 +878,17 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
     if (hooks)
         r->hooks = *hooks;
     r->workers = workers > 0 ? workers : 1;
-    r->running = xcalloc((size_t)r->workers, sizeof *r->running);
-    r->w = xcalloc((size_t)r->workers, sizeof *r->w);
+    /* one connection thread per SFTP connection the profiles may use (a
+     * reload keeps this count: more takes effect at the next start) */
+    for (size_t i = 0; i < set->set.n; i++) {
+        const struct profile *p = set->set.v[i];
+        if (p->source.type == SOURCE_SFTP && !p->outbound)
+            r->takers += p->source.connections;
+    }
+    if (r->takers > MAX_CONN_THREADS)
+        r->takers = MAX_CONN_THREADS;
+    r->running = xcalloc((size_t)slots(r), sizeof *r->running);
+    r->w = xcalloc((size_t)slots(r), sizeof *r->w);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     /* the stop and reload signals are the main thread's: workers start
@@ -410,7 +898,7 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
     sigaddset(&all, SIGINT);
     sigaddset(&all, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    for (int i = 0; i < r->workers; i++) {
+    for (int i = 0; i < slots(r); i++) {
         r->w[i] = (struct worker){.r = r, .index = i};
         pthread_mutex_lock(&r->mu);
         r->alive++;
@@ -513,17 +1001,20 @@ void runner_stop(struct runner *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->stop = true;
-    r->nq = 0;
+    r->q.n = r->tq.n = r->fq.n = 0;
     r->n_advance = 0;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    for (int i = 0; i < r->workers; i++)
+    for (int i = 0; i < slots(r); i++)
         if (r->w[i].started)
             pthread_join(r->w[i].thread, NULL);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     profset_drop(r->ps);
-    free(r->q);
+    free(r->q.v);
+    free(r->tq.v);
+    free(r->fq.v);
+    free(r->cs);
     free(r->running);
     free(r->w);
     free(r);

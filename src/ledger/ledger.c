@@ -202,8 +202,8 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     json_int_t last_poll = 0, last_ok = 0, since = 0, fails = 0, unreadable = 0;
     int ok = 0;
     const char *error = NULL, *runbook = NULL, *kind = NULL, *ufirst = NULL;
-    const char *rpath = NULL, *rwhy = NULL;
-    json_int_t refused = 0;
+    const char *rpath = NULL, *rwhy = NULL, *cwhy = NULL;
+    json_int_t refused = 0, cwant = 0, cgot = 0, cms = 0;
 
     memset(out, 0, sizeof *out);
     snprintf(key, sizeof key, "source:%s", profile);
@@ -217,6 +217,8 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
                 &last_poll, "last_ok", &last_ok, "since", &since, "fails", &fails, "error", &error,
                 "runbook", &runbook, "kind", &kind, "unreadable", &unreadable, "unreadable_first",
                 &ufirst, "refused", &refused, "refused_path", &rpath, "refused_why", &rwhy);
+    json_unpack(j, "{s?I,s?I,s?I,s?s}", "conn_want", &cwant, "conn_got", &cgot, "conn_at", &cms,
+                "conn_why", &cwhy);
     out->ok = ok;
     out->last_poll_ms = last_poll;
     out->last_ok_ms = last_ok;
@@ -230,6 +232,10 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     out->refused = (int)refused;
     snprintf(out->refused_path, sizeof out->refused_path, "%s", rpath ? rpath : "");
     snprintf(out->refused_why, sizeof out->refused_why, "%s", rwhy ? rwhy : "");
+    out->conn_want = (int)cwant;
+    out->conn_got = (int)cgot;
+    out->conn_ms = cms;
+    snprintf(out->conn_why, sizeof out->conn_why, "%s", cwhy ? cwhy : "");
     json_decref(j);
     return 1;
 }
@@ -256,6 +262,13 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
             json_object_set_new(j, "refused_path", esc_json(h->refused_path));
             json_object_set_new(j, "refused_why", json_string(h->refused_why));
         }
+    }
+    if (h->conn_want > 0) {
+        json_object_set_new(j, "conn_want", json_integer(h->conn_want));
+        json_object_set_new(j, "conn_got", json_integer(h->conn_got));
+        json_object_set_new(j, "conn_at", json_integer(h->conn_ms));
+        if (h->conn_why[0])
+            json_object_set_new(j, "conn_why", esc_json(h->conn_why)); /* server text */
     }
     v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
@@ -288,6 +301,20 @@ void ledger_source_refused(struct ledger *l, const char *profile, int refused,
     h.refused = refused;
     snprintf(h.refused_path, sizeof h.refused_path, "%s", refused && first_path ? first_path : "");
     snprintf(h.refused_why, sizeof h.refused_why, "%s", refused && first_why ? first_why : "");
+    source_put(l, profile, &h);
+}
+
+void ledger_source_connections(struct ledger *l, const char *profile, int want, int got,
+                               const char *why, int64_t now)
+{
+    struct source_health h;
+    ledger_source_health(l, profile, &h);
+    if (!why && (!h.conn_want || (h.conn_want == want && h.conn_got == want && !h.conn_why[0])))
+        return; /* nothing new to say */
+    h.conn_want = want;
+    h.conn_got = why ? got : want;
+    h.conn_ms = now;
+    snprintf(h.conn_why, sizeof h.conn_why, "%s", why ? why : "");
     source_put(l, profile, &h);
 }
 

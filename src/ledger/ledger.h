@@ -493,6 +493,11 @@ struct source_health {
     int refused;
     char refused_path[256];
     char refused_why[160];
+    /* SFTP: the connections the last batch of takes wanted and got (0:
+     * never recorded), and why the server gave fewer (empty: it did not) */
+    int conn_want, conn_got;
+    int64_t conn_ms;
+    char conn_why[256];
 };
 void ledger_source_ok(struct ledger *l, const char *profile, int64_t now);
 /* A listing that succeeded but passed over n unreadable directories
@@ -504,6 +509,10 @@ void ledger_source_refused(struct ledger *l, const char *profile, int refused,
                            const char *first_path, const char *first_why);
 void ledger_source_failed(struct ledger *l, const char *profile, const char *kind,
                           const char *error, const char *runbook, int64_t now);
+/* The connections a batch of takes wanted and worked with; why NULL when
+ * the server gave them all (clears an earlier note). */
+void ledger_source_connections(struct ledger *l, const char *profile, int want, int got,
+                               const char *why, int64_t now);
 /* 1 filled, 0 never polled. */
 int ledger_source_health(struct ledger *l, const char *profile, struct source_health *out);
 

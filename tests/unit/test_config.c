@@ -159,7 +159,7 @@ static void test_each_mistake(void **state)
          "target: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
          "p.yaml:1:33: source.patern: unknown key (valid here: type, path, pattern, recursive, "
          "ignore, complete_when, after, host, port, user, key_file, passphrase_file, "
-         "password_file, known_hosts, timeout, max_transfers)"},
+         "password_file, known_hosts, timeout, connections, max_transfers)"},
         {"source: { type: ftp, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json "
          "}\n",
          "p.yaml:1:17: source.type: \"ftp\" is not valid (use spool | sftp)"},
