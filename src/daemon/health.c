@@ -132,6 +132,8 @@ static int unfinished_cb(void *c, const struct intake *in)
         x->have_retry = true;
     } else {
         x->in_progress++;
+        if (in->info && json_object_get(in->info, "held_behind"))
+            x->h->held++;
     }
     return 0;
 }
@@ -420,9 +422,13 @@ static void issues(struct ledger *l, const struct profile *p, struct health *h, 
             snprintf(b, sizeof b, "next attempt due now");
         }
         describe(r->kind, r->error, what, sizeof what);
-        snprintf(is->reason, sizeof is->reason, "%s, %d of %d attempts, %s (%s%s)", what,
+        char held[96] = "";
+        if (h->held)
+            snprintf(held, sizeof held, "; %llu later file%s held behind it (order:)",
+                     (unsigned long long)h->held, h->held == 1 ? "" : "s");
+        snprintf(is->reason, sizeof is->reason, "%s, %d of %d attempts, %s (%s%s)%s", what,
                  r->attempts, p->retry.max_attempts, b, r->name,
-                 h->retrying > 1 ? " and others" : "");
+                 h->retrying > 1 ? " and others" : "", held);
     }
     if (x->ring_n && x->ring_n >= (size_t)p->health.rejecting_after) {
         bool all = true;
@@ -600,6 +606,7 @@ json_t *health_json(const struct health *h)
     json_object_set_new(o, "rejects", json_integer((json_int_t)h->rejects));
     json_object_set_new(o, "failed", json_integer((json_int_t)h->failed));
     json_object_set_new(o, "retrying", json_integer((json_int_t)h->retrying));
+    json_object_set_new(o, "held", json_integer((json_int_t)h->held));
     json_object_set_new(o, "duplicates_recent", json_integer((json_int_t)h->duplicates));
     json_object_set_new(o, "sla",
                         h->sla.state == SLA_NONE ? json_null()

@@ -98,6 +98,7 @@ struct health {
     /* the facts the issues come from */
     int64_t last_loaded_ms; /* 0: never (outbound: the last delivery, sla_settled_ms) */
     uint64_t backlog, rejects, failed, retrying, duplicates;
+    uint64_t held; /* unfinished, waiting for an earlier intake (order:) */
     struct sla_status sla;
     bool polled; /* the source was ever polled */
     struct source_health source;

@@ -48,6 +48,8 @@ eq "nothing was loaded while a.csv waits" "$(sql var/warehouse.db 'select count(
 contains "once says two files are held" "$out" "2 held behind an earlier file (order:)"
 A=$(id_of seq a.csv); B=$(id_of seq b.csv)
 contains "wharf show b.csv: held behind a.csv's intake" "$(w show "$B")" "$A"
+contains "wharf status: retrying, two files held behind it" "$(w status)" "2 later files held behind it (order:)"
+eq "status --json counts them" "$(w status --json | python3 -c 'import json,sys; print([p["held"] for p in json.load(sys.stdin) if p["profile"] == "seq"][0])')" 2
 eq "b.csv stopped short of the load" "$(w show "$B" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" inspected
 for _ in $(seq 20); do
   sleep 0.5
