@@ -566,8 +566,13 @@ static int run_poll(struct runner *r, struct pipeline *pl, struct ledger *l,
                  "another node polls this source now, or its next poll is not due");
             return 0;
         }
-        if (turn < 0) /* the poll's own ledger calls say more */
-            wlog(LOG_WARN, p->name, NULL, "ledger", NULL, "poll turn: %s", e.msg);
+        if (turn < 0) {
+            /* the ledger is unreachable: a listing could claim nothing, so
+             * this is a failed poll, with the source's backoff */
+            if (r->hooks.polled)
+                r->hooks.polled(r->hooks.ctx, l, p, -1, NULL, 0, &mine, &e);
+            return -1;
+        }
     }
     wlog(LOG_DEBUG, p->name, NULL, "polling", NULL, "%s poll", asked ? "an asked" : "a scheduled");
     rc = pipeline_poll(pl, p, &ids, &n, &mine, &e);

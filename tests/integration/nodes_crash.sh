@@ -14,7 +14,9 @@
 #   2. both run at once on 40 files and one is SIGKILLed from outside while
 #      it holds intakes; the other finishes them; the dead one restarts and
 #      both share a last batch.
-#   3. both idle: the source is polled by one node at a time, on one
+#   3. the PostgreSQL server (ledger and target) is SIGKILLed while both
+#      nodes load, and restarted: they reconnect and finish every file;
+#   4. both idle: the source is polled by one node at a time, on one
 #      schedule kept in the ledger (not once per node).
 #
 # Afterwards every file was loaded exactly once: one intake per file, done
@@ -162,7 +164,28 @@ else bad "last batch not done"; fi
 stop_node a
 stop_node b
 
-# 3. one poller per source: both nodes up and idle, polling every second;
+# 3. the database itself crashes (SIGKILL of the PostgreSQL server and its
+#    backends: ledger and target at once) while both nodes load, and
+#    restarts: the nodes reconnect, the intakes resume, none is lost
+drop_files 30
+start_node a
+start_node b
+for i in $(seq 1 400); do
+  n=$(q "SELECT count(*) FROM intakes WHERE state = 'done'" 2>/dev/null)
+  [ "${n:-0}" -gt $((FILES - 30)) ] && break; sleep 0.05
+done
+pg_kill "$PGD"
+ok "PostgreSQL killed with $((${n:-0} - FILES + 30)) of the 30 new files done"
+sleep 1
+pg_start "$PGD"
+if wait_all_done; then ok "after the restart both nodes finished all $FILES files"
+else bad "not all done after the database restart: $(q "SELECT state || ' ' || coalesce(node, '-') || ' ' || coalesce(last_error, '') FROM intakes WHERE state <> 'done'")"; fi
+check "node a is still running" kill -0 "${PID[a]}"
+check "node b is still running" kill -0 "${PID[b]}"
+stop_node a
+stop_node b
+
+# 4. one poller per source: both nodes up and idle, polling every second;
 #    in all, the source is listed about once a second (a scheduled poll of
 #    one node finds the other's recent poll in the ledger and is skipped),
 #    not once a second per node.  Each node lists it once at its start.
