@@ -46,6 +46,14 @@
 #define MIN_HOME      16
 #define MIN_OVERFLOW  8
 #define MIN_RUN_BYTES 4096
+#define MAX_RANGES    4096 /* 96 KiB of ranges, then only the table */
+
+/* Integer keys that arrived in increasing order, one after the other on
+ * consecutive lines: keys lo..hi on lines line..line + (hi - lo). */
+struct krange {
+    int64_t lo, hi;
+    uint64_t line;
+};
 
 struct run {
     uint64_t off; /* bytes into the file */
@@ -68,6 +76,14 @@ struct keyset {
     struct run *runs;
     size_t nruns;
     uint64_t end; /* bytes in the file */
+    /* KEYSET_INT: keys above every key seen so far go into ranges instead
+     * of the table (see keyset_add_int) */
+    struct krange *ranges;
+    size_t nranges, rcap;
+    int64_t max; /* the largest key put in a range (have_max) */
+    bool have_max;
+    bool ranges_off; /* MAX_RANGES reached: the table alone from now on */
+    bool in_range;   /* the current record's key went into the last range */
 };
 
 /* ---- hashing ------------------------------------------------------------ */
@@ -241,8 +257,64 @@ static inline __attribute__((always_inline)) int add(struct keyset *ks, const ui
     }
 }
 
+/*
+ * Integer keys often arrive in order (order ids, line numbers): a key above
+ * every key seen so far cannot be a repeat, and a run of them, each one
+ * more than the last on the next line, is kept as one range instead of one
+ * random slot of the table per key.  So the invariant: while ranges are on,
+ * every key in the table or its spilled runs is at most max, and the
+ * ranges hold the keys above the table's in order.  A key at most max is
+ * looked up in the ranges (binary search; its first line follows from the
+ * range's) and then in the table as before.  A range key whose record
+ * turns out invalid moves into the table at keyset_row_end, marked so.
+ * Past MAX_RANGES (keys in order but with gaps) the ranges stay as they
+ * are, still looked up, and new keys go to the table.  Ranges are never
+ * spilled, so a repeat of a range key is always found at once.
+ */
+static const struct krange *range_find(const struct keyset *ks, int64_t key)
+{
+    size_t lo = 0, hi = ks->nranges;
+    while (lo < hi) { /* the first range with lo > key */
+        size_t mid = lo + (hi - lo) / 2;
+        if (ks->ranges[mid].lo > key)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo == 0 || ks->ranges[lo - 1].hi < key)
+        return NULL;
+    return &ks->ranges[lo - 1];
+}
+
 int keyset_add_int(struct keyset *ks, int64_t key, uint64_t line, uint64_t *first)
 {
+    if (!ks->ranges_off && (!ks->have_max || key > ks->max)) {
+        struct krange *r = ks->nranges ? &ks->ranges[ks->nranges - 1] : NULL;
+        if (r && key == r->hi + 1 && line == r->line + (uint64_t)(r->hi - r->lo) + 1) {
+            r->hi = key;
+        } else if (ks->nranges < MAX_RANGES) {
+            if (ks->nranges == ks->rcap) {
+                ks->rcap = ks->rcap ? ks->rcap * 2 : 16;
+                ks->ranges = xrealloc(ks->ranges, ks->rcap * sizeof *ks->ranges);
+            }
+            ks->ranges[ks->nranges++] = (struct krange){key, key, line};
+        } else {
+            ks->ranges_off = true;
+        }
+        if (!ks->ranges_off) {
+            ks->max = key;
+            ks->have_max = true;
+            ks->in_range = true;
+            return 1;
+        }
+    }
+    if (ks->nranges) {
+        const struct krange *r = range_find(ks, key);
+        if (r) {
+            *first = r->line + (uint64_t)(key - r->lo);
+            return 0;
+        }
+    }
     uint64_t k = fmix((uint64_t)key ^ ks->seed);
     return add(ks, &k, 1, line, first);
 }
@@ -426,12 +498,27 @@ static int spill(struct keyset *ks, struct werr *e)
 
 int keyset_row_end(struct keyset *ks, bool row_invalid, struct werr *e)
 {
+    if (ks->in_range) {
+        ks->in_range = false;
+        if (row_invalid) {
+            /* into the table, marked: it is the largest key, so new there */
+            struct krange *r = &ks->ranges[ks->nranges - 1];
+            int64_t key = r->hi;
+            uint64_t line = r->line + (uint64_t)(r->hi - r->lo), seen;
+            if (r->hi == r->lo)
+                ks->nranges--;
+            else
+                r->hi--;
+            uint64_t k = fmix((uint64_t)key ^ ks->seed);
+            add(ks, &k, 1, line, &seen);
+        }
+    }
     if (ks->last != SIZE_MAX) {
         if (row_invalid)
             ks->t[ks->last * ks->ew + ks->kw] |= LINE_INVALID;
         ks->last = SIZE_MAX;
     }
-    return ks->n >= ks->limit ? spill(ks, e) : 0;
+    return ks->t && ks->n >= ks->limit ? spill(ks, e) : 0; /* no table yet: ranges only */
 }
 
 /* ---- the final merge ---------------------------------------------------- */
@@ -490,6 +577,10 @@ static void reset(struct keyset *ks)
     ks->runs = NULL;
     ks->nruns = 0;
     ks->end = 0;
+    free(ks->ranges);
+    ks->ranges = NULL;
+    ks->nranges = ks->rcap = 0;
+    ks->have_max = ks->ranges_off = ks->in_range = false;
 }
 
 /*

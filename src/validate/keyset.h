@@ -12,7 +12,9 @@
  * row invalid, never let a repeat through.
  *
  * Memory: one open-addressing table of at most `budget` bytes, no
- * allocation per key.  When it is 70% full the set spills: the entries are
+ * allocation per key; integer keys that arrive in increasing order are
+ * kept as ranges instead (at most 4096 of them, 96 KiB), so a file whose
+ * ids only grow needs no table at all.  When it is 70% full the set spills: the entries are
  * sorted and appended to an anonymous temporary file as one run, and the
  * table starts again empty.  A repeat whose first occurrence is still in
  * the table is found at once (keyset_add returns 0); one whose first

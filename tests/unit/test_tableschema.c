@@ -663,8 +663,10 @@ static void test_spill(void **state)
     char *split = xasprintf("%s/invalid.csv", tmpdir);
     char csv[4096];
     size_t o = (size_t)snprintf(csv, sizeof csv, "id,code\n");
-    for (int i = 1; i <= 60; i++) /* id i on line i + 1 */
-        o += (size_t)snprintf(csv + o, sizeof csv - o, "%d,c%d\n", i, i);
+    /* id i on line i + 1, but 1000 on line 2: ids that only grow would be
+     * kept as ranges, which never spill */
+    for (int i = 1; i <= 60; i++)
+        o += (size_t)snprintf(csv + o, sizeof csv - o, "%d,c%d\n", i == 1 ? 1000 : i, i);
     snprintf(csv + o, sizeof csv - o,
              "3,x1\n"   /* 62: id 3 of line 4, spilled long ago: found late */
              "70,c5\n"  /* 63: code c5 of line 6: late */
@@ -744,8 +746,8 @@ static void test_primary_key_sets(void **state)
     struct rows rows = {0};
     char csv[2048];
     size_t o = (size_t)snprintf(csv, sizeof csv, "id,v\n");
-    for (int i = 1; i <= 30; i++)
-        o += (size_t)snprintf(csv + o, sizeof csv - o, "%d,a\n", i);
+    for (int i = 1; i <= 30; i++) /* 1000 first: not only growing, so the set spills */
+        o += (size_t)snprintf(csv + o, sizeof csv - o, "%d,a\n", i == 1 ? 1000 : i);
     snprintf(csv + o, sizeof csv - o, "2,b\n30,c\n"); /* lines 32 (late) and 33 (at once) */
 
     for (int spill = 0; spill < 2; spill++) {

@@ -12,9 +12,11 @@
  *  - input: for one field, the cells of the records, "\n" between records
  *    ("(empty)" is an empty cell, "\\" a backslash, "\t" a tab); each is
  *    written quoted, so the cell is exactly that text.  For a schema of
- *    several fields, the records' raw CSV lines.  "@spill:N": N distinct
- *    integers and then the first again, enough for the unique set to
- *    spill to disk (the repeat is only found by the merge at the end).
+ *    several fields, the records' raw CSV lines.  "@spill:N": the N
+ *    distinct integers N, 1, 2, .., N-1 and then 1 again, enough for the
+ *    unique set to spill to disk (the repeat is only found by the merge at
+ *    the end).  N comes first because integers that only grow are kept as
+ *    ranges, which never spill.
  *  - verdict: valid (every record valid), invalid (one or more invalid),
  *    refused (the schema does not compile: `wharf check` refuses it).
  *  - expect: valid: the stored values, "i:42" (integer), "r:12.5" (real),
@@ -133,7 +135,8 @@ static void write_csv(const char *path, json_t *fields, const char *input)
     fputs("\r\n", f);
     if (!strncmp(input, "@spill:", 7)) {
         long n = atol(input + 7);
-        for (long i = 1; i <= n; i++)
+        fprintf(f, "%ld\r\n", n);
+        for (long i = 1; i < n; i++)
             fprintf(f, "%ld\r\n", i);
         fputs("1\r\n", f);
         fclose(f);
