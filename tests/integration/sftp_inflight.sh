@@ -4,7 +4,7 @@
 # dropped in the middle of a batch of files in flight loses none and takes
 # none twice (the partial ones are retried and resumed); a server that
 # allows fewer sessions than `connections` is worked with what it gives,
-# and `wharf status` says so.
+# and `wharf status` says so; sshd's own MaxStartups 1 loses nothing either.
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 . "$WHARF_SOURCE_DIR/tests/lib/sshd.sh"
 
@@ -120,6 +120,21 @@ eq "status --json: connections wanted and got" "$(w status --json | python3 -c '
 for p in json.load(sys.stdin):
     if p["profile"] == "limited": c = p["connections"]; print(c["wanted"], c["got"])')" "4 2"
 
+# --- sshd's own MaxStartups 1: a session refused while another authenticates -
+# (the refusals come and go with the timing; what must hold is that every
+# file is taken once and nothing fails)
+kill "$RELAY" 2>/dev/null; wait "$RELAY" 2>/dev/null; RELAY=
+SSHD_MAX_STARTUPS=1 sshd_start "$SD" >/dev/null 2>&1 || bad "sshd did not restart"
+sftp_profile startups startups "$SSHD_PORT" 4
+fill "$SSHD_UPLOAD/startups" 24 500
+w once startups >st.out 2>st.log
+eq "MaxStartups 1: every file loaded" "$(done_count startups)" 24
+eq "MaxStartups 1: none failed or waits for a retry" "$(w intakes -p startups --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin) if i["state"]!="done"))')" 0
+eq "MaxStartups 1: every row once" "$(sql var/startups.db 'select count(*), count(distinct order_id) from orders')" "12000|12000"
+eq "MaxStartups 1: remote files deleted" "$(ls "$SSHD_UPLOAD/startups" | wc -l)" 0
+echo "# MaxStartups 1: sshd refused $(grep -c 'drop connection\|exceeded MaxStartups' "$SSHD_LOG" 2>/dev/null) connection(s)"
+sshd_start "$SD" >/dev/null 2>&1 || bad "sshd did not restart"
+
 # the same server with room again: the next batch uses every connection
 # and the note goes away
 relay --limit 8
@@ -127,7 +142,10 @@ sftp_profile limited limited "$RPORT" 4
 fill "$SSHD_UPLOAD/limited" 8 100
 w once limited >lim2.out 2>lim2.log
 eq "the next batch loaded" "$(done_count limited)" 32
-if w status 2>&1 | grep -q 'SFTP connections'; then
+eq "status --json: every connection worked in the next batch" "$(w status --json | python3 -c 'import json,sys
+for p in json.load(sys.stdin):
+    if p["profile"] == "limited": c = p["connections"]; print(c["wanted"], c["got"])')" "4 4"
+if w status 2>&1 | grep -A1 '^limited ' | grep -q 'SFTP connections'; then
   bad "status: the note stays after a batch that got every connection"
 else
   ok "status: no note once every connection worked"

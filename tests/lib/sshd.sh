@@ -25,6 +25,8 @@
 #   SSHD_PASSWORD_FILE        the partner's password (password auth)
 #   SSHD_HOST_PUB             the server's host public key
 #
+# SSHD_MAX_STARTUPS (at start, default 100:30:200) is sshd's MaxStartups: "1"
+# refuses a connection while another one is still authenticating.
 # SSHD_ALLOW_SSH_RSA=1 (at start) accepts ssh-rsa (SHA-1) signatures, which
 # OpenSSH 8.8+ refuses by default and libssh2 1.10 still makes for RSA keys.
 #
@@ -139,7 +141,7 @@ PubkeyAuthentication yes
 PasswordAuthentication yes
 KbdInteractiveAuthentication no
 AuthorizedKeysFile $d/etc/authorized_keys
-MaxStartups 100:30:200
+MaxStartups ${SSHD_MAX_STARTUPS:-100:30:200}
 MaxSessions 50
 ClientAliveInterval 0
 Subsystem sftp internal-sftp
