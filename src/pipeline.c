@@ -410,6 +410,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     st->refused += (unsigned)refused;
     ledger_source_refused(pl->ledger, p->name, refused, first_refused ? first_refused->path : NULL,
                           first_refused ? first_refused->skipped : NULL);
+    if (ledger_set_durable(pl->ledger, true, e) < 0)
+        goto out;
     if (ready && p->order == ORDER_NAME)
         qsort(list.v, ready, sizeof *list.v, cmp_drop_name);
     else if (ready && p->order == ORDER_MTIME)
@@ -435,29 +437,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
         crash_point("claimed");
         push_id(ids, n, in.id);
     }
-    /* One durable commit for the claims of the whole listing: each claim
-     * above committed without its own sync (synchronous=NORMAL), and this
-     * one's sync makes them all durable (the WAL is written in order) --
-     * before the caller hands out a single intake, so nothing that follows a
-     * claim (a take, a load) can outlive a claim lost to a power cut.  A
-     * claim lost that way is only a drop claimed again at the next poll. */
-    if (ledger_set_durable(pl->ledger, true, e) < 0)
-        goto out;
-    if (st->claimed) {
-        char v[24];
-        snprintf(v, sizeof v, "%lld", (long long)now_ms());
-        char *key = xasprintf("claimed:%s", p->name);
-        int k = ledger_kv_set(pl->ledger, key, v, e);
-        free(key);
-        if (k < 0)
-            goto out;
-    }
     r = 0;
 out:
-    if (r < 0) { /* back to full durability for the next user of the ledger */
-        struct werr de;
-        ledger_set_durable(pl->ledger, true, &de);
-    }
     drop_list_free(&list);
     drop_list_free(&skipped);
     free(desc);
