@@ -2202,35 +2202,50 @@ static int step_finish(struct job *j)
     return 0;
 }
 
+struct first_ctx {
+    const char *me;
+    char id[ID_LEN];
+};
+
+/* The first unfinished intake (in claim order) before `me` whose rows are
+ * not in the target yet; stops at `me`. */
 static int first_cb(void *ctx, const struct intake *in)
 {
-    snprintf(ctx, ID_LEN, "%s", in->id);
+    struct first_ctx *x = ctx;
+    if (strcmp(in->id, x->me) >= 0)
+        return 1;
+    if (in->state == ST_LOADED || in->state == ST_REJECTED || in->state == ST_SEALED)
+        return 0; /* loaded (or refused) already: only its seal or finish is left */
+    snprintf(x->id, sizeof x->id, "%s", in->id);
     return 1;
 }
 
 /*
  * A feed that must load in sequence (`order:` with `concurrency: 1`): its
  * rows are loaded (or its file delivered) only when no earlier intake of
- * the profile is still in progress -- being worked on by another node,
+ * the profile is still short of that -- being worked on by another node,
  * waiting for a retry after a transient failure, or left by a crash.  A
  * later file never overtakes an earlier one silently; it is held, in the
- * state it reached, until the earlier one is done or failed for good (a
- * reject or a failure is loud on its own and holds nothing).  1 when held
+ * state it reached, until the earlier one is loaded, rejected or failed
+ * for good (a reject or a failure is loud on its own and holds nothing;
+ * an earlier one only waiting for its seal or its finish holds nothing
+ * either: its rows are in).  1 when held
  * (logged the first time, with an event naming the earlier intake), 0 when
  * it may go on, -1 when the ledger could not say.
  */
 static int held_behind(struct job *j)
 {
-    struct intake_filter f = {.profile = j->p->name, .state = -1, .unfinished = true, .limit = 1};
-    char first[ID_LEN] = "";
+    struct intake_filter f = {.profile = j->p->name, .state = -1, .unfinished = true};
+    struct first_ctx x = {.me = j->in.id};
+    const char *first = x.id;
     struct werr e;
     if (j->p->order == ORDER_NONE || j->p->concurrency != 1)
         return 0;
-    if (ledger_list(j->pl->ledger, &f, first_cb, first, &e) < 0) {
+    if (ledger_list(j->pl->ledger, &f, first_cb, &x, &e) < 0) {
         wlog(LOG_ERROR, j->p->name, j->in.id, "ledger", NULL, "%s", e.msg);
         return -1;
     }
-    if (!first[0] || strcmp(first, j->in.id) >= 0)
+    if (!first[0])
         return 0;
     json_t *h = j->in.info ? json_object_get(j->in.info, "held_behind") : NULL;
     if (!json_is_string(h) || strcmp(json_string_value(h), first)) {

@@ -637,8 +637,8 @@ enum server_exit server_run(const struct wharf_config *cfg, struct profile_set *
     }
     if (s.sla)
         periodic_stop(&s.keeper); /* frees s.sla (keeper_done); it reads the runner's set */
+    console_stop(console); /* first: its "poll now" calls into the runner */
     runner_stop(s.runner);
-    console_stop(console);
     audit_stop(audit);
     reconciler_stop(recon);
     wlog(LOG_INFO, NULL, NULL, "stopped", NULL, "clean shutdown");

@@ -69,6 +69,17 @@ w once >>once.log 2>&1
 eq "after a reject the next file loads" "$(w intakes -p seq --json | python3 -c 'import json,sys; print(sorted((i["name"], i["outcome"]) for i in json.load(sys.stdin) if i["name"] in ("d.csv","e.csv","f.csv")))')" \
   "[('d.csv', 'loaded'), ('e.csv', 'rejected'), ('f.csv', 'loaded')]"
 
+# --- an earlier file only waiting for its finish holds nothing -----------------
+# (its rows are in): a.csv's move out of the spool fails once (EMFILE on its
+# rename, transient), b.csv and c.csv load in the same run
+feed fin name
+sed -i 's|^  after: delete|  after: { move: var/done-fin }|' profiles/fin.yaml
+drop fin a.csv 700; drop fin b.csv 800; drop fin c.csv 900
+WHARF_FAULT=rename:1:EMFILE WHARF_FAULT_DIR="$PWD/var/drop/fin/a.csv" LD_PRELOAD="$SHIM" "$WHARF" once >fin.out 2>>once.log
+eq "a.csv sealed, its finish waiting for a retry" "$(w show "$(id_of fin a.csv)" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" sealed
+eq "b.csv and c.csv loaded in the same run" "$(load_order fin)" "a.csv b.csv c.csv "
+case "$(cat fin.out)" in *held*) bad "nothing held behind a file with its rows in" ;; *) ok "nothing held behind a file with its rows in" ;; esac
+
 # --- without order: nothing is held ---------------------------------------------
 feed free ""
 drop free a.csv 100; drop free b.csv 200
