@@ -52,6 +52,9 @@ struct job {
     bool asked;       /* JOB_POLL: asked for, not only scheduled (ledger_poll_begin) */
     bool taking;      /* JOB_ADVANCE: its take is queued or running */
     bool ahead;       /* JOB_ADVANCE: taken, counted in its profile's ahead */
+    bool refused;     /* JOB_TAKE, JOB_FINISH: back in front after a refused
+                       * connection (its advance may hold back the taken ones
+                       * after it: the take-ahead bound must not hold it) */
 };
 
 /* Per SFTP profile: what its connections do now. */
@@ -442,7 +445,7 @@ static bool conn_may(struct runner *r, struct slot *me, const struct job *j,
         return false;
     if (j->kind == JOB_POLL)
         return !running_like(r, j);
-    if (j->kind == JOB_TAKE)
+    if (j->kind == JOB_TAKE && !j->refused)
         return conns_of(r, p->name)->ahead < TAKE_AHEAD * p->source.connections;
     return true;
 }
@@ -703,7 +706,9 @@ static void run_conn(struct runner *r, struct slot *me, struct pipeline *pl, str
         c->done_since = 0;
         snprintf(c->why, sizeof c->why, "%.*s", (int)sizeof c->why - 1, e.msg);
         /* back in front (a take stays counted in outstanding) */
-        jq_put(j->kind == JOB_TAKE ? &r->tq : &r->fq, j, true);
+        struct job again = *j;
+        again.refused = true;
+        jq_put(j->kind == JOB_TAKE ? &r->tq : &r->fq, &again, true);
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
         if (first) {
