@@ -302,8 +302,8 @@ json_t *cli_outcome_json(struct cli *c, const char *id)
     return o;
 }
 
-void cli_record_action(struct cli *c, const char *action, const char *profile, const char *intake,
-                       bool ok, const char *result)
+int cli_record_action(struct cli *c, const char *action, const char *profile, const char *intake,
+                      bool ok, const char *result)
 {
     struct passwd *pw = getpwuid(getuid());
     const char *sudo = getenv("SUDO_USER");
@@ -315,10 +315,12 @@ void cli_record_action(struct cli *c, const char *action, const char *profile, c
     }
     struct action a = {0, actor, action, profile, intake, ok, result};
     struct werr e;
-    if (ledger_action_add(c->ledger, &a, &e) < 0)
-        fprintf(stderr, "wharf %s: done, but not recorded in the ledger's actions: %s\n", action,
-                e.msg);
+    int r = ledger_action_add(c->ledger, &a, &e);
+    if (r < 0)
+        fprintf(stderr, "wharf %s: %s, but not recorded in the ledger's actions: %s\n", action,
+                ok ? "done" : "failed", e.msg);
     free(actor);
+    return r;
 }
 
 void cli_print_outcome(struct cli *c, const char *id)

@@ -90,8 +90,9 @@ int cli_profiles(struct cli *c, char **names, size_t n, struct profile_set *set)
 void cli_print_outcome(struct cli *c, const char *id);
 /* Records an operator's action done from the command line (pause, resume,
  * replay) in the ledger's actions, by "cli:<login>" (and the sudo user who
- * ran it, when there is one); a failure to record is said on stderr. */
-void cli_record_action(struct cli *c, const char *action, const char *profile, const char *intake,
+ * ran it, when there is one); 0, or -1 when it could not be recorded (said
+ * on stderr: the command then fails, EXIT_FAILURE_OP). */
+int cli_record_action(struct cli *c, const char *action, const char *profile, const char *intake,
                        bool ok, const char *result);
 /* The intake as JSON (intake_json), or JSON null when it cannot be read. */
 json_t *cli_outcome_json(struct cli *c, const char *id);

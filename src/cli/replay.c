@@ -40,7 +40,7 @@ int cmd_replay(struct cli *c, int argc, char **argv)
     const char *profile = NULL;
     bool all = false, json = false;
     json_t *out = NULL;
-    int r, problems = 0;
+    int r, problems = 0, unrecorded = 0;
 
     /* options anywhere among the ids */
     for (int i = 1; i < argc; i++) {
@@ -88,8 +88,9 @@ int cmd_replay(struct cli *c, int argc, char **argv)
         struct werr e;
         int k = pipeline_replay(pl, todo.ids[i], id, &e);
         char *res = k > 0 ? xasprintf("replayed as %s", id) : NULL;
-        cli_record_action(c, "replay", NULL, todo.ids[i], k >= 0,
-                          k < 0 ? e.msg : k == 0 ? "already replayed" : res);
+        if (cli_record_action(c, "replay", NULL, todo.ids[i], k >= 0,
+                              k < 0 ? e.msg : k == 0 ? "already replayed" : res) < 0)
+            unrecorded++;
         free(res);
         if (k < 0) {
             fprintf(stderr, "wharf replay %s: %s\n", todo.ids[i], e.msg);
@@ -119,6 +120,8 @@ int cmd_replay(struct cli *c, int argc, char **argv)
         cli_print_json(out);
     if (problems || st.rejected || st.failed)
         r = EXIT_PROBLEMS;
+    if (unrecorded)
+        r = EXIT_FAILURE_OP; /* replayed, but the audit trail misses it: said above */
     for (size_t i = 0; i < todo.n; i++)
         free(todo.ids[i]);
     free(todo.ids);

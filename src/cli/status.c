@@ -214,9 +214,11 @@ static int set_paused(struct cli *c, int argc, char **argv, bool value)
     profiles_free(&set);
     if (ledger_set_paused(c->ledger, argv[1], value, &e) < 0) {
         fprintf(stderr, "wharf %s: %s\n", argv[0], e.msg);
+        cli_record_action(c, value ? "pause" : "resume", argv[1], NULL, false, e.msg);
         return EXIT_FAILURE_OP;
     }
-    cli_record_action(c, value ? "pause" : "resume", argv[1], NULL, true, NULL);
+    if (cli_record_action(c, value ? "pause" : "resume", argv[1], NULL, true, NULL) < 0)
+        return EXIT_FAILURE_OP;
     printf("%s %s\n", argv[1], value ? "paused" : "resumed");
     return EXIT_OK;
 }

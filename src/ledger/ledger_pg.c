@@ -147,6 +147,21 @@ static const char *const migrations[] = {
     "  next_ms BIGINT NOT NULL,"
     "  until_ms BIGINT NOT NULL"
     ");",
+    /* 4 -> 5: the actions append-only, the console's earlier log moved in,
+     * as SQLite's 5 -> 6 (a log that does not parse stays in kv). */
+    "CREATE FUNCTION wharf_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'the actions are append-only'; END $$;"
+    "CREATE TRIGGER actions_append_only BEFORE UPDATE OR DELETE ON actions "
+    "FOR EACH ROW EXECUTE FUNCTION wharf_append_only();"
+    "DO $$ BEGIN "
+    "INSERT INTO actions (time_ms, actor, action, profile, intake, ok, result) "
+    "SELECT (extract(epoch FROM (x.e->>'time')::timestamptz) * 1000)::bigint, "
+    "COALESCE(x.e->>'user', '?'), COALESCE(x.e->>'action', '?'), x.e->>'profile', "
+    "x.e->>'intake', " LEGACY_OK("x.e->>'result'") ", x.e->>'result' "
+    "FROM kv, jsonb_array_elements(kv.value::jsonb) WITH ORDINALITY AS x(e, n) "
+    "WHERE kv.key = 'console:actions' AND x.e->>'time' IS NOT NULL ORDER BY x.n; "
+    "DELETE FROM kv WHERE key = 'console:actions'; "
+    "EXCEPTION WHEN others THEN RAISE WARNING 'console:actions left in kv: %', SQLERRM; END $$;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

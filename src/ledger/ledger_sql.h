@@ -28,6 +28,11 @@ char *ledger_col_list(const struct ledger_table *t);
 #define LEDGER_TAKEOVER_WHERE(NOW)                                                                 \
     "state NOT IN ('done', 'failed') AND (lease_until_ms IS NULL OR lease_until_ms < " NOW ") "
 
+/* An action in the console's earlier log (kv "console:actions") succeeded
+ * when its result was empty, "already replayed" or the new intake's id. */
+#define LEGACY_OK(R)                                                                               \
+    "CASE WHEN " R " IS NULL OR " R " = 'already replayed' OR length(" R ") = 26 THEN 1 ELSE 0 END"
+
 /* ledger_actions: the newest LIMIT operator actions naming profile P (or
  * an intake of P), all when P is NULL, newest first. */
 #define LEDGER_ACTIONS_SQL(P, LIMIT)                                                               \

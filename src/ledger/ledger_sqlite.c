@@ -151,6 +151,22 @@ static const char *const migrations[] = {
     "  next_ms INTEGER NOT NULL,"
     "  until_ms INTEGER NOT NULL"
     ");",
+    /* 5 -> 6: the actions are append-only in the database itself, and the
+     * console's earlier action log (kv "console:actions", a JSON list)
+     * moves into them, oldest first (left in kv when it does not parse). */
+    "CREATE TRIGGER actions_no_update BEFORE UPDATE ON actions "
+    "BEGIN SELECT RAISE(ABORT, 'the actions are append-only'); END;"
+    "CREATE TRIGGER actions_no_delete BEFORE DELETE ON actions "
+    "BEGIN SELECT RAISE(ABORT, 'the actions are append-only'); END;"
+    "INSERT INTO actions (time_ms, actor, action, profile, intake, ok, result) "
+    "SELECT CAST((julianday(json_extract(j.value, '$.time')) - 2440587.5) * 86400000 AS INTEGER), "
+    "COALESCE(json_extract(j.value, '$.user'), '?'), "
+    "COALESCE(json_extract(j.value, '$.action'), '?'), json_extract(j.value, '$.profile'), "
+    "json_extract(j.value, '$.intake'), " LEGACY_OK("json_extract(j.value, '$.result')") ", "
+    "json_extract(j.value, '$.result') "
+    "FROM kv, json_each(kv.value) j WHERE kv.key = 'console:actions' AND json_valid(kv.value) "
+    "AND json_extract(j.value, '$.time') IS NOT NULL ORDER BY j.key;"
+    "DELETE FROM kv WHERE key = 'console:actions' AND json_valid(value);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -1402,6 +1402,50 @@ static void test_poll_turn(void **state)
     assert_int_equal(ledger_poll_begin(f->l, "acme", "c", t + 92000, t + 152000, true, &e), 0);
 }
 
+/* Schema 5 -> 6: the console's earlier action log (kv) moves into the
+ * actions, oldest first, and the actions refuse UPDATE and DELETE. */
+static void test_actions_legacy_append_only(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    struct acts x = {0};
+    sqlite3 *db;
+    char *v = NULL;
+
+    ledger_close(f->l);
+    f->l = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP TRIGGER actions_no_update; DROP TRIGGER actions_no_delete; "
+                     "INSERT INTO kv VALUES ('console:actions', '["
+                     "{\"user\":\"ops\",\"action\":\"pause\",\"profile\":\"acme\","
+                     "\"result\":null,\"time\":\"2026-11-30T10:00:00.000Z\"},"
+                     "{\"user\":\"ops\",\"action\":\"poll\",\"profile\":\"acme\","
+                     "\"result\":\"cannot connect\",\"time\":\"2026-11-30T10:00:01.500Z\"}]'); "
+                     "PRAGMA user_version = 5",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    f->l = ledger_open_sqlite(f->path, &e);
+    assert_non_null(f->l);
+    assert_int_equal(pragma_int(f->path, "user_version"), 6);
+    assert_int_equal(ledger_actions(f->l, "acme", 10, acts_cb, &x, &e), 0);
+    assert_int_equal(x.n, 2);
+    assert_string_equal(x.line[0], "ops poll acme - 0 cannot connect");
+    assert_string_equal(x.line[1], "ops pause acme - 1 -");
+    assert_int_equal(ledger_kv_get(f->l, "console:actions", &v, &e), 0);
+    assert_null(v);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "UPDATE actions SET actor = 'x'", NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "DELETE FROM actions", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    x.n = 0;
+    assert_int_equal(ledger_actions(f->l, NULL, 10, acts_cb, &x, &e), 0);
+    assert_int_equal(x.n, 2);
+}
+
 /* A ledger made before the registry (SQLite schema 2) gains it on open. */
 static void test_migrate_nodes(void **state)
 {
@@ -1425,7 +1469,7 @@ static void test_migrate_nodes(void **state)
     sqlite3_close(db);
     f->l = ledger_open_sqlite(f->path, &e);
     assert_non_null(f->l);
-    assert_int_equal(pragma_int(f->path, "user_version"), 5);
+    assert_int_equal(pragma_int(f->path, "user_version"), 6);
     ledger_identity("alpha", 60000);
     assert_int_equal(claim(f->l, "acme", "m.csv", 1, 1, id), 1);
     ledger_identity(NULL, 0);
@@ -1458,6 +1502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_poll_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_actions_legacy_append_only, setup, teardown),
     };
     /* The same behaviour on PostgreSQL; the SQLite file tests (pragmas,
      * paths, SQLite's own lock) are replaced by their PostgreSQL kin. */
