@@ -98,6 +98,7 @@ for _ in $(seq 1 20); do
   w once drop >>drop2.out 2>>drop2.log
 done
 eq "every file loaded" "$(done_count drop)" 16
+contains "a partial download was resumed from its verified offset" "$(cat drop2.log)" '"sftp.resume"'
 eq "every file taken once (one intake each)" "$(w intakes -p drop --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 16
 eq "every row once" "$(sql var/drop.db 'select count(*), count(distinct order_id) from orders')" "960000|960000"
 eq "nothing failed" "$(w intakes -p drop --state failed --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 0
