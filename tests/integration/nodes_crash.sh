@@ -13,7 +13,9 @@
 #      and every other file;
 #   2. both run at once on 40 files and one is SIGKILLed from outside while
 #      it holds intakes; the other finishes them; the dead one restarts and
-#      both share a last batch.
+#      both share a last batch; then, six times, a node picked at random
+#      is SIGKILLed at a random moment while both work on 60 files, and
+#      started again at once;
 #   3. the PostgreSQL server (ledger and target) is SIGKILLed while both
 #      nodes load, and restarted: they reconnect and finish every file;
 #   4. both idle: the source is polled by one node at a time, on one
@@ -27,6 +29,18 @@
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 . "$WHARF_SOURCE_DIR/tests/lib/pg.sh"
 
+declare -A PID=()
+start_node() { # NODE [CRASH_POINT]
+  (cd "$T/$1" && WHARF_TEST_CRASH=${2:-} exec "$WHARF" ${VERBOSE:+-v} run >>"${LOG:-run.log}" 2>&1) &
+  PID[$1]=$!
+}
+stop_node() {
+  local p=${PID[$1]:-}
+  [ -n "$p" ] || return 0
+  kill -TERM "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+  PID[$1]=
+}
 PGD=$(pg_mkdir) || exit 1
 trap 'for n in a b; do stop_node $n; done; pg_cleanup "$PGD"; cleanup' EXIT
 pg_setup "$PGD" || { echo "FAIL - the PostgreSQL fixture did not start"; exit 1; }
@@ -66,18 +80,6 @@ ledger: { type: postgresql, dsn_file: $T/dsn }
 EOF
 done
 
-declare -A PID=()
-start_node() { # NODE [CRASH_POINT]
-  (cd "$T/$1" && WHARF_TEST_CRASH=${2:-} exec "$WHARF" ${VERBOSE:+-v} run >>"${LOG:-run.log}" 2>&1) &
-  PID[$1]=$!
-}
-stop_node() {
-  local p=${PID[$1]:-}
-  [ -n "$p" ] || return 0
-  kill -TERM "$p" 2>/dev/null
-  wait "$p" 2>/dev/null
-  PID[$1]=
-}
 # wait_gone NODE: bounded wait for a node that kills itself; its exit status
 wait_gone() {
   local p=${PID[$1]} i
@@ -161,6 +163,24 @@ start_node b
 drop_files 20
 if wait_all_done; then ok "b restarted: the two nodes finished the last batch ($FILES files)"
 else bad "last batch not done"; fi
+stop_node a
+stop_node b
+
+# 2b. both at once on 60 files; six times, a node picked at random is
+#     SIGKILLed at a random moment and started again at once
+drop_files 60
+start_node a
+start_node b
+kills=""
+for k in 1 2 3 4 5 6; do
+  sleep 0.$((2 + RANDOM % 8))
+  n=$([ $((RANDOM % 2)) = 0 ] && echo a || echo b)
+  kill -KILL "${PID[$n]}" 2>/dev/null; wait "${PID[$n]}" 2>/dev/null
+  kills="$kills $n"
+  start_node $n
+done
+if wait_all_done; then ok "killed and restarted at random ($kills): all $FILES files done"
+else bad "not all done after the random kills ($kills): $(q "SELECT state || ' ' || coalesce(node, '-') FROM intakes WHERE state <> 'done'")"; fi
 stop_node a
 stop_node b
 
