@@ -55,7 +55,9 @@ contains() {
   if grep -qF -- "$3" <<<"$2"; then ok "$1"; else bad "$1 (no '$3' in: $(printf '%s' "$2" | head -c 600))"; fi
 }
 
-sql() { sqlite3 "$1" "$2"; }
+# (waiting up to 10 s for a lock: wharf may be creating or checkpointing
+# the database at that moment, and a reader without a timeout fails at once)
+sql() { sqlite3 -cmd ".timeout 10000" "$1" "$2"; }
 
 # The orders Table Schema and a spool profile writing to var/warehouse.db.
 orders_schema() {
