@@ -578,8 +578,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
         err_at(w, n, "source.path", "is required");
     if (p->source.type == SOURCE_SPOOL) {
         static const char *sftp_only[] = {
-            "host", "user", "key_file", "password_file", "passphrase_file", "known_hosts", "port",
-            "connections"};
+            "host",        "user", "key_file",   "password_file", "passphrase_file",
+            "known_hosts", "port", "connections"};
         for (size_t i = 0; i < sizeof sftp_only / sizeof *sftp_only; i++)
             if ((c = node_get(n, sftp_only[i]))) {
                 char *kp = join(path, sftp_only[i]);

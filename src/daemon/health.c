@@ -633,12 +633,11 @@ json_t *health_json(const struct health *h)
                       "down_since", time_json(h->source.since_ms), "failed_polls", h->source.fails,
                       "error", esc_json(h->source.error), "runbook", h->source.runbook);
     if (h->polled && h->source.conn_want > 0)
-        json_object_set_new(o, "connections",
-                            json_pack("{s:i,s:i,s:o,s:o}", "wanted", h->source.conn_want, "got",
-                                      h->source.conn_got, "at", time_json(h->source.conn_ms),
-                                      "refused",
-                                      h->source.conn_why[0] ? esc_json(h->source.conn_why)
-                                                            : json_null()));
+        json_object_set_new(
+            o, "connections",
+            json_pack("{s:i,s:i,s:o,s:o}", "wanted", h->source.conn_want, "got", h->source.conn_got,
+                      "at", time_json(h->source.conn_ms), "refused",
+                      h->source.conn_why[0] ? esc_json(h->source.conn_why) : json_null()));
     json_object_set_new(o, "source_health", src);
     if (h->dest) {
         json_t *dl = json_array();

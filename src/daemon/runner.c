@@ -94,12 +94,12 @@ struct runner {
     struct runner_hooks hooks;
     size_t queue_max;
     pthread_mutex_t mu;
-    pthread_cond_t cv;  /* a job queued or finished, a swap, stop */
-    struct profset *ps; /* current */
-    struct jobq q;  /* polls of spools, advances, due jobs: the workers' */
+    pthread_cond_t cv;         /* a job queued or finished, a swap, stop */
+    struct profset *ps;        /* current */
+    struct jobq q;             /* polls of spools, advances, due jobs: the workers' */
     size_t n_advance, q_other; /* in q: advances, the rest */
-    struct jobq tq; /* takes: the connection threads' */
-    struct jobq fq; /* finishes and polls of SFTP sources: theirs too */
+    struct jobq tq;            /* takes: the connection threads' */
+    struct jobq fq;            /* finishes and polls of SFTP sources: theirs too */
     uint64_t seq;
     struct conns *cs;
     size_t ncs;
@@ -656,8 +656,7 @@ static bool tq_has(struct runner *r, const char *profile)
  * connections then stay open: the finishes come after the advances)? */
 static bool profile_busy(struct runner *r, const char *profile)
 {
-    return conns_of(r, profile)->pending > 0 || in_flight(r, profile) > 0 ||
-           tq_has(r, profile);
+    return conns_of(r, profile)->pending > 0 || in_flight(r, profile) > 0 || tq_has(r, profile);
 }
 
 /* Under mu: takes and finishes of the profile running (the ones holding a
@@ -689,7 +688,7 @@ static void run_conn(struct runner *r, struct slot *me, struct pipeline *pl, str
     int until = j->kind == JOB_TAKE ? (int)ST_TAKEN : -1;
     int rc = pipeline_advance_to(pl, j->id, until, true, st, &e);
     int want = p->source.connections, got;
-    char why[sizeof ((struct conns *)0)->why];
+    char why[sizeof((struct conns *)0)->why];
 
     pthread_mutex_lock(&r->mu);
     struct conns *c = conns_of(r, p->name);
@@ -714,8 +713,8 @@ static void run_conn(struct runner *r, struct slot *me, struct pipeline *pl, str
         if (first) {
             wlog(LOG_WARN, p->name, NULL, "sftp.connections_limited",
                  json_pack("{s:i,s:i}", "connections", want, "working", others),
-                 "the server refused connection %d of %d (%s); going on with %d", others + 1,
-                 want, e.msg, others);
+                 "the server refused connection %d of %d (%s); going on with %d", others + 1, want,
+                 e.msg, others);
             ledger_source_connections(l, p->name, want, others, e.msg, now_ms());
         }
         return;
