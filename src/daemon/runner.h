@@ -14,7 +14,14 @@
  *     while one runs polls again right after it;
  *   - at most one "due" job is queued or running;
  *   - "advance" jobs beyond queue_max (0: no limit) are not queued: the next
- *     due job finds them (the server's back pressure).
+ *     due job finds them (the server's back pressure);
+ *   - what talks to an SFTP source (its polls, the take of each intake, the
+ *     finish after sealing) runs on connection threads of their own, as
+ *     many as the SFTP profiles' source.connections together (at most 64,
+ *     counted at start), at most `connections` jobs of a profile at once;
+ *     an intake's advance waits for its take and stops at sealed, which
+ *     queues its finish (runner.c says how, and what a server refusing
+ *     sessions does).
  *
  * The profile set is shared by reference (daemon/profset.h): a job takes
  * the set current when it starts and finishes on it; runner_swap installs a
