@@ -32,8 +32,9 @@ static const struct {
     const char *name, *help;
 } gauges[OBS__GAUGES] = {
     [OBS_QUEUE_DEPTH] = {"wharf_queue_depth", "Jobs (polls, intakes) waiting for a worker."},
-    [OBS_WORKERS_BUSY] = {"wharf_workers_busy", "Workers running a job now."},
-    [OBS_WORKERS] = {"wharf_workers", "Worker threads of this process."},
+    [OBS_WORKERS_BUSY] = {"wharf_workers_busy",
+                          "Worker and SFTP connection threads running a job now."},
+    [OBS_WORKERS] = {"wharf_workers", "Worker and SFTP connection threads of this process."},
 };
 
 static struct {
