@@ -270,8 +270,8 @@ static int has_column(struct sq *s, const char *table, const char *col, struct w
 }
 
 /* wharf_loads from before reconcile gets its key columns, and
- * wharf_supersessions is created; each only when missing (a look first, so
- * a busy database is not locked for nothing). */
+ * wharf_supersessions is created; each only when missing.  Called under
+ * the write lock (setup_schema). */
 static int upgrade_loads(struct sq *s, struct werr *e)
 {
     static const char sup_sql[] = "CREATE TABLE IF NOT EXISTS wharf_supersessions ("
@@ -295,6 +295,53 @@ static int upgrade_loads(struct sq *s, struct werr *e)
         return -1;
     if (k == 0 && sq_exec(s, sup_sql, "create wharf_supersessions", e) < 0)
         return -1;
+    return 0;
+}
+
+/* 1 when wharf_loads (with its key columns) and wharf_supersessions are
+ * there, 0 when something is missing, -1 on error. */
+static int schema_ready(struct sq *s, struct werr *e)
+{
+    int k = has_table(s, "wharf_loads", e);
+    if (k == 1)
+        k = has_column(s, "wharf_loads", "key_digest", e);
+    if (k == 1)
+        k = has_table(s, "wharf_supersessions", e);
+    return k;
+}
+
+/*
+ * wharf's own tables, made or upgraded when missing.  A look first, without
+ * a lock, so a database busy with another load is not locked for nothing;
+ * when something is missing, the write lock (BEGIN IMMEDIATE waits for
+ * another writer through the busy timeout -- a CREATE in autocommit mode
+ * can instead fail at once with SQLITE_BUSY_SNAPSHOT when another load
+ * commits between its read and its write, which two first loads into a
+ * new database did), a second look under it, and the changes.
+ */
+static int setup_schema(struct sq *s, struct werr *e)
+{
+    static const char loads_sql[] = "CREATE TABLE IF NOT EXISTS wharf_loads ("
+                                    " intake TEXT PRIMARY KEY,"
+                                    " profile TEXT NOT NULL,"
+                                    " tbl TEXT NOT NULL,"
+                                    " rows INTEGER NOT NULL,"
+                                    " sha256 TEXT,"
+                                    " time_ms INTEGER NOT NULL,"
+                                    " key_rows INTEGER,"
+                                    " key_digest TEXT,"
+                                    " key_cols TEXT)";
+    int k = schema_ready(s, e);
+    if (k != 0)
+        return k < 0 ? -1 : 0;
+    if (sq_exec(s, "BEGIN IMMEDIATE", "lock the database to create wharf's tables", e) < 0)
+        return -1;
+    if ((k = has_table(s, "wharf_loads", e)) < 0 ||
+        (k == 0 && sq_exec(s, loads_sql, "create wharf_loads", e) < 0) || upgrade_loads(s, e) < 0 ||
+        sq_exec(s, "COMMIT", "create wharf's tables", e) < 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
     return 0;
 }
 
@@ -340,16 +387,6 @@ static int schema_diff(struct sq *s, const struct tinfo *ti, const struct column
 static int sq_open(struct target *t, const struct wharf_config *cfg, const struct profile *p,
                    struct werr *e)
 {
-    static const char loads_sql[] = "CREATE TABLE IF NOT EXISTS wharf_loads ("
-                                    " intake TEXT PRIMARY KEY,"
-                                    " profile TEXT NOT NULL,"
-                                    " tbl TEXT NOT NULL,"
-                                    " rows INTEGER NOT NULL,"
-                                    " sha256 TEXT,"
-                                    " time_ms INTEGER NOT NULL,"
-                                    " key_rows INTEGER,"
-                                    " key_digest TEXT,"
-                                    " key_cols TEXT)";
     struct sq *s = NULL;
     sqlite3_stmt *st = NULL;
     bool fresh = false; /* no database file yet (or an empty one) */
@@ -397,21 +434,7 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
     if (sq_exec(s, "PRAGMA journal_mode=WAL", "journal_mode=WAL", e) < 0 ||
         sq_exec(s, "PRAGMA synchronous=FULL", "synchronous=FULL", e) < 0)
         goto out;
-    /* Look before creating: CREATE .. IF NOT EXISTS would want the write lock
-     * even when another process is busy loading into this database.  Two
-     * first loads can still both look and find nothing, hence IF NOT EXISTS
-     * in the create itself. */
-    if (sq_prepare(s, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='wharf_loads'", &st,
-                   "read schema", e) < 0)
-        goto out;
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_fail(e, s, rc, "read schema");
-        goto out;
-    }
-    if (rc == SQLITE_DONE && sq_exec(s, loads_sql, "create wharf_loads", e) < 0)
-        goto out;
-    if (upgrade_loads(s, e) < 0)
+    if (setup_schema(s, e) < 0)
         goto out;
 done:
     t->impl = s;
