@@ -217,8 +217,14 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
                 &last_poll, "last_ok", &last_ok, "since", &since, "fails", &fails, "error", &error,
                 "runbook", &runbook, "kind", &kind, "unreadable", &unreadable, "unreadable_first",
                 &ufirst, "refused", &refused, "refused_path", &rpath, "refused_why", &rwhy);
-    json_unpack(j, "{s?I,s?I,s?I,s?s}", "conn_want", &cwant, "conn_got", &cgot, "conn_at", &cms,
-                "conn_why", &cwhy);
+    /* the SFTP connections are kept under their own key ("conns:"): the
+     * polls and the takes write them from different threads, and one
+     * read-modify-write of one key would lose the other's news */
+    snprintf(key, sizeof key, "conns:%s", profile);
+    json_t *c = ledger_kv_get(l, key, &v, &e) == 0 && v ? json_loads(v, 0, NULL) : NULL;
+    free(v);
+    json_unpack(c ? c : j, "{s?I,s?I,s?I,s?s}", "conn_want", &cwant, "conn_got", &cgot, "conn_at",
+                &cms, "conn_why", &cwhy);
     out->ok = ok;
     out->last_poll_ms = last_poll;
     out->last_ok_ms = last_ok;
@@ -236,6 +242,7 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     out->conn_got = (int)cgot;
     out->conn_ms = cms;
     snprintf(out->conn_why, sizeof out->conn_why, "%s", cwhy ? cwhy : "");
+    json_decref(c);
     json_decref(j);
     return 1;
 }
@@ -262,13 +269,6 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
             json_object_set_new(j, "refused_path", esc_json(h->refused_path));
             json_object_set_new(j, "refused_why", json_string(h->refused_why));
         }
-    }
-    if (h->conn_want > 0) {
-        json_object_set_new(j, "conn_want", json_integer(h->conn_want));
-        json_object_set_new(j, "conn_got", json_integer(h->conn_got));
-        json_object_set_new(j, "conn_at", json_integer(h->conn_ms));
-        if (h->conn_why[0])
-            json_object_set_new(j, "conn_why", esc_json(h->conn_why)); /* server text */
     }
     v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
@@ -311,11 +311,18 @@ void ledger_source_connections(struct ledger *l, const char *profile, int want, 
     ledger_source_health(l, profile, &h);
     if (!why && (!h.conn_want || (h.conn_want == want && h.conn_got == want && !h.conn_why[0])))
         return; /* nothing new to say */
-    h.conn_want = want;
-    h.conn_got = why ? got : want;
-    h.conn_ms = now;
-    snprintf(h.conn_why, sizeof h.conn_why, "%s", why ? why : "");
-    source_put(l, profile, &h);
+    char key[160], *v;
+    struct werr e;
+    json_t *j = json_pack("{s:i,s:i,s:I}", "conn_want", want, "conn_got", why ? got : want,
+                          "conn_at", (json_int_t)now);
+    if (why)
+        json_object_set_new(j, "conn_why", esc_json(why)); /* server text */
+    v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    snprintf(key, sizeof key, "conns:%s", profile);
+    if (v)
+        ledger_kv_set(l, key, v, &e);
+    free(v);
 }
 
 void ledger_source_ok(struct ledger *l, const char *profile, int64_t now)
