@@ -247,10 +247,22 @@ int ledger_source_health(struct ledger *l, const char *profile, struct source_he
     return 1;
 }
 
+/* Writes j (taken over) as the compact, sorted JSON text of kv key; a
+ * failure is the ledger's, seen again at the next read (best effort: a
+ * health record). */
+static void kv_put_json(struct ledger *l, const char *key, json_t *j)
+{
+    struct werr e;
+    char *v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    if (v)
+        ledger_kv_set(l, key, v, &e);
+    free(v);
+}
+
 static void source_put(struct ledger *l, const char *profile, const struct source_health *h)
 {
-    char key[160], *v;
-    struct werr e;
+    char key[160];
     json_t *j = json_pack("{s:b,s:I,s:I}", "ok", h->ok, "last_poll", (json_int_t)h->last_poll_ms,
                           "last_ok", (json_int_t)h->last_ok_ms);
     if (!h->ok) {
@@ -270,12 +282,8 @@ static void source_put(struct ledger *l, const char *profile, const struct sourc
             json_object_set_new(j, "refused_why", json_string(h->refused_why));
         }
     }
-    v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(j);
     snprintf(key, sizeof key, "source:%s", profile);
-    if (v)
-        ledger_kv_set(l, key, v, &e);
-    free(v);
+    kv_put_json(l, key, j);
 }
 
 void ledger_source_listed(struct ledger *l, const char *profile, int unreadable, const char *first,
@@ -311,18 +319,13 @@ void ledger_source_connections(struct ledger *l, const char *profile, int want, 
     ledger_source_health(l, profile, &h);
     if (!why && (!h.conn_want || (h.conn_want == want && h.conn_got == want && !h.conn_why[0])))
         return; /* nothing new to say */
-    char key[160], *v;
-    struct werr e;
+    char key[160];
     json_t *j = json_pack("{s:i,s:i,s:I}", "conn_want", want, "conn_got", why ? got : want,
                           "conn_at", (json_int_t)now);
     if (why)
         json_object_set_new(j, "conn_why", esc_json(why)); /* server text */
-    v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(j);
     snprintf(key, sizeof key, "conns:%s", profile);
-    if (v)
-        ledger_kv_set(l, key, v, &e);
-    free(v);
+    kv_put_json(l, key, j);
 }
 
 void ledger_source_ok(struct ledger *l, const char *profile, int64_t now)
@@ -392,8 +395,7 @@ int ledger_destination_health(struct ledger *l, const char *profile, const char 
 static void destination_put(struct ledger *l, const char *profile, const char *to,
                             const struct destination_health *h)
 {
-    char key[600], *v;
-    struct werr e;
+    char key[600];
     json_t *j = json_pack("{s:b,s:I,s:I}", "ok", h->ok, "last_try", (json_int_t)h->last_try_ms,
                           "last_ok", (json_int_t)h->last_ok_ms);
     if (!h->ok) {
@@ -404,12 +406,8 @@ static void destination_put(struct ledger *l, const char *profile, const char *t
         json_object_set_new(j, "kind", json_string(h->kind));
         json_object_set_new(j, "runbook", json_string(h->runbook));
     }
-    v = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(j);
     destination_key(key, sizeof key, profile, to);
-    if (v)
-        ledger_kv_set(l, key, v, &e);
-    free(v);
+    kv_put_json(l, key, j);
 }
 
 int ledger_destination_ok(struct ledger *l, const char *profile, const char *to, int64_t now)
