@@ -162,11 +162,17 @@ enum { S_TEXT, S_LT, S_TAG, S_DQ, S_SQ, S_SKIP, S_BANG, S_COMMENT, S_CDATA, S_PI
  * declarations are skipped whole.  The input is UTF-8 (the inspect stage
  * normalised it), so the ASCII delimiters are found byte by byte; columns
  * count characters, as the parser's do.
+ *
+ * Text, quoted values and end tags are skipped with memchr to their
+ * delimiter, and the position is not kept per byte: t->mark is the offset
+ * in the current buffer up to which line and col are counted, and the span
+ * up to a '<' is counted when the '<' is found (its newlines with memchr,
+ * the characters after the last one), so each byte is counted once.
  */
 struct tagscan {
     int state;
     unsigned marks;     /* '-' or ']' seen in a row (comment, CDATA end); "<!" prefix */
-    uint64_t line, col; /* position of the byte being read */
+    uint64_t line, col; /* position of the last byte counted */
     uint64_t tag_line, tag_col;
     uint64_t attrs;
 };
@@ -177,26 +183,63 @@ static void tagscan_init(struct tagscan *t)
     t->line = 1;
 }
 
+/* Moves line/col over n bytes: the position of the last of them. */
+static void tagscan_count(struct tagscan *t, const char *s, size_t n)
+{
+    const char *end = s + n, *nl;
+    uint64_t chars = 0;
+    while ((nl = memchr(s, '\n', (size_t)(end - s)))) {
+        t->line++;
+        t->col = 0;
+        s = nl + 1;
+    }
+    for (; s < end; s++)
+        chars += ((unsigned char)*s & 0xC0) != 0x80;
+    t->col += chars;
+}
+
+/* The next c in buf[i, n), else n. */
+static size_t skip_to(const char *buf, size_t i, size_t n, char c)
+{
+    const char *p = memchr(buf + i, c, n - i);
+    return p ? (size_t)(p - buf) : n;
+}
+
 /* Feeds bytes; true when a start tag has more than max attributes
  * (t->tag_line / tag_col point at its '<'). */
 static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t max)
 {
+    size_t mark = 0; /* line/col count buf[0, mark) */
     for (size_t i = 0; i < n; i++) {
-        char c = buf[i];
-        if (c == '\n') {
-            t->line++;
-            t->col = 0;
-        } else if (((unsigned char)c & 0xC0) != 0x80) {
-            t->col++;
-        }
+        char c;
         switch (t->state) {
         case S_TEXT:
-            if (c == '<') {
-                t->state = S_LT;
-                t->tag_line = t->line;
-                t->tag_col = t->col;
-            }
-            break;
+            if ((i = skip_to(buf, i, n, '<')) == n)
+                goto out;
+            tagscan_count(t, buf + mark, i + 1 - mark);
+            mark = i + 1;
+            t->state = S_LT;
+            t->tag_line = t->line;
+            t->tag_col = t->col;
+            continue;
+        case S_DQ:
+            if ((i = skip_to(buf, i, n, '"')) == n)
+                goto out;
+            t->state = S_TAG;
+            continue;
+        case S_SQ:
+            if ((i = skip_to(buf, i, n, '\'')) == n)
+                goto out;
+            t->state = S_TAG;
+            continue;
+        case S_SKIP: /* end tag or declaration: up to its '>' */
+            if ((i = skip_to(buf, i, n, '>')) == n)
+                goto out;
+            t->state = S_TEXT;
+            continue;
+        }
+        c = buf[i];
+        switch (t->state) {
         case S_LT:
             t->state = c == '!' ? S_BANG : c == '?' ? S_PI : c == '/' ? S_SKIP : S_TAG;
             t->marks = 0;
@@ -211,18 +254,6 @@ static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t 
                 t->state = S_TEXT;
             else if (c == '=' && ++t->attrs > max)
                 return true;
-            break;
-        case S_DQ:
-            if (c == '"')
-                t->state = S_TAG;
-            break;
-        case S_SQ:
-            if (c == '\'')
-                t->state = S_TAG;
-            break;
-        case S_SKIP: /* end tag or declaration: up to its '>' */
-            if (c == '>')
-                t->state = S_TEXT;
             break;
         case S_BANG: /* "<!--" comment, "<![CDATA[" section, else a declaration */
             if (t->marks == 0 && c == '[')
@@ -250,6 +281,8 @@ static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t 
             break;
         }
     }
+out:
+    tagscan_count(t, buf + mark, n - mark);
     return false;
 }
 
@@ -1198,6 +1231,7 @@ struct run {
     bool in_record;
     uint64_t rec_no, rec_line, rec_errs;
     char rec_xpath[PATH_BYTES]; /* the record as an XPath, for lineage */
+    size_t xpath_pre;           /* its constant part, "(/a/b/c" or "/a/b"; 0: too long */
     size_t ncap;
     struct fieldrt *f;
     struct value *vals;
@@ -1351,7 +1385,15 @@ static int wide_integer(struct fieldrt *fr, const char *s, size_t n, struct valu
     while (i + 1 < n && s[i] == '0')
         i++;
     d = n - i; /* significant digits, at least one */
-    if (d <= 19) {
+    if (d <= 18) { /* below 10^18: no overflow, no strtoll */
+        int64_t acc = 0;
+        for (k = i; k < n; k++)
+            acc = acc * 10 + (s[k] - '0');
+        v->kind = VAL_INT;
+        v->i = neg ? -acc : acc;
+        return 0;
+    }
+    if (d == 19) {
         char *end;
         long long ll;
         tmp[0] = neg ? '-' : '+';
@@ -1443,25 +1485,56 @@ static int typed(const struct column *c, const struct xfield *xf, struct fieldrt
     return 0;
 }
 
-/* The current record as an XPath that selects exactly it: "/orders/order[17]"
- * when records are the root's children (rec_no counts them all), else
- * "(/batch/orders/order)[17]", the 17th in document order. */
-static const char *record_xpath(struct run *r)
+/* Decimal digits of v at p (at most 20), no NUL; their count. */
+static size_t u64_digits(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* The constant part of record_xpath, once per run: "/orders/order", or
+ * "(/batch/orders/order". */
+static void record_xpath_init(struct run *r)
 {
     size_t o = 0, R = r->x->nrsteps, size = sizeof r->rec_xpath;
     char *b = r->rec_xpath;
-    int n;
+    r->xpath_pre = 0;
     if (R > 2)
         b[o++] = '(';
     for (size_t d = 0; d < R && o < size; d++) {
-        n = snprintf(b + o, size - o, "/%s", r->x->rsteps[d]);
+        int n = snprintf(b + o, size - o, "/%s", r->x->rsteps[d]);
         if (n < 0 || (size_t)n >= size - o)
-            return NULL;
+            return;
         o += (size_t)n;
     }
-    n = snprintf(b + o, size - o, "%s[%llu]", R > 2 ? ")" : "", (unsigned long long)r->rec_no);
-    if (n < 0 || (size_t)n >= size - o)
+    r->xpath_pre = o;
+}
+
+/* The current record as an XPath that selects exactly it: "/orders/order[17]"
+ * when records are the root's children (rec_no counts them all), else
+ * "(/batch/orders/order)[17]", the 17th in document order.  NULL when it
+ * does not fit rec_xpath.  Per record only the ordinal is written, after
+ * the prefix record_xpath_init left in the buffer. */
+static const char *record_xpath(struct run *r)
+{
+    char digits[20], *b = r->rec_xpath;
+    size_t o = r->xpath_pre, nd = u64_digits(digits, r->rec_no);
+    bool paren = r->x->nrsteps > 2;
+    if (!o || o + paren + nd + 2 >= sizeof r->rec_xpath)
         return NULL;
+    if (paren)
+        b[o++] = ')';
+    b[o++] = '[';
+    memcpy(b + o, digits, nd);
+    o += nd;
+    b[o++] = ']';
+    b[o] = 0;
     return b;
 }
 
@@ -1913,6 +1986,7 @@ int xsdv_run(struct xsdv *x, const struct validate_input *in, const struct limit
         r.max_depth = 100000;
     prolog_init(&r.pro);
     tagscan_init(&r.tags);
+    record_xpath_init(&r);
     if ((r.fd = open(in->path, O_RDONLY | O_CLOEXEC)) < 0) {
         werr_sys(e, "%s: open", in->display);
         return -1;
