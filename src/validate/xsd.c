@@ -164,15 +164,16 @@ enum { S_TEXT, S_LT, S_TAG, S_DQ, S_SQ, S_SKIP, S_BANG, S_COMMENT, S_CDATA, S_PI
  * count characters, as the parser's do.
  *
  * Text, quoted values and end tags are skipped with memchr to their
- * delimiter, and the position is not kept per byte: t->mark is the offset
- * in the current buffer up to which line and col are counted, and the span
- * up to a '<' is counted when the '<' is found (its newlines with memchr,
- * the characters after the last one), so each byte is counted once.
+ * delimiter, and the position is not kept per byte: line and col are
+ * counted once per buffer, at its end (newlines with memchr, characters
+ * after the last one).  A tag's position is counted only when it is needed:
+ * when the tag is over the limit, or when it is still open at the end of
+ * the buffer (the next buffer may find it over the limit).
  */
 struct tagscan {
     int state;
     unsigned marks;     /* '-' or ']' seen in a row (comment, CDATA end); "<!" prefix */
-    uint64_t line, col; /* position of the last byte counted */
+    uint64_t line, col; /* position of the last byte of the previous buffers */
     uint64_t tag_line, tag_col;
     uint64_t attrs;
 };
@@ -198,6 +199,15 @@ static void tagscan_count(struct tagscan *t, const char *s, size_t n)
     t->col += chars;
 }
 
+/* The position of the '<' at buf[lt] as tag_line, tag_col; line/col then
+ * count buf[0, lt]. */
+static void tagscan_mark_tag(struct tagscan *t, const char *buf, size_t lt)
+{
+    tagscan_count(t, buf, lt + 1);
+    t->tag_line = t->line;
+    t->tag_col = t->col;
+}
+
 /* The next c in buf[i, n), else n. */
 static size_t skip_to(const char *buf, size_t i, size_t n, char c)
 {
@@ -209,18 +219,15 @@ static size_t skip_to(const char *buf, size_t i, size_t n, char c)
  * (t->tag_line / tag_col point at its '<'). */
 static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t max)
 {
-    size_t mark = 0; /* line/col count buf[0, mark) */
+    size_t lt = SIZE_MAX; /* the last '<' in buf */
     for (size_t i = 0; i < n; i++) {
         char c;
         switch (t->state) {
         case S_TEXT:
             if ((i = skip_to(buf, i, n, '<')) == n)
                 goto out;
-            tagscan_count(t, buf + mark, i + 1 - mark);
-            mark = i + 1;
+            lt = i;
             t->state = S_LT;
-            t->tag_line = t->line;
-            t->tag_col = t->col;
             continue;
         case S_DQ:
             if ((i = skip_to(buf, i, n, '"')) == n)
@@ -237,6 +244,12 @@ static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t 
                 goto out;
             t->state = S_TEXT;
             continue;
+        case S_TAG: /* names and white space: up to a quote, '>' or '=' */
+            while (i < n && buf[i] != '"' && buf[i] != '\'' && buf[i] != '>' && buf[i] != '=')
+                i++;
+            if (i == n)
+                goto out;
+            break;
         }
         c = buf[i];
         switch (t->state) {
@@ -252,8 +265,11 @@ static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t 
                 t->state = S_SQ;
             else if (c == '>')
                 t->state = S_TEXT;
-            else if (c == '=' && ++t->attrs > max)
+            else if (c == '=' && ++t->attrs > max) {
+                if (lt != SIZE_MAX) /* else counted at the end of its buffer */
+                    tagscan_mark_tag(t, buf, lt);
                 return true;
+            }
             break;
         case S_BANG: /* "<!--" comment, "<![CDATA[" section, else a declaration */
             if (t->marks == 0 && c == '[')
@@ -282,7 +298,13 @@ static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t 
         }
     }
 out:
-    tagscan_count(t, buf + mark, n - mark);
+    if (lt != SIZE_MAX && (t->state == S_LT || t->state == S_TAG || t->state == S_DQ ||
+                           t->state == S_SQ)) {
+        tagscan_mark_tag(t, buf, lt);
+        tagscan_count(t, buf + lt + 1, n - lt - 1);
+    } else {
+        tagscan_count(t, buf, n);
+    }
     return false;
 }
 
@@ -1858,6 +1880,7 @@ static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, con
         struct fieldrt *fr = &r->f[i];
         const struct xfield *xf = &r->x->f[i];
         if (fr->depth != d - R - 1 || d - R > xf->nsteps || fr->seen ||
+            name[0] != (xmlChar)xf->steps[d - R - 1][0] ||
             strcmp((const char *)name, xf->steps[d - R - 1]))
             continue;
         fr->depth = d - R;
