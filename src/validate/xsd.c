@@ -72,6 +72,7 @@
 #define RESOLVE_DEPTH   32
 #define PATH_BYTES      1024 /* element path in a message */
 #define MSG_BYTES       512
+#define READ_BYTES      (256 * 1024) /* read() size; the parser asks for 4000 bytes at a time */
 
 /* ---- the prolog scanner: finds a DOCTYPE before the parser does ------- */
 
@@ -1237,6 +1238,8 @@ struct run {
     xmlParserCtxtPtr pc;
     int fd;
     int read_errno;
+    char *rbuf; /* READ_BYTES read ahead of the parser, rbuf[roff, rlen) not yet served */
+    size_t roff, rlen;
     struct prolog pro;
     struct tagscan tags;
     uint64_t max_depth, max_field, max_attributes;
@@ -1948,13 +1951,21 @@ static int io_read(void *ctx, char *buf, int len)
     ssize_t n;
     if (r->halted)
         return -1;
-    do
-        n = read(r->fd, buf, (size_t)len);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        r->read_errno = errno;
-        return -1;
+    if (r->roff == r->rlen) {
+        do
+            n = read(r->fd, r->rbuf, READ_BYTES);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            r->read_errno = errno;
+            return -1;
+        }
+        r->roff = 0;
+        r->rlen = (size_t)n;
     }
+    /* the scanners below see the bytes as the parser gets them, no earlier */
+    n = (ssize_t)(r->rlen - r->roff < (size_t)len ? r->rlen - r->roff : (size_t)len);
+    memcpy(buf, r->rbuf + r->roff, (size_t)n);
+    r->roff += (size_t)n;
     if (r->in->bytes_read)
         *r->in->bytes_read += (uint64_t)n;
     if (r->pro.state != P_DONE && prolog_feed(&r->pro, buf, (size_t)n)) {
@@ -2014,6 +2025,7 @@ int xsdv_run(struct xsdv *x, const struct validate_input *in, const struct limit
         werr_sys(e, "%s: open", in->display);
         return -1;
     }
+    r.rbuf = xmalloc(READ_BYTES);
     r.names = xcalloc(r.max_depth + 1, sizeof *r.names);
     r.rmatch = xcalloc(r.max_depth + 1, 1);
     r.rmatch[0] = 1;
@@ -2098,6 +2110,7 @@ out:
             free(r.f[i].buf);
     free(r.f);
     free(r.vals);
+    free(r.rbuf);
     free(r.names);
     free(r.rmatch);
     free(r.cmatch);
