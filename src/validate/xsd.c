@@ -299,8 +299,8 @@ static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t 
         }
     }
 out:
-    if (lt != SIZE_MAX && (t->state == S_LT || t->state == S_TAG || t->state == S_DQ ||
-                           t->state == S_SQ)) {
+    if (lt != SIZE_MAX &&
+        (t->state == S_LT || t->state == S_TAG || t->state == S_DQ || t->state == S_SQ)) {
         tagscan_mark_tag(t, buf, lt);
         tagscan_count(t, buf + lt + 1, n - lt - 1);
     } else {
@@ -1409,7 +1409,7 @@ static int wide_integer(struct fieldrt *fr, const char *s, size_t n, struct valu
             return -1;
     while (i + 1 < n && s[i] == '0')
         i++;
-    d = n - i; /* significant digits, at least one */
+    d = n - i;     /* significant digits, at least one */
     if (d <= 18) { /* below 10^18: no overflow, no strtoll */
         int64_t acc = 0;
         for (k = i; k < n; k++)
