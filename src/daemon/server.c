@@ -392,12 +392,34 @@ static int taken_one(void *ctx, const char *id, const char *from)
     return 0;
 }
 
+/* The enabled profiles of the current set, comma-separated (malloc'd;
+ * "" when none): a node takes over only intakes it can carry on. */
+static char *running_profiles(struct server *s)
+{
+    char *out = xstrdup(""), *n;
+    pthread_mutex_lock(&s->mu);
+    const struct profile_set *set = &s->ps->set;
+    for (size_t i = 0; i < set->n; i++) {
+        if (!set->v[i]->enabled)
+            continue;
+        n = xasprintf("%s%s%s", out, *out ? "," : "", set->v[i]->name);
+        free(out);
+        out = n;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return out;
+}
+
 static void take_over(struct server *s, int64_t now)
 {
     struct taken t = {0};
     struct werr e;
-    int n = ledger_lease_takeover(s->keeper_ledger, ledger_node(), now, now + ledger_lease_ms(),
-                                  TAKEOVER_BATCH, taken_one, &t, &e);
+    char *mine = running_profiles(s);
+    int n = *mine ? ledger_lease_takeover(s->keeper_ledger, ledger_node(), mine, now,
+                                          now + ledger_lease_ms(), TAKEOVER_BATCH, taken_one, &t,
+                                          &e)
+                  : 0;
+    free(mine);
     if (n < 0)
         wlog(LOG_ERROR, NULL, NULL, "takeover_failed", NULL, "node %s: ledger: %s", ledger_node(),
              e.msg);

@@ -192,8 +192,9 @@ struct ledger_ops {
                      int64_t now_ms, struct werr *e);
     int (*lease_renew)(struct ledger *l, const char *node, int64_t until_ms, uint64_t *n,
                        struct werr *e);
-    int (*lease_takeover)(struct ledger *l, const char *node, int64_t now_ms, int64_t until_ms,
-                          int limit, takeover_fn fn, void *ctx, struct werr *e);
+    int (*lease_takeover)(struct ledger *l, const char *node, const char *profiles,
+                          int64_t now_ms, int64_t until_ms, int limit, takeover_fn fn, void *ctx,
+                          struct werr *e);
     int (*nodes)(struct ledger *l, int64_t now_ms, node_fn fn, void *ctx, struct werr *e);
     /* operators' actions (see struct action) */
     int (*action_add)(struct ledger *l, const struct action *a, struct werr *e);
@@ -398,12 +399,14 @@ static inline int ledger_lease_renew(struct ledger *l, const char *node, int64_t
  * = until_ms and a "takeover" event naming the node that held it; fn (may
  * be NULL) is called for each after the commit.  Concurrent callers on
  * other nodes take disjoint intakes (PostgreSQL: FOR UPDATE SKIP LOCKED).
- * Returns how many were taken, or -1. */
-static inline int ledger_lease_takeover(struct ledger *l, const char *node, int64_t now_ms,
-                                        int64_t until_ms, int limit, takeover_fn fn, void *ctx,
-                                        struct werr *e)
+ * profiles: the profiles node runs, comma-separated (profile names have no
+ * comma) -- an intake of another profile is left to a node that runs it;
+ * NULL: any.  Returns how many were taken, or -1. */
+static inline int ledger_lease_takeover(struct ledger *l, const char *node, const char *profiles,
+                                        int64_t now_ms, int64_t until_ms, int limit,
+                                        takeover_fn fn, void *ctx, struct werr *e)
 {
-    return l->ops->lease_takeover(l, node, now_ms, until_ms, limit, fn, ctx, e);
+    return l->ops->lease_takeover(l, node, profiles, now_ms, until_ms, limit, fn, ctx, e);
 }
 /* Every registered node and every node holding intakes in progress, by
  * name, with its intakes in progress and the expired leases among them. */

@@ -1268,8 +1268,8 @@ static int pg_lease_renew(struct ledger *l, const char *node, int64_t until, uin
  * to this node with a "takeover" event.  The callbacks run after the
  * commit.
  */
-static int pg_lease_takeover(struct ledger *l, const char *node, int64_t now, int64_t until,
-                             int limit, takeover_fn fn, void *ctx, struct werr *e)
+static int pg_lease_takeover(struct ledger *l, const char *node, const char *profiles, int64_t now,
+                             int64_t until, int limit, takeover_fn fn, void *ctx, struct werr *e)
 {
     struct lpg *g = l->impl;
     char ns[24], us[24], ls[16];
@@ -1278,17 +1278,18 @@ static int pg_lease_takeover(struct ledger *l, const char *node, int64_t now, in
     snprintf(ns, sizeof ns, "%" PRId64, now);
     snprintf(us, sizeof us, "%" PRId64, until);
     snprintf(ls, sizeof ls, "%d", limit);
-    const char *p[] = {ns, node, us, ls};
+    const char *p[] = {ns, node, us, ls, profiles};
 
     if (tx_begin(g, e) < 0)
         return -1;
     if (!(res = q(g,
                   "WITH c AS (SELECT id, node AS old FROM intakes WHERE "
-                  LEDGER_TAKEOVER_WHERE("$1::bigint") "ORDER BY id LIMIT $4 "
-                  "FOR UPDATE SKIP LOCKED) "
+                  LEDGER_TAKEOVER_WHERE("$1::bigint")
+                  "AND ($5::text IS NULL OR profile = ANY (string_to_array($5::text, ','))) "
+                  "ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
                   "UPDATE intakes i SET node = $2, lease_until_ms = $3 FROM c WHERE i.id = c.id "
                   "RETURNING i.id, c.old",
-                  4, p, "takeover", e)))
+                  5, p, "takeover", e)))
         goto out;
     n = PQntuples(res);
     for (i = 0; i < n; i++) {

@@ -1451,8 +1451,8 @@ static int sq_lease_renew(struct ledger *l, const char *node, int64_t until, uin
 /* One IMMEDIATE transaction (SQLite has one writer at a time, so two
  * callers never take the same intake): pick, move, record, commit; then
  * the callbacks. */
-static int sq_lease_takeover(struct ledger *l, const char *node, int64_t now, int64_t until,
-                             int limit, takeover_fn fn, void *ctx, struct werr *e)
+static int sq_lease_takeover(struct ledger *l, const char *node, const char *profiles, int64_t now,
+                             int64_t until, int limit, takeover_fn fn, void *ctx, struct werr *e)
 {
     struct sq *s = l->impl;
     sqlite3_stmt *st = NULL;
@@ -1465,11 +1465,14 @@ static int sq_lease_takeover(struct ledger *l, const char *node, int64_t now, in
     if (tx_begin(s, e) < 0)
         return -1;
     if (prep(s, &st,
-             "SELECT id, node FROM intakes WHERE " LEDGER_TAKEOVER_WHERE("?1") "ORDER BY id LIMIT ?2",
+             "SELECT id, node FROM intakes WHERE " LEDGER_TAKEOVER_WHERE("?1")
+             "AND (?3 IS NULL OR instr(',' || ?3 || ',', ',' || profile || ',') > 0) "
+             "ORDER BY id LIMIT ?2",
              false, e) < 0)
         goto out;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int(st, 2, limit);
+    bind_str(st, 3, profiles);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         v = xrealloc(v, (size_t)(n + 1) * sizeof *v);
         col_copy(st, 0, v[n].id, sizeof v[n].id);

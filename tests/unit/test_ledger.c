@@ -1193,8 +1193,13 @@ static void test_nodes_leases(void **state)
     assert_string_equal(s.name[1], "beta");
     assert_int_equal(s.busy[1], 0);
 
+    /* a node that does not run acme takes none of its intakes */
+    assert_int_equal(ledger_lease_takeover(f->l, "beta", "globex,acme-eu,acm", t0 + 1000,
+                                           t0 + 500000, 10, taken_cb, &tk, &e),
+                     0);
+    assert_int_equal(tk.n, 0);
     /* a live lease is not taken; the one claimed without a lease is */
-    assert_int_equal(ledger_lease_takeover(f->l, "beta", t0 + 1000, t0 + 500000, 10, taken_cb,
+    assert_int_equal(ledger_lease_takeover(f->l, "beta", "globex,acme", t0 + 1000, t0 + 500000, 10, taken_cb,
                                            &tk, &e),
                      1);
     assert_int_equal(tk.n, 1);
@@ -1205,7 +1210,7 @@ static void test_nodes_leases(void **state)
     s = nodes_now(f->l, t0 + 61000 + 1000);
     assert_int_equal(s.expired[0], 1);
     tk.n = 0;
-    assert_int_equal(ledger_lease_takeover(f->l, "beta", t0 + 61000 + 1000, t0 + 500000, 10,
+    assert_int_equal(ledger_lease_takeover(f->l, "beta", NULL, t0 + 61000 + 1000, t0 + 500000, 10,
                                            taken_cb, &tk, &e),
                      1);
     assert_int_equal(tk.n, 1);
@@ -1218,7 +1223,7 @@ static void test_nodes_leases(void **state)
     assert_int_equal(s.busy[1], 2);  /* beta: a and c */
     assert_int_equal(s.expired[1], 0);
     /* nothing left to take */
-    assert_int_equal(ledger_lease_takeover(f->l, "gamma", t0 + 62000, t0 + 500000, 10, NULL, NULL,
+    assert_int_equal(ledger_lease_takeover(f->l, "gamma", NULL, t0 + 62000, t0 + 500000, 10, NULL, NULL,
                                            &e),
                      0);
 
@@ -1230,7 +1235,7 @@ static void test_nodes_leases(void **state)
     /* renewal covers what beta holds in progress */
     assert_int_equal(ledger_lease_renew(f->l, "beta", t0 + 900000, &n, &e), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(ledger_lease_takeover(f->l, "alpha", t0 + 800000, t0 + 900000, 10, NULL,
+    assert_int_equal(ledger_lease_takeover(f->l, "alpha", NULL, t0 + 800000, t0 + 900000, 10, NULL,
                                            NULL, &e),
                      0);
     move(f->l, a, ST_TAKEN, ST_FAILED);
@@ -1257,7 +1262,7 @@ static void take_child(const char *path, struct take_race *tr, int who)
     if (!l)
         _exit(2);
     pthread_barrier_wait(&tr->barrier);
-    while ((r = ledger_lease_takeover(l, who ? "n1" : "n0", now_ms() + 120000, now_ms() + 600000,
+    while ((r = ledger_lease_takeover(l, who ? "n1" : "n0", NULL, now_ms() + 120000, now_ms() + 600000,
                                       3, NULL, NULL, &e)) > 0)
         total += r;
     ledger_close(l);
