@@ -189,19 +189,14 @@ void alert_free(struct alerter *a, int64_t wait_ms)
 
 /* --- the events ---------------------------------------------------------- */
 
-/* 1 when key was already marked; else marks it (0), -1 on a ledger error. */
+/* 1 when key was already marked; else marks it (0), -1 on a ledger error.
+ * One statement (ledger_kv_mark): of several nodes checking at once, one
+ * marks it and alerts. */
 static int mark(struct ledger *l, const char *key, const char *value)
 {
-    char *v = NULL;
     struct werr e;
-    if (ledger_kv_get(l, key, &v, &e) < 0)
-        return -1;
-    if (v && !strcmp(v, value)) {
-        free(v);
-        return 1;
-    }
-    free(v);
-    return ledger_kv_set(l, key, value, &e) < 0 ? -1 : 0;
+    int k = ledger_kv_mark(l, key, value, NULL, &e);
+    return k < 0 ? -1 : !k;
 }
 
 struct intake_ctx {

@@ -274,7 +274,7 @@ static void check_window(struct sla *s, struct ledger *l, const struct profile *
 {
     struct sla_status st;
     struct werr e;
-    char key[200], *seen = NULL;
+    char key[200];
     const char *name;
 
     sla_window(p, x, now, last, &st);
@@ -282,19 +282,15 @@ static void check_window(struct sla *s, struct ledger *l, const struct profile *
         return;
     name = sla_state_name(st.state);
     snprintf(key, sizeof key, "sla:%s:%s:%s", p->name, st.day, st.by);
-    if (ledger_kv_get(l, key, &seen, &e) < 0) {
+    /* marked in one statement: of several nodes checking at once one marks
+     * it and alerts; late may become missing, never the other way */
+    int k = ledger_kv_mark(l, key, name, "missing", &e);
+    if (k < 0) {
         wlog(LOG_ERROR, p->name, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
         return;
     }
-    if (seen && (!strcmp(seen, name) || !strcmp(seen, "missing"))) {
-        free(seen);
+    if (k == 0)
         return; /* already alerted */
-    }
-    free(seen);
-    if (ledger_kv_set(l, key, name, &e) < 0) {
-        wlog(LOG_ERROR, p->name, NULL, "sla_check_failed", NULL, "ledger: %s", e.msg);
-        return;
-    }
     json_t *ev = event_json(p, &st, now);
     wlog(LOG_WARN, p->name, NULL, st.state == SLA_LATE ? "sla_late" : "sla_missing",
          json_deep_copy(ev), "expected by %s %s (%s): %s", st.day, st.by, st.timezone,

@@ -176,6 +176,8 @@ struct ledger_ops {
                        struct chain_link *own, bool *has_own, struct werr *e);
     int (*kv_get)(struct ledger *l, const char *key, char **value, struct werr *e);
     int (*kv_set)(struct ledger *l, const char *key, const char *value, struct werr *e);
+    int (*kv_mark)(struct ledger *l, const char *key, const char *value, const char *unless,
+                   struct werr *e);
     int (*check)(struct ledger *l, char **result, struct werr *e);
     int (*writable)(struct ledger *l, struct werr *e);
     int (*set_durable)(struct ledger *l, bool full, struct werr *e);
@@ -327,6 +329,15 @@ static inline int ledger_kv_set(struct ledger *l, const char *key, const char *v
                                 struct werr *e)
 {
     return l->ops->kv_set(l, key, value, e);
+}
+/* Sets key to value unless it holds value already (or holds unless, when
+ * not NULL), in one statement: of several callers -- threads, nodes --
+ * marking the same key at once exactly one gets 1 (it changed it; it
+ * sends the alert), the others 0.  -1 on a ledger error. */
+static inline int ledger_kv_mark(struct ledger *l, const char *key, const char *value,
+                                 const char *unless, struct werr *e)
+{
+    return l->ops->kv_mark(l, key, value, unless, e);
 }
 /* Durability of the commits that follow.  full (the default): every commit
  * is on disk when it returns.  !full: commits are atomic and survive a

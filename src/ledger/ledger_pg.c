@@ -1156,6 +1156,22 @@ static int pg_kv_set(struct ledger *l, const char *key, const char *value, struc
     return x(g, "DELETE FROM kv WHERE key = $1", 1, p, "kv set", e);
 }
 
+static int pg_kv_mark(struct ledger *l, const char *key, const char *value, const char *unless,
+                      struct werr *e)
+{
+    struct lpg *g = l->impl;
+    const char *p[] = {key, value, unless};
+    PGresult *res;
+    int r;
+    if (alive(g, e) < 0 ||
+        !(res = q(g, LEDGER_KV_MARK_SQL("$1", "$2", "$3::text") " RETURNING 1", 3, p, "kv mark",
+                  e)))
+        return -1;
+    r = PQntuples(res) > 0;
+    PQclear(res);
+    return r;
+}
+
 /*
  * PostgreSQL keeps its own pages and foreign keys whole; what can go wrong
  * here is the chain head disagreeing with the chain's last link (someone
@@ -1648,6 +1664,7 @@ static const struct ledger_ops pg_ops = {
     .chain_state = pg_chain_state,
     .kv_get = pg_kv_get,
     .kv_set = pg_kv_set,
+    .kv_mark = pg_kv_mark,
     .check = pg_check,
     .close = pg_close,
 };

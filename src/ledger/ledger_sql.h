@@ -54,4 +54,11 @@ char *ledger_col_list(const struct ledger_table *t);
     "UPDATE polls SET until_ms = 0, next_ms = " NEXT " WHERE profile = " PROFILE " AND node "      \
                                                                                  "= " NODE
 
+/* ledger_kv_mark: key set to value unless it holds value or UNLESS; the
+ * statement changes (or inserts) a row only when it sets it. */
+#define LEDGER_KV_MARK_SQL(K, V, UNLESS)                                                           \
+    "INSERT INTO kv (key, value) VALUES (" K ", " V ") ON CONFLICT (key) DO UPDATE SET value = "   \
+    "excluded.value WHERE kv.value <> excluded.value AND (" UNLESS " IS NULL OR kv.value <> "      \
+    UNLESS ")"
+
 #endif

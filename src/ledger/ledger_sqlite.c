@@ -1286,6 +1286,22 @@ static int sq_kv_set(struct ledger *l, const char *key, const char *value, struc
     return r;
 }
 
+static int sq_kv_mark(struct ledger *l, const char *key, const char *value, const char *unless,
+                      struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (prep(s, &st, LEDGER_KV_MARK_SQL("?1", "?2", "?3"), false, e) < 0)
+        return -1;
+    bind_str(st, 1, key);
+    bind_str(st, 2, value);
+    bind_str(st, 3, unless);
+    r = run(s, st, "kv mark", e);
+    sqlite3_finalize(st);
+    return r < 0 ? -1 : sqlite3_changes(s->db) > 0;
+}
+
 /*
  * PRAGMA integrity_check's lines, followed by any foreign key violation
  * (PRAGMA foreign_key_check); *result is exactly "ok" when both are clean.
@@ -1785,6 +1801,7 @@ static const struct ledger_ops sqlite_ops = {
     .chain_state = sq_chain_state,
     .kv_get = sq_kv_get,
     .kv_set = sq_kv_set,
+    .kv_mark = sq_kv_mark,
     .check = sq_check,
     .close = sq_close,
 };

@@ -1245,6 +1245,79 @@ static void test_nodes_leases(void **state)
     ledger_identity(NULL, 0);
 }
 
+/* ledger_kv_mark: set unless it holds the value (or the "unless" value);
+ * 1 when it set it.  Four processes marking the same keys at once: each
+ * key is set by exactly one (the one that alerts). */
+#define MARK_N 30
+#define MARKERS 4
+
+struct mark_race {
+    pthread_barrier_t barrier;
+    int got[MARKERS];
+};
+
+static void mark_child(const char *path, struct mark_race *mr, int who)
+{
+    struct werr e = {0};
+    struct ledger *l = fx_open(path, &e);
+    int r = 0;
+    if (!l)
+        _exit(2);
+    pthread_barrier_wait(&mr->barrier);
+    for (int i = 0; i < MARK_N && r >= 0; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "alert:race:%d", i);
+        if ((r = ledger_kv_mark(l, key, "down", NULL, &e)) > 0)
+            mr->got[who]++;
+    }
+    ledger_close(l);
+    _exit(r < 0 ? 3 : 0);
+}
+
+static void test_kv_mark(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    struct mark_race *mr;
+    pthread_barrierattr_t ba;
+    pid_t pid[MARKERS];
+    int w, status, total = 0;
+    char *v = NULL;
+
+    assert_int_equal(ledger_kv_mark(f->l, "sla:x", "late", "missing", &e), 1);
+    assert_int_equal(ledger_kv_mark(f->l, "sla:x", "late", "missing", &e), 0);
+    assert_int_equal(ledger_kv_mark(f->l, "sla:x", "missing", "missing", &e), 1);
+    assert_int_equal(ledger_kv_mark(f->l, "sla:x", "late", "missing", &e), 0);
+    assert_int_equal(ledger_kv_get(f->l, "sla:x", &v, &e), 0);
+    assert_string_equal(v, "missing");
+    free(v);
+    assert_int_equal(ledger_kv_mark(f->l, "up:x", "down", NULL, &e), 1);
+    assert_int_equal(ledger_kv_mark(f->l, "up:x", "up", NULL, &e), 1);
+    assert_int_equal(ledger_kv_mark(f->l, "up:x", "up", NULL, &e), 0);
+
+    mr = mmap(NULL, sizeof *mr, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(mr != MAP_FAILED);
+    memset(mr, 0, sizeof *mr);
+    pthread_barrierattr_init(&ba);
+    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&mr->barrier, &ba, MARKERS);
+    for (w = 0; w < MARKERS; w++) {
+        pid[w] = fork();
+        assert_true(pid[w] >= 0);
+        if (pid[w] == 0)
+            mark_child(f->path, mr, w);
+    }
+    for (w = 0; w < MARKERS; w++) {
+        assert_int_equal(waitpid(pid[w], &status, 0), pid[w]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        total += mr->got[w];
+    }
+    assert_int_equal(total, MARK_N);
+    pthread_barrier_destroy(&mr->barrier);
+    munmap(mr, sizeof *mr);
+}
+
 /* Two processes take over the same expired intakes at the same moment:
  * each intake goes to exactly one of them. */
 #define TAKE_N 40
@@ -1508,6 +1581,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actions_legacy_append_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_mark, setup, teardown),
     };
     /* The same behaviour on PostgreSQL; the SQLite file tests (pragmas,
      * paths, SQLite's own lock) are replaced by their PostgreSQL kin. */
@@ -1528,6 +1602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_poll_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_secret_scrubbed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_mark, setup, teardown),
     };
     const char *dsn_file = getenv("WHARF_TEST_LEDGER_PG");
     if (dsn_file && *dsn_file) {
