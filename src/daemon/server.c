@@ -229,6 +229,10 @@ static void server_polled(void *ctx, struct ledger *l, const struct profile *p, 
         fails = s->fails[i];
         if (rc >= 0)
             s->fails[i] = 0;
+        /* the source just went down or came back: the alerts (sla_check on
+         * the keeper, otherwise every SLA_EVERY_MS) look within a second */
+        if ((rc < 0 && fails == 1) || (rc >= 0 && fails > 0))
+            atomic_store(&s->sla_now, true);
         /* a drop seen but not yet stable: look again once it can be */
         int64_t *follow = &s->next_poll[i + set->n], later = now + p->source.stable_for_ms + 50;
         if (rc >= 0 && st->listed > st->claimed && p->source.stable_for_ms && *follow > later)

@@ -28,7 +28,10 @@ import json, sys
 n = 0
 import glob
 for f in sorted(glob.glob("alerts/a.*")):
-    e = json.load(open(f))
+    try:
+        e = json.load(open(f))
+    except ValueError:
+        continue  # the alert command is still writing it: counted at the next look
     if e["kind"] == sys.argv[1] and (len(sys.argv) < 3 or e["profile"] == sys.argv[2]): n += 1
 print(n)
 EOP
@@ -38,7 +41,10 @@ get() { # get KIND FIELD: that field of the first alert of the kind
 import json, sys
 import glob
 for f in sorted(glob.glob("alerts/a.*")):
-    e = json.load(open(f))
+    try:
+        e = json.load(open(f))
+    except ValueError:
+        continue  # the alert command is still writing it: counted at the next look
     if e["kind"] == sys.argv[1]: print(e.get(sys.argv[2])); break
 EOP
 }
