@@ -269,45 +269,43 @@ static int has_column(struct sq *s, const char *table, const char *col, struct w
     return column_affinity(s, table, col, NULL, e);
 }
 
-/* wharf_loads from before reconcile gets its key columns, and
- * wharf_supersessions is created; each only when missing.  Called under
- * the write lock (setup_schema). */
-static int upgrade_loads(struct sq *s, struct werr *e)
-{
-    static const char sup_sql[] = "CREATE TABLE IF NOT EXISTS wharf_supersessions ("
-                                  " intake TEXT NOT NULL,"
-                                  " by_intake TEXT NOT NULL,"
-                                  " rows INTEGER NOT NULL,"
-                                  " digest TEXT,"
-                                  " all_rows INTEGER NOT NULL,"
-                                  " PRIMARY KEY (intake, by_intake))";
-    int k = has_column(s, "wharf_loads", "key_digest", e);
-    if (k < 0)
-        return -1;
-    if (k == 0 && (sq_exec(s,
-                           "ALTER TABLE wharf_loads ADD COLUMN key_rows INTEGER;"
-                           "ALTER TABLE wharf_loads ADD COLUMN key_digest TEXT;"
-                           "ALTER TABLE wharf_loads ADD COLUMN key_cols TEXT",
-                           "add key columns to wharf_loads", e) < 0))
-        return -1;
-    k = has_table(s, "wharf_supersessions", e);
-    if (k < 0)
-        return -1;
-    if (k == 0 && sq_exec(s, sup_sql, "create wharf_supersessions", e) < 0)
-        return -1;
-    return 0;
-}
+/* wharf's own tables in the target database, in the order they are made:
+ * wharf_loads, its key columns (added by reconcile: older databases lack
+ * them), wharf_supersessions.  Each step is present when its table (and
+ * column, if any) is. */
+static const struct schema_step {
+    const char *table, *column, *sql, *what;
+} schema_steps[] = {
+    {"wharf_loads", NULL,
+     "CREATE TABLE IF NOT EXISTS wharf_loads (intake TEXT PRIMARY KEY, profile TEXT NOT NULL,"
+     " tbl TEXT NOT NULL, rows INTEGER NOT NULL, sha256 TEXT, time_ms INTEGER NOT NULL,"
+     " key_rows INTEGER, key_digest TEXT, key_cols TEXT)",
+     "create wharf_loads"},
+    {"wharf_loads", "key_digest",
+     "ALTER TABLE wharf_loads ADD COLUMN key_rows INTEGER;"
+     "ALTER TABLE wharf_loads ADD COLUMN key_digest TEXT;"
+     "ALTER TABLE wharf_loads ADD COLUMN key_cols TEXT",
+     "add key columns to wharf_loads"},
+    {"wharf_supersessions", NULL,
+     "CREATE TABLE IF NOT EXISTS wharf_supersessions (intake TEXT NOT NULL,"
+     " by_intake TEXT NOT NULL, rows INTEGER NOT NULL, digest TEXT, all_rows INTEGER NOT NULL,"
+     " PRIMARY KEY (intake, by_intake))",
+     "create wharf_supersessions"},
+};
 
-/* 1 when wharf_loads (with its key columns) and wharf_supersessions are
- * there, 0 when something is missing, -1 on error. */
-static int schema_ready(struct sq *s, struct werr *e)
+/* Looks at each step; a missing one is made when make (under the write
+ * lock), else 0 is returned at once.  1 when all are there, -1 on error. */
+static int schema_steps_run(struct sq *s, bool make, struct werr *e)
 {
-    int k = has_table(s, "wharf_loads", e);
-    if (k == 1)
-        k = has_column(s, "wharf_loads", "key_digest", e);
-    if (k == 1)
-        k = has_table(s, "wharf_supersessions", e);
-    return k;
+    for (size_t i = 0; i < sizeof schema_steps / sizeof schema_steps[0]; i++) {
+        const struct schema_step *st = &schema_steps[i];
+        int k = st->column ? has_column(s, st->table, st->column, e) : has_table(s, st->table, e);
+        if (k < 0)
+            return -1;
+        if (k == 0 && (!make || sq_exec(s, st->sql, st->what, e) < 0))
+            return make ? -1 : 0;
+    }
+    return 1;
 }
 
 /*
@@ -321,24 +319,12 @@ static int schema_ready(struct sq *s, struct werr *e)
  */
 static int setup_schema(struct sq *s, struct werr *e)
 {
-    static const char loads_sql[] = "CREATE TABLE IF NOT EXISTS wharf_loads ("
-                                    " intake TEXT PRIMARY KEY,"
-                                    " profile TEXT NOT NULL,"
-                                    " tbl TEXT NOT NULL,"
-                                    " rows INTEGER NOT NULL,"
-                                    " sha256 TEXT,"
-                                    " time_ms INTEGER NOT NULL,"
-                                    " key_rows INTEGER,"
-                                    " key_digest TEXT,"
-                                    " key_cols TEXT)";
-    int k = schema_ready(s, e);
+    int k = schema_steps_run(s, false, e);
     if (k != 0)
         return k < 0 ? -1 : 0;
     if (sq_exec(s, "BEGIN IMMEDIATE", "lock the database to create wharf's tables", e) < 0)
         return -1;
-    if ((k = has_table(s, "wharf_loads", e)) < 0 ||
-        (k == 0 && sq_exec(s, loads_sql, "create wharf_loads", e) < 0) || upgrade_loads(s, e) < 0 ||
-        sq_exec(s, "COMMIT", "create wharf's tables", e) < 0) {
+    if (schema_steps_run(s, true, e) < 0 || sq_exec(s, "COMMIT", "create wharf's tables", e) < 0) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }

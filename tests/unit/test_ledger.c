@@ -1480,6 +1480,21 @@ static void test_poll_turn(void **state)
     assert_int_equal(ledger_poll_begin(f->l, "acme", "c", t + 92000, t + 152000, true, &e), 0);
 }
 
+/* Closes the fixture's SQLite ledger, runs sql on the file (rewinding it to
+ * an older schema), and opens it again (migrating it). */
+static void reopen_after(struct fx *f, const char *sql)
+{
+    struct werr e = {0};
+    sqlite3 *db;
+    ledger_close(f->l);
+    f->l = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    f->l = ledger_open_sqlite(f->path, &e);
+    assert_non_null(f->l);
+}
+
 /* Schema 5 -> 6: the console's earlier action log (kv) moves into the
  * actions, oldest first, and the actions refuse UPDATE and DELETE. */
 static void test_actions_legacy_append_only(void **state)
@@ -1490,23 +1505,13 @@ static void test_actions_legacy_append_only(void **state)
     sqlite3 *db;
     char *v = NULL;
 
-    ledger_close(f->l);
-    f->l = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db,
-                     "DROP TRIGGER actions_no_update; DROP TRIGGER actions_no_delete; "
-                     "INSERT INTO kv VALUES ('console:actions', '["
-                     "{\"user\":\"ops\",\"action\":\"pause\",\"profile\":\"acme\","
-                     "\"result\":null,\"time\":\"2026-11-30T10:00:00.000Z\"},"
-                     "{\"user\":\"ops\",\"action\":\"poll\",\"profile\":\"acme\","
-                     "\"result\":\"cannot connect\",\"time\":\"2026-11-30T10:00:01.500Z\"}]'); "
-                     "PRAGMA user_version = 5",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
-    f->l = ledger_open_sqlite(f->path, &e);
-    assert_non_null(f->l);
+    reopen_after(f, "DROP TRIGGER actions_no_update; DROP TRIGGER actions_no_delete; "
+                    "INSERT INTO kv VALUES ('console:actions', '["
+                    "{\"user\":\"ops\",\"action\":\"pause\",\"profile\":\"acme\","
+                    "\"result\":null,\"time\":\"2026-11-30T10:00:00.000Z\"},"
+                    "{\"user\":\"ops\",\"action\":\"poll\",\"profile\":\"acme\","
+                    "\"result\":\"cannot connect\",\"time\":\"2026-11-30T10:00:01.500Z\"}]'); "
+                    "PRAGMA user_version = 5");
     assert_int_equal(pragma_int(f->path, "user_version"), 6);
     assert_int_equal(ledger_actions(f->l, "acme", 10, acts_cb, &x, &e), 0);
     assert_int_equal(x.n, 2);
@@ -1528,25 +1533,14 @@ static void test_actions_legacy_append_only(void **state)
 static void test_migrate_nodes(void **state)
 {
     struct fx *f = *state;
-    struct werr e = {0};
     char id[ID_LEN];
-    sqlite3 *db;
     struct node_seen s;
 
-    ledger_close(f->l);
-    f->l = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE actions; DROP TABLE polls; "
-                                  "DROP INDEX intakes_in_progress; DROP TABLE nodes; "
-                                  "ALTER TABLE intakes DROP COLUMN node; "
-                                  "ALTER TABLE intakes DROP COLUMN lease_until_ms; "
-                                  "PRAGMA user_version = 2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
-    f->l = ledger_open_sqlite(f->path, &e);
-    assert_non_null(f->l);
+    reopen_after(f, "DROP TABLE actions; DROP TABLE polls; "
+                    "DROP INDEX intakes_in_progress; DROP TABLE nodes; "
+                    "ALTER TABLE intakes DROP COLUMN node; "
+                    "ALTER TABLE intakes DROP COLUMN lease_until_ms; "
+                    "PRAGMA user_version = 2");
     assert_int_equal(pragma_int(f->path, "user_version"), 6);
     ledger_identity("alpha", 60000);
     assert_int_equal(claim(f->l, "acme", "m.csv", 1, 1, id), 1);
