@@ -825,13 +825,12 @@ static int fetch_original(struct job *j, char sha[SHA256_HEX_LEN], struct werr *
                   (unsigned long long)j->in.size, (unsigned long long)j->p->limits.max_bytes);
         goto fail;
     }
-    /* work/<intake>/ and its parts/ are made now and made durable with the
-     * original: the original's fsync commits their creation with it, the
-     * fsync of work/<intake>/ after the original's rename covers parts/,
-     * and work/'s below the intake dir (ext4: two journal commits where
-     * there were four).  A crash before `taken` redoes all of it. */
-    if (mkdirs(j->pl->cfg->work_dir, 0750, &e) < 0 || mkdir_here(j->workdir, &e) < 0 ||
-        mkdir_here(j->partsdir, &e) < 0)
+    /* work/<intake>/ is made now and made durable with the original: the
+     * original's fsync commits its creation with it, and work/'s below the
+     * intake dir (ext4: two journal commits where there were four).  A
+     * crash before `taken` redoes all of it.  parts/ is scratch, made by
+     * inspect only when a part needs a file of its own. */
+    if (mkdirs(j->pl->cfg->work_dir, 0750, &e) < 0 || mkdir_here(j->workdir, &e) < 0)
         goto fail;
     if (!strcmp(j->in.source, SOURCE_INGEST)) {
         r = copy_in(j->in.path, j->original, j->p->limits.max_bytes, sha, &bytes, &e);

@@ -1139,7 +1139,7 @@ static int transcode(const char *part, const char *raw_path, uint64_t skip, cons
         werr_sys(e, "%s: open", raw_path);
         goto out;
     }
-    k.fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    k.fd = open_scratch(out_path, 0600);
     if (k.fd < 0) {
         werr_sys(e, "%s: create", out_path);
         goto out;

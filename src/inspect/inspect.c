@@ -1,8 +1,9 @@
 /*
  * inspect: one intake's original into inspected parts (see inspect.h).
  *
- *   1. parts_dir is emptied and created (inspect may be re-run after a
- *      crash; every file in it is ours);
+ *   1. parts_dir is removed (inspect may be re-run after a crash; every
+ *      file in it is ours) and made again by the first part file written
+ *      (durable.h open_scratch): a plain file needs none;
  *   2. unpack.c expands compression and archives, scanning each member;
  *   3. per part, encoding.c decides the charset and writes the UTF-8 form,
  *      sniff.c tells XML from CSV and sniffs the dialect.
@@ -100,7 +101,7 @@ int inspect_run(const struct profile *p, const struct header_hint *hint, const c
     memset(&u, 0, sizeof u);
     if (!display_name)
         display_name = original;
-    if (rmtree(parts_dir, e) < 0 || mkdirs(parts_dir, 0700, e) < 0)
+    if (rmtree(parts_dir, e) < 0)
         goto out;
     ur = unpack_run(original, display_name, parts_dir, &p->limits, p->archive_parts_independent, &u,
                     rep, e);

@@ -208,7 +208,7 @@ static int stream_to_part(struct unpack_ctx *c, struct archive *rd, struct unpac
     const char *who = in_archive ? m->name : NULL;
     m->raw_path = xasprintf("%s/%04zu.raw", c->parts_dir, index);
     enc_scan_init(&m->scan);
-    fd = open(m->raw_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    fd = open_scratch(m->raw_path, 0600);
     if (fd < 0) {
         werr_sys(e, "%s: create", m->raw_path);
         free(m->raw_path);
@@ -282,7 +282,7 @@ static int member_data(struct unpack_ctx *c, struct unpack_member *m, size_t ind
     if (h == ARCHIVE_EOF) { /* an empty member */
         m->raw_path = xasprintf("%s/%04zu.raw", c->parts_dir, index);
         enc_scan_init(&m->scan);
-        int fd = open(m->raw_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int fd = open_scratch(m->raw_path, 0600);
         if (fd < 0) {
             werr_sys(e, "%s: create", m->raw_path);
             goto out;

@@ -29,6 +29,7 @@
 #include "ledger/ledger_sql.h"
 #include "util/escape.h"
 #include "util/obs.h"
+#include "util/sqlwait.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -408,7 +409,7 @@ struct ledger *ledger_open_sqlite(const char *path, struct werr *e)
         goto out;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlwait_install(s->db, BUSY_TIMEOUT_MS);
     if (journal_wal(s, e) < 0 ||
         exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", "pragma", e) < 0)
         goto out;

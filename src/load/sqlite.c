@@ -66,6 +66,7 @@
 
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/sqlwait.h"
 #include "util/xmalloc.h"
 
 #define BUSY_TIMEOUT_MS 10000
@@ -408,7 +409,7 @@ static int sq_open(struct target *t, const struct wharf_config *cfg, const struc
         goto out;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlwait_install(s->db, BUSY_TIMEOUT_MS);
     if (t->readonly)
         goto done;
     /* A database this open creates gets pages sized for bulk loads: a
@@ -1411,7 +1412,7 @@ static int sq_check_schema(const struct wharf_config *cfg, const struct profile 
         sq_fail(e, &s, rc, "open read-only");
         goto out;
     }
-    sqlite3_busy_timeout(s.db, BUSY_TIMEOUT_MS);
+    sqlwait_install(s.db, BUSY_TIMEOUT_MS);
     if (table_info(&s, &ti, e) < 0)
         goto out;
     if (ti.n == 0) {

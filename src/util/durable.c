@@ -272,6 +272,19 @@ out:
     return r;
 }
 
+int open_scratch(const char *path, mode_t mode)
+{
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(path, flags, mode);
+    const char *slash = strrchr(path, '/');
+    if (fd >= 0 || errno != ENOENT || !slash || slash == path)
+        return fd;
+    char *dir = xstrndup(path, (size_t)(slash - path));
+    int made = mkdir(dir, 0700) == 0 || errno == EEXIST;
+    free(dir);
+    return made ? open(path, flags, mode) : -1;
+}
+
 static int rmtree_at(int at, const char *name, const char *shown, struct werr *e)
 {
     struct stat st;

@@ -52,6 +52,11 @@ int fsync_parent(const char *path, struct werr *e);
 int mkdirs(const char *path, mode_t mode, struct werr *e);
 /* fsync every directory of a tree (not the files), deepest first. */
 int fsync_tree_dirs(const char *path, struct werr *e);
+/* A new scratch file (O_EXCL, O_NOFOLLOW, write-only): an inspection's
+ * parts, redone after a crash, so nothing is synced.  Its directory is made
+ * (0700) on the first file, so an intake that needs no part file never
+ * creates (nor later deletes) one: fd, or -1 with errno. */
+int open_scratch(const char *path, mode_t mode);
 /* rm -rf without following symlinks; ENOENT is success. */
 int rmtree(const char *path, struct werr *e);
 /* write(2) until done, retrying EINTR. */
