@@ -875,39 +875,33 @@ static void *work(void *arg)
     return NULL;
 }
 
-struct runner *runner_start(const struct wharf_config *cfg, struct profset *set, int workers,
-                            size_t queue_max, const struct runner_hooks *hooks)
+/* The connection threads a set asks for: one per SFTP connection its
+ * inbound profiles may use, at most MAX_CONN_THREADS. */
+static int takers_for(const struct profset *set)
 {
-    struct runner *r = xcalloc(1, sizeof *r);
-    sigset_t all, old;
-    int started = 0;
-    r->cfg = cfg;
-    r->ps = set;
-    r->queue_max = queue_max;
-    if (hooks)
-        r->hooks = *hooks;
-    r->workers = workers > 0 ? workers : 1;
-    /* one connection thread per SFTP connection the profiles may use (a
-     * reload keeps this count: more takes effect at the next start) */
+    int n = 0;
     for (size_t i = 0; i < set->set.n; i++) {
         const struct profile *p = set->set.v[i];
         if (p->source.type == SOURCE_SFTP && !p->outbound)
-            r->takers += p->source.connections;
+            n += p->source.connections;
     }
-    if (r->takers > MAX_CONN_THREADS)
-        r->takers = MAX_CONN_THREADS;
-    r->running = xcalloc((size_t)slots(r), sizeof *r->running);
-    r->w = xcalloc((size_t)slots(r), sizeof *r->w);
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    /* the stop and reload signals are the main thread's: workers start
-     * with them blocked (faults like SIGSEGV stay with the thread) */
+    return n > MAX_CONN_THREADS ? MAX_CONN_THREADS : n;
+}
+
+/* Starts the threads of slots [from, to), with the stop and reload signals
+ * blocked (they are the main thread's; faults like SIGSEGV stay with the
+ * thread).  How many started; a slot whose thread did not start stays
+ * empty (started false). */
+static int start_slots(struct runner *r, int from, int to)
+{
+    sigset_t all, old;
+    int started = 0;
     sigemptyset(&all);
     sigaddset(&all, SIGTERM);
     sigaddset(&all, SIGINT);
     sigaddset(&all, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    for (int i = 0; i < slots(r); i++) {
+    for (int i = from; i < to; i++) {
         r->w[i] = (struct worker){.r = r, .index = i};
         pthread_mutex_lock(&r->mu);
         r->alive++;
@@ -922,6 +916,28 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return started;
+}
+
+struct runner *runner_start(const struct wharf_config *cfg, struct profset *set, int workers,
+                            size_t queue_max, const struct runner_hooks *hooks)
+{
+    struct runner *r = xcalloc(1, sizeof *r);
+    int started;
+    r->cfg = cfg;
+    r->ps = set;
+    r->queue_max = queue_max;
+    if (hooks)
+        r->hooks = *hooks;
+    r->workers = workers > 0 ? workers : 1;
+    /* one connection thread per SFTP connection the profiles may use; the
+     * slots are there for as many as a reload may add (runner_swap) */
+    r->takers = takers_for(set);
+    r->running = xcalloc((size_t)(r->workers + MAX_CONN_THREADS), sizeof *r->running);
+    r->w = xcalloc((size_t)(r->workers + MAX_CONN_THREADS), sizeof *r->w);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    started = start_slots(r, 0, slots(r));
     pthread_mutex_lock(&r->mu);
     gauges(r);
     pthread_mutex_unlock(&r->mu);
@@ -933,8 +949,32 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
     return r;
 }
 
+/*
+ * A reload that asks for more SFTP connections (a new SFTP profile, a
+ * higher source.connections) gets the threads for them now: the new slots
+ * are started before the set is installed, so the set's profiles never see
+ * fewer connection threads than they ask for.  Threads are not taken away
+ * when a reload asks for fewer: the extra ones idle (a profile never runs
+ * more than its `connections` jobs at once).  Called from the main thread
+ * only, as runner_stop is.
+ */
 void runner_swap(struct runner *r, struct profset *set)
 {
+    int want = takers_for(set), have;
+    pthread_mutex_lock(&r->mu);
+    have = r->takers;
+    if (want > have)
+        r->takers = want; /* empty slots until their threads start */
+    pthread_mutex_unlock(&r->mu);
+    if (want > have) {
+        int from = r->workers + have, to = r->workers + want;
+        int got = start_slots(r, from, to);
+        wlog(got == to - from ? LOG_INFO : LOG_ERROR, NULL, NULL, "connection_threads",
+             json_pack("{s:i,s:i}", "wanted", want, "started", have + got),
+             "%d SFTP connection threads for the reloaded profiles (%d before, %d new "
+             "started)",
+             have + got, have, got);
+    }
     pthread_mutex_lock(&r->mu);
     struct profset *old = r->ps;
     r->ps = set;

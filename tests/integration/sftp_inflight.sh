@@ -151,4 +151,37 @@ if w status 2>&1 | grep -A1 '^limited ' | grep -q 'SFTP connections'; then
 else
   ok "status: no note once every connection worked"
 fi
+# --- a reload that adds an SFTP profile gets its connection threads ----------
+# The server starts with no SFTP profile (so with no connection thread); a
+# reload adds one with connections: 3.  Its files must still be taken
+# several at a time, not one by one on the main workers.
+rm -f profiles/*.yaml
+spool_profile idle
+: > srv.err
+"$WHARF" run >srv.out 2>>srv.err &
+SRV=$!
+for _ in $(seq 100); do grep -q '"started"' srv.err && break; sleep 0.1; done
+contains "the server started without SFTP profiles" "$(cat srv.err)" '"started"'
+relay --rate 4000000
+sftp_profile grow grow "$RPORT" 3
+echo 'schedule: { every: 1s }' >> profiles/grow.yaml
+fill "$SSHD_UPLOAD/grow" 8 60000 # ~3.5 MB each: about a second a file a connection
+kill -HUP "$SRV"
+most=0
+for _ in $(seq 1 600); do
+  n=0
+  for f in var/work/*/original.partial; do [ -s "$f" ] && n=$((n + 1)); done
+  [ $n -gt $most ] && most=$n
+  [ $n -ge 2 ] && break
+  sleep 0.02
+done
+check "after the reload several files were in flight at once (saw $most)" test "$most" -ge 2
+contains "the log says the connection threads were started" "$(cat srv.err)" '"connection_threads"'
+for _ in $(seq 1 300); do
+  [ "$(done_count grow)" = 8 ] && break
+  sleep 0.2
+done
+eq "every file of the reloaded profile loaded" "$(done_count grow)" 8
+eq "every row once" "$(sql var/grow.db 'select count(*), count(distinct order_id) from orders')" "480000|480000"
+kill -TERM "$SRV"; wait "$SRV" 2>/dev/null
 finish
