@@ -216,6 +216,9 @@ static size_t skip_to(const char *buf, size_t i, size_t n, char c)
     return p ? (size_t)(p - buf) : n;
 }
 
+/* The bytes that end a run of names and white space inside a tag. */
+static const unsigned char tag_stop[256] = {['"'] = 1, ['\''] = 1, ['>'] = 1, ['='] = 1};
+
 /* Feeds bytes; true when a start tag has more than max attributes
  * (t->tag_line / tag_col point at its '<'). */
 static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t max)
@@ -246,7 +249,7 @@ static bool tagscan_feed(struct tagscan *t, const char *buf, size_t n, uint64_t 
             t->state = S_TEXT;
             continue;
         case S_TAG: /* names and white space: up to a quote, '>' or '=' */
-            while (i < n && buf[i] != '"' && buf[i] != '\'' && buf[i] != '>' && buf[i] != '=')
+            while (i < n && !tag_stop[(unsigned char)buf[i]])
                 i++;
             if (i == n)
                 goto out;
@@ -1221,7 +1224,9 @@ const struct columns *xsdv_columns(const struct xsdv *x)
 struct fieldrt {
     char *buf; /* NUL-terminated */
     size_t len, cap;
-    size_t depth; /* steps matched along the open path */
+    const xmlChar **step; /* the xfield's steps, interned (intern_names) */
+    const xmlChar *attr;  /* its attribute, interned; NULL for element text */
+    size_t depth;         /* steps matched along the open path */
     bool capturing, seen, over;
     bool nil;  /* xsi:nil="true" on the field's element */
     bool host; /* the element carrying an attribute field was there */
@@ -1246,7 +1251,9 @@ struct run {
     /* the open elements: names (parser dictionary strings, valid for the
      * whole parse) */
     const xmlChar **names;
-    unsigned char *rmatch; /* rmatch[d]: the path to depth d matches xml.record */
+    unsigned char *rmatch;   /* rmatch[d]: the path to depth d matches xml.record */
+    const xmlChar **rname;   /* xml.record's steps, interned (intern_names) */
+    const xmlChar **names_v; /* one allocation behind rname and every fieldrt's step */
     size_t depth;
     bool pending_pop;
     uint64_t text_run; /* bytes of text since the last tag (the validator buffers it) */
@@ -1652,12 +1659,11 @@ static void pop(struct run *r)
     r->depth--;
 }
 
-static void attrs_into(struct run *r, struct fieldrt *fr, const struct xfield *xf, int nattr,
-                       const xmlChar **attrs)
+static void attrs_into(struct run *r, struct fieldrt *fr, int nattr, const xmlChar **attrs)
 {
     for (int a = 0; a < nattr; a++) {
         const xmlChar **at = attrs + 5 * a;
-        if (strcmp((const char *)at[0], xf->attr))
+        if (at[0] != fr->attr)
             continue;
         fr->len = 0;
         capture(r, fr, (const char *)at[3], (size_t)(at[4] - at[3]));
@@ -1819,6 +1825,38 @@ static void control_close(struct run *r)
     r->cdoc = NULL;
 }
 
+/*
+ * The names sax_start compares, as strings of the parser's dictionary.
+ * libxml2 hands every element and attribute local name to the SAX2
+ * callbacks from that dictionary (xmlParseQName interns each one), so a
+ * name in the document is one of ours exactly when it is the same
+ * pointer: no strcmp runs per element or attribute.  Looking a name up
+ * that the document never uses only adds it.  -1 when the dictionary
+ * cannot grow (out of memory).
+ */
+static int intern_names(struct run *r)
+{
+    xmlDictPtr dict = r->pc->dict;
+    size_t n = r->x->nrsteps, k = 0;
+    for (size_t i = 0; r->f && i < r->x->cols.n; i++)
+        n += r->x->f[i].nsteps;
+    r->names_v = xcalloc(n ? n : 1, sizeof *r->names_v);
+    r->rname = r->names_v;
+    for (size_t d = 0; d < r->x->nrsteps; d++)
+        if (!(r->names_v[k++] = xmlDictLookup(dict, (const xmlChar *)r->x->rsteps[d], -1)))
+            return -1;
+    for (size_t i = 0; r->f && i < r->x->cols.n; i++) {
+        const struct xfield *xf = &r->x->f[i];
+        r->f[i].step = r->names_v + k;
+        for (size_t d = 0; d < xf->nsteps; d++)
+            if (!(r->names_v[k++] = xmlDictLookup(dict, (const xmlChar *)xf->steps[d], -1)))
+                return -1;
+        if (xf->attr && !(r->f[i].attr = xmlDictLookup(dict, (const xmlChar *)xf->attr, -1)))
+            return -1;
+    }
+    return 0;
+}
+
 static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri,
                       int nns, const xmlChar **ns, int nattr, int ndef, const xmlChar **attrs)
 {
@@ -1842,7 +1880,7 @@ static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, con
     }
     d = ++r->depth;
     r->names[d] = name;
-    r->rmatch[d] = d <= R && r->rmatch[d - 1] && !strcmp((const char *)name, r->x->rsteps[d - 1]);
+    r->rmatch[d] = d <= R && r->rmatch[d - 1] && name == r->rname[d - 1];
     if (r->cmatch) {
         size_t C = r->x->ncsteps;
         r->cmatch[d] =
@@ -1872,7 +1910,7 @@ static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, con
                 fr->buf[0] = 0;
             if (!r->x->f[i].nsteps && r->x->f[i].attr) {
                 fr->host = true;
-                attrs_into(r, fr, &r->x->f[i], nattr, attrs);
+                attrs_into(r, fr, nattr, attrs);
             }
         }
         return;
@@ -1882,16 +1920,14 @@ static void sax_start(void *ctx, const xmlChar *name, const xmlChar *prefix, con
     for (size_t i = 0; i < r->x->cols.n; i++) {
         struct fieldrt *fr = &r->f[i];
         const struct xfield *xf = &r->x->f[i];
-        if (fr->depth != d - R - 1 || d - R > xf->nsteps || fr->seen ||
-            name[0] != (xmlChar)xf->steps[d - R - 1][0] ||
-            strcmp((const char *)name, xf->steps[d - R - 1]))
+        if (fr->depth != d - R - 1 || d - R > xf->nsteps || fr->seen || name != fr->step[d - R - 1])
             continue;
         fr->depth = d - R;
         if (fr->depth < xf->nsteps)
             continue;
         if (xf->attr) {
             fr->host = true;
-            attrs_into(r, fr, xf, nattr, attrs);
+            attrs_into(r, fr, nattr, attrs);
         } else {
             fr->capturing = true;
             fr->len = 0;
@@ -2068,6 +2104,10 @@ int xsdv_run(struct xsdv *x, const struct validate_input *in, const struct limit
         goto out;
     }
     xmlCtxtUseOptions(r.pc, PARSE_OPTS);
+    if (!r.pc->dict || intern_names(&r) < 0) {
+        werr_set(e, "%s: cannot create an XML parser (its name dictionary)", in->display);
+        goto out;
+    }
     vc = xmlSchemaNewValidCtxt(x->schema);
     if (!vc) {
         werr_set(e, "%s: cannot create a schema validation context", in->display);
@@ -2113,6 +2153,7 @@ out:
     free(r.rbuf);
     free(r.names);
     free(r.rmatch);
+    free(r.names_v);
     free(r.cmatch);
     free(r.sumcol);
     if (r.cdoc)
