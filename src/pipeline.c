@@ -85,6 +85,10 @@
 
 #define SOURCE_INGEST "ingest"
 #define SOURCE_REPLAY "replay"
+/* Claims per ledger transaction: one durable commit for this many drops of
+ * a listing (issue 19, B4), while a listing of 100,000 names does not hold
+ * the ledger's write lock for all of them at once. */
+#define CLAIM_BATCH 256
 
 struct compiled {
     const struct profile *profile;
@@ -292,6 +296,7 @@ static char *source_desc(const struct profile *p)
 }
 
 static void crash_point(const char *point);
+static void crash_inside_claims(size_t i);
 static int step_receipt(struct job *j);
 
 /* ---- polling and claiming ------------------------------------------- */
@@ -323,7 +328,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
     char *desc = source_desc(p);
     size_t ready, i;
     int64_t now;
-    int r = -1, lr;
+    int r = -1, lr, *claimed = NULL;
+    struct intake *batch = NULL;
 
     if (!(src = source_get(pl, p, e))) {
         ledger_source_failed(pl->ledger, p->name, werr_kind_name(e->kind), e->msg, werr_runbook(e),
@@ -416,29 +422,41 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
         qsort(list.v, ready, sizeof *list.v, cmp_drop_name);
     else if (ready && p->order == ORDER_MTIME)
         qsort(list.v, ready, sizeof *list.v, cmp_drop_mtime);
-    for (i = 0; i < ready; i++) {
-        struct drop *d = &list.v[i];
-        struct intake in = {0};
-        int c;
-        in.profile = p->name;
-        in.source = desc;
-        in.path = d->path;
-        in.name = d->name;
-        in.size = d->size;
-        in.mtime_ns = d->mtime_ns;
-        c = ledger_claim(pl->ledger, &in, e);
-        if (c < 0)
+    /* The claims of a listing go in batches, each one transaction with one
+     * durable commit (ledger_claim_batch): nothing is handed out before
+     * its batch is durable, and a crash inside one leaves none of it. */
+    for (i = 0; i < ready; i += CLAIM_BATCH) {
+        size_t k, m = ready - i < CLAIM_BATCH ? ready - i : CLAIM_BATCH;
+        if (!batch) {
+            batch = xcalloc(CLAIM_BATCH, sizeof *batch);
+            claimed = xcalloc(CLAIM_BATCH, sizeof *claimed);
+        }
+        memset(batch, 0, m * sizeof *batch);
+        for (k = 0; k < m; k++) {
+            const struct drop *d = &list.v[i + k];
+            batch[k].profile = p->name;
+            batch[k].source = desc;
+            batch[k].path = d->path;
+            batch[k].name = d->name;
+            batch[k].size = d->size;
+            batch[k].mtime_ns = d->mtime_ns;
+        }
+        if (ledger_claim_batch(pl->ledger, batch, m, claimed, crash_inside_claims, e) < 0)
             goto out;
-        if (c == 0)
-            continue; /* already ours from an earlier poll */
-        st->claimed++;
-        wlog(LOG_INFO, p->name, in.id, "claimed", NULL, "%s (%llu bytes)", d->path,
-             (unsigned long long)d->size);
-        crash_point("claimed");
-        push_id(ids, n, in.id);
+        for (k = 0; k < m; k++) {
+            if (!claimed[k])
+                continue; /* already ours from an earlier poll */
+            st->claimed++;
+            wlog(LOG_INFO, p->name, batch[k].id, "claimed", NULL, "%s (%llu bytes)", batch[k].path,
+                 (unsigned long long)batch[k].size);
+            crash_point("claimed");
+            push_id(ids, n, batch[k].id);
+        }
     }
     r = 0;
 out:
+    free(batch);
+    free(claimed);
     drop_list_free(&list);
     drop_list_free(&skipped);
     free(desc);
@@ -548,6 +566,14 @@ static void crash_point(const char *point)
     }
     if (want && !strcmp(want, point))
         raise(SIGKILL);
+}
+
+/* Inside a batch of claims, after its second claim: "claiming" kills the
+ * process there, before the batch commits. */
+static void crash_inside_claims(size_t i)
+{
+    if (i == 1)
+        crash_point("claiming");
 }
 
 /* Make a transition; 0 when done, -1 when the ledger failed or someone else

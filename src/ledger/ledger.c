@@ -477,3 +477,21 @@ struct ledger *ledger_open(const char *type, const char *path, const char *dsn_f
     }
     return ledger_open_sqlite(path, e);
 }
+
+int ledger_claim_batch(struct ledger *l, struct intake *v, size_t n, int *claimed,
+                       void (*between)(size_t i), struct werr *e)
+{
+    if (l->ops->claim_batch)
+        return l->ops->claim_batch(l, v, n, claimed, between, e);
+    for (size_t i = 0; i < n; i++)
+        claimed[i] = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = ledger_claim(l, &v[i], e);
+        if (c < 0)
+            return -1;
+        claimed[i] = c;
+        if (between)
+            between(i);
+    }
+    return 0;
+}

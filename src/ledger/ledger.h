@@ -62,11 +62,11 @@ struct intake {
     char *last_error; /* display text, escaped where it is made (util/escape.h) */
     int64_t created_ms, updated_ms;
     uint64_t rows;
-    char *bag;         /* bag directory once sealed */
-    char *replay_of;   /* intake id this one replays */
-    char *replayed_by; /* newest replay of this one */
-    json_t *info;      /* evidence: encoding, format, target... (object) */
-    char *node;        /* the node holding it (NULL: none); read only, see ledger_identity */
+    char *bag;              /* bag directory once sealed */
+    char *replay_of;        /* intake id this one replays */
+    char *replayed_by;      /* newest replay of this one */
+    json_t *info;           /* evidence: encoding, format, target... (object) */
+    char *node;             /* the node holding it (NULL: none); read only, see ledger_identity */
     int64_t lease_until_ms; /* its lease (0: none) */
 };
 
@@ -147,6 +147,9 @@ struct ledger;
 
 struct ledger_ops {
     int (*claim)(struct ledger *l, struct intake *in, struct werr *e);
+    /* optional: NULL claims one by one (ledger_claim_batch) */
+    int (*claim_batch)(struct ledger *l, struct intake *v, size_t n, int *claimed,
+                       void (*between)(size_t i), struct werr *e);
     int (*transition)(struct ledger *l, const char *id, enum intake_state from,
                       enum intake_state to, const char *kind, json_t *detail, struct werr *e);
     int (*update)(struct ledger *l, const struct intake *in, struct werr *e);
@@ -194,9 +197,8 @@ struct ledger_ops {
                      int64_t now_ms, struct werr *e);
     int (*lease_renew)(struct ledger *l, const char *node, int64_t until_ms, uint64_t *n,
                        struct werr *e);
-    int (*lease_takeover)(struct ledger *l, const char *node, const char *profiles,
-                          int64_t now_ms, int64_t until_ms, int limit, takeover_fn fn, void *ctx,
-                          struct werr *e);
+    int (*lease_takeover)(struct ledger *l, const char *node, const char *profiles, int64_t now_ms,
+                          int64_t until_ms, int limit, takeover_fn fn, void *ctx, struct werr *e);
     int (*nodes)(struct ledger *l, int64_t now_ms, node_fn fn, void *ctx, struct werr *e);
     /* operators' actions (see struct action) */
     int (*action_add)(struct ledger *l, const struct action *a, struct werr *e);
@@ -228,6 +230,17 @@ static inline int ledger_claim(struct ledger *l, struct intake *in, struct werr 
 {
     return l->ops->claim(l, in, e);
 }
+/* Claim the drops of one listing together: 0 with claimed[i] 1 (v[i].id
+ * filled) or 0 (claimed already) for each, -1 on error.  A backend with a
+ * batch claims them in one transaction with one durable commit, none of
+ * them visible to another reader before it (so nothing can be taken or
+ * loaded on a claim that a power cut then takes back); on -1 none is
+ * claimed.  Without one, each is its own claim, and on -1 those before the
+ * failing one stay claimed (claimed[] says which).  between, when not
+ * NULL, is called after each claim inside the transaction (the crash tests
+ * kill the process there). */
+int ledger_claim_batch(struct ledger *l, struct intake *v, size_t n, int *claimed,
+                       void (*between)(size_t i), struct werr *e);
 /* Compare-and-set: returns 1 when moved, 0 when the intake was not in
  * `from` (someone else moved it), -1 on error.  Records an event of `kind`
  * with detail (stolen; may be NULL). */
@@ -414,8 +427,8 @@ static inline int ledger_lease_renew(struct ledger *l, const char *node, int64_t
  * comma) -- an intake of another profile is left to a node that runs it;
  * NULL: any.  Returns how many were taken, or -1. */
 static inline int ledger_lease_takeover(struct ledger *l, const char *node, const char *profiles,
-                                        int64_t now_ms, int64_t until_ms, int limit,
-                                        takeover_fn fn, void *ctx, struct werr *e)
+                                        int64_t now_ms, int64_t until_ms, int limit, takeover_fn fn,
+                                        void *ctx, struct werr *e)
 {
     return l->ops->lease_takeover(l, node, profiles, now_ms, until_ms, limit, fn, ctx, e);
 }
@@ -591,8 +604,8 @@ struct ledger_copy {
         bool same; /* counts and digests agree */
     } t[LEDGER_COPY_MAX];
     size_t n;
-    bool same;          /* every table the same */
-    bool refused;       /* the target was not empty: nothing copied */
+    bool same;    /* every table the same */
+    bool refused; /* the target was not empty: nothing copied */
     char refused_why[256];
 };
 int ledger_copy(struct ledger *from, struct ledger *to, struct ledger_copy *c, struct werr *e);

@@ -163,11 +163,15 @@ static const char *const migrations[] = {
     "SELECT CAST((julianday(json_extract(j.value, '$.time')) - 2440587.5) * 86400000 AS INTEGER), "
     "COALESCE(json_extract(j.value, '$.user'), '?'), "
     "COALESCE(json_extract(j.value, '$.action'), '?'), json_extract(j.value, '$.profile'), "
-    "json_extract(j.value, '$.intake'), " LEGACY_OK("json_extract(j.value, '$.result')") ", "
-    "json_extract(j.value, '$.result') "
-    "FROM kv, json_each(kv.value) j WHERE kv.key = 'console:actions' AND json_valid(kv.value) "
-    "AND json_extract(j.value, '$.time') IS NOT NULL ORDER BY j.key;"
-    "DELETE FROM kv WHERE key = 'console:actions' AND json_valid(value);",
+    "json_extract(j.value, '$.intake'), " LEGACY_OK(
+        "json_extract(j.value, '$.result')") ", "
+                                             "json_extract(j.value, '$.result') "
+                                             "FROM kv, json_each(kv.value) j WHERE kv.key = "
+                                             "'console:actions' AND json_valid(kv.value) "
+                                             "AND json_extract(j.value, '$.time') IS NOT NULL "
+                                             "ORDER BY j.key;"
+                                             "DELETE FROM kv WHERE key = 'console:actions' AND "
+                                             "json_valid(value);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -491,9 +495,10 @@ static int put_event(struct sq *s, const char *id, int64_t t, const char *kind, 
  * replay_of, info, ...) are stored as given; name defaults to the last
  * component of path.
  */
-static int sq_claim(struct ledger *l, struct intake *in, struct werr *e)
+/* One claim inside the caller's transaction: 1 claimed (in filled), 0 the
+ * drop is claimed already, -1 failed (the caller rolls back). */
+static int claim_in_tx(struct sq *s, struct intake *in, struct werr *e)
 {
-    struct sq *s = l->impl;
     sqlite3_stmt *st = s->claim;
     const char *name = in->name;
     char *info = NULL, *detail = NULL;
@@ -519,8 +524,6 @@ static int sq_claim(struct ledger *l, struct intake *in, struct werr *e)
     detail = dump(dj);
     json_decref(dj);
 
-    if (tx_begin(s, e) < 0)
-        goto out;
     sqlite3_bind_text(st, 1, in->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, in->profile, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, in->source, -1, SQLITE_STATIC);
@@ -550,22 +553,62 @@ static int sq_claim(struct ledger *l, struct intake *in, struct werr *e)
     }
     done(st);
     if (sqlite3_changes(s->db) == 0) {
-        r = tx_commit(s, e) < 0 ? -1 : 0;
+        r = 0;
         goto out;
     }
-    if (put_event(s, in->id, t, "found", detail, e) < 0 || tx_commit(s, e) < 0)
+    if (put_event(s, in->id, t, "found", detail, e) < 0)
         goto out;
     in->state = ST_FOUND;
     in->created_ms = in->updated_ms = t;
     r = 1;
 out:
-    if (r < 0)
-        tx_rollback(s);
     if (r != 1)
         in->id[0] = 0;
     free(info);
     free(detail);
     return r;
+}
+
+static int sq_claim(struct ledger *l, struct intake *in, struct werr *e)
+{
+    struct sq *s = l->impl;
+    int r;
+    if (tx_begin(s, e) < 0)
+        return -1;
+    r = claim_in_tx(s, in, e);
+    if (r < 0 || tx_commit(s, e) < 0) {
+        tx_rollback(s);
+        in->id[0] = 0;
+        return -1;
+    }
+    return r;
+}
+
+/* All of v in one IMMEDIATE transaction: one durable commit for the lot, and
+ * none of them visible to anyone before it. */
+static int sq_claim_batch(struct ledger *l, struct intake *v, size_t n, int *claimed,
+                          void (*between)(size_t i), struct werr *e)
+{
+    struct sq *s = l->impl;
+    size_t i;
+    if (tx_begin(s, e) < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if ((claimed[i] = claim_in_tx(s, &v[i], e)) < 0)
+            goto fail;
+        if (between)
+            between(i);
+    }
+    if (tx_commit(s, e) < 0)
+        goto fail;
+    return 0;
+fail:
+    tx_rollback(s);
+    for (i = 0; i < n; i++) {
+        claimed[i] = 0;
+        v[i].id[0] = 0;
+    }
+    return -1;
 }
 
 /*
@@ -1482,9 +1525,9 @@ static int sq_lease_takeover(struct ledger *l, const char *node, const char *pro
     if (tx_begin(s, e) < 0)
         return -1;
     if (prep(s, &st,
-             "SELECT id, node FROM intakes WHERE " LEDGER_TAKEOVER_WHERE("?1")
-             "AND (?3 IS NULL OR instr(',' || ?3 || ',', ',' || profile || ',') > 0) "
-             "ORDER BY id LIMIT ?2",
+             "SELECT id, node FROM intakes WHERE " LEDGER_TAKEOVER_WHERE(
+                 "?1") "AND (?3 IS NULL OR instr(',' || ?3 || ',', ',' || profile || ',') > 0) "
+                       "ORDER BY id LIMIT ?2",
              false, e) < 0)
         goto out;
     sqlite3_bind_int64(st, 1, now);
@@ -1787,6 +1830,7 @@ static const struct ledger_ops sqlite_ops = {
     .writable = sq_writable,
     .set_durable = sq_set_durable,
     .claim = sq_claim,
+    .claim_batch = sq_claim_batch,
     .transition = sq_transition,
     .update = sq_update,
     .event = sq_event,

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Crash at every state boundary: wharf SIGKILLs itself (WHARF_TEST_CRASH) at
+# Crash at every state boundary (and inside a batch of claims): wharf SIGKILLs itself (WHARF_TEST_CRASH) at
 # each point in turn, is restarted, and must end with every valid file loaded
 # exactly once (rows per intake in the target equal the ledger), every invalid
 # file rejected once, nothing stuck, `wharf verify` clean and the ledger
 # passing PRAGMA integrity_check.
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 
-POINTS="claimed fetched taken inspected validated target_committed loaded rejected bag_sealed chain_appended sealed done"
+POINTS="claiming claimed fetched taken inspected validated target_committed loaded rejected bag_sealed chain_appended sealed done"
 orders_schema
 base=$T
 rounds=0
@@ -24,6 +24,11 @@ for point in $POINTS; do
 
   WHARF_TEST_CRASH=$point "$WHARF" once >/dev/null 2>&1
   rc=$?
+  if [ "$point" = claiming ]; then
+    # killed inside the listing's batch of claims, after two of its three
+    # claims: the batch is one transaction, so none of them is left
+    eq "crash inside a batch of claims: killed (exit $rc), no claim left" "$rc $(intake_count)" "137 0"
+  fi
   # restart until nothing is left to do (bounded)
   for _ in 1 2 3 4; do "$WHARF" once >/dev/null 2>&1; done
   rounds=$((rounds + 1))

@@ -414,6 +414,47 @@ static int count_intake(void *ctx, const struct intake *in)
     return 0;
 }
 
+/* A listing's claims in one call: the ones claimed already are told apart,
+ * the new ones get ids and their "found" events, as with ledger_claim. */
+static void test_claim_batch(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    struct intake v[3], got;
+    int claimed[3], n = 0;
+    char a[ID_LEN];
+    const char *paths[3] = {"in/a.csv", "in/b.csv", "in/c.csv"};
+
+    assert_int_equal(claim(f->l, "acme", "in/b.csv", 10, 1000, a), 1);
+    memset(v, 0, sizeof v);
+    for (int i = 0; i < 3; i++) {
+        v[i].profile = (char *)"acme";
+        v[i].source = (char *)"spool:/srv/drop";
+        v[i].path = (char *)paths[i];
+        v[i].size = 10;
+        v[i].mtime_ns = 1000;
+    }
+    assert_int_equal(ledger_claim_batch(f->l, v, 3, claimed, NULL, &e), 0);
+    assert_int_equal(claimed[0], 1);
+    assert_int_equal(claimed[1], 0);
+    assert_int_equal(claimed[2], 1);
+    assert_true(id_valid(v[0].id));
+    assert_int_equal(v[1].id[0], 0);
+    assert_true(id_valid(v[2].id));
+    assert_string_not_equal(v[0].id, v[2].id);
+    assert_int_equal(ledger_get(f->l, v[2].id, &got, &e), 1);
+    assert_int_equal(got.state, ST_FOUND);
+    assert_string_equal(got.name, "c.csv");
+    intake_clear(&got);
+    assert_int_equal(ledger_events(f->l, v[0].id, count_event, &n, &e), 0);
+    assert_int_equal(n, 1);
+    /* the same listing again: nothing new */
+    for (int i = 0; i < 3; i++)
+        v[i].id[0] = 0;
+    assert_int_equal(ledger_claim_batch(f->l, v, 3, claimed, NULL, &e), 0);
+    assert_int_equal(claimed[0] + claimed[1] + claimed[2], 0);
+}
+
 static void test_claim_race(void **state)
 {
     struct fx *f = *state;
@@ -1199,8 +1240,8 @@ static void test_nodes_leases(void **state)
                      0);
     assert_int_equal(tk.n, 0);
     /* a live lease is not taken; the one claimed without a lease is */
-    assert_int_equal(ledger_lease_takeover(f->l, "beta", "globex,acme", t0 + 1000, t0 + 500000, 10, taken_cb,
-                                           &tk, &e),
+    assert_int_equal(ledger_lease_takeover(f->l, "beta", "globex,acme", t0 + 1000, t0 + 500000, 10,
+                                           taken_cb, &tk, &e),
                      1);
     assert_int_equal(tk.n, 1);
     assert_string_equal(tk.id[0], c);
@@ -1219,13 +1260,12 @@ static void test_nodes_leases(void **state)
     assert_int_equal(ledger_events(f->l, a, takeover_event, detail, &e), 0);
     assert_string_equal(detail, "{\"from\":\"alpha\",\"node\":\"beta\"}");
     s = nodes_now(f->l, t0 + 62000);
-    assert_int_equal(s.busy[0], 0);  /* alpha */
-    assert_int_equal(s.busy[1], 2);  /* beta: a and c */
+    assert_int_equal(s.busy[0], 0); /* alpha */
+    assert_int_equal(s.busy[1], 2); /* beta: a and c */
     assert_int_equal(s.expired[1], 0);
     /* nothing left to take */
-    assert_int_equal(ledger_lease_takeover(f->l, "gamma", NULL, t0 + 62000, t0 + 500000, 10, NULL, NULL,
-                                           &e),
-                     0);
+    assert_int_equal(
+        ledger_lease_takeover(f->l, "gamma", NULL, t0 + 62000, t0 + 500000, 10, NULL, NULL, &e), 0);
 
     /* alpha lost it: its move is refused; beta's goes through */
     assert_int_equal(ledger_transition(f->l, a, ST_FOUND, ST_TAKEN, NULL, NULL, &e), 0);
@@ -1235,9 +1275,9 @@ static void test_nodes_leases(void **state)
     /* renewal covers what beta holds in progress */
     assert_int_equal(ledger_lease_renew(f->l, "beta", t0 + 900000, &n, &e), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(ledger_lease_takeover(f->l, "alpha", NULL, t0 + 800000, t0 + 900000, 10, NULL,
-                                           NULL, &e),
-                     0);
+    assert_int_equal(
+        ledger_lease_takeover(f->l, "alpha", NULL, t0 + 800000, t0 + 900000, 10, NULL, NULL, &e),
+        0);
     move(f->l, a, ST_TAKEN, ST_FAILED);
     n = 0;
     assert_int_equal(ledger_lease_renew(f->l, "beta", t0 + 900000, &n, &e), 0);
@@ -1248,7 +1288,7 @@ static void test_nodes_leases(void **state)
 /* ledger_kv_mark: set unless it holds the value (or the "unless" value);
  * 1 when it set it.  Four processes marking the same keys at once: each
  * key is set by exactly one (the one that alerts). */
-#define MARK_N 30
+#define MARK_N  30
 #define MARKERS 4
 
 struct mark_race {
@@ -1335,8 +1375,8 @@ static void take_child(const char *path, struct take_race *tr, int who)
     if (!l)
         _exit(2);
     pthread_barrier_wait(&tr->barrier);
-    while ((r = ledger_lease_takeover(l, who ? "n1" : "n0", NULL, now_ms() + 120000, now_ms() + 600000,
-                                      3, NULL, NULL, &e)) > 0)
+    while ((r = ledger_lease_takeover(l, who ? "n1" : "n0", NULL, now_ms() + 120000,
+                                      now_ms() + 600000, 3, NULL, NULL, &e)) > 0)
         total += r;
     ledger_close(l);
     tr->got[who] = total;
@@ -1558,6 +1598,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_reopen, setup, teardown),
         cmocka_unit_test(test_open_bad_path),
         cmocka_unit_test_setup_teardown(test_claim_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transition_cas, setup, teardown),
@@ -1581,6 +1622,7 @@ int main(void)
      * paths, SQLite's own lock) are replaced by their PostgreSQL kin. */
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_claim_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transition_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_get, setup, teardown),
