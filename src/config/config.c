@@ -462,6 +462,8 @@ void profile_defaults(struct profile *p)
     p->source.port = DEF_SFTP_PORT;
     p->source.timeout_ms = DEF_SFTP_TIMEOUT_MS;
     p->source.connections = DEF_CONNECTIONS;
+    p->source.parallel = DEF_PARALLEL;
+    p->source.parallel_min = DEF_PARALLEL_MIN;
     p->schedule.every_ms = DEF_EVERY_MS;
     p->schedule.timezone = xstrdup(DEF_TIMEZONE);
     p->encoding = xstrdup(DEF_ENCODING);
@@ -513,7 +515,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
     check_keys(w, n, path,
                KEYS("type", "path", "pattern", "recursive", "ignore", "complete_when", "after",
                     "host", "port", "user", "key_file", "passphrase_file", "password_file",
-                    "known_hosts", "timeout", "connections", "max_transfers"));
+                    "known_hosts", "timeout", "connections", "max_transfers", "parallel",
+                    "parallel_min"));
     get_enum(w, n, "type", path, KEYS("spool", "sftp"), &type);
     p->source.type = (enum source_type)type;
     get_str(w, n, "path", path, &p->source.path);
@@ -569,6 +572,11 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
     get_duration(w, n, "timeout", path, &p->source.timeout_ms);
     get_int(w, n, "max_transfers", path, 1, 64, &p->source.connections);
     get_int(w, n, "connections", path, 1, 64, &p->source.connections);
+    get_int(w, n, "parallel", path, 1, 16, &p->source.parallel);
+    get_size(w, n, "parallel_min", path, &p->source.parallel_min);
+    if ((c = node_get(n, "parallel_min")) && c->kind == NODE_SCALAR &&
+        p->source.parallel_min < 1000000)
+        err_at(w, c, "source.parallel_min", "\"%s\" is below 1MB", c->value);
     for (size_t i = 0; i < n->n; i++)
         if (!strcmp(n->keys[i], "password"))
             err_at(w, n->keynodes[i], "source.password",
@@ -578,8 +586,8 @@ static void load_source(struct walk *w, struct profile *p, const struct node *n)
         err_at(w, n, "source.path", "is required");
     if (p->source.type == SOURCE_SPOOL) {
         static const char *sftp_only[] = {
-            "host",        "user", "key_file",   "password_file", "passphrase_file",
-            "known_hosts", "port", "connections"};
+            "host",        "user", "key_file",    "password_file", "passphrase_file",
+            "known_hosts", "port", "connections", "parallel",      "parallel_min"};
         for (size_t i = 0; i < sizeof sftp_only / sizeof *sftp_only; i++)
             if ((c = node_get(n, sftp_only[i]))) {
                 char *kp = join(path, sftp_only[i]);
@@ -1006,7 +1014,8 @@ static void load_control(struct walk *w, struct profile *p, const struct node *n
                    cc->file);
         } else if (cc->file && p->source.done_file && !strcmp(cc->file, p->source.done_file)) {
             err_at(w, c, "control.file",
-                   "\"%s\" is the done file's name: say file: done to read the done file", cc->file);
+                   "\"%s\" is the done file's name: say file: done to read the done file",
+                   cc->file);
         }
         v = 0;
         get_enum(w, n, "format", path, KEYS("keyvalue", "json", "csv"), &v);
@@ -1069,8 +1078,9 @@ static void load_control(struct walk *w, struct profile *p, const struct node *n
         }
     }
     if (!cc->count_field && !cc->count_key && !cc->n_sums)
-        err_at(w, n, path, numeric ? "states nothing: give count: FIELD and/or sums: { column: FIELD }"
-                                   : "states nothing: give count: KEY and/or sums: { column: KEY }");
+        err_at(w, n, path,
+               numeric ? "states nothing: give count: FIELD and/or sums: { column: FIELD }"
+                       : "states nothing: give count: KEY and/or sums: { column: KEY }");
 }
 
 /* deliver: one partner { host, port, user, key_file | password_file,
@@ -1281,8 +1291,7 @@ struct profile *profile_load(const struct wharf_config *cfg, const char *path, s
         err_at(&w, node_get(root, "control"), "control",
                "a trailer or header record needs CSV data (format: xml has none; use element:)");
     if (p->control.line == CONTROL_XML && p->format == FORMAT_CSV)
-        err_at(&w, node_get(root, "control"), "control",
-               "element: needs XML data (format: xml)");
+        err_at(&w, node_get(root, "control"), "control", "element: needs XML data (format: xml)");
     if ((n = node_get(root, "receipt")))
         load_receipt(&w, p, n);
     v = 0;

@@ -59,6 +59,10 @@ struct source_conf {
      * docs/configuration.md "Choosing connections"); max_transfers is its
      * older name */
     int connections;
+    /* sftp: a file of at least 2 x parallel_min bytes is fetched over up
+     * to `parallel` SSH sessions at once, one range each (sftp.c) */
+    int parallel;
+    uint64_t parallel_min;
 };
 
 struct schedule_conf {
@@ -165,14 +169,14 @@ struct control_conf {
     struct control_sum *sums;
     size_t n_sums;
     /* file: */
-    char *file;            /* "{name}.ctl"; NULL with from_done */
-    bool from_done;        /* file: done -- the done file's content */
+    char *file;     /* "{name}.ctl"; NULL with from_done */
+    bool from_done; /* file: done -- the done file's content */
     enum control_format format;
-    char delimiter;        /* format csv */
-    bool required;         /* default true: a drop without one waits, then is rejected */
-    int64_t wait_ms;       /* how long a drop waits for its control file */
+    char delimiter;  /* format csv */
+    bool required;   /* default true: a drop without one waits, then is rejected */
+    int64_t wait_ms; /* how long a drop waits for its control file */
     /* element: */
-    char *element;         /* "/orders/trailer": local names from the root */
+    char *element; /* "/orders/trailer": local names from the root */
 };
 /* receipt: an acknowledgement written to the partner after sealing
  * (src/reply/receipt.c, docs/receipts.md).  Exactly one of dir (a local

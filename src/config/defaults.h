@@ -11,7 +11,7 @@
 #define DEF_SCHEMAS_DIR         "schemas"
 #define DEF_WORKERS             2
 #define DEF_LEDGER_TYPE         "sqlite"
-#define DEF_LEDGER_FILE         "ledger.db"           /* under state_dir */
+#define DEF_LEDGER_FILE         "ledger.db" /* under state_dir */
 #define DEF_LEASE_MS            60000 /* an intake in progress stays its node's this long unrenewed */
 #define DEF_VERIFY_EVERY_MS     (24LL * 3600 * 1000)  /* the server re-verifies daily */
 #define DEF_VERIFY_RATE         (32ULL * 1024 * 1024) /* bytes/s: leaves the disk to loads */
@@ -29,6 +29,8 @@
 #define DEF_SFTP_PORT       22
 #define DEF_SFTP_TIMEOUT_MS 30000
 #define DEF_CONNECTIONS     4
+#define DEF_PARALLEL        1
+#define DEF_PARALLEL_MIN    (64ULL << 20) /* bytes a range at least */
 
 /* profile: schedule */
 #define DEF_EVERY_MS         30000

@@ -13,8 +13,10 @@
  * fetch streams into "<dest>.partial", hashing on the fly, with libssh2
  * pipelining reads over a large buffer.  A .partial left by a dropped
  * attempt is re-hashed (that is the verified offset) and the download
- * continues from its end.  The result must have the listed size (and the
- * done file's "size sha256" or "sha256", when it holds them); then it is
+ * continues from its end.  With source.parallel > 1 a large file is fetched
+ * in ranges over as many sessions of their own, hashed in order as its
+ * prefix lands, each range resumable ("<dest>.ranges"; see fetch_ranges).  The result must have the
+ * listed size (and the done file's "size sha256" or "sha256", when it holds them); then it is
  * fsynced and renamed to dest, and the directory fsynced.
  *
  * Failures carry a kind (util/err.h): a broken connection is unreachable or
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,9 +48,14 @@
 #include "util/xmalloc.h"
 
 #define SFTP_MAX_DEPTH 16
+/* Bytes asked of one libssh2_sftp_read.  libssh2 1.10 keeps 4x that in
+ * FXP_READ requests of 30,000 bytes ahead, up to 8 MB (4 x its channel
+ * window): 2 MB is the smallest size that reaches its ceiling, ~280
+ * requests, what a long link needs (B3w: 1 MB took 6.1 s through a 40 ms
+ * round trip, 2 MB 3.8 s, 256 kB 21 s; bench/README.md). */
 #ifndef SFTP_READ_BUF
 #define SFTP_READ_BUF (2u << 20)
-#endif /* per libssh2_sftp_read: ~70 requests in flight */
+#endif
 #define SFTP_MAX_DONE  4096
 #define QUARANTINE_DIR ".wharf-quarantine"
 
@@ -111,16 +119,21 @@ static void drop_connection(struct sftp_impl *im, const char *why)
     im->connected = false;
 }
 
+/* The profile's source.known_hosts, else wharf.yaml's known_hosts. */
+static const char *source_known_hosts(const struct source *s)
+{
+    const struct source_conf *sc = &s->profile->source;
+    return sc->known_hosts ? sc->known_hosts : s->cfg ? s->cfg->known_hosts : NULL;
+}
+
 static int do_connect(struct source *s, struct werr *e)
 {
     struct sftp_impl *im = s->impl;
     const struct source_conf *sc = &s->profile->source;
-    const char *kh = sc->known_hosts ? sc->known_hosts : s->cfg ? s->cfg->known_hosts : NULL;
-
     void *sftp = NULL;
 
     drop_connection(im, "reconnecting");
-    if (ssh_login_sftp(&im->conn, sc, kh, im->label, &sftp, e) < 0) {
+    if (ssh_login_sftp(&im->conn, sc, source_known_hosts(s), im->label, &sftp, e) < 0) {
         drop_connection(im, "failed");
         return -1;
     }
@@ -483,6 +496,473 @@ static int64_t rehash(int fd, struct sha256 *h, unsigned char *buf, size_t bufsi
     return total;
 }
 
+/* ---- one large file over several sessions (source.parallel) ---------
+ *
+ * The file is cut into ranges, one SSH session each, all written with
+ * pwrite into the one "<dest>.partial".  The SHA-256 covers the bytes in
+ * order: this thread hashes the file itself, reading back (from the page
+ * cache) the prefix that has landed contiguously from byte 0, while the
+ * range threads go on; so memory stays at one buffer per range, whatever
+ * the order in which ranges finish.
+ *
+ * Progress survives a failure in "<dest>.ranges", written (durably) before
+ * the first byte and again after every fsync of the .partial, so it never
+ * claims a byte that is not on disk:
+ *
+ *     wharf-ranges 1 <size> <mtime> <n>
+ *     <start> <end> <landed>            (n lines; landed counts from start)
+ *
+ * A range whose session breaks is reopened and resumed from what landed
+ * (RANGE_ATTEMPTS times); a fetch that fails keeps .partial and .ranges
+ * for the next attempt, which resumes every range.  A single-session fetch
+ * that finds a .ranges cuts .partial to the prefix that landed in order. */
+
+#define RANGE_ATTEMPTS   3
+#define RANGE_CHECKPOINT (64u << 20) /* bytes landed between two checkpoints */
+#define RANGES_MAX       16
+
+struct range {
+    uint64_t start, end, landed;
+};
+
+struct ranges {
+    struct source *s;
+    const struct drop *d;
+    const char *remote;
+    int fd;
+    struct range r[RANGES_MAX];
+    int n;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running;     /* range threads not yet finished */
+    bool stop;       /* a range failed for good: the others stop too */
+    struct werr err; /* the first failure */
+    bool failed;
+};
+
+struct range_job {
+    struct ranges *rs;
+    int i;
+    pthread_t thread;
+};
+
+static char *ranges_path(const char *partial)
+{
+    size_t l = strlen(partial) - strlen(".partial");
+    return xasprintf("%.*s.ranges", (int)l, partial);
+}
+
+/* Read a .ranges file for d: the number of ranges, 0 when there is none
+ * or it is not for this size and mtime (or not well formed). */
+static int ranges_load(const char *path, const struct drop *d, struct range *r)
+{
+    FILE *f = fopen(path, "re");
+    unsigned long long size, start, end, landed;
+    long long mtime;
+    int n = 0, v = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "wharf-ranges %d %llu %lld %d", &v, &size, &mtime, &n) != 4 || v != 1 ||
+        size != d->size || mtime != d->mtime_ns / 1000000000LL || n < 1 || n > RANGES_MAX)
+        n = 0;
+    for (int i = 0; i < n; i++) {
+        if (fscanf(f, "%llu %llu %llu", &start, &end, &landed) != 3 ||
+            start != (i ? r[i - 1].end : 0) || end < start || end > size || landed > end - start) {
+            n = 0;
+            break;
+        }
+        r[i] = (struct range){start, end, landed};
+    }
+    if (n && r[n - 1].end != size)
+        n = 0;
+    fclose(f);
+    return n;
+}
+
+static int ranges_save(const char *path, const struct drop *d, const struct range *r, int n,
+                       struct werr *e)
+{
+    char buf[64 + RANGES_MAX * 72];
+    int used = snprintf(buf, sizeof buf, "wharf-ranges 1 %llu %lld %d\n",
+                        (unsigned long long)d->size, (long long)(d->mtime_ns / 1000000000LL), n);
+    for (int i = 0; i < n; i++)
+        used += snprintf(buf + used, sizeof buf - (size_t)used, "%llu %llu %llu\n",
+                         (unsigned long long)r[i].start, (unsigned long long)r[i].end,
+                         (unsigned long long)r[i].landed);
+    return durable_write(path, buf, (size_t)used, e);
+}
+
+/* Bytes landed in order from byte 0. */
+static uint64_t ranges_prefix(const struct range *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (r[i].landed < r[i].end - r[i].start)
+            return r[i].start + r[i].landed;
+    return n ? r[n - 1].end : 0;
+}
+
+/* A single-session fetch after a parallel one: keep the prefix that landed
+ * in order, drop the rest and the .ranges file. */
+static int ranges_to_prefix(const char *partial, int fd, const struct drop *d, struct werr *e)
+{
+    char *rp = ranges_path(partial);
+    struct range r[RANGES_MAX];
+    int n, rc = 0;
+    if (access(rp, F_OK) == 0) {
+        n = ranges_load(rp, d, r);
+        if (ftruncate(fd, n ? (off_t)ranges_prefix(r, n) : 0) < 0 || fsync(fd) < 0) {
+            werr_sys(e, "%s: truncate", partial);
+            rc = -1;
+        } else if (durable_unlink(rp, e) < 0) {
+            rc = -1;
+        }
+    }
+    free(rp);
+    return rc;
+}
+
+/* Test hook: WHARF_TEST_RANGE_CUT=BYTES[:TIMES] breaks the session of the
+ * second range after BYTES more of it have landed in one attempt (the
+ * socket is shut down under libssh2, as a dropped link would), TIMES times
+ * in this process (default once). */
+static pthread_mutex_t cut_mu = PTHREAD_MUTEX_INITIALIZER;
+static int cuts_made;
+
+static uint64_t range_cut_at(int i)
+{
+    const char *v = getenv("WHARF_TEST_RANGE_CUT");
+    char *end;
+    uint64_t bytes;
+    int times;
+    bool more;
+    if (i != 1 || !v || !*v)
+        return 0;
+    bytes = strtoull(v, &end, 10);
+    times = *end == ':' ? atoi(end + 1) : 1;
+    pthread_mutex_lock(&cut_mu);
+    more = cuts_made < times;
+    pthread_mutex_unlock(&cut_mu);
+    return more ? bytes : 0;
+}
+
+static void range_cut(struct sftp_impl *wim)
+{
+    pthread_mutex_lock(&cut_mu);
+    cuts_made++;
+    pthread_mutex_unlock(&cut_mu);
+    shutdown(wim->conn.sock, SHUT_RDWR);
+}
+
+/* One attempt at range i on its own session: 0 when the range is complete,
+ * -1 with e set (werr_transient(e): worth another attempt), -2 when told
+ * to stop (another range failed). */
+static int range_attempt(struct ranges *rs, int i, struct sftp_impl *wim, unsigned char *buf,
+                         struct werr *e)
+{
+    struct range *r = &rs->r[i];
+    const struct drop *d = rs->d;
+    bool last = i == rs->n - 1;
+    LIBSSH2_SFTP_HANDLE *h = NULL;
+    LIBSSH2_SFTP_ATTRIBUTES at;
+    uint64_t pos, from, end, cut_at = range_cut_at(i);
+    int rc = -1;
+
+    if (!wim->connected) {
+        void *sftp = NULL;
+        const struct source_conf *sc = &rs->s->profile->source;
+        if (ssh_login_sftp(&wim->conn, sc, source_known_hosts(rs->s), wim->label, &sftp, e) < 0)
+            return -1;
+        wim->sftp = sftp;
+        wim->connected = true;
+    }
+    h = libssh2_sftp_open(wim->sftp, rs->remote, LIBSSH2_FXF_READ, 0);
+    if (!h) {
+        fail(wim, e, "open %s", rs->remote);
+        goto out;
+    }
+    memset(&at, 0, sizeof at);
+    if (libssh2_sftp_fstat(h, &at) != 0) {
+        fail(wim, e, "stat %s", rs->remote);
+        goto out;
+    }
+    if (at.filesize != d->size || (int64_t)at.mtime != d->mtime_ns / 1000000000LL) {
+        werr_setk(e, WERR_HOSTILE, "%s: %s changed since it was listed (size %llu; listed %llu)",
+                  wim->label, rs->remote, (unsigned long long)at.filesize,
+                  (unsigned long long)d->size);
+        goto out;
+    }
+    pthread_mutex_lock(&rs->mu);
+    pos = from = r->start + r->landed;
+    pthread_mutex_unlock(&rs->mu);
+    /* The last range asks for one byte past the listed size: a file that
+     * grew is seen (and refused), as in the single-session fetch. */
+    end = last ? r->end + 1 : r->end;
+    libssh2_sftp_seek64(h, (libssh2_uint64_t)pos);
+    while (pos < end) {
+        /* At most a quarter of what is left: libssh2 keeps up to 4x the
+         * buffer in requests ahead, and none may pass the range's end. */
+        uint64_t left = (end - pos + 3) / 4;
+        ssize_t n = libssh2_sftp_read(h, (char *)buf, left < SFTP_READ_BUF ? left : SFTP_READ_BUF);
+        if (n < 0) {
+            fail(wim, e, "read %s at byte %llu", rs->remote, (unsigned long long)pos);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (pos + (uint64_t)n > r->end) {
+            werr_setk(e, WERR_HOSTILE,
+                      "%s: %s: size mismatch: listed %llu bytes, the server sent more (cut off "
+                      "one byte past the listed size); not taken",
+                      wim->label, d->path, (unsigned long long)d->size);
+            goto out;
+        }
+        for (ssize_t done = 0, w; done < n; done += w) {
+            w = pwrite(rs->fd, buf + done, (size_t)(n - done), (off_t)(pos + (uint64_t)done));
+            if (w < 0 && errno == EINTR) {
+                w = 0;
+                continue;
+            }
+            if (w <= 0) {
+                werr_sys(e, "%s: write", rs->remote);
+                goto out;
+            }
+        }
+        pos += (uint64_t)n;
+        pthread_mutex_lock(&rs->mu);
+        r->landed = pos - r->start;
+        pthread_cond_broadcast(&rs->cv);
+        bool stop = rs->stop;
+        pthread_mutex_unlock(&rs->mu);
+        if (stop) {
+            rc = -2;
+            goto out;
+        }
+        if (cut_at && pos - from >= cut_at) {
+            cut_at = 0;
+            range_cut(wim);
+        }
+    }
+    if (pos != r->end) {
+        werr_setk(e, WERR_HOSTILE, "%s: %s: size mismatch: listed %llu bytes, ended at %llu",
+                  wim->label, d->path, (unsigned long long)d->size, (unsigned long long)pos);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (h && wim->connected)
+        libssh2_sftp_close(h);
+    return rc;
+}
+
+static void *range_thread(void *arg)
+{
+    struct range_job *job = arg;
+    struct ranges *rs = job->rs;
+    struct sftp_impl wim = {0};
+    unsigned char *buf = xmalloc(SFTP_READ_BUF);
+    struct werr e = {0};
+    int rc = -1;
+
+    wim.conn.sock = -1;
+    wim.label = xasprintf("%s (range %d of %d)", ((struct sftp_impl *)rs->s->impl)->label,
+                          job->i + 1, rs->n);
+    for (int a = 0; a < RANGE_ATTEMPTS; a++) {
+        rc = range_attempt(rs, job->i, &wim, buf, &e);
+        if (rc != -1 || !werr_transient(&e))
+            break;
+        pthread_mutex_lock(&rs->mu);
+        bool stop = rs->stop;
+        pthread_mutex_unlock(&rs->mu);
+        if (stop)
+            break;
+        wlog(LOG_INFO, rs->s->profile->name, NULL, "sftp.range_retry",
+             json_pack("{s:s, s:i, s:I}", "path", rs->d->path, "range", job->i + 1, "landed",
+                       (json_int_t)rs->r[job->i].landed),
+             "%s: %s; resuming the range", wim.label, e.msg);
+        drop_connection(&wim, "retrying");
+    }
+    drop_connection(&wim, rc == 0 ? "done" : "failed");
+    pthread_mutex_lock(&rs->mu);
+    if (rc == -1 && !rs->failed) {
+        rs->failed = true;
+        rs->stop = true;
+        rs->err = e;
+    }
+    rs->running--;
+    pthread_cond_broadcast(&rs->cv);
+    pthread_mutex_unlock(&rs->mu);
+    free(wim.label);
+    free(buf);
+    return NULL;
+}
+
+/* Fetch d into partial (open as fd) over up to `parallel` sessions; on
+ * success the whole file is hashed into *hash and *got is its size. */
+static int fetch_ranges(struct source *s, const struct drop *d, const char *remote,
+                        const char *partial, int fd, struct sha256 *hash, int64_t *got,
+                        struct werr *e)
+{
+    struct sftp_impl *im = s->impl;
+    const struct source_conf *sc = &s->profile->source;
+    char *rp = ranges_path(partial);
+    struct ranges rs = {.s = s, .d = d, .remote = remote, .fd = fd};
+    struct range_job jobs[RANGES_MAX];
+    uint64_t hashed = 0, since = 0, total_before = 0;
+    int r = -1, started = 0;
+    bool own_err = false; /* e was set here, not by a range */
+    struct stat st;
+
+    pthread_mutex_init(&rs.mu, NULL);
+    pthread_cond_init(&rs.cv, NULL);
+    rs.n = ranges_load(rp, d, rs.r);
+    if (rs.n == 0 && access(rp, F_OK) == 0 && ftruncate(fd, 0) < 0) {
+        /* a record of another file's ranges: nothing here is trusted */
+        werr_sys(e, "%s: truncate", partial);
+        goto out;
+    }
+    if (rs.n == 0) {
+        /* A first attempt: what a single-session attempt left is a prefix
+         * that landed; the rest is cut into ranges of parallel_min or
+         * more. */
+        uint64_t have =
+            fstat(fd, &st) == 0 && (uint64_t)st.st_size <= d->size ? (uint64_t)st.st_size : 0;
+        uint64_t rest = d->size - have, k = rest / sc->parallel_min, at = have;
+        int n = (int)(k < (uint64_t)sc->parallel ? k : (uint64_t)sc->parallel);
+        if (n < 1)
+            n = 1;
+        if (have > 0)
+            rs.r[rs.n++] = (struct range){0, have, have};
+        for (int i = 0; i < n; i++) {
+            uint64_t end = i == n - 1 ? d->size : at + rest / (uint64_t)n;
+            rs.r[rs.n++] = (struct range){at, end, 0};
+            at = end;
+        }
+        if (ranges_save(rp, d, rs.r, rs.n, e) < 0)
+            goto out;
+    }
+    for (int i = 0; i < rs.n; i++)
+        total_before += rs.r[i].landed;
+    wlog(LOG_INFO, s->profile->name, NULL, "sftp.ranges",
+         json_pack("{s:s, s:i, s:I, s:I}", "path", d->path, "ranges", rs.n, "size",
+                   (json_int_t)d->size, "landed", (json_int_t)total_before),
+         "%s: fetching %s in %d ranges over as many sessions (%llu of %llu bytes already here)",
+         im->label, d->path, rs.n, (unsigned long long)total_before, (unsigned long long)d->size);
+    for (int i = 0; i < rs.n; i++) {
+        if (rs.r[i].landed == rs.r[i].end - rs.r[i].start)
+            continue;
+        jobs[i] = (struct range_job){.rs = &rs, .i = i};
+        pthread_mutex_lock(&rs.mu);
+        rs.running++;
+        pthread_mutex_unlock(&rs.mu);
+        if (pthread_create(&jobs[i].thread, NULL, range_thread, &jobs[i]) != 0)
+            abort();
+        started |= 1 << i;
+    }
+
+    /* Hash what landed in order, as it lands; checkpoint now and then. */
+    pthread_mutex_lock(&rs.mu);
+    for (;;) {
+        uint64_t prefix = ranges_prefix(rs.r, rs.n), total = 0;
+        struct range snap[RANGES_MAX];
+        for (int i = 0; i < rs.n; i++)
+            total += rs.r[i].landed;
+        if (total - total_before - since >= RANGE_CHECKPOINT && !rs.failed) {
+            memcpy(snap, rs.r, sizeof snap);
+            since = total - total_before;
+            pthread_mutex_unlock(&rs.mu);
+            if (fdatasync(fd) < 0 || ranges_save(rp, d, snap, rs.n, e) < 0) {
+                if (!own_err && errno)
+                    werr_sys(e, "%s: fsync", partial);
+                werr_setkind(e, WERR_IO);
+                own_err = true;
+                pthread_mutex_lock(&rs.mu);
+                rs.stop = true;
+                break;
+            }
+            pthread_mutex_lock(&rs.mu);
+            continue;
+        }
+        if (prefix > hashed) {
+            pthread_mutex_unlock(&rs.mu);
+            while (hashed < prefix) {
+                size_t want = prefix - hashed < SFTP_READ_BUF ? prefix - hashed : SFTP_READ_BUF;
+                ssize_t n = pread(fd, im->buf, want, (off_t)hashed);
+                if (n <= 0) {
+                    werr_sys(e, "%s: read back", partial);
+                    werr_setkind(e, WERR_IO);
+                    own_err = true;
+                    break;
+                }
+                sha256_update(hash, im->buf, (size_t)n);
+                hashed += (uint64_t)n;
+            }
+            pthread_mutex_lock(&rs.mu);
+            if (hashed < prefix) {
+                rs.stop = true;
+                break;
+            }
+            continue;
+        }
+        if (rs.running == 0)
+            break;
+        pthread_cond_wait(&rs.cv, &rs.mu);
+    }
+    pthread_mutex_unlock(&rs.mu);
+    for (int i = 0; i < rs.n; i++)
+        if (started & (1 << i))
+            pthread_join(jobs[i].thread, NULL);
+    if (own_err)
+        goto out; /* a local failure: nothing kept */
+    if (rs.failed) {
+        *e = rs.err;
+        goto keep;
+    }
+    if (hashed != d->size) {
+        werr_setk(e, WERR_HOSTILE, "%s: %s: size mismatch: listed %llu bytes, received %llu",
+                  im->label, d->path, (unsigned long long)d->size, (unsigned long long)hashed);
+        goto out;
+    }
+    /* Every byte on disk before the progress record goes. */
+    if (fdatasync(fd) < 0) {
+        werr_sys(e, "%s: fsync", partial);
+        werr_setkind(e, WERR_IO);
+        goto out;
+    }
+    if (durable_unlink(rp, e) < 0)
+        goto out;
+    *got = (int64_t)hashed;
+    r = 0;
+    goto out;
+keep:
+    /* Keep what landed for the next attempt: on disk, then recorded. */
+    if (werr_transient(e)) {
+        struct werr e2 = {0};
+        if (fdatasync(fd) < 0 || ranges_save(rp, d, rs.r, rs.n, &e2) < 0)
+            werr_setkind(e, WERR_IO);
+    }
+out:
+    pthread_mutex_destroy(&rs.mu);
+    pthread_cond_destroy(&rs.cv);
+    free(rp);
+    return r;
+}
+
+/* Parallel ranges for d: asked for, and the file is large enough (or an
+ * earlier attempt left ranges to resume). */
+static bool use_ranges(const struct profile *p, const struct drop *d, const char *partial)
+{
+    char *rp;
+    bool r;
+    if (p->source.parallel < 2)
+        return false;
+    if (d->size >= 2 * p->source.parallel_min)
+        return true;
+    rp = ranges_path(partial);
+    r = access(rp, F_OK) == 0;
+    free(rp);
+    return r;
+}
+
 static int rexists(struct sftp_impl *im, const char *path, LIBSSH2_SFTP_ATTRIBUTES *at,
                    struct werr *e);
 
@@ -528,6 +1008,15 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
         goto out;
     }
     sha256_init(&hash);
+    if (use_ranges(p, d, partial)) {
+        if (fetch_ranges(s, d, remote, partial, fd, &hash, &off, e) < 0) {
+            keep_partial = werr_transient(e);
+            goto out;
+        }
+        goto fetched;
+    }
+    if (ranges_to_prefix(partial, fd, d, e) < 0)
+        goto out;
     off = rehash(fd, &hash, im->buf, SFTP_READ_BUF);
     if (off < 0) {
         werr_sys(e, "%s: read", partial);
@@ -622,7 +1111,7 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
     }
     libssh2_sftp_close(h);
     h = NULL;
-
+fetched:
     keep_partial = false; /* from here on, anything wrong is in the bytes */
     if (fsync(fd) < 0) {
         werr_sys(e, "%s: fsync", partial);
@@ -697,8 +1186,12 @@ out:
         close(fd);
     }
     /* Only a dropped connection leaves a .partial to resume from. */
-    if (r < 0 && (!keep_partial || !werr_transient(e)))
+    if (r < 0 && (!keep_partial || !werr_transient(e))) {
+        char *rp = ranges_path(partial);
+        unlink(rp);
         unlink(partial);
+        free(rp);
+    }
     free(remote);
     free(partial);
     return r;

@@ -20,7 +20,7 @@ if [ $rc -ne 0 ]; then
     echo "FAIL - bench/run --smoke exited $rc after ${took}s"
     exit 1
 fi
-for c in B1 B1-floor B1-pg B1-pg-fmt I4 B2a B2b B3 B4 B4s B4w B5 B6 B7 B9 B10; do
+for c in B1 B1-floor B1-pg B1-pg-fmt I4 B2a B2b B3 B3w B3w-p4 B4 B4s B4w B5 B6 B7 B9 B10; do
     if ! grep -q "^| $c | " "$data/SMOKE.md"; then
         cat "$data/out.txt"
         echo "FAIL - $c missing from the smoke results"

@@ -159,7 +159,8 @@ static void test_each_mistake(void **state)
          "target: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
          "p.yaml:1:33: source.patern: unknown key (valid here: type, path, pattern, recursive, "
          "ignore, complete_when, after, host, port, user, key_file, passphrase_file, "
-         "password_file, known_hosts, timeout, connections, max_transfers)"},
+         "password_file, known_hosts, timeout, connections, max_transfers, parallel, "
+         "parallel_min)"},
         {"source: { type: ftp, path: x }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json "
          "}\n",
          "p.yaml:1:17: source.type: \"ftp\" is not valid (use spool | sftp)"},
@@ -203,6 +204,21 @@ static void test_each_mistake(void **state)
          "target: { path: y.db, table: u }\n",
          "p.yaml:4:1: target: duplicate key (first given at line 2)"},
         {"source: { type: spool, path: x\n", "p.yaml:2:1: YAML syntax error"},
+        {"source: { type: sftp, path: /in, host: h, user: u, key_file: k, parallel: 0 }\n"
+         "target: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
+         "p.yaml:1:75: source.parallel: \"0\" is not a whole number from 1 to 16"},
+        {"source: { type: sftp, path: /in, host: h, user: u, key_file: k, parallel: many }\n"
+         "target: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
+         "p.yaml:1:75: source.parallel: \"many\" is not a whole number from 1 to 16"},
+        {"source: { type: sftp, path: /in, host: h, user: u, key_file: k, parallel: 4,\n"
+         "  parallel_min: 64KB }\ntarget: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
+         "p.yaml:2:17: source.parallel_min: \"64KB\" is below 1MB"},
+        {"source: { type: sftp, path: /in, host: h, user: u, key_file: k, parallel_min: lots }\n"
+         "target: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
+         "p.yaml:1:79: source.parallel_min: \"lots\" is not a size (use 512, 64KB, 10MB, 1GiB)"},
+        {"source: { type: spool, path: x, parallel: 2 }\n"
+         "target: { path: w.db, table: t }\ncsv: { schema: s.json }\n",
+         "p.yaml:1:43: source.parallel: only valid with type: sftp"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
