@@ -534,15 +534,15 @@ struct ranges {
     int n;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int running;     /* range threads not yet finished */
-    bool stop;       /* a range failed for good: the others stop too */
-    struct werr err; /* the first failure */
+    bool taken[RANGES_MAX]; /* a session works on it (or finished it) */
+    int running;            /* sessions at work */
+    bool stop;              /* a range failed for good: the others stop too */
+    struct werr err;        /* the first failure */
     bool failed;
 };
 
 struct range_job {
     struct ranges *rs;
-    int i;
     pthread_t thread;
 };
 
@@ -657,7 +657,7 @@ static void range_cut(struct sftp_impl *wim)
  * -1 with e set (werr_transient(e): worth another attempt), -2 when told
  * to stop (another range failed). */
 static int range_attempt(struct ranges *rs, int i, struct sftp_impl *wim, unsigned char *buf,
-                         struct werr *e)
+                         bool *logged_in, struct werr *e)
 {
     struct range *r = &rs->r[i];
     const struct drop *d = rs->d;
@@ -674,6 +674,7 @@ static int range_attempt(struct ranges *rs, int i, struct sftp_impl *wim, unsign
             return -1;
         wim->sftp = sftp;
         wim->connected = true;
+        *logged_in = true;
     }
     h = libssh2_sftp_open(wim->sftp, rs->remote, LIBSSH2_FXF_READ, 0);
     if (!h) {
@@ -754,32 +755,75 @@ out:
     return rc;
 }
 
+/* One session of its own, taking ranges in order until none is left; a
+ * range whose session broke is resumed (RANGE_ATTEMPTS in all).  A session
+ * the server refuses while another is at work is given up quietly and its
+ * range left to the others: a partner's limit on sessions slows the take
+ * down, it does not fail it.  Taking a range and leaving with none are
+ * decided under rs->mu together with `running`, so no range is left behind
+ * by a session that quits. */
 static void *range_thread(void *arg)
 {
     struct range_job *job = arg;
     struct ranges *rs = job->rs;
+    const char *label = ((struct sftp_impl *)rs->s->impl)->label;
     struct sftp_impl wim = {0};
     unsigned char *buf = xmalloc(SFTP_READ_BUF);
     struct werr e = {0};
-    int rc = -1;
+    bool logged_in = false, left = false;
+    int rc = 0, i;
 
     wim.conn.sock = -1;
-    wim.label = xasprintf("%s (range %d of %d)", ((struct sftp_impl *)rs->s->impl)->label,
-                          job->i + 1, rs->n);
-    for (int a = 0; a < RANGE_ATTEMPTS; a++) {
-        rc = range_attempt(rs, job->i, &wim, buf, &e);
-        if (rc != -1 || !werr_transient(&e))
-            break;
+    for (;;) {
         pthread_mutex_lock(&rs->mu);
-        bool stop = rs->stop;
-        pthread_mutex_unlock(&rs->mu);
-        if (stop)
+        for (i = 0; !rs->stop && i < rs->n; i++)
+            if (!rs->taken[i] && rs->r[i].landed < rs->r[i].end - rs->r[i].start)
+                break;
+        if (rs->stop || i == rs->n) {
+            rs->running--;
+            left = true;
+            pthread_cond_broadcast(&rs->cv);
+            pthread_mutex_unlock(&rs->mu);
             break;
-        wlog(LOG_INFO, rs->s->profile->name, NULL, "sftp.range_retry",
-             json_pack("{s:s, s:i, s:I}", "path", rs->d->path, "range", job->i + 1, "landed",
-                       (json_int_t)rs->r[job->i].landed),
-             "%s: %s; resuming the range", wim.label, e.msg);
-        drop_connection(&wim, "retrying");
+        }
+        rs->taken[i] = true;
+        pthread_mutex_unlock(&rs->mu);
+        free(wim.label);
+        wim.label = xasprintf("%s (range %d of %d)", label, i + 1, rs->n);
+        for (int a = 0; a < RANGE_ATTEMPTS; a++) {
+            rc = range_attempt(rs, i, &wim, buf, &logged_in, &e);
+            if (rc != -1 || !werr_transient(&e))
+                break;
+            pthread_mutex_lock(&rs->mu);
+            bool stop = rs->stop, quit = !logged_in && rs->running > 1;
+            json_int_t landed = (json_int_t)rs->r[i].landed;
+            if (quit) {
+                rs->taken[i] = false;
+                rs->running--;
+                left = true;
+                pthread_cond_broadcast(&rs->cv);
+            }
+            pthread_mutex_unlock(&rs->mu);
+            if (quit) {
+                wlog(LOG_INFO, rs->s->profile->name, NULL, "sftp.range_session_refused",
+                     json_pack("{s:s}", "path", rs->d->path),
+                     "%s: %s; the other sessions take its range", wim.label, e.msg);
+                rc = 0;
+                break;
+            }
+            if (stop)
+                break;
+            wlog(
+                LOG_INFO, rs->s->profile->name, NULL, "sftp.range_retry",
+                json_pack("{s:s, s:i, s:I}", "path", rs->d->path, "range", i + 1, "landed", landed),
+                "%s: %s; resuming the range", wim.label, e.msg);
+            drop_connection(&wim, "retrying");
+            /* a server that refused one more session (MaxStartups) may
+             * take it a moment later */
+            usleep(200000u * (unsigned)(a + 1));
+        }
+        if (left || rc != 0)
+            break;
     }
     drop_connection(&wim, rc == 0 ? "done" : "failed");
     pthread_mutex_lock(&rs->mu);
@@ -788,7 +832,8 @@ static void *range_thread(void *arg)
         rs->stop = true;
         rs->err = e;
     }
-    rs->running--;
+    if (!left)
+        rs->running--;
     pthread_cond_broadcast(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
     free(wim.label);
@@ -808,8 +853,8 @@ static int fetch_ranges(struct source *s, const struct drop *d, const char *remo
     struct ranges rs = {.s = s, .d = d, .remote = remote, .fd = fd};
     struct range_job jobs[RANGES_MAX];
     uint64_t hashed = 0, since = 0, total_before = 0;
-    int r = -1, started = 0;
-    bool own_err = false; /* e was set here, not by a range */
+    int r = -1, started = 0; /* sessions */
+    bool own_err = false;    /* e was set here, not by a range */
     struct stat st;
 
     pthread_mutex_init(&rs.mu, NULL);
@@ -830,6 +875,8 @@ static int fetch_ranges(struct source *s, const struct drop *d, const char *remo
         int n = (int)(k < (uint64_t)sc->parallel ? k : (uint64_t)sc->parallel);
         if (n < 1)
             n = 1;
+        if (n > RANGES_MAX - 1)
+            n = RANGES_MAX - 1; /* and the prefix */
         if (have > 0)
             rs.r[rs.n++] = (struct range){0, have, have};
         for (int i = 0; i < n; i++) {
@@ -847,16 +894,14 @@ static int fetch_ranges(struct source *s, const struct drop *d, const char *remo
                    (json_int_t)d->size, "landed", (json_int_t)total_before),
          "%s: fetching %s in %d ranges over as many sessions (%llu of %llu bytes already here)",
          im->label, d->path, rs.n, (unsigned long long)total_before, (unsigned long long)d->size);
-    for (int i = 0; i < rs.n; i++) {
-        if (rs.r[i].landed == rs.r[i].end - rs.r[i].start)
-            continue;
-        jobs[i] = (struct range_job){.rs = &rs, .i = i};
-        pthread_mutex_lock(&rs.mu);
-        rs.running++;
-        pthread_mutex_unlock(&rs.mu);
-        if (pthread_create(&jobs[i].thread, NULL, range_thread, &jobs[i]) != 0)
+    for (int i = 0; i < rs.n; i++)
+        if (rs.r[i].landed < rs.r[i].end - rs.r[i].start && started < sc->parallel)
+            started++;
+    rs.running = started;
+    for (int k = 0; k < started; k++) {
+        jobs[k] = (struct range_job){.rs = &rs};
+        if (pthread_create(&jobs[k].thread, NULL, range_thread, &jobs[k]) != 0)
             abort();
-        started |= 1 << i;
     }
 
     /* Hash what landed in order, as it lands; checkpoint now and then. */
@@ -870,11 +915,14 @@ static int fetch_ranges(struct source *s, const struct drop *d, const char *remo
             memcpy(snap, rs.r, sizeof snap);
             since = total - total_before;
             pthread_mutex_unlock(&rs.mu);
-            if (fdatasync(fd) < 0 || ranges_save(rp, d, snap, rs.n, e) < 0) {
-                if (!own_err && errno)
-                    werr_sys(e, "%s: fsync", partial);
-                werr_setkind(e, WERR_IO);
+            if (fdatasync(fd) < 0) {
+                werr_sys(e, "%s: fsync", partial);
                 own_err = true;
+            } else if (ranges_save(rp, d, snap, rs.n, e) < 0) {
+                own_err = true;
+            }
+            if (own_err) {
+                werr_setkind(e, WERR_IO);
                 pthread_mutex_lock(&rs.mu);
                 rs.stop = true;
                 break;
@@ -906,11 +954,15 @@ static int fetch_ranges(struct source *s, const struct drop *d, const char *remo
         if (rs.running == 0)
             break;
         pthread_cond_wait(&rs.cv, &rs.mu);
+        /* the listing's session waits for the done file: keep it alive */
+        pthread_mutex_unlock(&rs.mu);
+        int next = 0;
+        libssh2_keepalive_send(im->conn.session, &next);
+        pthread_mutex_lock(&rs.mu);
     }
     pthread_mutex_unlock(&rs.mu);
-    for (int i = 0; i < rs.n; i++)
-        if (started & (1 << i))
-            pthread_join(jobs[i].thread, NULL);
+    for (int k = 0; k < started; k++)
+        pthread_join(jobs[k].thread, NULL);
     if (own_err)
         goto out; /* a local failure: nothing kept */
     if (rs.failed) {

@@ -11,20 +11,31 @@
 . "$WHARF_SOURCE_DIR/tests/lib/sshd.sh"
 
 SD=$(sshd_mkdir) || { bad "cannot make the sshd dir"; finish; exit 1; }
-trap 'sshd_cleanup "$SD" >/dev/null 2>&1; cleanup' EXIT
+RELAY=
+trap '[ -n "$RELAY" ] && kill "$RELAY" 2>/dev/null; sshd_cleanup "$SD" >/dev/null 2>&1; cleanup' EXIT
 sshd_setup "$SD" >/dev/null 2>&1 && sshd_start "$SD" >/dev/null 2>&1 || { bad "sshd did not start"; finish; exit 1; }
 ok "sshd on 127.0.0.1:$SSHD_PORT"
 orders_schema
-echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$SD/etc/host_ed25519.pub")" > "$T/known_hosts"
+pin() { echo "[127.0.0.1]:$1 $(cut -d' ' -f1,2 "$SD/etc/host_ed25519.pub")" >> "$T/known_hosts"; }
+pin "$SSHD_PORT"
+relay() { # tests/lib/relay.py in front of sshd with these options; RPORT
+  [ -n "$RELAY" ] && { kill "$RELAY" 2>/dev/null; wait "$RELAY" 2>/dev/null; }
+  rm -f "$T/relay.port" "$T/relay.port.refused"
+  python3 "$WHARF_SOURCE_DIR/tests/lib/relay.py" "$SSHD_PORT" "$T/relay.port" "$@" &
+  RELAY=$!
+  for _ in $(seq 1 100); do [ -s "$T/relay.port" ] && break; sleep 0.05; done
+  RPORT=$(cat "$T/relay.port")
+  pin "$RPORT"
+}
 
-profile() { # name parallel
+profile() { # name parallel [port]
   mkdir -p "$SSHD_UPLOAD/$1" && chown "$SSHD_USER" "$SSHD_UPLOAD/$1"
   cat > "profiles/$1.yaml" <<EOP
 name: $1
 source:
   type: sftp
   host: 127.0.0.1
-  port: $SSHD_PORT
+  port: ${3:-$SSHD_PORT}
   user: $SSHD_USER
   key_file: $SSHD_KEY_ED25519
   known_hosts: $T/known_hosts
@@ -115,6 +126,38 @@ check "a later take resumed the ranges from what had landed ($resumed)" test "$r
 eq "the ledger's sha256 is the file's" "$(loaded_sha again)" "$WANT_SHA"
 eq "every row once" "$(sql var/again.db 'select count(*), count(distinct order_id) from orders')" "150000|150000"
 eq "one intake" "$(w intakes -p again --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1
+
+# --- a server that allows two sessions: one lists, one takes every range --
+relay --limit 2
+profile limited 4 "$RPORT"
+drop limited 150000
+w once limited >limited.out 2>limited.log
+check "the server refused sessions beyond its two" test -s "$T/relay.port.refused"
+contains "the refused sessions left their ranges to the other" "$(cat limited.log)" '"sftp.range_session_refused"'
+eq "the ledger's sha256 is the file's" "$(loaded_sha limited)" "$WANT_SHA"
+eq "every row once" "$(sql var/limited.db 'select count(*), count(distinct order_id) from orders')" "150000|150000"
+
+# --- wharf killed in the middle of a parallel take -----------------------
+# (2 MB/s a session: the four ranges take about a second each)
+relay --rate 2000000
+profile killed 4 "$RPORT"
+drop killed 150000
+w once killed >killed1.out 2>killed1.log &
+pid=$!
+for _ in $(seq 1 400); do
+  f=$(find var/work -name original.partial 2>/dev/null | head -1)
+  [ -n "$f" ] && [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" -gt 1000000 ] && break
+  sleep 0.02
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+check "killed with ranges in flight" test -n "$(find var/work -name 'original.ranges')"
+once_until_done killed killed2.log || bad "the intake was not loaded after the kill"
+eq "the ledger's sha256 is the file's" "$(loaded_sha killed)" "$WANT_SHA"
+eq "every row once" "$(sql var/killed.db 'select count(*), count(distinct order_id) from orders')" "150000|150000"
+eq "one intake" "$(w intakes -p killed --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1
+check "wharf verify passes" w verify
+kill "$RELAY" 2>/dev/null; wait "$RELAY" 2>/dev/null; RELAY=
 
 # --- ranges left by a parallel take, resumed by a single session ---------
 # (parallel set back to 1 between two attempts: the prefix that landed in
