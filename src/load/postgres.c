@@ -57,6 +57,8 @@
 
 #include <jansson.h>
 
+#include "load/pgcopy.h"
+#include "load/rowq.h"
 #include "load/tabdiff.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -76,15 +78,18 @@ struct pg {
     bool in_copy; /* a COPY is open */
     bool index_at_end;
     bool upsert;
-    bool lineage; /* this load writes _wharf_line */
+    bool lineage;       /* this load writes _wharf_line */
+    bool binary;        /* COPY .. (FORMAT binary): every column has an encoding in enc */
+    unsigned char *enc; /* per column, enum enc */
+    struct rowq *q;     /* insert hands rows to the thread that sends them */
     char *copy_sql, *merge_sql;
     size_t ncols;
     enum col_kind *kinds;
     char **names; /* the table's own spelling of each column */
     char *intake_txt;
-    /* the batch */
-    char *buf;
-    size_t len, cap, sent;
+    /* the batch: rows in COPY's text or binary format */
+    struct pgcopy_buf b;
+    size_t sent;
     size_t *off; /* row i is buf[off[i] .. off[i+1]) */
     uint64_t *line;
     size_t nrows, rcap;
@@ -461,6 +466,7 @@ static void pg_free(struct pg *g)
 {
     if (!g)
         return;
+    rowq_free(g->q); /* its thread is done with the connection */
     if (g->c)
         PQfinish(g->c);
     free(g->where);
@@ -474,12 +480,13 @@ static void pg_free(struct pg *g)
     free(g->copy_sql);
     free(g->merge_sql);
     free(g->kinds);
+    free(g->enc);
     if (g->names)
         for (size_t i = 0; i < g->ncols; i++)
             free(g->names[i]);
     free(g->names);
     free(g->intake_txt);
-    free(g->buf);
+    free(g->b.p);
     free(g->off);
     free(g->line);
     free(g);
@@ -579,28 +586,11 @@ static int pg_loaded(struct target *t, const char *intake, uint64_t *rows, struc
 
 /* ---- the COPY stream ------------------------------------------------- */
 
-static void buf_reserve(struct pg *g, size_t more)
-{
-    if (g->len + more <= g->cap)
-        return;
-    g->cap = (g->len + more) * 2;
-    if (g->cap < 65536)
-        g->cap = 65536;
-    g->buf = xrealloc(g->buf, g->cap);
-}
-
-static void buf_add(struct pg *g, const char *s, size_t n)
-{
-    buf_reserve(g, n);
-    memcpy(g->buf + g->len, s, n);
-    g->len += n;
-}
-
 /* COPY text format: backslash, tab, newline and carriage return escaped. */
 static void buf_text(struct pg *g, const char *s, size_t n)
 {
-    buf_reserve(g, 2 * n);
-    char *o = g->buf + g->len;
+    pgcopy_reserve(&g->b, 2 * n);
+    char *o = g->b.p + g->b.len;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         switch (ch) {
@@ -624,32 +614,17 @@ static void buf_text(struct pg *g, const char *s, size_t n)
             *o++ = ch;
         }
     }
-    g->len = (size_t)(o - g->buf);
-}
-
-/* The shortest text that reads back as the same double. */
-static int real_text(double d, char *out, size_t size)
-{
-    if (isnan(d))
-        return snprintf(out, size, "NaN");
-    if (isinf(d))
-        return snprintf(out, size, d < 0 ? "-Infinity" : "Infinity");
-    for (int prec = 15; prec <= 17; prec++) {
-        int n = snprintf(out, size, "%.*g", prec, d);
-        if (prec == 17 || strtod(out, NULL) == d)
-            return n;
-    }
-    return 0;
+    g->b.len = (size_t)(o - g->b.p);
 }
 
 static int send_pending(struct pg *g, struct werr *e)
 {
-    if (g->len > g->sent) {
-        if (PQputCopyData(g->c, g->buf + g->sent, (int)(g->len - g->sent)) != 1) {
+    if (g->b.len > g->sent) {
+        if (PQputCopyData(g->c, g->b.p + g->sent, (int)(g->b.len - g->sent)) != 1) {
             pg_fail(e, g, NULL, "COPY: send rows");
             return -1;
         }
-        g->sent = g->len;
+        g->sent = g->b.len;
     }
     return 0;
 }
@@ -661,6 +636,10 @@ static int copy_end(struct pg *g, PGresult **err, struct werr *e)
     PGresult *res;
     *err = NULL;
     g->in_copy = false;
+    if (g->binary && PQputCopyData(g->c, pgcopy_trailer, sizeof pgcopy_trailer) != 1) {
+        pg_fail(e, g, NULL, "COPY: end");
+        return -1;
+    }
     if (PQputCopyEnd(g->c, NULL) != 1) {
         pg_fail(e, g, NULL, "COPY: end");
         return -1;
@@ -690,6 +669,10 @@ static int copy_start(struct pg *g, struct werr *e)
     }
     PQclear(res);
     g->in_copy = true;
+    if (g->binary && PQputCopyData(g->c, pgcopy_header, PGCOPY_HEADER_LEN) != 1) {
+        pg_fail(e, g, NULL, "COPY: send the header");
+        return -1;
+    }
     return 0;
 }
 
@@ -724,11 +707,11 @@ static bool refused_by_data(const PGresult *err)
  * the savepoint), -1 failed otherwise. */
 static int apply(struct pg *g, size_t a, size_t b, PGresult **err, struct werr *e)
 {
-    size_t end = b < g->nrows ? g->off[b] : g->len;
+    size_t end = b < g->nrows ? g->off[b] : g->b.len;
     *err = NULL;
     if (pg_exec(g, "SAVEPOINT wharf_find", "savepoint", e) < 0 || copy_start(g, e) < 0)
         return -1;
-    if (PQputCopyData(g->c, g->buf + g->off[a], (int)(end - g->off[a])) != 1) {
+    if (PQputCopyData(g->c, g->b.p + g->off[a], (int)(end - g->off[a])) != 1) {
         pg_fail(e, g, NULL, "COPY: send rows");
         return -1;
     }
@@ -832,7 +815,7 @@ static int locate(struct target *t, const PGresult *first, struct werr *e)
 static void batch_reset(struct pg *g)
 {
     g->seq0 += g->nrows;
-    g->len = g->sent = 0;
+    g->b.len = g->sent = 0;
     g->nrows = 0;
 }
 
@@ -871,11 +854,73 @@ static int batch_end(struct target *t, struct werr *e)
 
 /* ---- begin / insert / commit ----------------------------------------- */
 
+static int send_row(void *ctx, const struct row *row, bool early, struct werr *e);
+
+/* A column's binary encoding (pgcopy.h), from wharf's type and the
+ * table's declared type. */
+enum enc { ENC_NONE, ENC_INT8, ENC_BOOL, ENC_FLOAT8, ENC_NUMERIC, ENC_DATE, ENC_TSTZ, ENC_TEXT };
+
+static enum enc enc_for(const struct column *c, const char *decl)
+{
+    if (decl_is(decl, "text") || decl_is(decl, "character varying"))
+        return c->type == COL_TEXT ? ENC_TEXT : ENC_NONE;
+    switch (c->type) {
+    case COL_INTEGER:
+        if (c->kind == COLK_BOOLEAN)
+            return decl_is(decl, "boolean") ? ENC_BOOL : ENC_NONE;
+        if (decl_is(decl, "numeric"))
+            return ENC_NUMERIC;
+        return c->kind == COLK_PLAIN && decl_is(decl, "bigint") ? ENC_INT8 : ENC_NONE;
+    case COL_REAL:
+        return decl_is(decl, "numeric")            ? ENC_NUMERIC
+               : decl_is(decl, "double precision") ? ENC_FLOAT8
+                                                   : ENC_NONE;
+    case COL_TEXT:
+        break;
+    }
+    if (c->kind == COLK_DATE && decl_is(decl, "date"))
+        return ENC_DATE;
+    if (c->kind == COLK_DATETIME && !strcmp(decl, "timestamp with time zone"))
+        return ENC_TSTZ;
+    if (c->kind == COLK_DECIMAL && decl_is(decl, "numeric"))
+        return ENC_NUMERIC;
+    return ENC_NONE;
+}
+
+/*
+ * COPY BINARY when every column has an encoding: the table's own types
+ * (ti; NULL for a table this load made, whose types are pg_decl's) are
+ * ones wharf writes exactly (bigint, numeric, boolean, date, timestamptz,
+ * double precision, text, varchar), and _wharf_intake / _wharf_line are
+ * text.  Any other type (integer, smallint, char(n), json, ...) and the
+ * load goes as text, which the server casts.  WHARF_PG_COPY=text forces
+ * text (tests and bench/ compare the two).
+ */
+static void choose_format(struct pg *g, const struct columns *cols, const struct tinfo *ti)
+{
+    const char *force = getenv("WHARF_PG_COPY");
+    free(g->enc);
+    g->enc = xcalloc(cols->n + 1, 1);
+    g->binary = !(force && !strcmp(force, "text"));
+    for (size_t i = 0; i < cols->n && g->binary; i++) {
+        const struct tcol *c = ti ? tinfo_find(ti, cols->v[i].name) : NULL;
+        g->enc[i] = (unsigned char)enc_for(&cols->v[i], c ? c->type : pg_decl(&cols->v[i]));
+        g->binary = g->enc[i] != ENC_NONE;
+    }
+    for (size_t k = 0; ti && k < 2 && g->binary; k++) {
+        const struct tcol *c = tinfo_find(ti, k ? "_wharf_line" : "_wharf_intake");
+        if (c && (k == 0 || g->lineage))
+            g->binary = decl_is(c->type, "text") || decl_is(c->type, "character varying");
+    }
+}
+
 static void pg_rollback(struct target *t)
 {
     struct pg *g = t->impl;
     if (!g)
         return;
+    rowq_free(g->q); /* the sending thread stops: the connection is ours */
+    g->q = NULL;
     if (g->in_copy && PQstatus(g->c) == CONNECTION_OK) {
         PGresult *res;
         PQputCopyEnd(g->c, "rolled back by wharf");
@@ -887,7 +932,7 @@ static void pg_rollback(struct target *t)
         PQclear(PQexec(g->c, "ROLLBACK"));
     g->active = false;
     g->index_at_end = false;
-    g->len = g->sent = g->nrows = 0;
+    g->b.len = g->sent = g->nrows = 0;
     g->seq0 = 0;
 }
 
@@ -980,7 +1025,7 @@ static void build_sql(struct pg *g, const struct strlist *key)
     sb_add(&b, g->upsert ? "pg_temp.\"_wharf_stage\"" : g->qtable);
     sb_add(&b, " (");
     sb_add(&b, cl.s);
-    sb_add(&b, ") FROM STDIN");
+    sb_add(&b, g->binary ? ") FROM STDIN (FORMAT binary)" : ") FROM STDIN");
     free(g->copy_sql);
     g->copy_sql = b.s;
     free(g->merge_sql);
@@ -1034,7 +1079,7 @@ static int pg_begin(struct target *t, const char *intake, const struct columns *
         return -1;
     g->active = true;
     g->seq0 = 0;
-    g->len = g->sent = g->nrows = 0;
+    g->b.len = g->sent = g->nrows = 0;
     if (cols->n == 0) { /* nothing to load: the table is left alone, only wharf_loads */
         r = 0;
         goto out;
@@ -1118,6 +1163,7 @@ static int pg_begin(struct target *t, const char *intake, const struct columns *
         g->names[i] = xstrdup(c ? c->name : cols->v[i].name);
         g->kinds[i] = cols->v[i].kind;
     }
+    choose_format(g, cols, created ? NULL : &ti);
     if (g->upsert) {
         struct sqlbuf b = {0};
         sb_add(&b, "CREATE TEMP TABLE IF NOT EXISTS \"_wharf_stage\" ON COMMIT DROP AS SELECT ");
@@ -1139,6 +1185,7 @@ static int pg_begin(struct target *t, const char *intake, const struct columns *
     g->intake_txt = xstrdup(intake);
     if (batch_start(g, e) < 0)
         goto fail;
+    g->q = rowq_new(g->ncols, send_row, NULL, t);
     r = 0;
     goto out;
 fail:
@@ -1148,12 +1195,227 @@ out:
     return r;
 }
 
+/* The row at batch index nrows refused before the server saw it: column
+ * i cannot hold its value (why).  Fills t->reject and e; -1. */
+static int refuse_value(struct target *t, const struct row *row, size_t i, const char *why,
+                        struct werr *e)
+{
+    struct pg *g = t->impl;
+    g->b.len = g->off[g->nrows];
+    memset(&t->reject, 0, sizeof t->reject);
+    t->reject.set = true;
+    t->reject.seq = g->seq0 + g->nrows;
+    t->reject.line = row->line;
+    snprintf(t->reject.column, sizeof t->reject.column, "%s", g->names[i]);
+    snprintf(t->reject.message, sizeof t->reject.message, "%s", why);
+    werr_setk(e, WERR_SCHEMA, "%s: table %s: line %llu, column \"%s\": %s", g->where, g->qtable,
+              (unsigned long long)row->line, g->names[i], t->reject.message);
+    return -1;
+}
+
+/* v in decimal at p (no NUL); the length. */
+static size_t u64_text(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0, i;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* "[part:]line" at p (as the SQLite target writes it); the length. */
+static size_t where_text(char *p, const struct row *row)
+{
+    size_t n = 0;
+    if (row->part) {
+        n = u64_text(p, row->part);
+        p[n++] = ':';
+    }
+    return n + u64_text(p + n, row->line);
+}
+
+/* The row in COPY's text format; -1 with the refusal when a value cannot
+ * be stored. */
+static int text_row(struct target *t, const struct row *row, struct werr *e)
+{
+    struct pg *g = t->impl;
+    char num[48];
+    size_t n;
+    for (size_t i = 0; i < row->n; i++) {
+        const struct value *v = &row->v[i];
+        switch (v->kind) {
+        case VAL_NULL:
+            pgcopy_add(&g->b, "\\N", 2);
+            break;
+        case VAL_INT:
+            if (g->kinds[i] == COLK_BOOLEAN)
+                pgcopy_add(&g->b, v->i ? "t" : "f", 1);
+            else if (v->i < 0) {
+                num[0] = '-';
+                n = u64_text(num + 1, (uint64_t)0 - (uint64_t)v->i) + 1;
+                pgcopy_add(&g->b, num, n);
+            } else {
+                pgcopy_add(&g->b, num, u64_text(num, (uint64_t)v->i));
+            }
+            break;
+        case VAL_REAL:
+            pgcopy_add(&g->b, num, (size_t)pgcopy_real_text(v->d, num, sizeof num));
+            break;
+        case VAL_TEXT:
+            buf_text(g, v->s ? v->s : "", v->len);
+            break;
+        }
+        pgcopy_add(&g->b, "\t", 1);
+    }
+    pgcopy_add(&g->b, g->intake_txt, strlen(g->intake_txt));
+    if (g->lineage) {
+        num[0] = '\t';
+        pgcopy_add(&g->b, num, where_text(num + 1, row) + 1);
+        if (row->xpath) {
+            pgcopy_add(&g->b, " ", 1);
+            buf_text(g, row->xpath, strlen(row->xpath));
+        }
+    }
+    pgcopy_add(&g->b, "\n", 1);
+    (void)e;
+    return 0;
+}
+
+/* The row in COPY's binary format, each value in its column's encoding
+ * (chosen at begin); -1 with the refusal when the server's input function
+ * would have refused the value's text. */
+static int binary_row(struct target *t, const struct row *row, struct werr *e)
+{
+    struct pg *g = t->impl;
+    char num[48];
+    size_t n;
+    int r = 0;
+    pgcopy_row(&g->b, (uint16_t)(row->n + 1 + g->lineage));
+    for (size_t i = 0; i < row->n && r == 0; i++) {
+        const struct value *v = &row->v[i];
+        enum enc k = (enum enc)g->enc[i];
+        if (v->kind == VAL_NULL) {
+            pgcopy_null(&g->b);
+            continue;
+        }
+        switch (k) {
+        case ENC_INT8:
+            if (v->kind != VAL_INT)
+                goto odd;
+            pgcopy_int8(&g->b, v->i);
+            break;
+        case ENC_BOOL:
+            if (v->kind != VAL_INT)
+                goto odd;
+            pgcopy_bool(&g->b, v->i != 0);
+            break;
+        case ENC_FLOAT8:
+            if (v->kind != VAL_REAL && v->kind != VAL_INT)
+                goto odd;
+            pgcopy_float8(&g->b, v->kind == VAL_REAL ? v->d : (double)v->i);
+            break;
+        case ENC_NUMERIC:
+            if (v->kind == VAL_INT)
+                pgcopy_numeric_int(&g->b, v->i);
+            else if (v->kind == VAL_REAL)
+                pgcopy_numeric_real(&g->b, v->d);
+            else if (pgcopy_numeric_text(&g->b, v->s ? v->s : "", v->len) < 0)
+                r = refuse_value(t, row, i, "the target refused the row: not a number", e);
+            break;
+        case ENC_DATE:
+            if (v->kind != VAL_TEXT)
+                goto odd;
+            if (pgcopy_date(&g->b, v->s ? v->s : "", v->len) < 0)
+                r = refuse_value(
+                    t, row, i, "the target refused the row: date/time field value out of range", e);
+            break;
+        case ENC_TSTZ:
+            if (v->kind != VAL_TEXT)
+                goto odd;
+            if (pgcopy_timestamptz(&g->b, v->s ? v->s : "", v->len) < 0)
+                r = refuse_value(
+                    t, row, i, "the target refused the row: date/time field value out of range", e);
+            break;
+        case ENC_NONE:
+            goto odd;
+        case ENC_TEXT:
+            if (v->kind == VAL_TEXT)
+                pgcopy_text(&g->b, v->s ? v->s : "", v->len);
+            else if (v->kind == VAL_REAL)
+                pgcopy_text(&g->b, num, (size_t)pgcopy_real_text(v->d, num, sizeof num));
+            else
+                goto odd;
+            break;
+        }
+        continue;
+    odd: /* the validators never make such a value for such a column */
+        werr_setk(e, WERR_TARGET_DOWN, "%s: table %s: line %llu, column \"%s\": no binary form",
+                  g->where, g->qtable, (unsigned long long)row->line, g->names[i]);
+        return -1;
+    }
+    if (r < 0)
+        return -1;
+    pgcopy_text(&g->b, g->intake_txt, strlen(g->intake_txt));
+    if (g->lineage) {
+        n = where_text(num, row);
+        if (row->xpath) {
+            size_t x = strlen(row->xpath);
+            pgcopy_reserve(&g->b, 4 + n + 1 + x);
+            char *p = g->b.p + g->b.len;
+            p[0] = (char)((n + 1 + x) >> 24);
+            p[1] = (char)((n + 1 + x) >> 16);
+            p[2] = (char)((n + 1 + x) >> 8);
+            p[3] = (char)(n + 1 + x);
+            memcpy(p + 4, num, n);
+            p[4 + n] = ' ';
+            memcpy(p + 5 + n, row->xpath, x);
+            g->b.len += 4 + n + 1 + x;
+        } else {
+            pgcopy_text(&g->b, num, n);
+        }
+    }
+    return 0;
+}
+
+/* rowq's fn, on the sending thread: the row into the batch, the batch to
+ * the server as it fills, and every BATCH_BYTES the batch's COPY ended
+ * under its savepoint (a refused row found there). */
+static int send_row(void *ctx, const struct row *row, bool early, struct werr *e)
+{
+    struct target *t = ctx;
+    struct pg *g = t->impl;
+    (void)early;
+    if (g->nrows + 1 >= g->rcap) {
+        g->rcap = g->rcap ? g->rcap * 2 : 4096;
+        g->off = xrealloc(g->off, g->rcap * sizeof *g->off);
+        g->line = xrealloc(g->line, g->rcap * sizeof *g->line);
+    }
+    g->off[g->nrows] = g->b.len;
+    g->line[g->nrows] = row->line;
+    for (size_t i = 0; i < row->n; i++) /* PostgreSQL text cannot hold NUL */
+        if (row->v[i].kind == VAL_TEXT && row->v[i].len && memchr(row->v[i].s, 0, row->v[i].len))
+            return refuse_value(t, row, i, "holds a NUL byte, which PostgreSQL text cannot store",
+                                e);
+    if ((g->binary ? binary_row(t, row, e) : text_row(t, row, e)) < 0)
+        return -1;
+    g->nrows++;
+    if (g->b.len - g->sent >= SEND_BYTES && send_pending(g, e) < 0)
+        return -1;
+    if (g->b.len >= BATCH_BYTES) {
+        if (batch_end(t, e) < 0 || batch_start(g, e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* On the validating thread: the row to the queue (rowq copies it). */
 static int pg_insert(struct target *t, const struct row *row, struct werr *e)
 {
     struct pg *g = t->impl;
-    char num[40];
-    int n;
-    if (!g->in_copy) {
+    if (!g->q) {
         werr_setk(e, WERR_TARGET_DOWN, "%s: insert outside a load", g->where);
         return -1;
     }
@@ -1162,72 +1424,7 @@ static int pg_insert(struct target *t, const struct row *row, struct werr *e)
                   (unsigned long long)row->line, row->n, g->ncols);
         return -1;
     }
-    if (g->nrows + 1 >= g->rcap) {
-        g->rcap = g->rcap ? g->rcap * 2 : 4096;
-        g->off = xrealloc(g->off, g->rcap * sizeof *g->off);
-        g->line = xrealloc(g->line, g->rcap * sizeof *g->line);
-    }
-    g->off[g->nrows] = g->len;
-    g->line[g->nrows] = row->line;
-    for (size_t i = 0; i < row->n; i++) {
-        const struct value *v = &row->v[i];
-        switch (v->kind) {
-        case VAL_NULL:
-            buf_add(g, "\\N", 2);
-            break;
-        case VAL_INT:
-            if (g->kinds[i] == COLK_BOOLEAN)
-                buf_add(g, v->i ? "t" : "f", 1);
-            else {
-                n = snprintf(num, sizeof num, "%" PRId64, v->i);
-                buf_add(g, num, (size_t)n);
-            }
-            break;
-        case VAL_REAL:
-            n = real_text(v->d, num, sizeof num);
-            buf_add(g, num, (size_t)n);
-            break;
-        case VAL_TEXT:
-            if (v->len && memchr(v->s, 0, v->len)) {
-                /* PostgreSQL text cannot hold NUL: the row is refused */
-                g->len = g->off[g->nrows];
-                memset(&t->reject, 0, sizeof t->reject);
-                t->reject.set = true;
-                t->reject.seq = g->seq0 + g->nrows;
-                t->reject.line = row->line;
-                snprintf(t->reject.column, sizeof t->reject.column, "%s", g->names[i]);
-                snprintf(t->reject.message, sizeof t->reject.message,
-                         "holds a NUL byte, which PostgreSQL text cannot store");
-                werr_setk(e, WERR_SCHEMA, "%s: table %s: line %llu, column \"%s\": %s", g->where,
-                          g->qtable, (unsigned long long)row->line, g->names[i], t->reject.message);
-                return -1;
-            }
-            buf_text(g, v->s ? v->s : "", v->len);
-            break;
-        }
-        buf_add(g, "\t", 1);
-    }
-    buf_add(g, g->intake_txt, strlen(g->intake_txt));
-    if (g->lineage) { /* as the SQLite target writes it: [part:]line[ xpath] */
-        if (row->part)
-            n = snprintf(num, sizeof num, "\t%u:%llu", row->part, (unsigned long long)row->line);
-        else
-            n = snprintf(num, sizeof num, "\t%llu", (unsigned long long)row->line);
-        buf_add(g, num, (size_t)n);
-        if (row->xpath) {
-            buf_add(g, " ", 1);
-            buf_text(g, row->xpath, strlen(row->xpath));
-        }
-    }
-    buf_add(g, "\n", 1);
-    g->nrows++;
-    if (g->len - g->sent >= SEND_BYTES && send_pending(g, e) < 0)
-        return -1;
-    if (g->len >= BATCH_BYTES) {
-        if (batch_end(t, e) < 0 || batch_start(g, e) < 0)
-            return -1;
-    }
-    return 0;
+    return rowq_put(g->q, row, e);
 }
 
 static int pg_commit(struct target *t, const char *intake, const char *sha256, uint64_t rows,
@@ -1241,6 +1438,13 @@ static int pg_commit(struct target *t, const char *intake, const char *sha256, u
     if (!g->active) {
         werr_setk(e, WERR_TARGET_DOWN, "%s: commit outside a load", g->where);
         return -1;
+    }
+    if (g->q) { /* every row sent, the connection ours again */
+        int qr = rowq_finish(g->q, e);
+        rowq_free(g->q);
+        g->q = NULL;
+        if (qr < 0)
+            goto out;
     }
     if (batch_end(t, e) < 0)
         goto out;
@@ -1272,7 +1476,7 @@ static int pg_commit(struct target *t, const char *intake, const char *sha256, u
     g->active = false;
     g->index_at_end = false;
     g->seq0 = 0;
-    g->len = g->sent = g->nrows = 0;
+    g->b.len = g->sent = g->nrows = 0;
     r = 0;
 out:
     PQclear(res);
