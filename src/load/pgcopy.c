@@ -28,8 +28,8 @@
 #define NUMERIC_PINF 0xD000
 #define NUMERIC_NINF 0xF000
 #define DSCALE_MAX   0x3FFF
-#define EXP_MAX      1000  /* numeric_in's limit on an exponent */
-#define PG_EPOCH_DAY 10957 /* 2000-01-01 in days since 1970-01-01 */
+#define EXP_MAX      1000000000 /* numeric_in refuses INT_MAX / 2 and beyond */
+#define PG_EPOCH_DAY 10957      /* 2000-01-01 in days since 1970-01-01 */
 
 const char pgcopy_header[PGCOPY_HEADER_LEN] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 const char pgcopy_trailer[2] = {'\377', '\377'};
