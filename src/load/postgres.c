@@ -1,8 +1,11 @@
 /*
  * postgres target: loads one intake's rows into a PostgreSQL table with
- * COPY .. FROM STDIN (text format: see bench/README.md, B1-pg) in one
- * transaction together with its row in "<schema>".wharf_loads (see
- * target.h: a crash after the commit is found by `loaded`).
+ * COPY .. FROM STDIN in one transaction together with its row in
+ * "<schema>".wharf_loads (see target.h: a crash after the commit is found
+ * by `loaded`).  The format is binary (load/pgcopy.h) when every column's
+ * type is one wharf writes exactly, which includes every table it creates;
+ * else text, which the server casts (bench/README.md, B1-pg: binary is
+ * parsed faster and costs wharf no printf).
  *
  * Connection: target.dsn_file names a file holding a libpq connection
  * string or URI (it may hold a password: the file is the secret, never the
@@ -17,15 +20,25 @@
  *      bigint, number numeric, boolean boolean, date date, datetime
  *      timestamptz, xs:decimal and xs:integer (no 64-bit bound) numeric,
  *      anything else text; "_wharf_intake" text not null,
- *      "_wharf_line" bigint), else mapped by column name and checked with
+ *      "_wharf_line" text), else mapped by column name and checked with
  *      tabdiff (target.evolve adds optional columns here);
  *   2. upsert: a UNIQUE index on exactly the key (made for a table we made);
  *      the rows go through a temporary table and INSERT .. ON CONFLICT;
  *   3. replace: DELETE FROM the table (readers keep seeing the old rows
  *      until the commit);
  *   4. the first batch: SAVEPOINT, COPY.
- * Rows are streamed as they come (the server parses while the validator
- * reads).  Every BATCH_BYTES the COPY ends under its own savepoint; the
+ * Two threads share a load, as in the SQLite target (load/rowq.h): insert
+ * runs on the validating thread and only copies the row into the queue;
+ * send_row, on the sending thread, encodes it, streams it to the server
+ * (which parses while the validator reads) and ends and begins batches.
+ * Between begin and the end of the queue only the sending thread touches
+ * the connection, the batch and t->reject; rowq_finish (commit) and
+ * rowq_free (rollback, close) join it before the caller's thread uses them
+ * again, and its first error comes back from the next insert or from
+ * commit, which then rolls the whole load back.  Memory: the queue's four
+ * batches of 1024 rows, plus the batch below.
+ *
+ * Every BATCH_BYTES the COPY ends under its own savepoint; the
  * batch's bytes stay in memory until then, so when the server refuses a
  * batch for the data's sake (SQLSTATE class 22 or 23: a CHECK, FOREIGN KEY,
  * NOT NULL, UNIQUE constraint, a value the column cannot hold) the batch is
