@@ -9,7 +9,9 @@
  *
  * once runs the server's runner (daemon/runner.h) until its queue is
  * drained: the same jobs on the same `workers:` threads under the same
- * per-profile rules as `wharf run`, so both reach the same outcomes.
+ * per-profile rules as `wharf run`, so both reach the same outcomes.  With
+ * a shared ledger it first takes over, as a server does, the intakes of
+ * its profiles that a dead node left (their leases expired).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -125,6 +127,20 @@ int cmd_once(struct cli *c, int argc, char **argv)
         r = EXIT_FAILURE_OP;
         goto out;
     }
+    /* A dead node's intakes of these profiles (leases expired) become this
+     * node's first, as `wharf run` takes them over: the due job below then
+     * resumes them with the rest. */
+    char *mine = runner_enabled_profiles(&ps->set);
+    int taken;
+    do
+        taken = runner_take_over(run, c->ledger, mine, now_ms(), 64, false, &e);
+    while (taken >= 64);
+    free(mine);
+    if (taken < 0) {
+        wlog(LOG_ERROR, NULL, NULL, "takeover_failed", NULL, "node %s: ledger: %s", ledger_node(),
+             e.msg);
+        r = EXIT_FAILURE_OP;
+    }
     runner_due(run);
     runner_drain(run); /* first what was left, as a restarted server would */
     for (size_t i = 0; i < ps->set.n; i++)
@@ -151,13 +167,12 @@ int cmd_once(struct cli *c, int argc, char **argv)
     sla_check(alerts, c->ledger, &ps->set, sla_now());
     sla_finish(alerts, 30000);
     if (json)
-        cli_print_json(
-            json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "intakes", out, "counts",
-                      "listed", (json_int_t)st.listed, "taken", (json_int_t)st.claimed, "loaded",
-                      (json_int_t)st.loaded, "rejected", (json_int_t)st.rejected, "duplicates",
-                      (json_int_t)st.duplicates, "failed", (json_int_t)st.failed, "retrying",
-                      (json_int_t)st.retrying, "quarantined", (json_int_t)st.quarantined, "held",
-                      (json_int_t)st.held));
+        cli_print_json(json_pack(
+            "{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "intakes", out, "counts", "listed",
+            (json_int_t)st.listed, "taken", (json_int_t)st.claimed, "loaded", (json_int_t)st.loaded,
+            "rejected", (json_int_t)st.rejected, "duplicates", (json_int_t)st.duplicates, "failed",
+            (json_int_t)st.failed, "retrying", (json_int_t)st.retrying, "quarantined",
+            (json_int_t)st.quarantined, "held", (json_int_t)st.held));
     else {
         printf("once: %u listed, %u taken, %u loaded, %u rejected, %u duplicates, %u failed, %u "
                "waiting to retry, %u quarantined",

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/durable.h"
 #include "util/log.h"
 #include "util/obs.h"
 #include "util/parse.h"
@@ -1003,6 +1004,74 @@ void runner_poll(struct runner *r, const char *profile, bool asked)
 void runner_advance(struct runner *r, const char *id, const char *profile)
 {
     push_advance(r, id, profile);
+}
+
+/*
+ * Take-over: the intakes in progress of nodes whose leases expired -- a
+ * dead node, or one that has not renewed for a whole lease -- become this
+ * node's (ledger_lease_takeover records a "takeover" event naming both
+ * nodes; nodes taking over at once take disjoint intakes).  Any copy of
+ * one left in this node's work/ from an earlier holding is removed: the
+ * intake may have moved on elsewhere since, so the pipeline redoes its take
+ * from the source (pipeline.c, recover_local).
+ */
+struct taken {
+    char (*id)[ID_LEN];
+    char **from;
+    size_t n;
+};
+
+static int taken_one(void *ctx, const char *id, const char *from)
+{
+    struct taken *t = ctx;
+    t->id = xrealloc(t->id, (t->n + 1) * sizeof *t->id);
+    t->from = xrealloc(t->from, (t->n + 1) * sizeof *t->from);
+    snprintf(t->id[t->n], ID_LEN, "%s", id);
+    t->from[t->n++] = from ? xstrdup(from) : NULL;
+    return 0;
+}
+
+char *runner_enabled_profiles(const struct profile_set *set)
+{
+    char *out = xstrdup(""), *n;
+    for (size_t i = 0; i < set->n; i++) {
+        if (!set->v[i]->enabled)
+            continue;
+        n = xasprintf("%s%s%s", out, *out ? "," : "", set->v[i]->name);
+        free(out);
+        out = n;
+    }
+    return out;
+}
+
+int runner_take_over(struct runner *r, struct ledger *l, const char *profiles, int64_t now,
+                     int limit, bool queue, struct werr *e)
+{
+    struct taken t = {0};
+    struct werr we;
+    if (!ledger_node() || ledger_lease_ms() <= 0 || !profiles || !*profiles)
+        return 0;
+    int n = ledger_lease_takeover(l, ledger_node(), profiles, now, now + ledger_lease_ms(), limit,
+                                  taken_one, &t, e);
+    for (size_t i = 0; i < t.n; i++) {
+        struct intake in = {0};
+        char *work = xasprintf("%s/%s", r->cfg->work_dir, t.id[i]);
+        if (rmtree(work, &we) < 0)
+            wlog(LOG_WARN, NULL, t.id[i], "cleanup", NULL, "%s", we.msg);
+        free(work);
+        if (ledger_get(l, t.id[i], &in, &we) > 0) {
+            wlog(LOG_INFO, in.profile, in.id, "takeover", NULL,
+                 "%s in state %s taken over from node %s (its lease expired)", in.name,
+                 state_name(in.state), t.from[i] ? t.from[i] : "(none)");
+            if (queue)
+                runner_advance(r, in.id, in.profile);
+        }
+        intake_clear(&in);
+        free(t.from[i]);
+    }
+    free(t.id);
+    free(t.from);
+    return n;
 }
 
 void runner_due(struct runner *r)

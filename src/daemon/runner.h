@@ -36,6 +36,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "daemon/profset.h"
 #include "pipeline.h"
@@ -73,6 +74,15 @@ void runner_poll(struct runner *r, const char *profile, bool asked);
 /* Queue an advance of intake id of profile (an intake taken over from a
  * dead node), by the rules above. */
 void runner_advance(struct runner *r, const char *id, const char *profile);
+/* Take-over (ledger.h, "Nodes and leases"), for this process's node: up to
+ * limit intakes in progress of the profiles named (comma-separated) whose
+ * lease expired become this node's, each logged, any stale copy of it in
+ * work/ removed and, when queue, its advance queued (else a due job finds
+ * it).  How many, or -1 with e.  Nothing without a node identity. */
+int runner_take_over(struct runner *r, struct ledger *l, const char *profiles, int64_t now,
+                     int limit, bool queue, struct werr *e);
+/* The enabled profiles of set, comma-separated (caller frees; "" when none). */
+char *runner_enabled_profiles(const struct profile_set *set);
 /* Queue a due job unless one is queued or running. */
 void runner_due(struct runner *r);
 /* Advance jobs queued and not started. */

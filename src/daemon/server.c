@@ -370,81 +370,32 @@ static void reload_finish(struct server *s)
 
 /*
  * Take-over, after this node's own leases are renewed (so it never takes
- * its own): the intakes in progress of nodes whose leases expired -- a dead
- * node, or one that has not renewed for a whole lease -- become this
- * node's (ledger_lease_takeover records a "takeover" event naming both
- * nodes; nodes taking over at once take disjoint intakes).  Any copy of
- * one left in this node's work/ from an earlier holding is removed: the
- * intake may have moved on elsewhere since, so the pipeline redoes its take
- * from the source (pipeline.c, recover_local).  Then each is queued.
+ * its own): runner_take_over, up to TAKEOVER_BATCH at a time, for the
+ * profiles this node runs; a full batch is followed by another at the next
+ * tick.
  */
 #define TAKEOVER_BATCH 64
-
-struct taken {
-    char (*id)[ID_LEN];
-    char **from;
-    size_t n;
-};
-
-static int taken_one(void *ctx, const char *id, const char *from)
-{
-    struct taken *t = ctx;
-    t->id = xrealloc(t->id, (t->n + 1) * sizeof *t->id);
-    t->from = xrealloc(t->from, (t->n + 1) * sizeof *t->from);
-    snprintf(t->id[t->n], ID_LEN, "%s", id);
-    t->from[t->n++] = from ? xstrdup(from) : NULL;
-    return 0;
-}
 
 /* The enabled profiles of the current set, comma-separated (malloc'd;
  * "" when none): a node takes over only intakes it can carry on. */
 static char *running_profiles(struct server *s)
 {
-    char *out = xstrdup(""), *n;
     pthread_mutex_lock(&s->mu);
-    const struct profile_set *set = &s->ps->set;
-    for (size_t i = 0; i < set->n; i++) {
-        if (!set->v[i]->enabled)
-            continue;
-        n = xasprintf("%s%s%s", out, *out ? "," : "", set->v[i]->name);
-        free(out);
-        out = n;
-    }
+    char *out = runner_enabled_profiles(&s->ps->set);
     pthread_mutex_unlock(&s->mu);
     return out;
 }
 
 static void take_over(struct server *s, int64_t now)
 {
-    struct taken t = {0};
     struct werr e;
     char *mine = running_profiles(s);
-    int n = *mine ? ledger_lease_takeover(s->keeper_ledger, ledger_node(), mine, now,
-                                          now + ledger_lease_ms(), TAKEOVER_BATCH, taken_one, &t,
-                                          &e)
-                  : 0;
+    int n = runner_take_over(s->runner, s->keeper_ledger, mine, now, TAKEOVER_BATCH, true, &e);
     free(mine);
     if (n < 0)
         wlog(LOG_ERROR, NULL, NULL, "takeover_failed", NULL, "node %s: ledger: %s", ledger_node(),
              e.msg);
     s->takeover_more = n >= TAKEOVER_BATCH;
-    for (size_t i = 0; i < t.n; i++) {
-        struct intake in = {0};
-        char *work = xasprintf("%s/%s", s->cfg->work_dir, t.id[i]);
-        if (rmtree(work, &e) < 0)
-            wlog(LOG_WARN, NULL, t.id[i], "cleanup", NULL, "%s", e.msg);
-        free(work);
-        if (ledger_get(s->keeper_ledger, t.id[i], &in, &e) > 0) {
-            wlog(LOG_INFO, in.profile, in.id, "takeover", NULL,
-                 "%s in state %s taken over from node %s (its lease expired)", in.name,
-                 state_name(in.state), t.from[i] ? t.from[i] : "(none)");
-            runner_advance(s->runner, in.id, in.profile);
-        }
-        intake_clear(&in);
-        free(t.from[i]);
-    }
-    free(t.id);
-    free(t.from);
 }
 
 static int64_t keeper_tick(void *arg)
@@ -484,10 +435,10 @@ static int64_t keeper_tick(void *arg)
     if (ledger_node() && ledger_lease_ms() > 0 &&
         (now - s->last_beat >= ledger_lease_ms() / 3 || s->takeover_more)) {
         s->last_beat = now;
-        if (ledger_node_beat(s->keeper_ledger, ledger_node(), (int64_t)getpid(), s->started_ms,
-                             now, &e) < 0 ||
-            ledger_lease_renew(s->keeper_ledger, ledger_node(), now + ledger_lease_ms(), NULL,
-                               &e) < 0)
+        if (ledger_node_beat(s->keeper_ledger, ledger_node(), (int64_t)getpid(), s->started_ms, now,
+                             &e) < 0 ||
+            ledger_lease_renew(s->keeper_ledger, ledger_node(), now + ledger_lease_ms(), NULL, &e) <
+                0)
             wlog(LOG_ERROR, NULL, NULL, "heartbeat_failed", NULL, "node %s: ledger: %s",
                  ledger_node(), e.msg);
         else
@@ -663,7 +614,7 @@ enum server_exit server_run(const struct wharf_config *cfg, struct profile_set *
     }
     if (s.sla)
         periodic_stop(&s.keeper); /* frees s.sla (keeper_done); it reads the runner's set */
-    console_stop(console); /* first: its "poll now" calls into the runner */
+    console_stop(console);        /* first: its "poll now" calls into the runner */
     runner_stop(s.runner);
     audit_stop(audit);
     reconciler_stop(recon);

@@ -59,6 +59,29 @@ contains "the error names the PostgreSQL ledger" "$d" "ledger postgresql://127.0
 case "$d" in *"$PW"*) bad "the password appeared in the error" ;; *) ok "no password in the error" ;; esac
 pg_start "$PGD"
 
+# 2b. `wharf once` takes over what a dead node left (its lease expired), as
+# `wharf run` does: node "gone" dies right after taking d.csv
+q() { pg_psql "$PGD" -tA -c "$1"; }
+sed 's/^state_dir: var$/state_dir: var\nnode: gone/' wharf.yaml > gone.yaml
+sed 's/^state_dir: var$/state_dir: var\nnode: alive/' wharf.yaml > alive.yaml
+orders_csv var/drop/acme/d.csv 500 5; touch var/drop/acme/d.csv.done
+WHARF_TEST_CRASH=taken w -c gone.yaml once >/dev/null 2>&1
+eq "the dead node left d.csv taken, under its lease" \
+  "$(q "SELECT state || ':' || node || ':' || (lease_until_ms > 0) FROM intakes WHERE name = 'd.csv'")" "taken:gone:true"
+w -c alive.yaml once >/dev/null 2>&1
+eq "under a live lease another node's once leaves it alone" \
+  "$(q "SELECT state || ':' || node FROM intakes WHERE name = 'd.csv'")" "taken:gone"
+q "UPDATE intakes SET lease_until_ms = 1 WHERE name = 'd.csv'" >/dev/null  # the lease ran out
+out=$(w -c alive.yaml once 2>&1); rc=$?
+eq "once after the lease expired exits 0" "$rc" 0
+eq "it took d.csv over and finished it" \
+  "$(q "SELECT state || ':' || outcome || ':' || node FROM intakes WHERE name = 'd.csv'")" "done:loaded:alive"
+eq "a takeover event names the dead node" \
+  "$(q "SELECT count(*) FROM events e JOIN intakes i ON i.id = e.intake WHERE i.name = 'd.csv' AND e.kind = 'takeover' AND e.detail::text LIKE '%gone%'")" 1
+eq "d.csv's rows loaded once" "$(sqlite3 var/warehouse.db 'SELECT count(*) FROM acme WHERE order_id >= 500')" 5
+v=$(w -c alive.yaml verify 2>&1); rc=$?
+eq "the chain still verifies" "$rc" 0
+
 # 3. configuration
 cat > bad.yaml <<EOF
 ledger: { type: postgresql, path: var/x.db }
