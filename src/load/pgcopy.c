@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/parse.h"
 #include "util/xmalloc.h"
 
 #define NUMERIC_POS  0x0000
@@ -178,22 +179,12 @@ static int numeric_digits(struct pgcopy_buf *b, bool neg, const char *dig, size_
     return 0;
 }
 
-/* v's decimal digits at the end of tmp[20]; their count. */
-static size_t u64_digits(uint64_t v, char *tmp)
-{
-    size_t n = 0;
-    do
-        tmp[19 - n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    return n;
-}
-
 void pgcopy_numeric_int(struct pgcopy_buf *b, int64_t v)
 {
     char tmp[20];
     uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    size_t n = u64_digits(m, tmp);
-    numeric_digits(b, v < 0, tmp + 20 - n, n, (long)n, 0);
+    size_t n = format_u64(tmp, m);
+    numeric_digits(b, v < 0, tmp, n, (long)n, 0);
 }
 
 static int is_space(char c)
@@ -298,8 +289,8 @@ void pgcopy_numeric_real(struct pgcopy_buf *b, double d)
                 break;
             if (x / p10[p] == a) {
                 char tmp[20];
-                size_t n = u64_digits((uint64_t)x, tmp);
-                numeric_digits(b, d < 0, tmp + 20 - n, n, (long)n - p, p);
+                size_t n = format_u64(tmp, (uint64_t)x);
+                numeric_digits(b, d < 0, tmp, n, (long)n - p, p);
                 return;
             }
         }

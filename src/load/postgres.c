@@ -1226,28 +1226,15 @@ static int refuse_value(struct target *t, const struct row *row, size_t i, const
     return -1;
 }
 
-/* v in decimal at p (no NUL); the length. */
-static size_t u64_text(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0, i;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
-}
-
 /* "[part:]line" at p (as the SQLite target writes it); the length. */
 static size_t where_text(char *p, const struct row *row)
 {
     size_t n = 0;
     if (row->part) {
-        n = u64_text(p, row->part);
+        n = format_u64(p, row->part);
         p[n++] = ':';
     }
-    return n + u64_text(p + n, row->line);
+    return n + format_u64(p + n, row->line);
 }
 
 /* The row in COPY's text format; -1 with the refusal when a value cannot
@@ -1268,10 +1255,10 @@ static int text_row(struct target *t, const struct row *row, struct werr *e)
                 pgcopy_add(&g->b, v->i ? "t" : "f", 1);
             else if (v->i < 0) {
                 num[0] = '-';
-                n = u64_text(num + 1, (uint64_t)0 - (uint64_t)v->i) + 1;
+                n = format_u64(num + 1, (uint64_t)0 - (uint64_t)v->i) + 1;
                 pgcopy_add(&g->b, num, n);
             } else {
-                pgcopy_add(&g->b, num, u64_text(num, (uint64_t)v->i));
+                pgcopy_add(&g->b, num, format_u64(num, (uint64_t)v->i));
             }
             break;
         case VAL_REAL:

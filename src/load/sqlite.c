@@ -1109,19 +1109,6 @@ out:
     return r;
 }
 
-/* v in decimal at p (no NUL); the length. */
-static size_t u64_text(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0, i;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
-}
-
 /*
  * Two threads share a load (load/rowq.h): insert runs on the validating
  * thread, checks the row (what would make the target refuse it: those
@@ -1202,10 +1189,10 @@ static int step_row(void *ctx, const struct row *row, bool early, struct werr *e
         /* the hot path: digits by hand, bound STATIC (s->where outlives the step) */
         size_t n = 0;
         if (row->part) {
-            n = u64_text(s->where, row->part);
+            n = format_u64(s->where, row->part);
             s->where[n++] = ':';
         }
-        n += u64_text(s->where + n, row->line);
+        n += format_u64(s->where + n, row->line);
         if (row->xpath) {
             size_t x = strlen(row->xpath);
             if (x > sizeof s->where - n - 2)

@@ -211,6 +211,18 @@ int tz_valid(const char *name)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+size_t format_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0, i;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void format_duration(int64_t ms, char *buf, int size)
 {
     if (ms % 1000)

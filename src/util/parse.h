@@ -14,6 +14,7 @@
 #define WHARF_PARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 int parse_duration(const char *s, int64_t *ms);
@@ -25,6 +26,8 @@ int parse_percent(const char *s, double *pct);
 int parse_bool(const char *s, bool *out);
 /* A timezone name that exists in the system's tz database (or "UTC"). */
 int tz_valid(const char *name);
+/* v in decimal at p, without a NUL (at most 20 bytes); the length. */
+size_t format_u64(char *p, uint64_t v);
 /* Render a duration back ("1h30m", "10s") into buf. */
 void format_duration(int64_t ms, char *buf, int size);
 /* ISO-8601 UTC with milliseconds: "2026-11-28T13:29:36.123Z". */

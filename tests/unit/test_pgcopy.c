@@ -21,26 +21,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "load/pgcopy.h"
 #include "util/xmalloc.h"
 
 static char pg_dir[512], script[1024];
 static PGconn *conn;
-
-static char *capture(const char *cmd)
-{
-    char buf[1024];
-    size_t n;
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return xstrdup("");
-    n = fread(buf, 1, sizeof buf - 1, f);
-    pclose(f);
-    buf[n] = 0;
-    while (n && buf[n - 1] == '\n')
-        buf[--n] = 0;
-    return xstrdup(buf);
-}
 
 static void env_get(const char *text, const char *key, char *out, size_t size)
 {
@@ -65,7 +51,7 @@ static void exec_ok(const char *sql)
 
 static int group_setup(void **state)
 {
-    char cmd[1200], path[600], text[4096] = "\n", dsn[512], passfile[512];
+    char path[600], text[4096] = "\n", dsn[512], passfile[512];
     FILE *f;
     size_t n;
     (void)state;
@@ -74,12 +60,10 @@ static int group_setup(void **state)
         return -1;
     }
     snprintf(script, sizeof script, "%s/tests/lib/pg.sh", WHARF_SOURCE_DIR);
-    snprintf(cmd, sizeof cmd, "bash %s mkdir", script);
-    char *d = capture(cmd);
+    char *d = capture("bash %s mkdir", script);
     snprintf(pg_dir, sizeof pg_dir, "%s", d);
     free(d);
-    snprintf(cmd, sizeof cmd, "bash %s setup %s >&2", script, pg_dir);
-    if (!pg_dir[0] || system(cmd) != 0)
+    if (!pg_dir[0] || run("bash %s setup %s >&2", script, pg_dir) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/pg.env", pg_dir);
     if (!(f = fopen(path, "r")))
@@ -102,15 +86,11 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    char cmd[1200];
     (void)state;
     if (conn)
         PQfinish(conn);
-    if (pg_dir[0]) {
-        snprintf(cmd, sizeof cmd, "bash %s cleanup %s", script, pg_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "test_pgcopy: cleanup of %s failed\n", pg_dir);
-    }
+    if (pg_dir[0] && run("bash %s cleanup %s", script, pg_dir) != 0)
+        fprintf(stderr, "test_pgcopy: cleanup of %s failed\n", pg_dir);
     return 0;
 }
 
@@ -196,6 +176,33 @@ static void compare(const char *type, const char *sendfn, size_t n, const char *
     free(bin.p);
 }
 
+/* compare() of an encoder from text: each texts[i] (NULL: a NULL) through fn. */
+typedef int (*text_enc_fn)(struct pgcopy_buf *b, const char *s, size_t n);
+static text_enc_fn cur_fn;
+static const char *const *cur_texts;
+
+static void enc_from_text(struct pgcopy_buf *b, size_t i)
+{
+    if (!cur_texts[i])
+        pgcopy_null(b);
+    else if (cur_fn(b, cur_texts[i], strlen(cur_texts[i])) != 0)
+        fail_msg("\"%s\" not encoded", cur_texts[i]);
+}
+
+static void compare_text(const char *type, const char *sendfn, size_t n, const char *const *texts,
+                         text_enc_fn fn)
+{
+    cur_fn = fn;
+    cur_texts = texts;
+    compare(type, sendfn, n, texts, enc_from_text);
+}
+
+static int text_enc(struct pgcopy_buf *b, const char *s, size_t n)
+{
+    pgcopy_text(b, s, n);
+    return 0;
+}
+
 /* The server's own verdict on a text of a type: 1 it takes it, 0 not. */
 static int server_takes(const char *text, const char *type)
 {
@@ -253,33 +260,17 @@ static const char *num_texts[] = {"0",
                                   NULL};
 #define N_NUM (sizeof num_texts / sizeof *num_texts)
 
-static void enc_num_text(struct pgcopy_buf *b, size_t i)
-{
-    if (!num_texts[i])
-        pgcopy_null(b);
-    else
-        assert_int_equal(pgcopy_numeric_text(b, num_texts[i], strlen(num_texts[i])), 0);
-}
-
 /* numeric(12,3): the server rounds both the same way */
 static const char *typmod_texts[] = {
     "0",       "-0.0005", "0.0005", "1.2345", "-1.2355", "123456789.9994",
     "99.9995", "1e-5",    "5e-4",   NULL};
 #define N_TYPMOD (sizeof typmod_texts / sizeof *typmod_texts)
 
-static void enc_typmod(struct pgcopy_buf *b, size_t i)
-{
-    if (!typmod_texts[i])
-        pgcopy_null(b);
-    else
-        assert_int_equal(pgcopy_numeric_text(b, typmod_texts[i], strlen(typmod_texts[i])), 0);
-}
-
 static void numeric_text(void **state)
 {
     (void)state;
-    compare("numeric", "numeric_send", N_NUM, num_texts, enc_num_text);
-    compare("numeric(12,3)", "numeric_send", N_TYPMOD, typmod_texts, enc_typmod);
+    compare_text("numeric", "numeric_send", N_NUM, num_texts, pgcopy_numeric_text);
+    compare_text("numeric(12,3)", "numeric_send", N_TYPMOD, typmod_texts, pgcopy_numeric_text);
 }
 
 /* Texts the encoder refuses: the server refuses them too. */
@@ -416,14 +407,6 @@ static const char *dates[] = {"2000-01-01", "1999-12-31",  "0001-01-01", "9999-1
                               "1600-02-29", "10000-01-01", "2026-10-28", NULL};
 #define N_DATE (sizeof dates / sizeof *dates)
 
-static void enc_date(struct pgcopy_buf *b, size_t i)
-{
-    if (!dates[i])
-        pgcopy_null(b);
-    else
-        assert_int_equal(pgcopy_date(b, dates[i], strlen(dates[i])), 0);
-}
-
 static const char *stamps[] = {"2000-01-01T00:00:00",          "2000-01-01T00:00:00Z",
                                "1999-12-31T23:59:59.999999Z",  "0001-01-01T00:00:00Z",
                                "9999-12-31T23:59:59.999999Z",  "10000-01-01T01:00:00Z",
@@ -434,14 +417,6 @@ static const char *stamps[] = {"2000-01-01T00:00:00",          "2000-01-01T00:00
                                "2026-12-03T06:01:26.123Z",     NULL};
 #define N_TS (sizeof stamps / sizeof *stamps)
 
-static void enc_ts(struct pgcopy_buf *b, size_t i)
-{
-    if (!stamps[i])
-        pgcopy_null(b);
-    else
-        assert_int_equal(pgcopy_timestamptz(b, stamps[i], strlen(stamps[i])), 0);
-}
-
 static void date_and_time(void **state)
 {
     static const char *bad_dates[] = {"0000-01-01", "2023-02-29", "2023-13-01", "2023-00-10",
@@ -451,8 +426,8 @@ static void date_and_time(void **state)
                                    "2023-01-01T12:00:61",  "2023-01-01T12:00:00+02:00"};
     struct pgcopy_buf b = {0};
     (void)state;
-    compare("date", "date_send", N_DATE, dates, enc_date);
-    compare("timestamptz", "timestamptz_send", N_TS, stamps, enc_ts);
+    compare_text("date", "date_send", N_DATE, dates, pgcopy_date);
+    compare_text("timestamptz", "timestamptz_send", N_TS, stamps, pgcopy_timestamptz);
     for (size_t i = 0; i < sizeof bad_dates / sizeof *bad_dates; i++) {
         if (pgcopy_date(&b, bad_dates[i], strlen(bad_dates[i])) != -1)
             fail_msg("date \"%s\" was encoded", bad_dates[i]);
@@ -496,14 +471,6 @@ static const char *texts[] = {"",
                               NULL};
 #define N_TEXT (sizeof texts / sizeof *texts)
 
-static void enc_text(struct pgcopy_buf *b, size_t i)
-{
-    if (!texts[i])
-        pgcopy_null(b);
-    else
-        pgcopy_text(b, texts[i], strlen(texts[i]));
-}
-
 static void int_bool_text(void **state)
 {
     (void)state;
@@ -513,8 +480,8 @@ static void int_bool_text(void **state)
     for (size_t i = 0; i < N_INT; i++)
         free(int_texts[i]);
     compare("boolean", "boolsend", 3, bools, enc_bool);
-    compare("text", "textsend", N_TEXT, texts, enc_text);
-    compare("varchar(40)", "varcharsend", N_TEXT, texts, enc_text);
+    compare_text("text", "textsend", N_TEXT, texts, text_enc);
+    compare_text("varchar(40)", "varcharsend", N_TEXT, texts, text_enc);
 }
 
 int main(void)

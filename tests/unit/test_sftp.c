@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "fixture.h"
 #include "config/config.h"
 #include "source/source.h"
 #include "source/ssh.h"
@@ -46,40 +47,6 @@ static struct {
     char key_wrong[512], password_file[512];
 } env;
 static struct wharf_config cfg;
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    int st;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static char *capture(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *capture(const char *fmt, ...)
-{
-    char cmd[4096], buf[8192];
-    va_list ap;
-    size_t n;
-    FILE *f;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    f = popen(cmd, "r");
-    if (!f)
-        return xstrdup("");
-    n = fread(buf, 1, sizeof buf - 1, f);
-    pclose(f);
-    buf[n] = 0;
-    while (n && buf[n - 1] == '\n')
-        buf[--n] = 0;
-    return xstrdup(buf);
-}
 
 static void env_get(const char *text, const char *key, char *out, size_t size)
 {
