@@ -70,8 +70,7 @@ static void put64(char *p, uint64_t v)
     put32(p + 4, (uint32_t)v);
 }
 
-/* The field's length word and room for its n bytes: where they go. */
-static char *field(struct pgcopy_buf *b, uint32_t n)
+char *pgcopy_field(struct pgcopy_buf *b, uint32_t n)
 {
     pgcopy_reserve(b, 4 + (size_t)n);
     put32(b->p + b->len, n);
@@ -95,27 +94,27 @@ void pgcopy_null(struct pgcopy_buf *b)
 
 void pgcopy_int8(struct pgcopy_buf *b, int64_t v)
 {
-    put64(field(b, 8), (uint64_t)v);
+    put64(pgcopy_field(b, 8), (uint64_t)v);
 }
 
 void pgcopy_bool(struct pgcopy_buf *b, bool v)
 {
-    *field(b, 1) = v ? 1 : 0;
+    *pgcopy_field(b, 1) = v ? 1 : 0;
 }
 
 void pgcopy_text(struct pgcopy_buf *b, const char *s, size_t n)
 {
     if (n)
-        memcpy(field(b, (uint32_t)n), s, n);
+        memcpy(pgcopy_field(b, (uint32_t)n), s, n);
     else
-        field(b, 0);
+        pgcopy_field(b, 0);
 }
 
 void pgcopy_float8(struct pgcopy_buf *b, double d)
 {
     uint64_t u;
     memcpy(&u, &d, sizeof u);
-    put64(field(b, 8), u);
+    put64(pgcopy_field(b, 8), u);
 }
 
 /* ---- numeric ------------------------------------------------------------ */
@@ -127,7 +126,7 @@ static long floordiv4(long e)
 
 static void numeric_special(struct pgcopy_buf *b, uint16_t sign)
 {
-    char *p = field(b, 8);
+    char *p = pgcopy_field(b, 8);
     put16(p, 0);
     put16(p + 2, 0);
     put16(p + 4, sign);
@@ -151,7 +150,7 @@ static int numeric_digits(struct pgcopy_buf *b, bool neg, const char *dig, size_
     if (dscale > DSCALE_MAX)
         return -1;
     if (!nd) {
-        char *p = field(b, 8);
+        char *p = pgcopy_field(b, 8);
         put16(p, 0);
         put16(p + 2, 0);
         put16(p + 4, NUMERIC_POS);
@@ -162,7 +161,7 @@ static int numeric_digits(struct pgcopy_buf *b, bool neg, const char *dig, size_
     long ng = weight - last + 1;
     if (weight > INT16_MAX || last < INT16_MIN || ng > 0xFFFF)
         return -1;
-    char *p = field(b, (uint32_t)(8 + 2 * ng));
+    char *p = pgcopy_field(b, (uint32_t)(8 + 2 * ng));
     put16(p, (uint16_t)ng);
     put16(p + 2, (uint16_t)(int16_t)weight);
     put16(p + 4, neg ? NUMERIC_NEG : NUMERIC_POS);
@@ -347,7 +346,7 @@ int pgcopy_date(struct pgcopy_buf *b, const char *s, size_t n)
     int64_t days;
     if (!ymd(s, n, &i, &days) || i != n || days > INT32_MAX)
         return -1;
-    put32(field(b, 4), (uint32_t)(int32_t)days);
+    put32(pgcopy_field(b, 4), (uint32_t)(int32_t)days);
     return 0;
 }
 
@@ -376,6 +375,7 @@ int pgcopy_timestamptz(struct pgcopy_buf *b, const char *s, size_t n)
         i++;
     if (i != n || mi > 59 || sec > 60 || h > 24 || (h == 24 && (mi || sec || usec)))
         return -1;
-    put64(field(b, 8), (uint64_t)((days * 86400 + h * 3600 + mi * 60 + sec) * 1000000 + usec));
+    put64(pgcopy_field(b, 8),
+          (uint64_t)((days * 86400 + h * 3600 + mi * 60 + sec) * 1000000 + usec));
     return 0;
 }

@@ -52,6 +52,8 @@ extern const char pgcopy_header[PGCOPY_HEADER_LEN];
 extern const char pgcopy_trailer[2];
 
 void pgcopy_row(struct pgcopy_buf *b, uint16_t nfields);
+/* A field of n bytes: its length word appended, and where its bytes go. */
+char *pgcopy_field(struct pgcopy_buf *b, uint32_t n);
 void pgcopy_null(struct pgcopy_buf *b);
 void pgcopy_int8(struct pgcopy_buf *b, int64_t v);
 void pgcopy_bool(struct pgcopy_buf *b, bool v);

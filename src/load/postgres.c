@@ -103,7 +103,7 @@ struct pg {
     /* the batch: rows in COPY's text or binary format */
     struct pgcopy_buf b;
     size_t sent;
-    size_t *off; /* row i is buf[off[i] .. off[i+1]) */
+    size_t *off; /* row i is b.p[off[i] .. off[i+1]) */
     uint64_t *line;
     size_t nrows, rcap;
     uint64_t seq0; /* load-wide index of the batch's first row */
@@ -1237,9 +1237,8 @@ static size_t where_text(char *p, const struct row *row)
     return n + format_u64(p + n, row->line);
 }
 
-/* The row in COPY's text format; -1 with the refusal when a value cannot
- * be stored. */
-static int text_row(struct target *t, const struct row *row, struct werr *e)
+/* The row in COPY's text format. */
+static void text_row(struct target *t, const struct row *row)
 {
     struct pg *g = t->impl;
     char num[48];
@@ -1280,8 +1279,6 @@ static int text_row(struct target *t, const struct row *row, struct werr *e)
         }
     }
     pgcopy_add(&g->b, "\n", 1);
-    (void)e;
-    return 0;
 }
 
 /* The row in COPY's binary format, each value in its column's encoding
@@ -1361,18 +1358,12 @@ static int binary_row(struct target *t, const struct row *row, struct werr *e)
     pgcopy_text(&g->b, g->intake_txt, strlen(g->intake_txt));
     if (g->lineage) {
         n = where_text(num, row);
-        if (row->xpath) {
+        if (row->xpath) { /* "line xpath" */
             size_t x = strlen(row->xpath);
-            pgcopy_reserve(&g->b, 4 + n + 1 + x);
-            char *p = g->b.p + g->b.len;
-            p[0] = (char)((n + 1 + x) >> 24);
-            p[1] = (char)((n + 1 + x) >> 16);
-            p[2] = (char)((n + 1 + x) >> 8);
-            p[3] = (char)(n + 1 + x);
-            memcpy(p + 4, num, n);
-            p[4 + n] = ' ';
-            memcpy(p + 5 + n, row->xpath, x);
-            g->b.len += 4 + n + 1 + x;
+            char *p = pgcopy_field(&g->b, (uint32_t)(n + 1 + x));
+            memcpy(p, num, n);
+            p[n] = ' ';
+            memcpy(p + n + 1, row->xpath, x);
         } else {
             pgcopy_text(&g->b, num, n);
         }
@@ -1399,7 +1390,9 @@ static int send_row(void *ctx, const struct row *row, bool early, struct werr *e
         if (row->v[i].kind == VAL_TEXT && row->v[i].len && memchr(row->v[i].s, 0, row->v[i].len))
             return refuse_value(t, row, i, "holds a NUL byte, which PostgreSQL text cannot store",
                                 e);
-    if ((g->binary ? binary_row(t, row, e) : text_row(t, row, e)) < 0)
+    if (!g->binary)
+        text_row(t, row);
+    else if (binary_row(t, row, e) < 0)
         return -1;
     g->nrows++;
     if (g->b.len - g->sent >= SEND_BYTES && send_pending(g, e) < 0)

@@ -33,6 +33,15 @@ eq "xs:decimal becomes numeric" \
 eq "24 digits, a sign, trailing zeros: exact" \
   "$(q 'select string_agg(v::text, $$ $$ order by _wharf_line) from dec')" \
   "123456789012345678.901234 -0.00000000000000000001 1.50 7"
+# the same file through text COPY: the same values, the same lineage
+# (line and the record's XPath) as the binary COPY above
+sed 's/^name: dec$/name: dect/; s/table: dec }/table: dect }/; s|var/drop/dec|var/drop/dect|' profiles/dec.yaml > profiles/dect.yaml
+mkdir -p var/drop/dect
+WHARF_PG_COPY=text w ingest -p dect "$WHARF_SOURCE_DIR/tests/cases/xsd/decimal_digits/01.xml" >out.log 2>&1
+eq "text COPY ingest exits 0" "$?" 0
+dec_rows() { q "select string_agg(v::text || '@' || _wharf_line, ' ' order by _wharf_line) from $1"; }
+contains "binary COPY: each row's line and XPath" "$(dec_rows dec)" " /r/i[1]"
+eq "binary and text COPY store the same values and lineage" "$(dec_rows dec)" "$(dec_rows dect)"
 
 cp "$WHARF_SOURCE_DIR/tests/cases/xsd/integer_unbounded/schema.xsd" schemas/int.xsd
 for t in int intold; do
