@@ -696,6 +696,9 @@ static void drop_of(const struct job *j, struct drop *d)
     if (json_is_integer(ino))
         d->ino = (uint64_t)json_integer_value(ino);
     d->done_path = beside(j, j->p->source.done_file);
+    /* claimed only once its done file was listed: the take checks what
+     * the done file says (size, sha256) against what it receives */
+    d->has_done = d->done_path != NULL;
     d->control_path = beside(j, j->p->control.file);
 }
 

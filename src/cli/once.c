@@ -5,7 +5,9 @@
  *                                    profile once, process what is complete
  *   wharf ingest -p PROFILE FILE...  push local files through a profile now
  *
- * Both exit 1 when any file they processed was rejected or failed.
+ * Both exit 1 when any file they processed was rejected or failed; once
+ * also when one waits for a retry (or is held behind one, order:) or a
+ * drop was quarantined.
  *
  * once runs the server's runner (daemon/runner.h) until its queue is
  * drained: the same jobs on the same `workers:` threads under the same
@@ -182,7 +184,10 @@ int cmd_once(struct cli *c, int argc, char **argv)
             printf(", %u held behind an earlier file (order:)", st.held);
         putchar('\n');
     }
-    if (!r && (st.rejected || st.failed))
+    /* Anything not brought to an end is a problem found, not "ok": a
+     * cron job that checks the exit code must hear of a file waiting for
+     * its retry (or held behind one) or quarantined, too. */
+    if (!r && (st.rejected || st.failed || st.retrying || st.held || st.quarantined))
         r = EXIT_PROBLEMS;
 out:
     for (size_t k = 0; k < ps->set.n; k++) {

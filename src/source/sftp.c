@@ -432,51 +432,6 @@ static int read_small(struct sftp_impl *im, const char *path, char *buf, size_t 
     return 0;
 }
 
-static bool is_hex64(const char *s, size_t len)
-{
-    if (len != 64)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!strchr("0123456789abcdefABCDEF", s[i]))
-            return false;
-    return true;
-}
-
-/* What a done file says about its drop.  Accepted contents:
- *   (empty)                       nothing to check
- *   "<sha256>"  or  "<sha256>  name"   (sha256sum's format)
- *   "<size> <sha256>"
- *   "<size>"
- * Anything else is ignored (a done file is foremost a marker). */
-static void parse_done(const char *text, bool *has_size, uint64_t *size, char sha[SHA256_HEX_LEN])
-{
-    const char *p = text, *t1, *t2;
-    size_t l1, l2;
-    *has_size = false;
-    sha[0] = 0;
-    p += strspn(p, " \t\r\n");
-    t1 = p;
-    l1 = strcspn(p, " \t\r\n");
-    p += l1;
-    p += strspn(p, " \t\r\n");
-    t2 = p;
-    l2 = strcspn(p, " \t\r\n");
-    if (is_hex64(t1, l1)) {
-        memcpy(sha, t1, 64);
-        sha[64] = 0;
-    } else if (l1 > 0 && l1 < 20 && strspn(t1, "0123456789") == l1) {
-        *has_size = true;
-        *size = strtoull(t1, NULL, 10);
-        if (is_hex64(t2, l2)) {
-            memcpy(sha, t2, 64);
-            sha[64] = 0;
-        }
-    }
-    for (char *c = sha; *c; c++)
-        if (*c >= 'A' && *c <= 'F')
-            *c = (char)(*c - 'A' + 'a');
-}
-
 /* Hash what a .partial already holds; returns its length or -1. */
 static int64_t rehash(int fd, struct sha256 *h, unsigned char *buf, size_t bufsize)
 {
@@ -1031,9 +986,8 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
     int64_t off;
     int fd = -1, r = -1;
     bool keep_partial = true;
-    char done_text[SFTP_MAX_DONE], want_sha[SHA256_HEX_LEN], got_sha[SHA256_HEX_LEN];
-    bool want_size = false;
-    uint64_t done_size = 0, max = p->limits.max_bytes;
+    char done_text[SFTP_MAX_DONE], got_sha[SHA256_HEX_LEN];
+    uint64_t max = p->limits.max_bytes;
 
     if (d->unsafe) {
         werr_setk(e, WERR_HOSTILE, "%s: %s is unsafe (%s); not fetched", im->label, d->path,
@@ -1200,20 +1154,8 @@ fetched:
             keep_partial = werr_transient(e);
             goto out;
         }
-        parse_done(done_text, &want_size, &done_size, want_sha);
-        if (want_size && done_size != d->size) {
-            werr_setk(e, WERR_CORRUPT,
-                      "%s: %s: size mismatch: done file %s says %llu bytes, received %llu",
-                      im->label, d->path, d->done_path, (unsigned long long)done_size,
-                      (unsigned long long)d->size);
+        if (source_done_check(im->label, d, done_text, got_sha, e) < 0)
             goto out;
-        }
-        if (want_sha[0] && strcmp(want_sha, got_sha) != 0) {
-            werr_setk(e, WERR_CORRUPT,
-                      "%s: %s: checksum mismatch: done file %s says sha256 %s, received %s",
-                      im->label, d->path, d->done_path, want_sha, got_sha);
-            goto out;
-        }
     }
     if (close(fd) < 0) {
         fd = -1;

@@ -265,3 +265,70 @@ size_t source_ready(struct ledger *l, const struct profile *p, struct drop_list 
     }
     return ready;
 }
+
+static bool is_hex64(const char *s, size_t len)
+{
+    if (len != 64)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("0123456789abcdefABCDEF", s[i]))
+            return false;
+    return true;
+}
+
+/* What a done file says about its drop.  Accepted contents:
+ *   (empty)                       nothing to check
+ *   "<sha256>"  or  "<sha256>  name"   (sha256sum's format)
+ *   "<size> <sha256>"
+ *   "<size>"
+ * Anything else is ignored (a done file is foremost a marker). */
+static void parse_done(const char *text, bool *has_size, uint64_t *size, char sha[SHA256_HEX_LEN])
+{
+    const char *p = text, *t1, *t2;
+    size_t l1, l2;
+    *has_size = false;
+    sha[0] = 0;
+    p += strspn(p, " \t\r\n");
+    t1 = p;
+    l1 = strcspn(p, " \t\r\n");
+    p += l1;
+    p += strspn(p, " \t\r\n");
+    t2 = p;
+    l2 = strcspn(p, " \t\r\n");
+    if (is_hex64(t1, l1)) {
+        memcpy(sha, t1, 64);
+        sha[64] = 0;
+    } else if (l1 > 0 && l1 < 20 && strspn(t1, "0123456789") == l1) {
+        *has_size = true;
+        *size = strtoull(t1, NULL, 10);
+        if (is_hex64(t2, l2)) {
+            memcpy(sha, t2, 64);
+            sha[64] = 0;
+        }
+    }
+    for (char *c = sha; *c; c++)
+        if (*c >= 'A' && *c <= 'F')
+            *c = (char)(*c - 'A' + 'a');
+}
+
+int source_done_check(const char *label, const struct drop *d, const char *text,
+                      const char sha[SHA256_HEX_LEN], struct werr *e)
+{
+    char want_sha[SHA256_HEX_LEN];
+    bool want_size;
+    uint64_t size = 0;
+    parse_done(text, &want_size, &size, want_sha);
+    if (want_size && size != d->size) {
+        werr_setk(e, WERR_CORRUPT,
+                  "%s: %s: size mismatch: done file %s says %llu bytes, received %llu", label,
+                  d->path, d->done_path, (unsigned long long)size, (unsigned long long)d->size);
+        return -1;
+    }
+    if (want_sha[0] && strcmp(want_sha, sha) != 0) {
+        werr_setk(e, WERR_CORRUPT,
+                  "%s: %s: checksum mismatch: done file %s says sha256 %s, received %s", label,
+                  d->path, d->done_path, want_sha, sha);
+        return -1;
+    }
+    return 0;
+}

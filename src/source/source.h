@@ -26,11 +26,11 @@ struct drop {
     char *name; /* base name */
     uint64_t size;
     int64_t mtime_ns;
-    bool has_done;   /* its done file exists */
-    char *done_path; /* relative path of the done file, when configured */
+    bool has_done;      /* its done file exists */
+    char *done_path;    /* relative path of the done file, when configured */
     bool has_control;   /* its control file exists (control: file:) */
     char *control_path; /* relative path of the control file, when configured */
-    char *unsafe;    /* not NULL: why it must be quarantined (symlink, FIFO, hard link...) */
+    char *unsafe;       /* not NULL: why it must be quarantined (symlink, FIFO, hard link...) */
     /* In source.skipped only: why the listing passed over it, and whether
      * it is the temporary name of a file the pattern would take (a partial
      * upload: "orders_1.csv.filepart"). */
@@ -135,5 +135,13 @@ void source_skip(struct source *s, const char *rel, const char *name, uint64_t s
 /* For the backends: note a directory list() could not read (why: the
  * error) in s->skipped, if wanted; the listing goes on without it. */
 void source_skip_dir(struct source *s, const char *rel, const char *why);
+
+/* What a done file says about the drop it marks, checked against what was
+ * received (sha: its SHA-256, hex): a done file may be empty, hold the
+ * sha256 ("<sha256>", or sha256sum's "<sha256>  name"), "<size> <sha256>"
+ * or "<size>"; anything else is only a marker.  -1 (e: corrupt, saying
+ * which and both values) when the size or the checksum disagrees. */
+int source_done_check(const char *label, const struct drop *d, const char *text,
+                      const char sha[SHA256_HEX_LEN], struct werr *e);
 
 #endif

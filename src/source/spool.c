@@ -38,6 +38,7 @@
 #include "util/xmalloc.h"
 
 #define SPOOL_MAX_DEPTH 16
+#define DONE_MAX        4096 /* bytes of a done file read for its size and sha256 */
 
 static int64_t mtime_ns_of(const struct stat *st)
 {
@@ -296,6 +297,43 @@ static int spool_list(struct source *s, struct drop_list *out, struct werr *e)
     return list_dir(s, root, "", 0, out, e);
 }
 
+/* The done file's word on d (source_done_check), read like the file
+ * itself (walked to, no symlink followed); its first DONE_MAX - 1 bytes
+ * are enough for what a done file may say (as over SFTP). */
+static int check_done(const struct profile *p, const struct drop *d, const char sha[SHA256_HEX_LEN],
+                      struct werr *e)
+{
+    const char *leaf;
+    char *shown = xasprintf("%s/%s", p->source.path, d->done_path), text[DONE_MAX];
+    size_t used = 0;
+    ssize_t n;
+    int dfd = walk_parent(p, d->done_path, &leaf, e), fd = -1, r = -1;
+    if (dfd < 0)
+        goto out;
+    fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    close(dfd);
+    if (fd < 0) {
+        werr_sys(e, "%s", shown);
+        goto out;
+    }
+    while (used < sizeof text - 1 && (n = read(fd, text + used, sizeof text - 1 - used)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            werr_sys(e, "%s: read", shown);
+            goto out;
+        }
+        used += (size_t)n;
+    }
+    text[used] = 0;
+    r = source_done_check(p->source.path, d, text, sha, e);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(shown);
+    return r;
+}
+
 static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
                        char sha[SHA256_HEX_LEN], uint64_t *bytes, struct werr *e)
 {
@@ -354,6 +392,10 @@ static int spool_fetch(struct source *s, const struct drop *d, const char *dest,
     }
     if (dfile_commit(&df, sha, e) < 0)
         goto out;
+    if (d->done_path && check_done(p, d, sha, e) < 0) {
+        unlink(dest); /* our copy of bytes the done file disowns */
+        goto out;
+    }
     if (d->taken_ino)
         *d->taken_ino = (uint64_t)st.st_ino;
     r = 0;

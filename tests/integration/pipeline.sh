@@ -85,6 +85,19 @@ touch var/drop/flagged/f.csv.ok
 w once flagged >/dev/null 2>&1
 eq "taken once the done file exists" "$(sql var/warehouse.db 'select count(*) from flagged')" 5
 check "the done file is consumed with it" test ! -e var/drop/flagged/f.csv.ok
+# a done file may say what it marks (sha256sum's format, or "<size> <sha256>"):
+# taken when it agrees; a file it disowns is parked failed, never loaded
+orders_csv var/drop/flagged/g.csv 100 4
+sha256sum var/drop/flagged/g.csv | sed 's#var/drop/flagged/##' > var/drop/flagged/g.csv.ok
+orders_csv var/drop/flagged/h.csv 200 4
+echo "$(stat -c %s var/drop/flagged/h.csv) 1111111111111111111111111111111111111111111111111111111111111111" > var/drop/flagged/h.csv.ok
+w once flagged >/dev/null 2>&1; rc=$?
+eq "the agreeing done file: taken; the disowning one: not loaded" "$(sql var/warehouse.db 'select count(*) from flagged')" 9
+eq "once exits 1 for the disowned file" "$rc" 1
+eq "the disowned file is failed, with both checksums" "$(w intakes -p flagged --json | python3 -c 'import json,sys
+for i in json.load(sys.stdin):
+    if i["name"] == "h.csv": print(i["state"], "checksum mismatch: done file h.csv.ok says sha256 1111" in i["last_error"], sys.argv[1] in i["last_error"])' "$(sha256sum < var/drop/flagged/h.csv | cut -d' ' -f1)")" "failed True True"
+check "the disowned file and its done file stay in the spool" test -e var/drop/flagged/h.csv -a -e var/drop/flagged/h.csv.ok
 
 # --- after: move never moves away a file re-uploaded under the same name ----
 spool_profile mover '{ done_file: "{name}.done" }' "{ move: var/done/mover }"

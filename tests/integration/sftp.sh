@@ -87,6 +87,26 @@ touch "$SSHD_UPLOAD/flagged/f.csv.done"
 w once flagged >/dev/null 2>&1
 eq "taken with its done file" "$(sql var/warehouse.db 'select count(*) from flagged')" 7
 check "done file removed with it" test ! -e "$SSHD_UPLOAD/flagged/f.csv.done"
+# a done file that says what it marks: "<size> <sha256>" agreeing is taken;
+# a wrong sha256 or size is a corrupt take, parked with both values and
+# left on the server (never loaded)
+orders_csv "$SSHD_UPLOAD/flagged/g.csv" 100 5
+echo "$(stat -c %s "$SSHD_UPLOAD/flagged/g.csv") $(sha256sum < "$SSHD_UPLOAD/flagged/g.csv" | cut -d' ' -f1)" > "$SSHD_UPLOAD/flagged/g.csv.done"
+orders_csv "$SSHD_UPLOAD/flagged/h.csv" 200 5
+echo "0000000000000000000000000000000000000000000000000000000000000000  h.csv" > "$SSHD_UPLOAD/flagged/h.csv.done"
+orders_csv "$SSHD_UPLOAD/flagged/i.csv" 300 5
+echo "12" > "$SSHD_UPLOAD/flagged/i.csv.done"
+chown "$SSHD_USER" "$SSHD_UPLOAD"/flagged/*
+w once flagged >done_check.out 2>done_check.log; rc=$?
+eq "done files checked: only the agreeing one loaded" "$(sql var/warehouse.db 'select count(*) from flagged')" 12
+eq "once exits 1 (problems found)" "$rc" 1
+lasterr() { w intakes -p flagged --json | python3 -c 'import json,sys
+for i in json.load(sys.stdin):
+    if i["name"] == sys.argv[1]: print(i["state"], i["last_error"])' "$1"; }
+contains "a wrong sha256: failed, corrupt, both values shown" "$(lasterr h.csv)" \
+  "checksum mismatch: done file h.csv.done says sha256 0000000000000000000000000000000000000000000000000000000000000000, received $(sha256sum < "$SSHD_UPLOAD/flagged/h.csv" | cut -d' ' -f1)"
+contains "a wrong size: failed, both sizes shown" "$(lasterr i.csv)" "size mismatch: done file i.csv.done says 12 bytes, received $(stat -c %s "$SSHD_UPLOAD/flagged/i.csv")"
+check "the disowned files stay on the server" test -e "$SSHD_UPLOAD/flagged/h.csv" -a -e "$SSHD_UPLOAD/flagged/i.csv.done"
 
 # --- host key mismatch: refused before any authentication ---------------------
 ssh-keygen -q -t ed25519 -N '' -f "$T/otherhost" >/dev/null
