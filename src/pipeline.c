@@ -441,8 +441,9 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
             batch[k].size = d->size;
             batch[k].mtime_ns = d->mtime_ns;
         }
-        if (ledger_claim_batch(pl->ledger, batch, m, claimed, crash_inside_claims, e) < 0)
-            goto out;
+        int cr = ledger_claim_batch(pl->ledger, batch, m, claimed, crash_inside_claims, e);
+        /* on failure a backend without a batch may have claimed the first
+         * ones for good: they are handed out like the others */
         for (k = 0; k < m; k++) {
             if (!claimed[k])
                 continue; /* already ours from an earlier poll */
@@ -452,6 +453,8 @@ int pipeline_poll(struct pipeline *pl, const struct profile *p, char ***ids, siz
             crash_point("claimed");
             push_id(ids, n, batch[k].id);
         }
+        if (cr < 0)
+            goto out;
     }
     r = 0;
 out:

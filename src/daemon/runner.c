@@ -28,6 +28,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,10 @@ struct runner {
     size_t ncs;
     struct slot *running; /* workers, then connection threads */
     struct worker *w;
-    int workers, takers, alive; /* alive: threads with a ledger connection */
+    int workers, alive; /* alive: threads with a ledger connection */
+    /* connection threads: raised by runner_swap (under mu) while others
+     * read it, so atomic */
+    _Atomic int takers;
     bool stop;
     struct pipeline_stats st;
     int errors; /* ledger failures: a worker's connection, a due job's query */
@@ -798,6 +802,10 @@ static void *work(void *arg)
         struct job j;
         if (r->stop)
             break;
+        if (w->index >= slots(r)) { /* started by runner_swap, not counted yet */
+            pthread_cond_wait(&r->cv, &r->mu);
+            continue;
+        }
         if (!pick(r, me, taker, &j)) {
             if (mine && mine != r->ps) { /* idle on an old set: let it go */
                 pthread_mutex_unlock(&r->mu);
@@ -892,8 +900,9 @@ static int takers_for(const struct profset *set)
 /* Starts the threads of slots [from, to), with the stop and reload signals
  * blocked (they are the main thread's; faults like SIGSEGV stay with the
  * thread).  How many started; a slot whose thread did not start stays
- * empty (started false). */
-static int start_slots(struct runner *r, int from, int to)
+ * empty (started false).  stop_at_failure: stop at the first that does not
+ * start (the started slots stay contiguous). */
+static int start_slots(struct runner *r, int from, int to, bool stop_at_failure)
 {
     sigset_t all, old;
     int started = 0;
@@ -914,6 +923,8 @@ static int start_slots(struct runner *r, int from, int to)
             pthread_mutex_lock(&r->mu);
             r->alive--;
             pthread_mutex_unlock(&r->mu);
+            if (stop_at_failure)
+                break;
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -938,7 +949,7 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
     r->w = xcalloc((size_t)(r->workers + MAX_CONN_THREADS), sizeof *r->w);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    started = start_slots(r, 0, slots(r));
+    started = start_slots(r, 0, slots(r), false);
     pthread_mutex_lock(&r->mu);
     gauges(r);
     pthread_mutex_unlock(&r->mu);
@@ -961,15 +972,16 @@ struct runner *runner_start(const struct wharf_config *cfg, struct profset *set,
  */
 void runner_swap(struct runner *r, struct profset *set)
 {
-    int want = takers_for(set), have;
-    pthread_mutex_lock(&r->mu);
-    have = r->takers;
-    if (want > have)
-        r->takers = want; /* empty slots until their threads start */
-    pthread_mutex_unlock(&r->mu);
+    int want = takers_for(set), have = atomic_load(&r->takers);
     if (want > have) {
         int from = r->workers + have, to = r->workers + want;
-        int got = start_slots(r, from, to);
+        int got = start_slots(r, from, to, true);
+        /* the new slots count once their threads run: a connection's job
+         * is never queued for a thread that did not start */
+        pthread_mutex_lock(&r->mu);
+        atomic_store(&r->takers, have + got);
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
         wlog(got == to - from ? LOG_INFO : LOG_ERROR, NULL, NULL, "connection_threads",
              json_pack("{s:i,s:i}", "wanted", want, "started", have + got),
              "%d SFTP connection threads for the reloaded profiles (%d before, %d new "

@@ -17,8 +17,9 @@
  *     due job finds them (the server's back pressure);
  *   - what talks to an SFTP source (its polls, the take of each intake, the
  *     finish after sealing) runs on connection threads of their own, as
- *     many as the SFTP profiles' source.connections together (at most 64,
- *     counted at start), at most `connections` jobs of a profile at once;
+ *     many as the SFTP profiles' source.connections together (at most 64;
+ *     a reload that asks for more starts them), at most `connections` jobs
+ *     of a profile at once;
  *     an intake's advance waits for its take and stops at sealed, which
  *     queues its finish (runner.c says how, and what a server refusing
  *     sessions does).

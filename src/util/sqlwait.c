@@ -1,9 +1,10 @@
 /*
  * sqlwait: see sqlwait.h.  One generation counter under one mutex: a commit
- * or rollback bumps it and wakes every waiter; a waiter that saw the counter
- * before its attempt failed sleeps until it moves or a slice passes.  A
- * commit that lands between the failed attempt and the wait costs at most
- * one slice, never a lost wake-up for good.
+ * or rollback bumps it and wakes every waiter; a waiter reads the counter
+ * after its attempt failed and sleeps until it moves or a slice passes.  A
+ * commit that lands between the failed attempt and that read, or one that
+ * never reaches the WAL hook (a write transaction that changed nothing),
+ * costs the waiter at most one slice, never a lost wake-up for good.
  */
 #include "util/sqlwait.h"
 
@@ -11,14 +12,15 @@
 #include <stdint.h>
 #include <time.h>
 
-#define SLICE_NS        (2 * 1000000L) /* retry a lock held by another process */
-#define CHECKPOINT_PAGE 1000           /* SQLite's default autocheckpoint */
+#define SLICE_NS        (2 * 1000000L)   /* retry a lock held by another process */
+#define CHECKPOINT_PAGE 1000             /* SQLite's default autocheckpoint */
+#define NEW_WAIT_NS     (100 * 1000000L) /* see on_busy */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static uint64_t generation;
-static _Thread_local int64_t wait_start_ns;
+static _Thread_local int64_t wait_start_ns, last_call_ns;
 
 static void init(void)
 {
@@ -51,8 +53,12 @@ static int on_busy(void *arg, int count)
     struct timespec ts;
     uint64_t seen;
 
-    if (count == 0)
+    /* A new wait: count starts at 0 -- except where SQLite does not reset
+     * it (a schema load inside sqlite3_prepare), so a call long after this
+     * thread's last one (a wait calls again within a slice) starts one too. */
+    if (count == 0 || t - last_call_ns > NEW_WAIT_NS)
         wait_start_ns = t;
+    last_call_ns = t;
     if (t - wait_start_ns >= timeout_ns)
         return 0;
     until = t + SLICE_NS;

@@ -5,10 +5,11 @@
  * the same process loses milliseconds per meeting: with two workers on small
  * files that was 4 sleeps a file and most of the wall time (strace of
  * `wharf once` on 2,000 files: 8,083 sleeps in sqlite3InvokeBusyHandler).
- * Here a waiter sleeps on a process-wide condition that every commit and
- * rollback of a connection of this process signals, so it retries as soon as
- * the lock is free; a lock held by another process (the CLI beside the
- * server) is retried every few milliseconds.  Either way it gives up after
+ * Here a waiter sleeps on a process-wide condition that each commit (of a
+ * transaction that wrote) and rollback of a connection of this process
+ * signals, so it retries as soon as the lock is free; a lock held by another
+ * process (the CLI beside the server), or released without a signal, is
+ * retried every 2 ms.  Either way it gives up after
  * timeout_ms, like sqlite3_busy_timeout.
  *
  * sqlwait_install also takes over SQLite's WAL hook (that is where a commit
