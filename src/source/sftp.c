@@ -705,7 +705,9 @@ static int range_attempt(struct ranges *rs, int i, struct sftp_impl *wim, unsign
     }
     rc = 0;
 out:
-    if (h && wim->connected)
+    /* also on a lost connection: libssh2 frees the handle (and the read
+     * requests it still holds) only here, not in libssh2_sftp_shutdown */
+    if (h)
         libssh2_sftp_close(h);
     return rc;
 }
