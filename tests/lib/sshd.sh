@@ -71,11 +71,18 @@ sshd_mkdir() {
     echo "$d"
 }
 
+# A port below the kernel's ephemeral range (ip_local_port_range): a port
+# in that range can be held by any outgoing connection (an ssh or libpq
+# client of a test running beside this one) and the bind then fails,
+# although nothing listens on it -- seen in CI (PostgreSQL: "could not bind
+# ... Address already in use").  Checked against sockets in any state.
 _sshd_free_port() {
-    local i p
+    local i p lo
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    [ -n "$lo" ] && [ "$lo" -gt 11000 ] || lo=32768
     for i in $(seq 1 50); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-        if ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q .; then
+        p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
+        if ! ss -tanH "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return 0
         fi
