@@ -13,14 +13,10 @@ console_users() {
   echo viewer-pass | w passwd aud --role viewer >/dev/null || bad "passwd aud"
 }
 
-_console_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    ss -ltnH "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
-  done
-  return 1
-}
+# the fixtures' free-port search (below the ephemeral range, any socket state)
+# shellcheck disable=SC1091
+. "$(dirname "${BASH_SOURCE[0]}")/sshd.sh"
+_console_port() { _sshd_free_port; }
 
 # console_yaml PORT [extra console: lines]
 console_yaml() {
