@@ -305,6 +305,7 @@ static int check_done(const struct profile *p, const struct drop *d, const char 
 {
     const char *leaf;
     char *shown = xasprintf("%s/%s", p->source.path, d->done_path), text[DONE_MAX];
+    struct stat st;
     size_t used = 0;
     ssize_t n;
     int dfd = walk_parent(p, d->done_path, &leaf, e), fd = -1, r = -1;
@@ -314,6 +315,10 @@ static int check_done(const struct profile *p, const struct drop *d, const char 
     close(dfd);
     if (fd < 0) {
         werr_sys(e, "%s", shown);
+        goto out;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        werr_setk(e, WERR_HOSTILE, "%s: the done file is not a regular file; refused", shown);
         goto out;
     }
     while (used < sizeof text - 1 && (n = read(fd, text + used, sizeof text - 1 - used)) != 0) {

@@ -98,6 +98,14 @@ eq "the disowned file is failed, with both checksums" "$(w intakes -p flagged --
 for i in json.load(sys.stdin):
     if i["name"] == "h.csv": print(i["state"], "checksum mismatch: done file h.csv.ok says sha256 1111" in i["last_error"], sys.argv[1] in i["last_error"])' "$(sha256sum < var/drop/flagged/h.csv | cut -d' ' -f1)")" "failed True True"
 check "the disowned file and its done file stay in the spool" test -e var/drop/flagged/h.csv -a -e var/drop/flagged/h.csv.ok
+# a done file that is not a regular file (a FIFO would hang a reader) is refused
+orders_csv var/drop/flagged/j.csv 300 4
+mkfifo var/drop/flagged/j.csv.ok
+w once flagged >/dev/null 2>&1
+contains "a FIFO as done file: failed, refused" "$(w intakes -p flagged --json | python3 -c 'import json,sys
+for i in json.load(sys.stdin):
+    if i["name"] == "j.csv": print(i["state"], i["last_error"])')" "failed var/drop/flagged/j.csv.ok: the done file is not a regular file; refused"
+eq "nothing of it loaded" "$(sql var/warehouse.db 'select count(*) from flagged')" 9
 
 # --- after: move never moves away a file re-uploaded under the same name ----
 spool_profile mover '{ done_file: "{name}.done" }' "{ move: var/done/mover }"

@@ -69,6 +69,20 @@ EOP
   chown -R "$SSHD_USER" "$1"
 }
 
+# in_flight N: wait (N x 20 ms at most) until at least two partial
+# downloads have bytes at the same time; MOST: the most seen at once
+in_flight() {
+  local n f
+  most=0
+  for _ in $(seq 1 "$1"); do
+    n=0
+    for f in var/work/*/original.partial; do [ -s "$f" ] && n=$((n + 1)); done
+    [ $n -gt $most ] && most=$n
+    [ $n -ge 2 ] && return 0
+    sleep 0.02
+  done
+}
+
 # --- the connection dropped with several files in flight --------------------
 # 4 MB/s a connection: a file takes about a second, so the drop finds
 # several in flight
@@ -79,14 +93,7 @@ fill "$SSHD_UPLOAD/drop" 16 60000 # ~3.5 MB each
 pid=$!
 # several files in flight: wait (bounded) until at least two partial
 # downloads have bytes at the same time, then drop every session
-most=0
-for _ in $(seq 1 400); do
-  n=0
-  for f in var/work/*/original.partial; do [ -s "$f" ] && n=$((n + 1)); done
-  [ $n -gt $most ] && most=$n
-  [ $n -ge 2 ] && break
-  sleep 0.02
-done
+in_flight 400
 kill -USR1 "$RELAY" # the link drops every session at once
 wait $pid
 check "several files were in flight at once (saw $most partial downloads)" test "$most" -ge 2
@@ -167,14 +174,7 @@ sftp_profile grow grow "$RPORT" 3
 echo 'schedule: { every: 1s }' >> profiles/grow.yaml
 fill "$SSHD_UPLOAD/grow" 8 60000 # ~3.5 MB each: about a second a file a connection
 kill -HUP "$SRV"
-most=0
-for _ in $(seq 1 600); do
-  n=0
-  for f in var/work/*/original.partial; do [ -s "$f" ] && n=$((n + 1)); done
-  [ $n -gt $most ] && most=$n
-  [ $n -ge 2 ] && break
-  sleep 0.02
-done
+in_flight 600
 check "after the reload several files were in flight at once (saw $most)" test "$most" -ge 2
 contains "the log says the connection threads were started" "$(cat srv.err)" '"connection_threads"'
 for _ in $(seq 1 300); do
