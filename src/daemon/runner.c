@@ -80,6 +80,8 @@ struct slot {
     struct job job;   /* kind JOB_NONE: idle */
     bool again;       /* JOB_POLL: polled for while running */
     bool again_asked; /* and one of those was asked for */
+    bool stale;       /* its intake was taken over while it ran: the copy in
+                       * work/ is dropped once it is done (runner_take_over) */
     char session[80]; /* connection threads: the profile whose source it
                        * holds a session to ("": none) */
 };
@@ -779,6 +781,37 @@ static void run_conn(struct runner *r, struct slot *me, struct pipeline *pl, str
                                   now_ms());
 }
 
+/* Under mu: the slot running a job on intake id (its advance, take or
+ * finish), or NULL. */
+static struct slot *running_intake(struct runner *r, const char *id)
+{
+    for (int i = 0; i < slots(r); i++) {
+        const struct job *j = &r->running[i].job;
+        if ((j->kind == JOB_ADVANCE || j->kind == JOB_TAKE || j->kind == JOB_FINISH) &&
+            !strcmp(j->id, id))
+            return &r->running[i];
+    }
+    return NULL;
+}
+
+/* Under mu, no job running on j's intake: its copy in work/ is removed,
+ * and when j is a job of a profile (a stale one just done), the intake is
+ * advanced again from what the ledger says. */
+static void drop_copy(struct runner *r, const struct job *j)
+{
+    struct werr e;
+    char *work = xasprintf("%s/%s", r->cfg->work_dir, j->id);
+    if (rmtree(work, &e) < 0)
+        wlog(LOG_WARN, j->profile[0] ? j->profile : NULL, j->id, "cleanup", NULL, "%s", e.msg);
+    free(work);
+    if (j->profile[0]) {
+        struct job a = {.kind = JOB_ADVANCE};
+        snprintf(a.id, sizeof a.id, "%s", j->id);
+        snprintf(a.profile, sizeof a.profile, "%s", j->profile);
+        push(r, &a);
+    }
+}
+
 static void *work(void *arg)
 {
     struct worker *w = arg;
@@ -822,6 +855,7 @@ static void *work(void *arg)
         me->job = j;
         me->again = false;
         me->again_asked = false;
+        me->stale = false;
         gauges(r);
         struct profset *ps = profset_hold(r->ps);
         pthread_mutex_unlock(&r->mu);
@@ -863,6 +897,8 @@ static void *work(void *arg)
         stats_add(&r->st, &st);
         if (again)
             push(r, &j);
+        if (me->stale) /* taken over while it ran: now the copy can go */
+            drop_copy(r, &j);
         /* idle: close SFTP connections and targets (not under the lock); a
          * connection thread keeps its session while its profile has work */
         bool idle = taker ? !profile_busy(r, j.profile) : r->q.n == 0;
@@ -1026,6 +1062,15 @@ void runner_advance(struct runner *r, const char *id, const char *profile)
  * one left in this node's work/ from an earlier holding is removed: the
  * intake may have moved on elsewhere since, so the pipeline redoes its take
  * from the source (pipeline.c, recover_local).
+ *
+ * That copy may still be in use: a job of this node that kept working on
+ * the intake after its lease ran out (a step that outlasted the lease, a
+ * keeper that could not renew in time) and is still at it when the node
+ * takes the intake back from the node that took it over.  Removing the
+ * copy under it failed the intake on its missing original (nodes_crash on
+ * a loaded machine).  So a running job's copy is removed when that job is
+ * done (slot.stale), and the intake advanced again from the ledger; a copy
+ * no job uses is removed at once, under mu, so none starts meanwhile.
  */
 struct taken {
     char (*id)[ID_LEN];
@@ -1067,10 +1112,15 @@ int runner_take_over(struct runner *r, struct ledger *l, const char *profiles, i
                                   taken_one, &t, e);
     for (size_t i = 0; i < t.n; i++) {
         struct intake in = {0};
-        char *work = xasprintf("%s/%s", r->cfg->work_dir, t.id[i]);
-        if (rmtree(work, &we) < 0)
-            wlog(LOG_WARN, NULL, t.id[i], "cleanup", NULL, "%s", we.msg);
-        free(work);
+        struct job j = {.kind = JOB_ADVANCE};
+        struct slot *s;
+        snprintf(j.id, sizeof j.id, "%s", t.id[i]);
+        pthread_mutex_lock(&r->mu);
+        if ((s = running_intake(r, j.id)))
+            s->stale = true;
+        else
+            drop_copy(r, &j);
+        pthread_mutex_unlock(&r->mu);
         if (ledger_get(l, t.id[i], &in, &we) > 0) {
             wlog(LOG_INFO, in.profile, in.id, "takeover", NULL,
                  "%s in state %s taken over from node %s (its lease expired)", in.name,
