@@ -52,6 +52,7 @@
  */
 #include "pipeline.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1873,10 +1874,25 @@ static int lock_chain(const struct wharf_config *cfg, struct werr *e)
     return fd;
 }
 
+/* The owner of this node's bag temp dirs (bag_stage): its node name, in
+ * the characters a file name may safely hold ("local" without one).  The
+ * runner runs one job on an intake at a time and a node one process, so an
+ * existing temp dir of that name is an attempt killed before it finished. */
+static const char *stage_owner(char out[40])
+{
+    const char *n = ledger_node() && *ledger_node() ? ledger_node() : "local";
+    size_t i;
+    for (i = 0; n[i] && i < 39; i++)
+        out[i] = isalnum((unsigned char)n[i]) || n[i] == '.' || n[i] == '_' || n[i] == '-' ? n[i]
+                                                                                          : '_';
+    out[i] = 0;
+    return out;
+}
+
 /* loaded | rejected -> sealed */
 static int step_seal(struct job *j)
 {
-    struct werr e = {0};
+    struct werr e = {0}, se = {0};
     struct chain_link cl, own;
     char head[SHA256_HEX_LEN];
     bool has_own = false;
@@ -1894,27 +1910,8 @@ static int step_seal(struct job *j)
     size_t nf = 0, nk = 0, pi;
     int lock = -1, r = -1;
     bool ledger_locked = false;
-    char ts[32];
-
-    if ((lock = lock_chain(j->pl->cfg, &e)) < 0)
-        goto fail;
-    if (ledger_chain_lock(j->pl->ledger, true, &e) < 0)
-        goto fail;
-    ledger_locked = true;
-    if (ledger_chain_state(j->pl->ledger, j->in.id, head, &own, &has_own, &e) < 0)
-        goto fail;
-    if (has_own) {
-        /* Crash after the chain append: the bag is in place. */
-        memcpy(tm, own.tagmanifest, SHA256_HEX_LEN);
-        cl = own;
-        goto sealed;
-    }
-    /* A bag left by a crash before the chain append is reused only if it
-     * names the current chain head; otherwise it is rebuilt. */
-    if (access(dir, F_OK) == 0 &&
-        (bag_info_get(dir, "Wharf-Previous-Link", prev, sizeof prev) < 0 || strcmp(prev, head)) &&
-        rmtree(dir, &e) < 0)
-        goto fail;
+    struct bag_stage *stage = NULL;
+    char ts[32], owner[40];
 
     /* The original was written and fsynced by the take step with this hash:
      * the bag links it rather than copying it again. */
@@ -1933,8 +1930,8 @@ static int step_seal(struct job *j)
         const char *csha = json_string_value(json_object_get(cfile, "sha256"));
         if (!bn || !csha || strncmp(bn, "data/", 5) || strchr(bn + 5, '/') ||
             !strcmp(bn, payload_name)) {
-            werr_set(&e, "ledger evidence control_file is malformed");
-            goto fail;
+            werr_set(&se, "ledger evidence control_file is malformed");
+            goto staged;
         }
         paths[np] = xasprintf("%s/control", j->workdir);
         files[nf++] = (struct bag_file){.name = bn, .src_path = paths[np++], .sha256 = csha};
@@ -1946,18 +1943,49 @@ static int step_seal(struct job *j)
         const char *work = json_string_value(json_object_get(pf, "work"));
         const char *name = json_string_value(json_object_get(pf, "bag"));
         if (!work || !name || strchr(work, '/') || strchr(name, '/')) {
-            werr_set(&e, "ledger evidence invalid_rows.files[%zu] is malformed", pi);
-            goto fail;
+            werr_set(&se, "ledger evidence invalid_rows.files[%zu] is malformed", pi);
+            goto staged;
         }
         paths[np] = xasprintf("%s/%s", j->workdir, work);
         if (access(paths[np], F_OK) < 0) {
-            werr_sys(&e, "invalid rows of %s: %s", json_string_value(json_object_get(pf, "part")),
+            werr_sys(&se, "invalid rows of %s: %s", json_string_value(json_object_get(pf, "part")),
                      paths[np]);
             np++;
-            goto fail;
+            goto staged;
         }
         files[nf++] = (struct bag_file){.name = name, .src_path = paths[np++]};
     }
+    /* Everything of the bag that does not name the chain head is written
+     * and made durable before the lock: under it only bag-info.txt and the
+     * tag manifest are filled, and the bag renamed into place (bag.h). */
+    stage = bag_stage(dir, stage_owner(owner), files, nf, &se);
+    if (stage)
+        crash_point("bag_staged");
+staged: /* a failure here (se) counts only if the bag is still to be made */
+    if ((lock = lock_chain(j->pl->cfg, &e)) < 0)
+        goto fail;
+    if (ledger_chain_lock(j->pl->ledger, true, &e) < 0)
+        goto fail;
+    ledger_locked = true;
+    if (ledger_chain_state(j->pl->ledger, j->in.id, head, &own, &has_own, &e) < 0)
+        goto fail;
+    if (has_own) {
+        /* Crash after the chain append: the bag is in place. */
+        memcpy(tm, own.tagmanifest, SHA256_HEX_LEN);
+        cl = own;
+        goto sealed;
+    }
+    if (!stage) {
+        e = se;
+        goto fail;
+    }
+    /* A bag left by a crash before the chain append is reused only if it
+     * names the current chain head; otherwise it is rebuilt. */
+    if (access(dir, F_OK) == 0 &&
+        (bag_info_get(dir, "Wharf-Previous-Link", prev, sizeof prev) < 0 || strcmp(prev, head)) &&
+        rmtree(dir, &e) < 0)
+        goto fail;
+
     format_time_ms(j->in.created_ms, ts);
     received = xstrdup(ts);
     rows = xasprintf("%llu", (unsigned long long)j->in.rows);
@@ -1992,7 +2020,7 @@ static int step_seal(struct job *j)
     if (j->in.replay_of)
         kv[nk++] = (struct bag_kv){"Wharf-Replay-Of", j->in.replay_of};
     kv[nk++] = (struct bag_kv){"Wharf-Previous-Link", head};
-    if (bag_seal(dir, files, nf, kv, nk, tm, &e) < 0)
+    if (bag_finish(stage, kv, nk, tm, &e) < 0)
         goto fail;
     crash_point("bag_sealed");
     if (ledger_chain_append(j->pl->ledger, j->in.id, tm, &cl, &e) < 0)
@@ -2004,6 +2032,8 @@ sealed:
         if (ledger_chain_lock(j->pl->ledger, false, &e) < 0)
             wlog(LOG_WARN, j->p->name, j->in.id, "ledger", NULL, "%s", e.msg);
     }
+    close(lock); /* and this node's other workers */
+    lock = -1;
     free(j->in.bag);
     j->in.bag = xstrdup(dir);
     info_set(j, "bag", json_string(dir));
@@ -2031,6 +2061,7 @@ out:
     }
     if (lock >= 0)
         close(lock);
+    bag_stage_free(stage);
     for (size_t i = 0; i < np; i++)
         free(paths[i]);
     free(paths);

@@ -43,6 +43,24 @@ struct bag_kv {
 
 int bag_seal(const char *dir, const struct bag_file *files, size_t n, const struct bag_kv *info,
              size_t n_info, char tagmanifest_sha[SHA256_HEX_LEN], struct werr *e);
+/* bag_seal in two steps, for a caller that holds a lock only for what
+ * depends on it (the chain head in bag-info.txt): bag_stage builds and
+ * fsyncs, in the temp dir, everything but the content of bag-info.txt and
+ * tagmanifest-sha256.txt (created empty) -- NULL with e on failure.
+ * Its temp dir is "<dir>.tmp-<owner>" when owner is given (letters,
+ * digits, '.', '_', '-'; a leftover of that name, from an attempt killed
+ * before it finished, is removed first: one owner never stages a bag
+ * twice at once), else a fresh mkdtemp name;
+ * bag_finish writes those two and puts the bag in place, as bag_seal's
+ * last steps (an existing dir is verified, as there); bag_stage_free
+ * releases the stage and removes its temp dir unless it was renamed into
+ * place. */
+struct bag_stage;
+struct bag_stage *bag_stage(const char *dir, const char *owner, const struct bag_file *files,
+                            size_t n, struct werr *e);
+int bag_finish(struct bag_stage *s, const struct bag_kv *info, size_t n_info,
+               char tagmanifest_sha[SHA256_HEX_LEN], struct werr *e);
+void bag_stage_free(struct bag_stage *s);
 /* Re-hash every file against both manifests, check Payload-Oxum and that no
  * payload file is missing or unlisted.  0: intact, 1: problems added to rep,
  * -1: could not check (e). tagmanifest_sha receives the tag manifest's hash. */

@@ -471,8 +471,9 @@ static int unlink_in(int dfd, const char *leaf, const char *shown, bool sync, st
     return 0;
 }
 
-/* Delete the done file of d, walked to like the file itself. */
-static int finish_done(const struct profile *p, const struct drop *d, struct werr *e)
+/* Delete the done file of d, walked to like the file itself; its
+ * directory fsynced unless the caller syncs it after (sync false). */
+static int finish_done(const struct profile *p, const struct drop *d, bool sync, struct werr *e)
 {
     const char *leaf;
     char *shown = xasprintf("%s/%s", p->source.path, d->done_path);
@@ -481,11 +482,19 @@ static int finish_done(const struct profile *p, const struct drop *d, struct wer
         r = dfd == -2 ? 0 : -1; /* its directory is gone: so is the done file */
         goto out;
     }
-    r = unlink_in(dfd, leaf, shown, true, e);
+    r = unlink_in(dfd, leaf, shown, sync, e);
     close(dfd);
 out:
     free(shown);
     return r;
+}
+
+/* Are a and b (relative paths) in the same directory? */
+static bool same_dir(const char *a, const char *b)
+{
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+    size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+    return la == lb && !strncmp(a, b, la);
 }
 
 /* The control file of d goes where the file went (deleted or moved); it is
@@ -568,10 +577,10 @@ static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
     struct stat st;
     int dfd = -1, r = -1;
     /* With a done or control file to go as well, the file's directory is
-     * fsynced once after all of them (in the same directory the done
-     * file's own fsync has covered it; this one is then cheap): the order
-     * of the unlinks does not matter, finish runs again after a crash until
-     * the ledger says done, and that commit comes after every fsync here. */
+     * fsynced once after all of them (a done file in the same directory
+     * gets no fsync of its own: that one covers it): the order of the
+     * unlinks does not matter, finish runs again after a crash until the
+     * ledger says done, and that commit comes after every fsync here. */
     bool later = d->done_path || d->control_path, deleted = false;
 
     if (p->source.after == AFTER_LEAVE) {
@@ -592,7 +601,7 @@ static int spool_finish(struct source *s, const struct drop *d, struct werr *e)
             goto out;
         deleted = p->source.after == AFTER_DELETE && later;
     }
-    if (d->done_path && finish_done(p, d, e) < 0)
+    if (d->done_path && finish_done(p, d, !(deleted && same_dir(d->path, d->done_path)), e) < 0)
         goto out;
     if (d->control_path && finish_control(p, d, e) < 0)
         goto out;

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Crash at every state boundary (and inside a batch of claims): wharf SIGKILLs itself (WHARF_TEST_CRASH) at
+# Crash at every state boundary (and inside a batch of claims, and between
+# staging a bag and finishing it under the chain lock): wharf SIGKILLs itself (WHARF_TEST_CRASH) at
 # each point in turn, is restarted, and must end with every valid file loaded
 # exactly once (rows per intake in the target equal the ledger), every invalid
 # file rejected once, nothing stuck, `wharf verify` clean and the ledger
 # passing PRAGMA integrity_check.
 . "$WHARF_SOURCE_DIR/tests/lib/common.sh"
 
-POINTS="claiming claimed fetched taken inspected validated target_committed loaded rejected bag_sealed chain_appended sealed done"
+POINTS="claiming claimed fetched taken inspected validated target_committed loaded rejected bag_staged bag_sealed chain_appended sealed done"
 orders_schema
 base=$T
 rounds=0
@@ -39,12 +40,15 @@ for point in $POINTS; do
   ledger_rows=$("$WHARF" intakes --json | python3 -c 'import json,sys; print(sum(i["rows"] for i in json.load(sys.stdin)))')
   integrity=$(sqlite3 var/ledger.db 'pragma integrity_check')
   v_ok=0; "$WHARF" verify >/dev/null 2>&1 && v_ok=1
+  # a bag's temp dir left by the kill is removed when the bag is made again
+  temps=$(find var/archive -name '*.tmp-*' 2>/dev/null | wc -l)
   if [ "$states" = "done/loaded=2 done/rejected=1 " ] && [ "$loaded_rows" = 120 ] &&
-     [ "$per_intake" = 2 ] && [ "$ledger_rows" = 120 ] && [ "$integrity" = ok ] && [ "$v_ok" = 1 ]; then
+     [ "$per_intake" = 2 ] && [ "$ledger_rows" = 120 ] && [ "$integrity" = ok ] && [ "$v_ok" = 1 ] &&
+     [ "$temps" = 0 ]; then
     ok "crash at $point (first run exit $rc): loaded once, rejected once, verify ok"
   else
     violations=$((violations + 1))
-    bad "crash at $point: states='$states' rows=$loaded_rows per_intake=$per_intake ledger_rows=$ledger_rows integrity=$integrity verify=$v_ok"
+    bad "crash at $point: states='$states' rows=$loaded_rows per_intake=$per_intake ledger_rows=$ledger_rows integrity=$integrity verify=$v_ok temp_dirs=$temps"
   fi
   cd "$base" || exit 1
 done

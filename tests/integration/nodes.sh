@@ -41,7 +41,9 @@ c = sqlite3.connect("var/warehouse.db", isolation_level=None, timeout=30)
 c.execute("BEGIN EXCLUSIVE"); open("locked", "w").close(); time.sleep(float(sys.argv[1])); c.execute("ROLLBACK")
 EOP
   lockpid=$!
-  for _ in $(seq 1 100); do [ -e locked ] && break; sleep 0.05; done
+  # python's start is slow on a loaded machine (5 s was seen to be short)
+  for _ in $(seq 1 300); do [ -e locked ] && break; sleep 0.1; done
+  [ -e locked ] || bad "the target was not locked in 30 s"
 }
 orders_csv var/drop/acme/b.csv 100 5; touch var/drop/acme/b.csv.done
 lock_target 14
