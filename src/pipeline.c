@@ -1883,8 +1883,8 @@ static const char *stage_owner(char out[40])
     const char *n = ledger_node() && *ledger_node() ? ledger_node() : "local";
     size_t i;
     for (i = 0; n[i] && i < 39; i++)
-        out[i] = isalnum((unsigned char)n[i]) || n[i] == '.' || n[i] == '_' || n[i] == '-' ? n[i]
-                                                                                          : '_';
+        out[i] =
+            isalnum((unsigned char)n[i]) || n[i] == '.' || n[i] == '_' || n[i] == '-' ? n[i] : '_';
     out[i] = 0;
     return out;
 }

@@ -182,6 +182,8 @@ static const char *const migrations[] = {
 
 #define CHAIN_COLS "seq, intake, tagmanifest, prev, link, time_ms"
 
+#define STMT_CACHE 16
+
 struct sq {
     sqlite3 *db;
     char *path;
@@ -191,6 +193,13 @@ struct sq {
     sqlite3_stmt *put; /* bulk copy: the INSERT of put_table */
     const struct ledger_table *put_table;
     bool relaxed; /* synchronous=NORMAL in force (ledger_set_durable) */
+    /* the per-intake queries of the pipeline (get, update, the chain's),
+     * prepared once: prep_c / release */
+    struct {
+        sqlite3_stmt *st;
+        bool busy;
+    } cache[STMT_CACHE];
+    size_t ncache;
 };
 
 static const char *const zero_link =
@@ -215,6 +224,43 @@ static void done(sqlite3_stmt *st)
 {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+}
+
+/* prep for a statement run once per intake or more: the one prepared
+ * earlier for the same SQL text when it is not in use, else a new one kept
+ * for next time (while there is room).  Give it back with release, never
+ * sqlite3_finalize.  A prepare costs more than most of these statements'
+ * runs (sqlite3Parser in the profile of 10,000 small files). */
+static int prep_c(struct sq *s, sqlite3_stmt **st, const char *sql, struct werr *e)
+{
+    for (size_t i = 0; i < s->ncache; i++)
+        if (!s->cache[i].busy && !strcmp(sqlite3_sql(s->cache[i].st), sql)) {
+            s->cache[i].busy = true;
+            *st = s->cache[i].st;
+            return 0;
+        }
+    if (prep(s, st, sql, true, e) < 0)
+        return -1;
+    if (s->ncache < STMT_CACHE) {
+        s->cache[s->ncache].st = *st;
+        s->cache[s->ncache++].busy = true;
+    }
+    return 0;
+}
+
+/* Gives back a statement of prep_c (reset for its next use); NULL is a
+ * no-op. */
+static void release(struct sq *s, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < s->ncache; i++)
+        if (s->cache[i].st == st) {
+            done(st);
+            s->cache[i].busy = false;
+            return;
+        }
+    sqlite3_finalize(st);
 }
 
 /* Steps a statement that returns no rows to completion and resets it. */
@@ -392,6 +438,8 @@ static void sq_free(struct sq *s)
     sqlite3_finalize(s->transition);
     sqlite3_finalize(s->sighting);
     sqlite3_finalize(s->put);
+    for (size_t i = 0; i < s->ncache; i++)
+        sqlite3_finalize(s->cache[i].st);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -669,11 +717,11 @@ static int sq_update(struct ledger *l, const struct intake *in, struct werr *e)
     char *info = dump(in->info);
     int r = -1;
 
-    if (prep(s, &st,
-             "UPDATE intakes SET sha256 = ?2, outcome = ?3, attempts = ?4, next_attempt_ms = ?5, "
-             "last_error = ?6, \"rows\" = ?7, bag = ?8, replay_of = ?9, replayed_by = ?10, "
-             "info = ?11, updated_ms = ?12 WHERE id = ?1",
-             false, e) < 0)
+    if (prep_c(s, &st,
+               "UPDATE intakes SET sha256 = ?2, outcome = ?3, attempts = ?4, next_attempt_ms = ?5, "
+               "last_error = ?6, \"rows\" = ?7, bag = ?8, replay_of = ?9, replayed_by = ?10, "
+               "info = ?11, updated_ms = ?12 WHERE id = ?1",
+               e) < 0)
         goto out;
     sqlite3_bind_text(st, 1, in->id, -1, SQLITE_STATIC);
     bind_str(st, 2, in->sha256[0] ? in->sha256 : NULL);
@@ -695,7 +743,7 @@ static int sq_update(struct ledger *l, const struct intake *in, struct werr *e)
     }
     r = 0;
 out:
-    sqlite3_finalize(st);
+    release(s, st);
     free(info);
     return r;
 }
@@ -783,10 +831,10 @@ static int sq_get(struct ledger *l, const char *id, struct intake *out, struct w
         key[i] = (char)toupper((unsigned char)id[i]);
     key[n] = 0;
     snprintf(upper, sizeof upper, "%s~", key); /* '~' sorts after every id character */
-    if (prep(s, &st,
-             "SELECT " INTAKE_COLS " FROM intakes WHERE id >= ?1 AND id < ?2 "
-             "ORDER BY id LIMIT 2",
-             false, e) < 0)
+    if (prep_c(s, &st,
+               "SELECT " INTAKE_COLS " FROM intakes WHERE id >= ?1 AND id < ?2 "
+               "ORDER BY id LIMIT 2",
+               e) < 0)
         return -1;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, upper, -1, SQLITE_STATIC);
@@ -815,7 +863,7 @@ static int sq_get(struct ledger *l, const char *id, struct intake *out, struct w
     }
     r = 1;
 out:
-    sqlite3_finalize(st);
+    release(s, st);
     return r;
 }
 
@@ -1149,7 +1197,7 @@ static int sq_chain_append(struct ledger *l, const char *id, const char *tagmani
     }
     if (tx_begin(s, e) < 0)
         return -1;
-    if (prep(s, &st, "SELECT " CHAIN_COLS " FROM chain WHERE intake = ?1", false, e) < 0)
+    if (prep_c(s, &st, "SELECT " CHAIN_COLS " FROM chain WHERE intake = ?1", e) < 0)
         goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -1162,11 +1210,11 @@ static int sq_chain_append(struct ledger *l, const char *id, const char *tagmani
         fail(s, e, rc, "chain");
         goto out;
     }
-    sqlite3_finalize(st);
+    release(s, st);
     st = NULL;
 
     memset(&cl, 0, sizeof cl);
-    if (prep(s, &st, "SELECT seq, link FROM chain ORDER BY seq DESC LIMIT 1", false, e) < 0)
+    if (prep_c(s, &st, "SELECT seq, link FROM chain ORDER BY seq DESC LIMIT 1", e) < 0)
         goto out;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -1179,17 +1227,17 @@ static int sq_chain_append(struct ledger *l, const char *id, const char *tagmani
         fail(s, e, rc, "chain");
         goto out;
     }
-    sqlite3_finalize(st);
+    release(s, st);
     st = NULL;
     snprintf(cl.intake, sizeof cl.intake, "%s", id);
     memcpy(cl.tagmanifest, tagmanifest, SHA256_HEX_LEN);
     chain_link_compute(cl.prev, cl.tagmanifest, cl.link);
     cl.time_ms = now_ms();
 
-    if (prep(s, &st,
-             "INSERT INTO chain (seq, intake, tagmanifest, prev, link, time_ms) "
-             "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-             false, e) < 0)
+    if (prep_c(s, &st,
+               "INSERT INTO chain (seq, intake, tagmanifest, prev, link, time_ms) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+               e) < 0)
         goto out;
     sqlite3_bind_int64(st, 1, cl.seq);
     sqlite3_bind_text(st, 2, cl.intake, -1, SQLITE_STATIC);
@@ -1202,7 +1250,7 @@ static int sq_chain_append(struct ledger *l, const char *id, const char *tagmani
     *out = cl;
     r = 0;
 out:
-    sqlite3_finalize(st);
+    release(s, st);
     if (r == 0 && tx_commit(s, e) < 0)
         r = -1;
     if (r < 0)
@@ -1219,7 +1267,7 @@ static int sq_chain_state(struct ledger *l, const char *id, char head[SHA256_HEX
 
     *has_own = false;
     memcpy(head, zero_link, SHA256_HEX_LEN);
-    if (prep(s, &st, "SELECT link FROM chain ORDER BY seq DESC LIMIT 1", false, e) < 0)
+    if (prep_c(s, &st, "SELECT link FROM chain ORDER BY seq DESC LIMIT 1", e) < 0)
         goto out;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -1228,9 +1276,9 @@ static int sq_chain_state(struct ledger *l, const char *id, char head[SHA256_HEX
         fail(s, e, rc, "chain");
         goto out;
     }
-    sqlite3_finalize(st);
+    release(s, st);
     st = NULL;
-    if (prep(s, &st, "SELECT " CHAIN_COLS " FROM chain WHERE intake = ?1", false, e) < 0)
+    if (prep_c(s, &st, "SELECT " CHAIN_COLS " FROM chain WHERE intake = ?1", e) < 0)
         goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -1243,7 +1291,7 @@ static int sq_chain_state(struct ledger *l, const char *id, char head[SHA256_HEX
     }
     r = 0;
 out:
-    sqlite3_finalize(st);
+    release(s, st);
     return r;
 }
 

@@ -593,8 +593,8 @@ struct bag_stage *bag_stage(const char *dir, const char *owner, const struct bag
         goto out;
     entries_add(&s->tags, "bagit.txt", hex, size, true);
     text = manifest_text(&s->payload);
-    if (write_file(s->tmp, "manifest-sha256.txt", NULL, text, strlen(text), hex, &size, &pend,
-                   e) < 0)
+    if (write_file(s->tmp, "manifest-sha256.txt", NULL, text, strlen(text), hex, &size, &pend, e) <
+        0)
         goto out;
     entries_add(&s->tags, "manifest-sha256.txt", hex, size, true);
     if ((s->info_fd = create_empty(s->tmp, "bag-info.txt", e)) < 0 ||
@@ -650,8 +650,8 @@ int bag_finish(struct bag_stage *s, const struct bag_kv *info, size_t n_info,
     free(text);
     entries_sort(&s->tags);
     text = manifest_text(&s->tags);
-    if (fill(s->tm_fd, s->tmp, "tagmanifest-sha256.txt", text, strlen(text), tagmanifest_sha,
-             &size, e) < 0)
+    if (fill(s->tm_fd, s->tmp, "tagmanifest-sha256.txt", text, strlen(text), tagmanifest_sha, &size,
+             e) < 0)
         goto out;
     close(s->info_fd);
     close(s->tm_fd);
