@@ -581,11 +581,16 @@ static void crash_inside_claims(size_t i)
 }
 
 /* Make a transition; 0 when done, -1 when the ledger failed or someone else
- * moved the intake (both end this advance). */
-static int move(struct job *j, enum intake_state to, const char *kind, json_t *detail)
+ * moved the intake (both end this advance).  With saving, j->in's fields
+ * are written with it, in the same transaction (save, then move, in one
+ * commit). */
+static int move_as(struct job *j, bool saving, enum intake_state to, const char *kind,
+                   json_t *detail)
 {
     struct werr e;
-    int r = ledger_transition(j->pl->ledger, j->in.id, j->in.state, to, kind, detail, &e);
+    int r = saving
+                ? ledger_transition_update(j->pl->ledger, &j->in, j->in.state, to, kind, detail, &e)
+                : ledger_transition(j->pl->ledger, j->in.id, j->in.state, to, kind, detail, &e);
     if (r < 0) {
         wlog(LOG_ERROR, j->p->name, j->in.id, "ledger", NULL, "%s", e.msg);
         return -1;
@@ -598,6 +603,16 @@ static int move(struct job *j, enum intake_state to, const char *kind, json_t *d
     j->in.state = to;
     crash_point(kind);
     return 0;
+}
+
+static int move(struct job *j, enum intake_state to, const char *kind, json_t *detail)
+{
+    return move_as(j, false, to, kind, detail);
+}
+
+static int save_move(struct job *j, enum intake_state to, const char *kind, json_t *detail)
+{
+    return move_as(j, true, to, kind, detail);
 }
 
 static int save(struct job *j)
@@ -944,11 +959,9 @@ static int step_take(struct job *j)
         goto fail;
     }
     memcpy(j->in.sha256, sha, SHA256_HEX_LEN);
-    if (save(j) < 0)
-        return -1;
     wlog(LOG_INFO, j->p->name, j->in.id, "taken", NULL, "%s sha256 %s", j->in.name, sha);
-    return move(j, ST_TAKEN, "taken",
-                json_pack("{s:s,s:I}", "sha256", sha, "bytes", (json_int_t)j->in.size));
+    return save_move(j, ST_TAKEN, "taken",
+                     json_pack("{s:s,s:I}", "sha256", sha, "bytes", (json_int_t)j->in.size));
 fail:
     step_failed(j, &e);
     return -1;
@@ -1147,10 +1160,9 @@ static int step_check_outbound(struct job *j)
              "%s breaks the profile's format: not delivered to any partner", j->in.name);
         return reject(j, "validation");
     }
-    if (save(j) < 0)
-        return -1;
-    return move(j, ST_VALIDATED, "validated",
-                json_pack("{s:I,s:I}", "records", (json_int_t)records, "invalid", (json_int_t)0));
+    return save_move(
+        j, ST_VALIDATED, "validated",
+        json_pack("{s:I,s:I}", "records", (json_int_t)records, "invalid", (json_int_t)0));
 fail:
     step_failed(j, &e);
     return -1;
@@ -1379,9 +1391,7 @@ static int step_inspect(struct job *j)
         goto fail;
     if (r == 1)
         return reject(j, "inspection");
-    if (save(j) < 0)
-        return -1;
-    return move(j, ST_INSPECTED, "inspected", inspection_json(&j->insp));
+    return save_move(j, ST_INSPECTED, "inspected", inspection_json(&j->insp));
 fail:
     step_failed(j, &e);
     return -1;
@@ -1783,13 +1793,11 @@ static int step_load(struct job *j)
         goto fail;
     if (j->rep.total && write_report(j, NULL, &e) < 0)
         goto fail;
-    if (save(j) < 0)
-        return -1;
     wlog(LOG_INFO, j->p->name, j->in.id, "loaded",
          json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid", (json_int_t)invalid),
          "%s: %llu rows loaded%s", j->in.name, (unsigned long long)j->rows,
          invalid ? " (invalid rows parked in the bag)" : "");
-    return move(
+    return save_move(
         j, ST_LOADED, "loaded",
         json_pack("{s:I,s:I}", "rows", (json_int_t)j->rows, "invalid", (json_int_t)invalid));
 fail:
@@ -2040,15 +2048,14 @@ sealed:
     info_set(j, "chain_link", json_string(cl.link));
     info_set(j, "tagmanifest_sha256", json_string(tm));
     info_set(j, "sealed_ms", json_integer((json_int_t)now_ms()));
-    if (save(j) < 0)
-        goto out;
     wlog(LOG_INFO, j->p->name, j->in.id, "sealed", NULL, "%s sealed in %s (link %.16s...)",
          j->in.name, dir, cl.link);
     /* Durable: after this the source file may be deleted. */
     if (ledger_set_durable(j->pl->ledger, true, &e) < 0)
         goto fail;
-    r = move(j, ST_SEALED, "sealed",
-             json_pack("{s:s,s:s,s:s}", "bag", dir, "tagmanifest_sha256", tm, "link", cl.link));
+    r = save_move(
+        j, ST_SEALED, "sealed",
+        json_pack("{s:s,s:s,s:s}", "bag", dir, "tagmanifest_sha256", tm, "link", cl.link));
     ledger_set_durable(j->pl->ledger, false, &e);
     goto out;
 fail:

@@ -152,6 +152,9 @@ struct ledger_ops {
                        void (*between)(size_t i), struct werr *e);
     int (*transition)(struct ledger *l, const char *id, enum intake_state from,
                       enum intake_state to, const char *kind, json_t *detail, struct werr *e);
+    int (*transition_update)(struct ledger *l, const struct intake *in, enum intake_state from,
+                             enum intake_state to, const char *kind, json_t *detail,
+                             struct werr *e);
     int (*update)(struct ledger *l, const struct intake *in, struct werr *e);
     int (*event)(struct ledger *l, const char *id, const char *kind, json_t *detail,
                  struct werr *e);
@@ -249,6 +252,16 @@ static inline int ledger_transition(struct ledger *l, const char *id, enum intak
                                     struct werr *e)
 {
     return l->ops->transition(l, id, from, to, kind, detail, e);
+}
+/* ledger_update of in's mutable fields and ledger_transition of in->id in
+ * one transaction: the fields are written only when the intake moved (1);
+ * 0 and -1 as ledger_transition, nothing written.  One commit where a step
+ * made two. */
+static inline int ledger_transition_update(struct ledger *l, const struct intake *in,
+                                           enum intake_state from, enum intake_state to,
+                                           const char *kind, json_t *detail, struct werr *e)
+{
+    return l->ops->transition_update(l, in, from, to, kind, detail, e);
 }
 /* Writes the mutable fields (sha256, attempts, next attempt, last error,
  * rows, bag, outcome, info, replay links) of an intake. */

@@ -157,11 +157,15 @@ static const char *const migrations[] = {
     "INSERT INTO actions (time_ms, actor, action, profile, intake, ok, result) "
     "SELECT (extract(epoch FROM (x.e->>'time')::timestamptz) * 1000)::bigint, "
     "COALESCE(x.e->>'user', '?'), COALESCE(x.e->>'action', '?'), x.e->>'profile', "
-    "x.e->>'intake', " LEGACY_OK("x.e->>'result'") ", x.e->>'result' "
-    "FROM kv, jsonb_array_elements(kv.value::jsonb) WITH ORDINALITY AS x(e, n) "
-    "WHERE kv.key = 'console:actions' AND x.e->>'time' IS NOT NULL ORDER BY x.n; "
-    "DELETE FROM kv WHERE key = 'console:actions'; "
-    "EXCEPTION WHEN others THEN RAISE WARNING 'console:actions left in kv: %', SQLERRM; END $$;",
+    "x.e->>'intake', " LEGACY_OK(
+        "x.e->>'result'") ", x.e->>'result' "
+                          "FROM kv, jsonb_array_elements(kv.value::jsonb) WITH ORDINALITY AS x(e, "
+                          "n) "
+                          "WHERE kv.key = 'console:actions' AND x.e->>'time' IS NOT NULL ORDER BY "
+                          "x.n; "
+                          "DELETE FROM kv WHERE key = 'console:actions'; "
+                          "EXCEPTION WHEN others THEN RAISE WARNING 'console:actions left in kv: "
+                          "%', SQLERRM; END $$;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -577,8 +581,13 @@ out:
 }
 
 /* As sq_transition: compare-and-set with its event in one transaction. */
-static int pg_transition(struct ledger *l, const char *id, enum intake_state from,
-                         enum intake_state to, const char *kind, json_t *detail, struct werr *e)
+static int update_row(struct lpg *g, const struct intake *in, struct werr *e);
+
+/* The transition, with in's mutable fields (update_row) when in is given:
+ * written only when moved, in the same transaction. */
+static int transition_tx(struct ledger *l, const char *id, const struct intake *in,
+                         enum intake_state from, enum intake_state to, const char *kind,
+                         json_t *detail, struct werr *e)
 {
     struct lpg *g = l->impl;
     char *dj = dump(detail);
@@ -615,7 +624,8 @@ static int pg_transition(struct ledger *l, const char *id, enum intake_state fro
         r = tx_commit(g, e) < 0 ? -1 : 0;
         goto out;
     }
-    if (put_event(g, id, t, kind ? kind : state_name(to), dj, e) < 0 || tx_commit(g, e) < 0)
+    if ((in && update_row(g, in, e) < 0) ||
+        put_event(g, id, t, kind ? kind : state_name(to), dj, e) < 0 || tx_commit(g, e) < 0)
         goto out;
     r = 1;
 out:
@@ -626,16 +636,26 @@ out:
     return r;
 }
 
-static int pg_update(struct ledger *l, const struct intake *in, struct werr *e)
+static int pg_transition(struct ledger *l, const char *id, enum intake_state from,
+                         enum intake_state to, const char *kind, json_t *detail, struct werr *e)
 {
-    struct lpg *g = l->impl;
+    return transition_tx(l, id, NULL, from, to, kind, detail, e);
+}
+
+static int pg_transition_update(struct ledger *l, const struct intake *in, enum intake_state from,
+                                enum intake_state to, const char *kind, json_t *detail,
+                                struct werr *e)
+{
+    return transition_tx(l, in->id, in, from, to, kind, detail, e);
+}
+
+static int update_row(struct lpg *g, const struct intake *in, struct werr *e)
+{
     char *info = dump(in->info);
     char att[16], next[24], rows[24], ts[24];
     PGresult *res;
     int r = -1;
 
-    if (alive(g, e) < 0)
-        goto out;
     snprintf(att, sizeof att, "%d", in->attempts);
     snprintf(next, sizeof next, "%" PRId64, in->next_attempt_ms);
     snprintf(rows, sizeof rows, "%" PRIu64, in->rows);
@@ -667,6 +687,12 @@ static int pg_update(struct ledger *l, const struct intake *in, struct werr *e)
 out:
     free(info);
     return r;
+}
+
+static int pg_update(struct ledger *l, const struct intake *in, struct werr *e)
+{
+    struct lpg *g = l->impl;
+    return alive(g, e) < 0 ? -1 : update_row(g, in, e);
 }
 
 static int pg_event(struct ledger *l, const char *id, const char *kind, json_t *detail,
@@ -1163,9 +1189,8 @@ static int pg_kv_mark(struct ledger *l, const char *key, const char *value, cons
     const char *p[] = {key, value, unless};
     PGresult *res;
     int r;
-    if (alive(g, e) < 0 ||
-        !(res = q(g, LEDGER_KV_MARK_SQL("$1", "$2", "$3::text") " RETURNING 1", 3, p, "kv mark",
-                  e)))
+    if (alive(g, e) < 0 || !(res = q(g, LEDGER_KV_MARK_SQL("$1", "$2", "$3::text") " RETURNING 1",
+                                     3, p, "kv mark", e)))
         return -1;
     r = PQntuples(res) > 0;
     PQclear(res);
@@ -1265,11 +1290,10 @@ static int pg_lease_renew(struct ledger *l, const char *node, int64_t until, uin
     PGresult *res;
     snprintf(us, sizeof us, "%" PRId64, until);
     const char *p[] = {node, us};
-    if (alive(g, e) < 0 ||
-        !(res = q(g,
-                  "UPDATE intakes SET lease_until_ms = $2 WHERE node = $1 "
-                  "AND state NOT IN ('done', 'failed')",
-                  2, p, "lease renew", e)))
+    if (alive(g, e) < 0 || !(res = q(g,
+                                     "UPDATE intakes SET lease_until_ms = $2 WHERE node = $1 "
+                                     "AND state NOT IN ('done', 'failed')",
+                                     2, p, "lease renew", e)))
         return -1;
     if (n)
         *n = (uint64_t)changed(res);
@@ -1299,19 +1323,20 @@ static int pg_lease_takeover(struct ledger *l, const char *node, const char *pro
     if (tx_begin(g, e) < 0)
         return -1;
     if (!(res = q(g,
-                  "WITH c AS (SELECT id, node AS old FROM intakes WHERE "
-                  LEDGER_TAKEOVER_WHERE("$1::bigint")
-                  "AND ($5::text IS NULL OR profile = ANY (string_to_array($5::text, ','))) "
-                  "ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
-                  "UPDATE intakes i SET node = $2, lease_until_ms = $3 FROM c WHERE i.id = c.id "
-                  "RETURNING i.id, c.old",
+                  "WITH c AS (SELECT id, node AS old FROM intakes WHERE " LEDGER_TAKEOVER_WHERE(
+                      "$1::bigint") "AND ($5::text IS NULL OR profile = ANY "
+                                    "(string_to_array($5::text, ','))) "
+                                    "ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+                                    "UPDATE intakes i SET node = $2, lease_until_ms = $3 FROM c "
+                                    "WHERE i.id = c.id "
+                                    "RETURNING i.id, c.old",
                   5, p, "takeover", e)))
         goto out;
     n = PQntuples(res);
     for (i = 0; i < n; i++) {
         const char *from = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
-        json_t *dj = json_pack("{s:s,s:o}", "node", node, "from",
-                               from ? json_string(from) : json_null());
+        json_t *dj =
+            json_pack("{s:s,s:o}", "node", node, "from", from ? json_string(from) : json_null());
         char *detail = dump(dj);
         int ev = put_event(g, PQgetvalue(res, i, 0), now, "takeover", detail, e);
         json_decref(dj);
@@ -1364,7 +1389,8 @@ static int pg_action_add(struct ledger *l, const struct action *a, struct werr *
     struct lpg *g = l->impl;
     char ts[24];
     snprintf(ts, sizeof ts, "%" PRId64, a->time_ms ? a->time_ms : now_ms());
-    const char *p[] = {ts, a->actor, a->action, a->profile, a->intake, a->ok ? "1" : "0", a->result};
+    const char *p[] = {ts,        a->actor,          a->action, a->profile,
+                       a->intake, a->ok ? "1" : "0", a->result};
     if (alive(g, e) < 0)
         return -1;
     return x(g,
@@ -1461,8 +1487,8 @@ static int pg_rows(struct ledger *l, const struct ledger_table *t, ledger_row_fn
     struct lpg *g = l->impl;
     const char **vals = xcalloc((size_t)t->ncols, sizeof *vals);
     char *cols = ledger_col_list(t);
-    char *sql = xasprintf("DECLARE wharf_rows NO SCROLL CURSOR FOR SELECT %s FROM \"%s\"", cols,
-                          t->name);
+    char *sql =
+        xasprintf("DECLARE wharf_rows NO SCROLL CURSOR FOR SELECT %s FROM \"%s\"", cols, t->name);
     int r = -1, stop = 0;
 
     if (x(g, sql, 0, NULL, t->name, e) < 0)
@@ -1555,7 +1581,8 @@ static int pg_put_row(struct ledger *l, const struct ledger_table *t, const char
         return 0;
     }
     if (!g->copying) {
-        char *cols = ledger_col_list(t), *sql = xasprintf("COPY \"%s\" (%s) FROM STDIN", t->name, cols);
+        char *cols = ledger_col_list(t),
+             *sql = xasprintf("COPY \"%s\" (%s) FROM STDIN", t->name, cols);
         PGresult *res = PQexec(g->c, sql);
         free(cols);
         free(sql);
@@ -1650,6 +1677,7 @@ static const struct ledger_ops pg_ops = {
     .set_durable = pg_set_durable,
     .claim = pg_claim,
     .transition = pg_transition,
+    .transition_update = pg_transition_update,
     .update = pg_update,
     .event = pg_event,
     .get = pg_get,

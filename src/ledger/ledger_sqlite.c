@@ -660,59 +660,14 @@ fail:
 }
 
 /*
- * Compare-and-set of the state, with its event, in one IMMEDIATE
- * transaction.  Moving to failed records where the intake stopped
- * (failed_from); moving to sealed stamps sealed_ms.  kind defaults to the
- * new state's name.  detail is stolen.
- */
-static int sq_transition(struct ledger *l, const char *id, enum intake_state from,
-                         enum intake_state to, const char *kind, json_t *detail, struct werr *e)
-{
-    struct sq *s = l->impl;
-    sqlite3_stmt *st = s->transition;
-    char *dj = dump(detail);
-    int64_t t = now_ms();
-    int r = -1;
-
-    json_decref(detail);
-    if ((int)from < 0 || from >= ST__COUNT || (int)to < 0 || to >= ST__COUNT) {
-        werr_set(e, "%s: transition: bad state", id);
-        goto out;
-    }
-    if (tx_begin(s, e) < 0)
-        goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, state_name(from), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, state_name(to), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, t);
-    bind_str(st, 5, ledger_node());
-    sqlite3_bind_int64(st, 6, t + ledger_lease_ms());
-    if (run(s, st, "transition", e) < 0)
-        goto out;
-    if (sqlite3_changes(s->db) != 1) {
-        r = tx_commit(s, e) < 0 ? -1 : 0;
-        goto out;
-    }
-    if (put_event(s, id, t, kind ? kind : state_name(to), dj, e) < 0 || tx_commit(s, e) < 0)
-        goto out;
-    r = 1;
-out:
-    if (r < 0)
-        tx_rollback(s);
-    free(dj);
-    return r;
-}
-
-/*
  * Writes the mutable fields exactly as they are in *in (so: get, change,
  * update): sha256 ("" stores NULL), outcome, attempts, next_attempt_ms,
  * last_error, rows, bag, replay_of, replayed_by and info.  The state only
  * changes through transition; sealed_ms is stamped by the transition to
  * sealed.  Returns 0, or -1 on error (an unknown id is an error).
  */
-static int sq_update(struct ledger *l, const struct intake *in, struct werr *e)
+static int update_row(struct sq *s, const struct intake *in, struct werr *e)
 {
-    struct sq *s = l->impl;
     sqlite3_stmt *st = NULL;
     char *info = dump(in->info);
     int r = -1;
@@ -746,6 +701,71 @@ out:
     release(s, st);
     free(info);
     return r;
+}
+
+static int sq_update(struct ledger *l, const struct intake *in, struct werr *e)
+{
+    return update_row(l->impl, in, e);
+}
+
+/*
+ * Compare-and-set of the state, with its event (and, with in, the mutable
+ * fields of update_row, written only when moved), in one IMMEDIATE
+ * transaction.  Moving to failed records where the intake stopped
+ * (failed_from); moving to sealed stamps sealed_ms.  kind defaults to the
+ * new state's name.  detail is stolen.
+ */
+static int transition_tx(struct ledger *l, const char *id, const struct intake *in,
+                         enum intake_state from, enum intake_state to, const char *kind,
+                         json_t *detail, struct werr *e)
+{
+    struct sq *s = l->impl;
+    sqlite3_stmt *st = s->transition;
+    char *dj = dump(detail);
+    int64_t t = now_ms();
+    int r = -1;
+
+    json_decref(detail);
+    if ((int)from < 0 || from >= ST__COUNT || (int)to < 0 || to >= ST__COUNT) {
+        werr_set(e, "%s: transition: bad state", id);
+        goto out;
+    }
+    if (tx_begin(s, e) < 0)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, state_name(from), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, state_name(to), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, t);
+    bind_str(st, 5, ledger_node());
+    sqlite3_bind_int64(st, 6, t + ledger_lease_ms());
+    if (run(s, st, "transition", e) < 0)
+        goto out;
+    if (sqlite3_changes(s->db) != 1) {
+        r = tx_commit(s, e) < 0 ? -1 : 0;
+        goto out;
+    }
+    if ((in && update_row(s, in, e) < 0) ||
+        put_event(s, id, t, kind ? kind : state_name(to), dj, e) < 0 || tx_commit(s, e) < 0)
+        goto out;
+    r = 1;
+out:
+    if (r < 0)
+        tx_rollback(s);
+    free(dj);
+    return r;
+}
+
+static int sq_transition(struct ledger *l, const char *id, enum intake_state from,
+                         enum intake_state to, const char *kind, json_t *detail, struct werr *e)
+{
+    return transition_tx(l, id, NULL, from, to, kind, detail, e);
+}
+
+static int sq_transition_update(struct ledger *l, const struct intake *in, enum intake_state from,
+                                enum intake_state to, const char *kind, json_t *detail,
+                                struct werr *e)
+{
+    return transition_tx(l, in->id, in, from, to, kind, detail, e);
 }
 
 /* A standalone event (retry scheduled, duplicate skipped, ...); detail is
@@ -1880,6 +1900,7 @@ static const struct ledger_ops sqlite_ops = {
     .claim = sq_claim,
     .claim_batch = sq_claim_batch,
     .transition = sq_transition,
+    .transition_update = sq_transition_update,
     .update = sq_update,
     .event = sq_event,
     .get = sq_get,

@@ -571,6 +571,43 @@ static void test_transition_cas(void **state)
     intake_clear(&in);
 }
 
+/* One transaction for a step's save and move: the fields are written only
+ * when the intake moved. */
+static void test_transition_update(void **state)
+{
+    struct fx *f = *state;
+    struct werr e = {0};
+    struct evlog g = {0};
+    struct intake in;
+    char id[ID_LEN];
+
+    assert_int_equal(claim(f->l, "acme", "y.csv", 5, 5, id), 1);
+    assert_int_equal(ledger_get(f->l, id, &in, &e), 1);
+    snprintf(in.sha256, sizeof in.sha256, "%064d", 7);
+    in.rows = 42;
+    in.info = json_pack("{s:s}", "bag", "b1");
+    assert_int_equal(ledger_transition_update(f->l, &in, ST_FOUND, ST_TAKEN, "taken",
+                                              json_pack("{s:i}", "bytes", 5), &e),
+                     1);
+    /* not moved (wrong from): nothing of in is written */
+    in.rows = 99;
+    json_object_set_new(in.info, "bag", json_string("stale"));
+    assert_int_equal(
+        ledger_transition_update(f->l, &in, ST_FOUND, ST_INSPECTED, "inspected", NULL, &e), 0);
+    intake_clear(&in);
+
+    assert_int_equal(ledger_get(f->l, id, &in, &e), 1);
+    assert_int_equal(in.state, ST_TAKEN);
+    assert_int_equal(in.rows, 42);
+    assert_string_equal(json_string_value(json_object_get(in.info, "bag")), "b1");
+    assert_int_equal(strlen(in.sha256), 64);
+    intake_clear(&in);
+    assert_int_equal(ledger_events(f->l, id, log_event, &g, &e), 0);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.kinds[1], "taken");
+    assert_string_equal(g.details[1], "{\"bytes\":5}");
+}
+
 /* ---- update / get ---- */
 
 static void test_update_get(void **state)
@@ -1602,6 +1639,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transition_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transition_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_callback_writes, setup, teardown),
