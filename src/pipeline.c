@@ -1882,18 +1882,23 @@ static int lock_chain(const struct wharf_config *cfg, struct werr *e)
     return fd;
 }
 
-/* The owner of this node's bag temp dirs (bag_stage): its node name, in
- * the characters a file name may safely hold ("local" without one).  The
- * runner runs one job on an intake at a time and a node one process, so an
- * existing temp dir of that name is an attempt killed before it finished. */
+/* The owner of this node's bag temp dirs (bag_stage): its node name in the
+ * characters a file name may safely hold, at most 24 of them ("local"
+ * without one), and the first 12 hex digits of the whole name's SHA-256,
+ * so that two nodes whose names differ only in what was cut or replaced
+ * never share a temp dir.  The runner runs one job on an intake at a time
+ * and a node one process, so an existing temp dir of that name is an
+ * attempt of this node killed before it finished. */
 static const char *stage_owner(char out[40])
 {
     const char *n = ledger_node() && *ledger_node() ? ledger_node() : "local";
+    char hex[SHA256_HEX_LEN];
     size_t i;
-    for (i = 0; n[i] && i < 39; i++)
+    for (i = 0; n[i] && i < 24; i++)
         out[i] =
             isalnum((unsigned char)n[i]) || n[i] == '.' || n[i] == '_' || n[i] == '-' ? n[i] : '_';
-    out[i] = 0;
+    sha256_hex(n, strlen(n), hex);
+    snprintf(out + i, 40 - i, "-%.12s", hex);
     return out;
 }
 

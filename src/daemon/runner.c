@@ -756,7 +756,10 @@ static void run_conn(struct runner *r, struct slot *me, struct pipeline *pl, str
         ssize_t k = find_seq(r, j->link);
         struct job *a = k >= 0 ? jq_at(&r->q, (size_t)k) : NULL;
         if (a && a->kind == JOB_ADVANCE && !strcmp(a->id, j->id)) {
-            if (rc >= (int)ST_TAKEN && rc != (int)ST_FAILED) {
+            /* a take whose intake was taken over meanwhile (stale) does not
+             * release its advance: its copy is dropped first, and the
+             * advance queued again then (work, drop_copy) */
+            if (rc >= (int)ST_TAKEN && rc != (int)ST_FAILED && !me->stale) {
                 a->taking = false;
                 a->ahead = true;
                 c->ahead++;
@@ -871,11 +874,11 @@ static void *work(void *arg)
                 pipeline_set_progress(pl, r->hooks.progress, r->hooks.progress_ctx);
         }
         const struct profile *p = profiles_find(&ps->set, j.profile);
+        bool finish = false;
         if (j.kind == JOB_ADVANCE && on_conns(r, p)) {
-            /* the finish is a connection's job */
+            /* the finish is a connection's job, queued below */
             struct werr ne;
-            if (pipeline_advance_to(pl, j.id, ST_SEALED, false, &st, &ne) == (int)ST_SEALED)
-                push_kind(r, JOB_FINISH, j.id, j.profile);
+            finish = pipeline_advance_to(pl, j.id, ST_SEALED, false, &st, &ne) == (int)ST_SEALED;
         } else if (j.kind == JOB_ADVANCE)
             pipeline_advance(pl, j.id, &st);
         else if ((j.kind == JOB_TAKE || j.kind == JOB_FINISH) && p)
@@ -897,8 +900,17 @@ static void *work(void *arg)
         stats_add(&r->st, &st);
         if (again)
             push(r, &j);
-        if (me->stale) /* taken over while it ran: now the copy can go */
+        /* taken over while it ran: now the copy can go, before any other
+         * job on the intake starts (the advance drop_copy queues leads to
+         * the finish again) */
+        if (me->stale)
             drop_copy(r, &j);
+        else if (finish) {
+            struct job f = {.kind = JOB_FINISH};
+            snprintf(f.id, sizeof f.id, "%s", j.id);
+            snprintf(f.profile, sizeof f.profile, "%s", j.profile);
+            push(r, &f);
+        }
         /* idle: close SFTP connections and targets (not under the lock); a
          * connection thread keeps its session while its profile has work */
         bool idle = taker ? !profile_busy(r, j.profile) : r->q.n == 0;

@@ -465,6 +465,8 @@ struct bag_stage {
     struct entries payload, tags;
     uint64_t octets;
     int info_fd, tm_fd; /* bag-info.txt, tagmanifest-sha256.txt (empty) */
+    dev_t dev;          /* the temp dir as made */
+    ino_t ino;
 };
 
 static int create_empty(const char *root, const char *name, struct werr *e)
@@ -512,11 +514,12 @@ void bag_stage_free(struct bag_stage *s)
         close(s->info_fd);
     if (s->tm_fd >= 0)
         close(s->tm_fd);
-    if (s->tmp) {
-        struct werr ignored = {0};
+    struct stat st;
+    if (s->tmp && lstat(s->tmp, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino) {
+        struct werr ignored = {0}; /* only ours: never a stage made there since */
         rmtree(s->tmp, &ignored);
-        free(s->tmp);
     }
+    free(s->tmp);
     entries_free(&s->payload);
     entries_free(&s->tags);
     free(s->dir);
@@ -531,6 +534,7 @@ struct bag_stage *bag_stage(const char *dir, const char *owner, const struct bag
     struct bag_stage *s;
     char *parent = NULL, *text = NULL, hex[SHA256_HEX_LEN];
     uint64_t size;
+    struct stat st;
     size_t i;
     bool ok = false;
 
@@ -560,10 +564,12 @@ struct bag_stage *bag_stage(const char *dir, const char *owner, const struct bag
         werr_sys(e, "%s.tmp-XXXXXX: mkdtemp", dir);
         goto out;
     }
-    if (chmod(s->tmp, 0750) < 0) {
-        werr_sys(e, "%s: chmod", s->tmp);
+    if (chmod(s->tmp, 0750) < 0 || lstat(s->tmp, &st) < 0) {
+        werr_sys(e, "%s", s->tmp);
         goto out;
     }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
     text = join(s->tmp, "data"); /* data/ even for an empty payload; fsynced below */
     if (mkdir(text, 0750) < 0) {
         werr_sys(e, "%s", text);
@@ -653,6 +659,17 @@ int bag_finish(struct bag_stage *s, const struct bag_kv *info, size_t n_info,
     if (fill(s->tm_fd, s->tmp, "tagmanifest-sha256.txt", text, strlen(text), tagmanifest_sha, &size,
              e) < 0)
         goto out;
+    /* What is renamed into place must be what was staged and filled: a
+     * temp dir removed or replaced meanwhile (a node whose lease ran out
+     * staging the same bag) is never published with someone else's tag
+     * files, or none. */
+    struct stat dt, fi, ft;
+    if (lstat(s->tmp, &dt) < 0 || dt.st_dev != s->dev || dt.st_ino != s->ino ||
+        fstat(s->info_fd, &fi) < 0 || fstat(s->tm_fd, &ft) < 0 || fi.st_nlink == 0 ||
+        ft.st_nlink == 0) {
+        werr_set(e, "%s: the bag's temp dir was removed or replaced while it was built", s->tmp);
+        goto out;
+    }
     close(s->info_fd);
     close(s->tm_fd);
     s->info_fd = s->tm_fd = -1;

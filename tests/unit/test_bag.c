@@ -424,6 +424,44 @@ static void test_verify_not_a_bag(void **state)
     report_free(&rep);
 }
 
+/* A staged bag whose temp dir another stager of the same owner removed
+ * and made again meanwhile is never published: not with the other's
+ * (empty) tag files, nor at all.  A leftover of an earlier attempt of the
+ * same owner is removed when staging. */
+static void test_stage_replaced(void **state)
+{
+    struct fix *f = *state;
+    struct bag_file files[] = {{.name = "data/orders.csv", .src_path = f->src}};
+    struct bag_kv info[] = {{"External-Identifier", "01JBAG"}};
+    struct werr e = {0};
+    char sha[SHA256_HEX_LEN], *tmp = xasprintf("%s.tmp-nodeA", f->bag);
+    struct stat st;
+
+    assert_int_equal(mkdirs(tmp, 0750, &e), 0); /* a leftover */
+    struct bag_stage *a = bag_stage(f->bag, "nodeA", files, 1, &e);
+    assert_non_null(a);
+    assert_int_equal(stat(tmp, &st), 0);
+    /* the same owner stages it again (a node that lost its lease): a's
+     * temp dir is removed and made anew */
+    struct bag_stage *b = bag_stage(f->bag, "nodeA", files, 1, &e);
+    assert_non_null(b);
+    assert_int_equal(bag_finish(a, info, 1, sha, &e), -1);
+    assert_non_null(strstr(e.msg, "removed or replaced"));
+    assert_int_equal(lstat(f->bag, &st), -1); /* nothing published */
+    bag_stage_free(a);                        /* leaves b's temp dir alone */
+    /* b's own stage is intact and finishes */
+    assert_int_equal(bag_finish(b, info, 1, sha, &e), 0);
+    struct report rep;
+    report_init(&rep, 0);
+    char again[SHA256_HEX_LEN];
+    assert_int_equal(bag_verify(f->bag, again, &rep, &e), 0);
+    assert_string_equal(again, sha);
+    report_free(&rep);
+    bag_stage_free(b);
+    assert_int_equal(lstat(tmp, &st), -1); /* published or removed */
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +472,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_encoded_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_not_a_bag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bag_info_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_replaced, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
