@@ -416,7 +416,8 @@ static int check_inputs(const struct bag_file *files, size_t n, const struct bag
     return 0;
 }
 
-/* An existing bag: intact means sealed (a crash after the rename). */
+/* An existing bag: intact means sealed (a crash after the rename), once its
+ * name is durable. */
 static int reuse_existing(const char *dir, char sha[SHA256_HEX_LEN], struct werr *e)
 {
     struct report rep;
@@ -431,6 +432,10 @@ static int reuse_existing(const char *dir, char sha[SHA256_HEX_LEN], struct werr
         r = -1;
     }
     report_free(&rep);
+    /* renamed into place by a run that may have died before it fsynced the
+     * parent: made durable here, before anyone records it as sealed */
+    if (r == 0 && fsync_parent(dir, e) < 0)
+        r = -1;
     return r;
 }
 
