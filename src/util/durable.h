@@ -27,6 +27,7 @@ struct dfile {
     bool hashing;
     struct sha256 hash;
     uint64_t bytes;
+    uint64_t started; /* bytes whose writeback was started (dfile_write) */
 };
 
 /* Opens "<path>.tmp-XXXXXX" (O_EXCL|O_NOFOLLOW; the last component cut to

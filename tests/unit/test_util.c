@@ -157,6 +157,27 @@ static void test_durable_write(void **state)
     assert_int_equal(access(p3, F_OK), -1);
     assert_int_equal(count_entries(sub), 2);
 
+    /* A large file: its writeback is started along the way (8 MiB steps),
+     * and what lands under the final name is every byte, hashed. */
+    char *p4 = xasprintf("%s/large", sub), hex2[SHA256_HEX_LEN];
+    static char chunk[1 << 16];
+    struct sha256 want;
+    sha256_init(&want);
+    assert_int_equal(dfile_open(&f, p4, 0640, true, &e), 0);
+    for (int i = 0; i < 300; i++) { /* 18.75 MiB */
+        memset(chunk, 'a' + i % 26, sizeof chunk);
+        assert_int_equal(dfile_write(&f, chunk, sizeof chunk, &e), 0);
+        sha256_update(&want, chunk, sizeof chunk);
+    }
+    assert_true(f.started == 16u << 20); /* two steps started, the rest left to fsync */
+    assert_int_equal(dfile_commit(&f, hex, &e), 0);
+    sha256_final(&want, hex2);
+    assert_string_equal(hex, hex2);
+    struct stat st;
+    assert_int_equal(stat(p4, &st), 0);
+    assert_true(st.st_size == 300 * (off_t)sizeof chunk);
+    assert_int_equal(count_entries(sub), 3);
+
     /* An unwritable destination fails with a message naming it. */
     assert_int_equal(durable_write("/proc/wharf-cannot/x", "x", 1, &e), -1);
     assert_non_null(strstr(e.msg, "/proc/wharf-cannot/x"));
@@ -176,6 +197,7 @@ static void test_durable_write(void **state)
     free(sub);
     free(p2);
     free(p3);
+    free(p4);
 }
 
 int main(void)
