@@ -1077,7 +1077,8 @@ static int inspect_run_for(struct job *j, struct werr *e)
         hint.names = names;
         hint.n = cols->n;
     }
-    r = inspect_run(j->p, &hint, j->original, j->in.name, j->partsdir, &j->insp, &j->rep, e);
+    r = inspect_run(j->p, &hint, j->original, j->in.sha256, j->in.name, j->partsdir, &j->insp,
+                    &j->rep, e);
     free(names);
     return r;
 }

@@ -222,7 +222,7 @@ static int unpack_bag(struct cli *c, const struct profile *p, const struct intak
         q.encoding = (char *)cs;
     q.archive_parts_independent = true; /* the other parts need not decode like this one */
     report_init(&rep, 10);
-    r = inspect_run(&q, NULL, original, in->name, parts, &u->insp, &rep,
+    r = inspect_run(&q, NULL, original, NULL, in->name, parts, &u->insp, &rep,
                     &e); /* lines only: no header hint needed */
     if (r < 0)
         snprintf(u->why, sizeof u->why, "unpacking the sealed original again: %s", e.msg);

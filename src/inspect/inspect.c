@@ -89,8 +89,8 @@ out:
 }
 
 int inspect_run(const struct profile *p, const struct header_hint *hint, const char *original,
-                const char *display_name, const char *parts_dir, struct inspection *out,
-                struct report *rep, struct werr *e)
+                const char *original_sha256, const char *display_name, const char *parts_dir,
+                struct inspection *out, struct report *rep, struct werr *e)
 {
     struct unpack u;
     size_t i, good = 0;
@@ -103,8 +103,8 @@ int inspect_run(const struct profile *p, const struct header_hint *hint, const c
         display_name = original;
     if (rmtree(parts_dir, e) < 0)
         goto out;
-    ur = unpack_run(original, display_name, parts_dir, &p->limits, p->archive_parts_independent, &u,
-                    rep, e);
+    ur = unpack_run(original, original_sha256, display_name, parts_dir, &p->limits,
+                    p->archive_parts_independent, &u, rep, e);
     if (ur < 0)
         goto out;
     snprintf(out->container, sizeof out->container, "%s", u.container);

@@ -77,9 +77,11 @@ struct inspection {
     size_t n;
 };
 
+/* original_sha256: original's SHA-256 when the caller knows it (the take's),
+ * else NULL (see unpack_run). */
 int inspect_run(const struct profile *p, const struct header_hint *hint, const char *original,
-                const char *display_name, const char *parts_dir, struct inspection *out,
-                struct report *rep, struct werr *e);
+                const char *original_sha256, const char *display_name, const char *parts_dir,
+                struct inspection *out, struct report *rep, struct werr *e);
 /* The evidence as JSON for ledger events and `wharf show`. */
 json_t *inspection_json(const struct inspection *in);
 void inspection_free(struct inspection *in);

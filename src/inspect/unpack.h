@@ -37,14 +37,16 @@ struct unpack {
 /*
  * Unpack original into parts_dir (which must exist and be empty).  A plain
  * uncompressed file is not copied: its one member's raw_path is original
- * itself.  independent: an unsafe member refuses that member only (else the
+ * itself; original_sha256, when not NULL, is original's SHA-256 as the
+ * take computed it while writing it, and is then that member's raw_sha256
+ * without hashing the file again.  independent: an unsafe member refuses that member only (else the
  * whole intake).  Returns 0 (members may be refused when independent), 1
  * when the intake is rejected (reasons in rep), -1 on failure (e).  u is
  * filled in every case and freed with unpack_free.
  */
-int unpack_run(const char *original, const char *display_name, const char *parts_dir,
-               const struct limits_conf *lim, bool independent, struct unpack *u,
-               struct report *rep, struct werr *e);
+int unpack_run(const char *original, const char *original_sha256, const char *display_name,
+               const char *parts_dir, const struct limits_conf *lim, bool independent,
+               struct unpack *u, struct report *rep, struct werr *e);
 void unpack_free(struct unpack *u);
 
 #endif

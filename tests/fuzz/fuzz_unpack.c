@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p->archive_parts_independent = true;
     memset(&in, 0, sizeof in);
     report_init(&rep, 0);
-    if (inspect_run(p, NULL, orig, names[size % 6], parts, &in, &rep, &e) >= 0) {
+    if (inspect_run(p, NULL, orig, NULL, names[size % 6], parts, &in, &rep, &e) >= 0) {
         for (size_t i = 0; i < in.n; i++)
             if (in.parts[i].raw_path && strcmp(in.parts[i].raw_path, orig) != 0 &&
                 strncmp(in.parts[i].raw_path, parts, strlen(parts)) != 0)

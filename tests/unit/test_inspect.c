@@ -116,7 +116,7 @@ static void run(struct run *r, const struct profile *p, const char *name)
     memset(r, 0, sizeof *r);
     r->parts = xasprintf("%s/parts-%d", tmp, ++seq);
     report_init(&r->rep, 0);
-    r->rc = inspect_run(p, NULL, orig, name, r->parts, &r->in, &r->rep, &r->e);
+    r->rc = inspect_run(p, NULL, orig, NULL, name, r->parts, &r->in, &r->rep, &r->e);
     if (r->rc < 0)
         fail_msg("inspect_run failed: %s", r->e.msg);
     free(orig);
@@ -923,6 +923,48 @@ static void test_json_evidence(void **state)
     run_done(&r);
 }
 
+/* A plain file's raw_sha256 is the take's hash when the caller gives it (the
+ * file is not hashed again), the file's own otherwise; a compressed file's
+ * part is always hashed as it is unpacked.  The rest of the evidence is the
+ * same either way. */
+static void test_known_sha256(void **state)
+{
+    static const char known[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    struct profile *p = profile_new();
+    struct run a, b, c;
+    char *orig = path_in("k.csv"), *gz = path_in("k.csv.gz"), want[SHA256_HEX_LEN];
+    (void)state;
+    puts_file("k.csv", CSV_UTF8);
+    sh("gzip -c '%s/k.csv' > '%s/k.csv.gz'", tmp, tmp);
+    struct werr e;
+    assert_int_equal(sha256_file(orig, want, NULL, &e), 0);
+    run(&a, p, "k.csv");
+    assert_string_equal(a.in.parts[0].raw_sha256, want);
+    memset(&b, 0, sizeof b);
+    b.parts = xasprintf("%s/parts-%d", tmp, ++seq);
+    report_init(&b.rep, 0);
+    assert_int_equal(inspect_run(p, NULL, orig, known, "k.csv", b.parts, &b.in, &b.rep, &b.e), 0);
+    assert_string_equal(b.in.parts[0].raw_sha256, known);
+    json_t *ja = inspection_json(&a.in), *jb = inspection_json(&b.in);
+    json_object_del(json_array_get(json_object_get(ja, "parts"), 0), "raw_sha256");
+    json_object_del(json_array_get(json_object_get(jb, "parts"), 0), "raw_sha256");
+    json_object_del(json_array_get(json_object_get(ja, "parts"), 0), "utf8_sha256");
+    json_object_del(json_array_get(json_object_get(jb, "parts"), 0), "utf8_sha256");
+    assert_true(json_equal(ja, jb));
+    json_decref(ja);
+    json_decref(jb);
+    memset(&c, 0, sizeof c);
+    c.parts = xasprintf("%s/parts-%d", tmp, ++seq);
+    report_init(&c.rep, 0);
+    assert_int_equal(inspect_run(p, NULL, gz, known, "k.csv.gz", c.parts, &c.in, &c.rep, &c.e), 0);
+    assert_string_equal(c.in.parts[0].raw_sha256, want); /* the unpacked bytes, hashed */
+    run_done(&a);
+    run_done(&b);
+    run_done(&c);
+    free(orig);
+    free(gz);
+}
+
 static void test_utf8_validator(void **state)
 {
     (void)state;
@@ -964,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_xml_and_mismatch),
         cmocka_unit_test(test_dialect_sniff_and_pin),
         cmocka_unit_test(test_json_evidence),
+        cmocka_unit_test(test_known_sha256),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
