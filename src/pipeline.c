@@ -134,6 +134,7 @@ struct job {
     char *workdir, *original, *partsdir;
     struct inspection insp;
     bool have_insp;
+    bool took; /* this job took the original (in.sha256 hashed from its bytes just now) */
     struct report rep;
     /* load pass: the profile's cached target (pipeline owns it) */
     struct target *tg;
@@ -959,6 +960,7 @@ static int step_take(struct job *j)
         goto fail;
     }
     memcpy(j->in.sha256, sha, SHA256_HEX_LEN);
+    j->took = true;
     wlog(LOG_INFO, j->p->name, j->in.id, "taken", NULL, "%s sha256 %s", j->in.name, sha);
     return save_move(j, ST_TAKEN, "taken",
                      json_pack("{s:s,s:I}", "sha256", sha, "bytes", (json_int_t)j->in.size));
@@ -1077,8 +1079,10 @@ static int inspect_run_for(struct job *j, struct werr *e)
         hint.names = names;
         hint.n = cols->n;
     }
-    r = inspect_run(j->p, &hint, j->original, j->in.sha256, j->in.name, j->partsdir, &j->insp,
-                    &j->rep, e);
+    /* the take's hash stands for the bytes only when this job wrote them;
+     * after a restart, or a take on a connection thread, inspect hashes */
+    r = inspect_run(j->p, &hint, j->original, j->took ? j->in.sha256 : NULL, j->in.name,
+                    j->partsdir, &j->insp, &j->rep, e);
     free(names);
     return r;
 }

@@ -200,8 +200,14 @@ echo "# rows of the spool's own files taken while the racer ran: $DURING"
 # operator replays it (runbooks/stuck-file.md).  So once the racer stopped,
 # each of the spool's own files is loaded or parked with that refusal, never
 # silently left, and a replay of the profile's failed intakes loads the rest.
-sleep 1.1 # min_age, for files the racer refilled just before it stopped
+# (No wait for min_age: the racer backdates what it writes.)
+# A file dropped after the race (old enough for min_age) is taken by the
+# poll itself, no replay needed: the feed works once the racer is gone.
+printf 'order_id,customer,amount\n107,INSIDE,1\n' > var/drop/race/sub/a7.csv
+touch -d '2024-01-01 00:00:00' var/drop/race/sub/a7.csv
 w once race >/dev/null 2>&1
+eq "a file dropped after the race is taken by the next poll" \
+  "$(sql var/warehouse.db "select count(*) from race where order_id = 107" 2>/dev/null || echo 0)" 1
 own_state() { w intakes -p race --json | python3 -c 'import json,sys
 ins=json.load(sys.stdin); n=sys.argv[1]
 print(sum(1 for i in ins if i["name"]==n and i["state"]=="failed" and "refused" in (i.get("last_error") or "")))' "$1"; }
@@ -210,17 +216,22 @@ for i in 1 2 3 4 5 6; do
   [ "$(sql var/warehouse.db "select count(*) from race where order_id = $((100 + i))" 2>/dev/null || echo 0)" -gt 0 ] && continue
   if [ "$(own_state a$i.csv)" -gt 0 ]; then refused=$((refused + 1)); else unaccounted="$unaccounted a$i.csv"; fi
 done
-TAKEN=$(sql var/warehouse.db "select count(distinct order_id) from race where customer = 'INSIDE'" 2>/dev/null || echo 0)
+TAKEN=$(sql var/warehouse.db "select count(distinct order_id) from race where customer = 'INSIDE' and order_id < 107" 2>/dev/null || echo 0)
 echo "# after the race: $TAKEN of the 6 own files loaded, $refused parked as refused"
 eq "each of the spool's own files is loaded or parked failed as refused (none left silently)" "$unaccounted" ""
 w replay -p race --all >/dev/null 2>&1
 w once race >/dev/null 2>&1
 eq "after a replay of the refused takes, each of the spool's own files is loaded" \
-  "$(sql var/warehouse.db "select count(distinct order_id) from race where customer = 'INSIDE'" 2>/dev/null || echo 0)" 6
+  "$(sql var/warehouse.db "select count(distinct order_id) from race where customer = 'INSIDE'" 2>/dev/null || echo 0)" 7
 eq "and each once" \
-  "$(sql var/warehouse.db "select count(*) from race where customer = 'INSIDE'" 2>/dev/null || echo 0)" 6
+  "$(sql var/warehouse.db "select count(*) from race where customer = 'INSIDE'" 2>/dev/null || echo 0)" 7
 eq "still nothing of outside/ loaded" \
   "$(sql var/warehouse.db "select count(*) from race where customer = 'OUTSIDE'" 2>/dev/null || echo 0)" 0
+eq "still no intake holds an outside file's bytes" "$(w intakes -p race --json | python3 -c 'import json,sys
+shas=set(sys.argv[1].split("|"))-{""}
+print(sum(1 for i in json.load(sys.stdin) if i["sha256"] in shas))' "$OUT_SHAS")" 0
+eq "every intake of the race ended done or failed, none left in between" "$(w intakes -p race --json | python3 -c 'import json,sys
+print(" ".join(sorted("%s:%s" % (i["path"], i["state"]) for i in json.load(sys.stdin) if i["state"] not in ("done", "failed"))))')" ""
 [ "$(outside_state)" = "$BEFORE" ] && ok "outside/ still untouched after the replay" || bad "outside/ changed after the replay"
 
 # --- item 8: an unreadable subdirectory does not stop a recursive feed -----

@@ -945,6 +945,7 @@ static void test_known_sha256(void **state)
     report_init(&b.rep, 0);
     assert_int_equal(inspect_run(p, NULL, orig, known, "k.csv", b.parts, &b.in, &b.rep, &b.e), 0);
     assert_string_equal(b.in.parts[0].raw_sha256, known);
+    assert_string_equal(b.in.parts[0].utf8_sha256, known); /* UTF-8 already: the same bytes */
     json_t *ja = inspection_json(&a.in), *jb = inspection_json(&b.in);
     json_object_del(json_array_get(json_object_get(ja, "parts"), 0), "raw_sha256");
     json_object_del(json_array_get(json_object_get(jb, "parts"), 0), "raw_sha256");
