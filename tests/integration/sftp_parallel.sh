@@ -142,7 +142,7 @@ eq "every row once" "$(sql var/limited.db 'select count(*), count(distinct order
 relay --rate 2000000
 profile killed 4 "$RPORT"
 drop killed 150000
-w once killed >killed1.out 2>killed1.log &
+"$WHARF" once killed >killed1.out 2>killed1.log & # not `w`: a function runs in a subshell, and kill -9 of that would leave wharf running
 pid=$!
 for _ in $(seq 1 400); do
   f=$(find var/work -name original.partial 2>/dev/null | head -1)
@@ -151,6 +151,7 @@ for _ in $(seq 1 400); do
 done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
+eq "wharf is gone" "$(pgrep -f -- "$WHARF once killed")" ""
 check "killed with ranges in flight" test -n "$(find var/work -name 'original.ranges')"
 once_until_done killed killed2.log || bad "the intake was not loaded after the kill"
 eq "the ledger's sha256 is the file's" "$(loaded_sha killed)" "$WANT_SHA"
