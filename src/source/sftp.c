@@ -1077,11 +1077,14 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
              "%s: resuming %s at byte %lld of %llu (verified from %s)", im->label, d->path,
              (long long)off, (unsigned long long)d->size, partial);
     }
-    /* Decrypting here, hashing and writing on a second thread (hashwriter):
-     * the two halves of the work run on two cores, as OpenSSH's ssh and
-     * sftp processes do. */
+    /* Decrypting and hashing here, writing on a second thread (hashwriter).
+     * The hash is taken of each buffer right after libssh2 filled it, while
+     * it is in this core's cache: 500 MB on loopback (B3) in 1.94-2.04 s
+     * against 2.10-2.32 s with the hashing on the writer's thread too (four
+     * runs each, alternating; the same CPU time), the writer's core left to
+     * sshd and the write. */
     {
-        struct hashwriter *hw = hashwriter_start(fd, &hash, SFTP_READ_BUF, 3);
+        struct hashwriter *hw = hashwriter_start(fd, NULL, SFTP_READ_BUF, 3);
         bool read_failed = false, write_failed = false;
         for (;;) {
             char *buf = hashwriter_buffer(hw);
@@ -1100,6 +1103,7 @@ static int fetch_locked(struct source *s, const struct drop *d, const char *dest
                 }
                 break;
             }
+            sha256_update(&hash, buf, (size_t)n);
             if (hashwriter_submit(hw, buf, (size_t)n) < 0) {
                 write_failed = true;
                 break;

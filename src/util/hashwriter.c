@@ -45,7 +45,7 @@ static void *writer(void *arg)
         int err = 0;
         if (s->len && write_all(w->fd, s->buf, s->len) < 0)
             err = errno;
-        else if (s->len)
+        else if (s->len && w->hash)
             sha256_update(w->hash, s->buf, s->len);
         pthread_mutex_lock(&w->mu);
         if (err && !w->err)

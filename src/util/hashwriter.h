@@ -10,6 +10,10 @@
  *
  * After a write error the remaining buffers are dropped and submit/finish
  * return -1 with that errno; what was written before stays in the file.
+ *
+ * hash may be NULL: the thread only writes, and the caller hashes each
+ * buffer before it submits it (while its bytes are still in the caller's
+ * cache: the SFTP fetch, see source/sftp.c).
  */
 #ifndef WHARF_HASHWRITER_H
 #define WHARF_HASHWRITER_H
