@@ -315,18 +315,16 @@ static int plain_file(const char *original, const char *sha256, const char *disp
 {
     struct unpack_member *m = add_member(u, display);
     m->raw_path = xstrdup(original);
+    bool known = sha256 && strlen(sha256) == SHA256_HEX_LEN - 1;
     enc_scan_init(&m->scan);
-    if (sha256 && strlen(sha256) == SHA256_HEX_LEN - 1) {
+    if (known) {
         /* the take hashed these very bytes as it wrote them into a file of
          * wharf's own: scanned, not hashed again (a third of B1's inspect) */
         sha256_abort(&m->scan.hash);
         m->scan.hashing = false;
-        if (enc_scan_file(original, &m->scan, NULL, e) < 0)
-            return -1;
         memcpy(m->raw_sha256, sha256, SHA256_HEX_LEN);
-        return 0;
     }
-    return enc_scan_file(original, &m->scan, m->raw_sha256, e);
+    return enc_scan_file(original, &m->scan, known ? NULL : m->raw_sha256, e);
 }
 
 /*

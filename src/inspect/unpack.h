@@ -39,8 +39,8 @@ struct unpack {
  * uncompressed file is not copied: its one member's raw_path is original
  * itself; original_sha256, when not NULL, is original's SHA-256 as the
  * take computed it while writing it, and is then that member's raw_sha256
- * without hashing the file again.  independent: an unsafe member refuses that member only (else the
- * whole intake).  Returns 0 (members may be refused when independent), 1
+ * without hashing the file again.  independent: an unsafe member refuses
+ * that member only (else the whole intake).  Returns 0 (members may be refused when independent), 1
  * when the intake is rejected (reasons in rep), -1 on failure (e).  u is
  * filled in every case and freed with unpack_free.
  */
